@@ -1,0 +1,33 @@
+//! # shadowtap: a passive sensor for shadow-IT channels
+//!
+//! The crate reads packets, never content. Its data path, one folder per stage:
+//!
+//! ```text
+//! capture/      pcap files, stdin, live interfaces          (the only stage touching libpcap)
+//!    │ (timestamp, link type, frame bytes)
+//! decode/       link layers, VLAN/MPLS/PPPoE, IP, tunnels   (pure, borrows the frame)
+//!    │ decode::Packet { addresses, ports, TCP/UDP payload, vlan, tunnel }
+//! flow/         bidirectional flow table, bounded TCP reassembly of the client's first bytes
+//!    │ first client bytes of each flow, until it is identified
+//! proto/        TLS ClientHello/ServerHello summaries (tls-parser), protocol probes
+//!    │ tls::ClientHello
+//! fingerprint/  JA3, JA4 (pure functions of a ClientHello summary)
+//!    │
+//! engine        drives the stages above, sans-IO: packets and their timestamps in, flow records out
+//!    │ engine::FlowRecord
+//! export/       JSON lines and table output of `shadowtap inspect`
+//! ```
+//!
+//! Everything between `capture` and `export` is sans-IO: it takes bytes and a packet timestamp and
+//! returns results, so a replay is deterministic and the wall clock never enters the pipeline.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod capture;
+pub mod decode;
+pub mod engine;
+pub mod export;
+pub mod fingerprint;
+pub mod flow;
+pub mod proto;
+pub mod time;
