@@ -1,1 +1,10 @@
-//! placeholder
+//! Application-protocol parsers: bytes from the start of a flow in, small owned summaries out.
+//!
+//! Each parser borrows the bytes it is given, never panics on hostile input, bounds what it keeps
+//! by a named constant, and reports failures as a small error enum whose `as_str()` is a
+//! drop-reason label. Nothing here touches sockets, files or the wall clock.
+//!
+//! - [`tls`]: TLS record defragmentation and ClientHello / ServerHello summaries (RFC 8446,
+//!   RFC 6066, RFC 8701), the input of `fingerprint::ja3` and `fingerprint::ja4`.
+
+pub mod tls;
