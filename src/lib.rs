@@ -30,4 +30,5 @@ pub mod export;
 pub mod fingerprint;
 pub mod flow;
 pub mod proto;
+pub mod runtime;
 pub mod time;

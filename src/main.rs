@@ -1,1 +1,119 @@
-fn main(){}
+//! `shadowtap` command line: parses arguments and hands over to the library's runtime.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use shadowtap::capture::{LiveOptions, DEFAULT_BUFFER_BYTES, DEFAULT_SNAPLEN};
+use shadowtap::engine;
+use shadowtap::runtime::{self, Format, InspectOptions};
+
+#[derive(Parser)]
+#[command(name = "shadowtap", version, about = "Passive sensor for shadow-IT channels: TLS/QUIC/DNS metadata, never content")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Jsonl,
+    Table,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print one record per flow (JSON lines or a table) from captures or live interfaces.
+    Inspect {
+        /// Capture files (pcap, pcapng) or directories of them; `-` reads standard input.
+        #[arg(value_name = "PCAP")]
+        inputs: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: FormatArg,
+        /// Capture live from this interface (repeatable; `any` = all interfaces).
+        #[arg(short = 'i', long = "interface", value_name = "IF")]
+        interfaces: Vec<String>,
+        /// Snapshot length of live captures, bytes.
+        #[arg(long, default_value_t = DEFAULT_SNAPLEN)]
+        snaplen: i32,
+        /// Kernel buffer size of live captures, bytes.
+        #[arg(long, default_value_t = DEFAULT_BUFFER_BYTES)]
+        buffer_size: i32,
+        /// Do not put interfaces in promiscuous mode.
+        #[arg(long)]
+        no_promisc: bool,
+        /// BPF filter (tcpdump syntax) for files and interfaces.
+        #[arg(short = 'f', long)]
+        filter: Option<String>,
+        /// Stop live capture after this many frames.
+        #[arg(short = 'c', long)]
+        count: Option<u64>,
+        /// Most flows held at once (the least recently seen are evicted beyond it).
+        #[arg(long, default_value_t = engine::Config::default().max_flows)]
+        max_flows: usize,
+        /// Print the sensor's counters (drops by reason, give-ups, flows) to stderr at the end.
+        #[arg(long)]
+        stats: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Inspect {
+            inputs,
+            format,
+            interfaces,
+            snaplen,
+            buffer_size,
+            no_promisc,
+            filter,
+            count,
+            max_flows,
+            stats,
+        } => {
+            if inputs.is_empty() && interfaces.is_empty() {
+                eprintln!("error: give capture files, directories, `-` or --interface");
+                return ExitCode::from(2);
+            }
+            let opts = InspectOptions {
+                inputs,
+                live: interfaces
+                    .into_iter()
+                    .map(|interface| LiveOptions {
+                        interface,
+                        snaplen,
+                        buffer_bytes: buffer_size,
+                        promiscuous: !no_promisc,
+                    })
+                    .collect(),
+                filter,
+                format: match format {
+                    FormatArg::Jsonl => Format::Jsonl,
+                    FormatArg::Table => Format::Table,
+                },
+                engine: engine::Config { max_flows, ..engine::Config::default() },
+                stats,
+                max_frames: count,
+            };
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+            let mut err = std::io::stderr();
+            match runtime::inspect(&opts, &mut out, &mut err) {
+                Ok(o) if o.failed_inputs == 0 => ExitCode::SUCCESS,
+                Ok(_) => ExitCode::FAILURE,
+                Err(e) => {
+                    // A closed pipe (`| head`) is not an error worth a message.
+                    if e.downcast_ref::<std::io::Error>()
+                        .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+                    {
+                        return ExitCode::SUCCESS;
+                    }
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

@@ -1,1 +1,307 @@
-//! placeholder
+//! Packet sources: pcap/pcapng files, standard input and live interfaces, through libpcap.
+//!
+//! This is one of the two stages allowed to touch the outside world (with `export`). It hands
+//! the engine `(timestamp, frame bytes)` and says which link type the frames are; it never
+//! interprets the bytes. Read errors are classified so that the caller can tell a truncated file
+//! (keep what was read, warn) from a file that is not a capture at all (error, non-zero exit).
+
+use std::path::{Path, PathBuf};
+
+use pcap::{Activated, Capture};
+
+use crate::decode::LinkType;
+use crate::time::Timestamp;
+
+/// File extensions taken from a directory given as input.
+pub const CAPTURE_EXTENSIONS: &[&str] = &["pcap", "pcapng", "cap"];
+
+/// Default snapshot length for live capture: whole frames (jumbo frames included).
+pub const DEFAULT_SNAPLEN: i32 = 65_535;
+
+/// Default kernel buffer for live capture (32 MiB absorbs bursts of a busy uplink for ~0.3 s at 1 Gbit/s).
+pub const DEFAULT_BUFFER_BYTES: i32 = 32 << 20;
+
+/// Read timeout of live captures, in milliseconds: how long a read may block before the caller
+/// gets a chance to notice a stop request.
+pub const LIVE_READ_TIMEOUT_MS: i32 = 250;
+
+/// Errors that stop a source.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    /// The file or interface could not be opened.
+    #[error("{source_name}: cannot open: {reason}{hint}")]
+    Open {
+        /// File path or interface name.
+        source_name: String,
+        /// What libpcap or the OS said.
+        reason: String,
+        /// Advice appended to the message (may be empty).
+        hint: String,
+    },
+    /// A directory given as input holds no capture files.
+    #[error("{0}: directory holds no .pcap, .pcapng or .cap files")]
+    EmptyDirectory(String),
+    /// The BPF filter did not compile.
+    #[error("{source_name}: bad filter {filter:?}: {reason}")]
+    Filter {
+        /// File path or interface name.
+        source_name: String,
+        /// The filter expression.
+        filter: String,
+        /// What libpcap said.
+        reason: String,
+    },
+    /// A file or directory could not be listed.
+    #[error("{path}: {reason}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The OS error.
+        reason: String,
+    },
+}
+
+/// Options of a live capture.
+#[derive(Debug, Clone)]
+pub struct LiveOptions {
+    /// Interface name (`any` captures all interfaces as Linux cooked frames).
+    pub interface: String,
+    /// Bytes kept of each frame.
+    pub snaplen: i32,
+    /// Kernel buffer size in bytes.
+    pub buffer_bytes: i32,
+    /// Promiscuous mode (needed on a mirror port or TAP).
+    pub promiscuous: bool,
+}
+
+/// One captured frame, borrowed from libpcap's buffer until the next read.
+#[derive(Debug, Clone, Copy)]
+pub struct Frame<'a> {
+    /// Capture timestamp.
+    pub ts: Timestamp,
+    /// Captured bytes (at most the snapshot length).
+    pub data: &'a [u8],
+    /// Length of the frame on the wire.
+    pub wire_len: u32,
+}
+
+/// The result of one read.
+#[derive(Debug)]
+pub enum Next<'a> {
+    /// A frame.
+    Frame(Frame<'a>),
+    /// A live capture's read timed out with no frame; read again.
+    Idle,
+    /// The file ended cleanly.
+    End,
+    /// The file ends in the middle of a record: what was read is valid, the rest is lost.
+    Truncated(String),
+    /// The source failed (corrupt record header, interface gone).
+    Failed(String),
+}
+
+/// Kernel/interface statistics of a live capture (libpcap `pcap_stats`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CaptureStats {
+    /// Packets received by the filter.
+    pub received: u64,
+    /// Packets dropped because the kernel buffer was full.
+    pub dropped: u64,
+    /// Packets dropped by the interface or its driver.
+    pub if_dropped: u64,
+}
+
+/// An open packet source.
+pub struct Source {
+    cap: Capture<dyn Activated>,
+    /// File path or interface name, for messages and output.
+    pub name: String,
+    /// The libpcap data link type (DLT) number.
+    pub dlt: i32,
+    /// The link type, if the decoder supports it.
+    pub link: Option<LinkType>,
+    live: bool,
+}
+
+impl Source {
+    /// Opens a pcap or pcapng file; `-` reads standard input.
+    ///
+    /// # Errors
+    /// [`CaptureError::Open`] naming the file when it is missing, unreadable or not a capture.
+    pub fn open_file(path: &Path) -> Result<Source, CaptureError> {
+        let name = path.display().to_string();
+        let cap = Capture::from_file(path).map_err(|e| CaptureError::Open {
+            source_name: name.clone(),
+            reason: pcap_message(&e),
+            hint: String::new(),
+        })?;
+        Ok(Self::wrap(cap.into(), name, false))
+    }
+
+    /// Opens a live interface.
+    ///
+    /// # Errors
+    /// [`CaptureError::Open`] with the reason libpcap gives, and a hint when the cause is a
+    /// missing privilege (CAP_NET_RAW) or an unknown interface.
+    pub fn open_live(opts: &LiveOptions) -> Result<Source, CaptureError> {
+        let open_err = |e: pcap::Error| {
+            let reason = pcap_message(&e);
+            let hint = live_hint(&reason);
+            CaptureError::Open { source_name: opts.interface.clone(), reason, hint }
+        };
+        let cap = Capture::from_device(opts.interface.as_str())
+            .map_err(open_err)?
+            .snaplen(opts.snaplen)
+            .buffer_size(opts.buffer_bytes)
+            .promisc(opts.promiscuous)
+            .timeout(LIVE_READ_TIMEOUT_MS)
+            .open()
+            .map_err(open_err)?;
+        Ok(Self::wrap(cap.into(), opts.interface.clone(), true))
+    }
+
+    fn wrap(cap: Capture<dyn Activated>, name: String, live: bool) -> Source {
+        let dlt = cap.get_datalink().0;
+        Source { link: LinkType::from_dlt(dlt), cap, name, dlt, live }
+    }
+
+    /// Applies a BPF filter (tcpdump syntax), on files as well as interfaces.
+    ///
+    /// # Errors
+    /// [`CaptureError::Filter`] when the expression does not compile.
+    pub fn set_filter(&mut self, filter: &str) -> Result<(), CaptureError> {
+        self.cap.filter(filter, true).map_err(|e| CaptureError::Filter {
+            source_name: self.name.clone(),
+            filter: filter.to_string(),
+            reason: pcap_message(&e),
+        })
+    }
+
+    /// True for an interface, false for a file.
+    pub fn is_live(&self) -> bool {
+        self.live
+    }
+
+    /// Reads the next frame.
+    pub fn next(&mut self) -> Next<'_> {
+        match self.cap.next_packet() {
+            Ok(p) => Next::Frame(Frame {
+                ts: Timestamp::from_parts(p.header.ts.tv_sec as i64, p.header.ts.tv_usec as i64),
+                data: p.data,
+                wire_len: p.header.len,
+            }),
+            Err(pcap::Error::TimeoutExpired) => Next::Idle,
+            Err(pcap::Error::NoMorePackets) => Next::End,
+            Err(e) => {
+                let msg = pcap_message(&e);
+                if msg.contains("truncated") {
+                    Next::Truncated(msg)
+                } else {
+                    Next::Failed(msg)
+                }
+            }
+        }
+    }
+
+    /// Kernel and interface drop counters (live captures only).
+    pub fn stats(&mut self) -> Option<CaptureStats> {
+        if !self.live {
+            return None;
+        }
+        self.cap.stats().ok().map(|s| CaptureStats {
+            received: s.received as u64,
+            dropped: s.dropped as u64,
+            if_dropped: s.if_dropped as u64,
+        })
+    }
+}
+
+/// Expands the inputs: files stay as given, a directory becomes its capture files (by
+/// [`CAPTURE_EXTENSIONS`], sorted by name, not recursive, so that a folder of scripts and
+/// expected results beside the captures is fine), `-` is standard input.
+///
+/// # Errors
+/// [`CaptureError::Io`] when a directory cannot be read, [`CaptureError::EmptyDirectory`] when it
+/// holds no capture. Missing files are reported when opened, naming the file.
+pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, CaptureError> {
+    let mut out = Vec::new();
+    for input in inputs {
+        if input.is_dir() {
+            let io = |e: std::io::Error| CaptureError::Io {
+                path: input.display().to_string(),
+                reason: e.to_string(),
+            };
+            let mut files: Vec<PathBuf> = std::fs::read_dir(input)
+                .map_err(io)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.is_file()
+                        && p.extension()
+                            .and_then(|x| x.to_str())
+                            .is_some_and(|x| CAPTURE_EXTENSIONS.contains(&x))
+                })
+                .collect();
+            if files.is_empty() {
+                return Err(CaptureError::EmptyDirectory(input.display().to_string()));
+            }
+            files.sort();
+            out.extend(files);
+        } else {
+            out.push(input.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn pcap_message(e: &pcap::Error) -> String {
+    match e {
+        pcap::Error::PcapError(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Advice for the common reasons an interface cannot be opened.
+fn live_hint(reason: &str) -> String {
+    let r = reason.to_ascii_lowercase();
+    if r.contains("permission") || r.contains("not permitted") {
+        " (capturing needs CAP_NET_RAW: run as root, or grant it with \
+         `setcap cap_net_raw,cap_net_admin=eip` on the binary)"
+            .to_string()
+    } else if r.contains("no such device") || r.contains("doesn't exist") {
+        " (no such interface: `ip link` lists them; `any` captures all)".to_string()
+    } else {
+        String::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_name_the_missing_capability() {
+        assert!(live_hint("socket: Operation not permitted").contains("CAP_NET_RAW"));
+        assert!(live_hint("eth9: No such device exists").contains("ip link"));
+        assert_eq!(live_hint("something else"), "");
+    }
+
+    #[test]
+    fn missing_file_is_named() {
+        let err = Source::open_file(Path::new("/nonexistent/x.pcap")).err().unwrap();
+        let msg = err.to_string();
+        assert!(msg.starts_with("/nonexistent/x.pcap: cannot open"), "{msg}");
+    }
+
+    #[test]
+    fn not_a_capture_is_an_open_error() {
+        let dir = std::env::temp_dir().join(format!("shadowtap-cap-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("text.pcap");
+        std::fs::write(&f, b"this is not a capture file at all\n").unwrap();
+        assert!(matches!(Source::open_file(&f), Err(CaptureError::Open { .. })));
+        assert!(matches!(expand_inputs(&[dir.clone()]), Ok(v) if v == vec![f.clone()]));
+        std::fs::remove_file(&f).unwrap();
+        assert!(matches!(expand_inputs(&[dir.clone()]), Err(CaptureError::EmptyDirectory(_))));
+        std::fs::remove_dir(&dir).unwrap();
+    }
+}

@@ -1,1 +1,11 @@
-//! placeholder
+//! Flows: canonical keys, the bounded flow table and bounded TCP reassembly.
+//!
+//! This stage knows nothing of protocols above TCP/UDP. The engine keeps its per-flow state in
+//! the [`table::Table`] and feeds client and server bytes to [`reassembly::Stream`]s until the
+//! flow is identified.
+
+pub mod key;
+pub mod reassembly;
+pub mod table;
+
+pub use key::{Direction, Key, Side};

@@ -7,4 +7,5 @@
 //! - [`tls`]: TLS record defragmentation and ClientHello / ServerHello summaries (RFC 8446,
 //!   RFC 6066, RFC 8701), the input of `fingerprint::ja3` and `fingerprint::ja4`.
 
+pub mod proxy;
 pub mod tls;

@@ -1,0 +1,44 @@
+//! A fixed-width table of flow records for people at a terminal.
+
+use std::io::Write;
+
+use super::jsonl::InspectLine;
+use crate::engine::FlowRecord;
+
+/// The header line.
+pub const HEADER: &str = concat!(
+    "start                        client                                         ",
+    "server                                         proto app     sni                              ",
+    "ja4                                    pkts>  pkts<   bytes>   bytes<"
+);
+
+/// Writes the header line.
+///
+/// # Errors
+/// The writer's I/O error.
+pub fn write_header(out: &mut impl Write) -> std::io::Result<()> {
+    writeln!(out, "{HEADER}")
+}
+
+/// Writes one record as a table row.
+///
+/// # Errors
+/// The writer's I/O error.
+pub fn write(out: &mut impl Write, r: &FlowRecord, capture: &str) -> std::io::Result<()> {
+    let l = InspectLine::new(r, capture);
+    writeln!(
+        out,
+        "{:<28} {:<46} {:<46} {:<5} {:<7} {:<32} {:<38} {:>5} {:>6} {:>8} {:>8}",
+        l.ts_start,
+        l.src,
+        l.dst,
+        l.transport,
+        l.app,
+        l.sni.as_deref().unwrap_or("-"),
+        l.ja4.unwrap_or("-"),
+        l.packets_up,
+        l.packets_down,
+        l.bytes_up,
+        l.bytes_down
+    )
+}

@@ -1,0 +1,238 @@
+//! Wiring for the commands: sources → engine → output, with error and signal handling.
+//!
+//! Only this module, `capture` and `export` touch files, terminals and signals.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::capture::{self, LiveOptions, Next, Source};
+use crate::decode::DropReason;
+use crate::engine::{self, Engine, FlowRecord};
+use crate::export;
+
+/// Output format of `inspect`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// One JSON object per line.
+    Jsonl,
+    /// A fixed-width table.
+    Table,
+}
+
+/// What `inspect` reads and how.
+#[derive(Debug, Clone)]
+pub struct InspectOptions {
+    /// Capture files or directories (`-` = standard input).
+    pub inputs: Vec<PathBuf>,
+    /// Live interfaces.
+    pub live: Vec<LiveOptions>,
+    /// BPF filter applied to every source.
+    pub filter: Option<String>,
+    /// Output format.
+    pub format: Format,
+    /// Engine limits.
+    pub engine: engine::Config,
+    /// Print counters to stderr at the end.
+    pub stats: bool,
+    /// Stop a live capture after this many frames.
+    pub max_frames: Option<u64>,
+}
+
+/// The result of an `inspect` run.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Flow records written.
+    pub records: u64,
+    /// Inputs that failed (could not be opened or were corrupt): each already reported.
+    pub failed_inputs: usize,
+    /// Inputs that ended mid-record (what they held was used).
+    pub truncated_inputs: usize,
+}
+
+/// Writes records in the order of their flows' first packets, holding back those that ended
+/// before an earlier-starting flow did.
+struct Ordered<'w, W: Write> {
+    out: &'w mut W,
+    format: Format,
+    pending: BTreeMap<u64, (FlowRecord, Arc<str>)>,
+    next: u64,
+    written: u64,
+}
+
+impl<W: Write> Ordered<'_, W> {
+    fn push(&mut self, r: FlowRecord, capture: &Arc<str>) -> std::io::Result<()> {
+        self.pending.insert(r.seq, (r, capture.clone()));
+        while let Some(entry) = self.pending.first_entry() {
+            if *entry.key() != self.next {
+                break;
+            }
+            let (r, cap) = entry.remove();
+            self.emit(&r, &cap)?;
+            self.next += 1;
+        }
+        Ok(())
+    }
+
+    fn emit(&mut self, r: &FlowRecord, capture: &str) -> std::io::Result<()> {
+        self.written += 1;
+        match self.format {
+            Format::Jsonl => export::jsonl::write(self.out, r, capture),
+            Format::Table => export::table::write(self.out, r, capture),
+        }
+    }
+
+    /// Writes everything still held (end of a capture: every flow has ended).
+    fn flush_all(&mut self) -> std::io::Result<()> {
+        while let Some((seq, (r, cap))) = self.pending.pop_first() {
+            self.emit(&r, &cap)?;
+            self.next = seq + 1;
+        }
+        self.out.flush()
+    }
+}
+
+/// Runs `inspect`: every input in turn (each file is its own capture: its flows end with it),
+/// then every live interface until interrupted.
+///
+/// Errors of one input are reported on `err` and the run goes on with the next; the caller turns
+/// [`Outcome::failed_inputs`] into the exit status.
+///
+/// # Errors
+/// Only an I/O error on `out` (e.g. a closed pipe) or an unusable input list stops the run.
+pub fn inspect(opts: &InspectOptions, out: &mut impl Write, err: &mut impl Write) -> anyhow::Result<Outcome> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))?;
+    }
+    let mut engine = Engine::new(opts.engine);
+    let mut outcome = Outcome::default();
+    let mut ordered = Ordered { out, format: opts.format, pending: BTreeMap::new(), next: 0, written: 0 };
+    if opts.format == Format::Table {
+        export::table::write_header(ordered.out)?;
+    }
+
+    let files = capture::expand_inputs(&opts.inputs)?;
+    let mut sources: Vec<Result<Source, capture::CaptureError>> =
+        files.iter().map(|p| Source::open_file(p)).collect();
+    for live in &opts.live {
+        sources.push(Source::open_live(live));
+    }
+
+    for source in sources {
+        let mut source = match source {
+            Ok(s) => s,
+            Err(e) => {
+                writeln!(err, "error: {e}")?;
+                outcome.failed_inputs += 1;
+                continue;
+            }
+        };
+        if let Some(f) = &opts.filter {
+            if let Err(e) = source.set_filter(f) {
+                writeln!(err, "error: {e}")?;
+                outcome.failed_inputs += 1;
+                continue;
+            }
+        }
+        if source.link.is_none() {
+            writeln!(
+                err,
+                "warning: {}: link type {} is not supported; its frames are counted as unsupported_link",
+                source.name, source.dlt
+            )?;
+        }
+        let name: Arc<str> = Arc::from(
+            std::path::Path::new(&source.name)
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_else(|| source.name.clone()),
+        );
+        let link = source.link;
+        let mut frames = 0u64;
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            match source.next() {
+                Next::Frame(f) => {
+                    engine.handle(f.ts, link, f.data, f.wire_len);
+                    frames += 1;
+                    for r in engine.records.drain(..) {
+                        ordered.push(r, &name)?;
+                    }
+                    if source.is_live() && opts.max_frames.is_some_and(|m| frames >= m) {
+                        break;
+                    }
+                }
+                Next::Idle => {}
+                Next::End => break,
+                Next::Truncated(msg) => {
+                    writeln!(err, "warning: {}: truncated capture ({msg}); using the {frames} frames before the cut", source.name)?;
+                    outcome.truncated_inputs += 1;
+                    break;
+                }
+                Next::Failed(msg) => {
+                    writeln!(err, "error: {}: unreadable after {frames} frames: {msg}", source.name)?;
+                    outcome.failed_inputs += 1;
+                    break;
+                }
+            }
+        }
+        if let Some(s) = source.stats() {
+            writeln!(
+                err,
+                "{}: received {} dropped-by-kernel {} dropped-by-interface {}",
+                source.name, s.received, s.dropped, s.if_dropped
+            )?;
+        }
+        engine.finish();
+        for r in engine.records.drain(..) {
+            ordered.push(r, &name)?;
+        }
+        ordered.flush_all()?;
+    }
+    outcome.records = ordered.written;
+    if opts.stats {
+        write_stats(err, &engine)?;
+    }
+    Ok(outcome)
+}
+
+/// Prints the engine's counters, one `name value` per line (zero counters omitted).
+pub fn write_stats(err: &mut impl Write, engine: &Engine) -> std::io::Result<()> {
+    let s = &engine.stats;
+    let t = engine.table_stats();
+    writeln!(err, "frames {}", s.frames)?;
+    writeln!(err, "frame_bytes {}", s.frame_bytes)?;
+    writeln!(err, "flows_created {}", t.created)?;
+    writeln!(err, "flows_peak {}", t.peak)?;
+    writeln!(err, "flows_evicted {}", t.evicted)?;
+    writeln!(err, "client_hellos {}", s.client_hellos)?;
+    writeln!(err, "server_hellos {}", s.server_hellos)?;
+    let mut nonzero = |label: String, v: u64| -> std::io::Result<()> {
+        if v > 0 {
+            writeln!(err, "{label} {v}")?;
+        }
+        Ok(())
+    };
+    nonzero("unsupported_link".into(), s.unsupported_link)?;
+    nonzero("other_transport".into(), s.other_transport)?;
+    nonzero("orientation_fixed".into(), s.orientation_fixed)?;
+    nonzero("inconsistent_overlaps".into(), s.inconsistent_overlaps)?;
+    for r in DropReason::ALL {
+        nonzero(format!("decode_drop.{}", r.as_str()), s.decode_drops[r.index()])?;
+    }
+    for (k, v) in &s.reassembly_giveups {
+        nonzero(format!("reassembly_giveup.{k}"), *v)?;
+    }
+    for (k, v) in &s.tls_errors {
+        nonzero(format!("tls_error.{k}"), *v)?;
+    }
+    for (k, v) in &s.flows_ended {
+        nonzero(format!("flows_ended.{k}"), *v)?;
+    }
+    Ok(())
+}
