@@ -428,9 +428,12 @@ def outer4(c2s, proto, payload, n):
     return eth(ETH_IP4, ipv4(s, d, proto, payload, ident=n + 1))
 
 
-def outer_udp4(c2s, sport, dport, payload, n):
+def outer_udp4(c2s, sport, dport, payload, n, fixed_dport=False):
+    """Outer UDP/IPv4. With fixed_dport (VXLAN, GENEVE: RFC 7348 §5, RFC 8926 §3.3) every
+    packet, either way, goes to the tunnel port from a flow-hashed source port; otherwise the
+    ports swap with the direction, as for a client/server conversation (Teredo)."""
     s, d = (A4, B4) if c2s else (B4, A4)
-    if not c2s:
+    if not c2s and not fixed_dport:
         sport, dport = dport, sport
     return eth(ETH_IP4, ipv4(s, d, 17, udp(s, d, sport, dport, payload), ident=n + 1))
 
@@ -460,12 +463,13 @@ encap("erspan2.pcap", CURL, curl_e,
                              + struct.pack("!HHI", (1 << 12) | 0, 7, 0) + p.frame(), n),
       tunnel="erspan", erspan_session=7, what=SRC + " Ethernet frames in GRE/ERSPAN type II session 7")
 encap("vxlan.pcap", CURL, curl_e,
-      lambda p, c, n: outer_udp4(c, 49152, 4789, struct.pack("!II", 0x08000000, 42 << 8) + p.frame(), n),
+      lambda p, c, n: outer_udp4(c, 49152, 4789, struct.pack("!II", 0x08000000, 42 << 8) + p.frame(), n,
+                                 fixed_dport=True),
       tunnel="vxlan", vni=42, what=SRC + " Ethernet frames in VXLAN VNI 42")
 GENEVE_OPT = struct.pack("!HBB", 0xFF01, 0x01, 1) + b"STAP"      # experimental class, 4 data bytes
 encap("geneve.pcap", CURL, curl_e,
       lambda p, c, n: outer_udp4(c, 49153, 6081, struct.pack("!BBHI", len(GENEVE_OPT) // 4, 0, 0x6558, 42 << 8)
-                                 + GENEVE_OPT + p.frame(), n),
+                                 + GENEVE_OPT + p.frame(), n, fixed_dport=True),
       tunnel="geneve", vni=42, what=SRC + " Ethernet frames in Geneve VNI 42 with one option")
 encap("ipip-4in4.pcap", CURL, curl_e, lambda p, c, n: outer4(c, 4, p.ip_bytes(), n),
       tunnel="ip-in-ip", what=SRC + " in IPv4-in-IPv4 (proto 4)")
@@ -524,16 +528,19 @@ EXPECTED["truncated.pcap"] = dict(EXPECTED["openssl-nosni.pcap"], source="openss
                                   complete_records=keep, error=None,
                                   warning="truncated: last record cut in the middle; return the %d complete records" % keep)
 
-with open("not-a-pcap.pcap", "w") as f:
+# Files that must fail live in bad/, so that `shadowtap inspect pcaps/` (the demo) reads only
+# captures that are valid or merely truncated.
+os.makedirs("bad", exist_ok=True)
+with open("bad/not-a-pcap.pcap", "w") as f:
     f.write("This is not a packet capture.\nIt is a text file named .pcap; a reader must reject it.\n")
-EXPECTED["not-a-pcap.pcap"] = {"source": "text file", "flows": [], "error": "not a pcap/pcapng file (bad magic)",
+EXPECTED["bad/not-a-pcap.pcap"] = {"source": "text file", "flows": [], "error": "not a pcap/pcapng file (bad magic)",
                                "warning": None}
 
 bad = bytearray(pcap_bytes(nosni[:3], LT_EN10MB))
 struct.pack_into("<II", bad, 24 + 8, 0xFFFFFFF0, 0xFFFFFFF0)  # first record: incl_len, orig_len
-with open("corrupt-header.pcap", "wb") as f:
+with open("bad/corrupt-header.pcap", "wb") as f:
     f.write(bytes(bad))
-EXPECTED["corrupt-header.pcap"] = {"source": "valid global header, first record length 0xFFFFFFF0",
+EXPECTED["bad/corrupt-header.pcap"] = {"source": "valid global header, first record length 0xFFFFFFF0",
                                    "flows": [], "error": "record length larger than snaplen / sane limit; stop, "
                                    "do not allocate", "warning": None}
 

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crate::capture::{self, LiveOptions, Next, Source};
+use crate::capture::file::{self, FileReader};
+use crate::capture::{self, LiveOptions, Next, OfflineFilter, Source};
 use crate::decode::DropReason;
 use crate::engine::{self, Engine, FlowRecord};
 use crate::export;
@@ -37,7 +38,7 @@ pub struct InspectOptions {
     pub engine: engine::Config,
     /// Print counters to stderr at the end.
     pub stats: bool,
-    /// Stop a live capture after this many frames.
+    /// Stop a live capture after this many frames (live records are written as flows end).
     pub max_frames: Option<u64>,
 }
 
@@ -115,14 +116,82 @@ pub fn inspect(opts: &InspectOptions, out: &mut impl Write, err: &mut impl Write
     }
 
     let files = capture::expand_inputs(&opts.inputs)?;
-    let mut sources: Vec<Result<Source, capture::CaptureError>> =
-        files.iter().map(|p| Source::open_file(p)).collect();
-    for live in &opts.live {
-        sources.push(Source::open_live(live));
+    for path in &files {
+        let name = display_name(&path.display().to_string());
+        let mut reader = match FileReader::open(path) {
+            Ok(r) => r,
+            Err(e) => {
+                writeln!(err, "error: {e}")?;
+                outcome.failed_inputs += 1;
+                continue;
+            }
+        };
+        let mut filter = opts.filter.as_deref().map(OfflineFilter::new);
+        let mut batch = Vec::with_capacity(file::BATCH);
+        let mut frames = 0u64;
+        let mut warned = 0;
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let status = reader.next_batch(&mut batch);
+            if let Some(f) = filter.as_mut() {
+                let mut keep = Vec::with_capacity(batch.len());
+                for fr in batch.drain(..) {
+                    match f.matches(&path.display().to_string(), &fr) {
+                        Ok(true) => keep.push(fr),
+                        Ok(false) => {}
+                        Err(e) => {
+                            writeln!(err, "error: {e}")?;
+                            outcome.failed_inputs += 1;
+                            return Ok(outcome);
+                        }
+                    }
+                }
+                batch = keep;
+            }
+            frames += batch.len() as u64;
+            engine.handle_batch(&batch);
+            for r in engine.records.drain(..) {
+                ordered.push(r, &name)?;
+            }
+            drop(batch);
+            batch = Vec::with_capacity(file::BATCH);
+            let unsupported = reader.unsupported_dlts.len();
+            if unsupported > warned {
+                for dlt in &reader.unsupported_dlts[warned..] {
+                    writeln!(
+                        err,
+                        "warning: {}: link type {dlt} is not supported; its frames are counted as unsupported_link",
+                        path.display()
+                    )?;
+                }
+                warned = unsupported;
+            }
+            match status {
+                file::Next::More => {}
+                file::Next::End => break,
+                file::Next::Truncated(msg) => {
+                    writeln!(err, "warning: {}: truncated capture ({msg}); used the {frames} frames before the cut", path.display())?;
+                    outcome.truncated_inputs += 1;
+                    break;
+                }
+                file::Next::Failed(msg) => {
+                    writeln!(err, "error: {}: corrupt after {frames} frames: {msg}", path.display())?;
+                    outcome.failed_inputs += 1;
+                    break;
+                }
+            }
+        }
+        engine.finish();
+        for r in engine.records.drain(..) {
+            ordered.push(r, &name)?;
+        }
+        ordered.flush_all()?;
     }
 
-    for source in sources {
-        let mut source = match source {
+    for live in &opts.live {
+        let mut source = match Source::open_live(live) {
             Ok(s) => s,
             Err(e) => {
                 writeln!(err, "error: {e}")?;
@@ -144,38 +213,24 @@ pub fn inspect(opts: &InspectOptions, out: &mut impl Write, err: &mut impl Write
                 source.name, source.dlt
             )?;
         }
-        let name: Arc<str> = Arc::from(
-            std::path::Path::new(&source.name)
-                .file_name()
-                .map(|f| f.to_string_lossy().into_owned())
-                .unwrap_or_else(|| source.name.clone()),
-        );
-        let link = source.link;
+        let name = display_name(&source.name);
         let mut frames = 0u64;
-        loop {
-            if stop.load(Ordering::Relaxed) {
-                break;
-            }
+        while !stop.load(Ordering::Relaxed) {
             match source.next() {
                 Next::Frame(f) => {
-                    engine.handle(f.ts, link, f.data, f.wire_len);
+                    engine.handle(f.ts, f.link, f.data, f.wire_len);
                     frames += 1;
                     for r in engine.records.drain(..) {
-                        ordered.push(r, &name)?;
+                        ordered.emit(&r, &name)?;
                     }
-                    if source.is_live() && opts.max_frames.is_some_and(|m| frames >= m) {
+                    if opts.max_frames.is_some_and(|m| frames >= m) {
                         break;
                     }
                 }
                 Next::Idle => {}
                 Next::End => break,
-                Next::Truncated(msg) => {
-                    writeln!(err, "warning: {}: truncated capture ({msg}); using the {frames} frames before the cut", source.name)?;
-                    outcome.truncated_inputs += 1;
-                    break;
-                }
                 Next::Failed(msg) => {
-                    writeln!(err, "error: {}: unreadable after {frames} frames: {msg}", source.name)?;
+                    writeln!(err, "error: {}: capture failed after {frames} frames: {msg}", source.name)?;
                     outcome.failed_inputs += 1;
                     break;
                 }
@@ -190,15 +245,25 @@ pub fn inspect(opts: &InspectOptions, out: &mut impl Write, err: &mut impl Write
         }
         engine.finish();
         for r in engine.records.drain(..) {
-            ordered.push(r, &name)?;
+            ordered.emit(&r, &name)?;
         }
-        ordered.flush_all()?;
+        ordered.out.flush()?;
     }
     outcome.records = ordered.written;
     if opts.stats {
         write_stats(err, &engine)?;
     }
     Ok(outcome)
+}
+
+/// The file name of a path (what the `capture` field shows).
+fn display_name(source: &str) -> Arc<str> {
+    Arc::from(
+        std::path::Path::new(source)
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_else(|| source.to_string()),
+    )
 }
 
 /// Prints the engine's counters, one `name value` per line (zero counters omitted).

@@ -1,11 +1,13 @@
-//! Packet sources: pcap/pcapng files, standard input and live interfaces, through libpcap.
+//! Packet sources: pcap/pcapng files and standard input ([`file`]), live interfaces (libpcap).
 //!
 //! This is one of the two stages allowed to touch the outside world (with `export`). It hands
 //! the engine `(timestamp, frame bytes)` and says which link type the frames are; it never
 //! interprets the bytes. Read errors are classified so that the caller can tell a truncated file
 //! (keep what was read, warn) from a file that is not a capture at all (error, non-zero exit).
 
-use std::path::{Path, PathBuf};
+pub mod file;
+
+use std::path::PathBuf;
 
 use pcap::{Activated, Capture};
 
@@ -83,6 +85,10 @@ pub struct Frame<'a> {
     pub data: &'a [u8],
     /// Length of the frame on the wire.
     pub wire_len: u32,
+    /// Link type of the frame, if the decoder supports it.
+    pub link: Option<LinkType>,
+    /// libpcap data link type number of the frame.
+    pub dlt: i32,
 }
 
 /// The result of one read.
@@ -92,11 +98,9 @@ pub enum Next<'a> {
     Frame(Frame<'a>),
     /// A live capture's read timed out with no frame; read again.
     Idle,
-    /// The file ended cleanly.
+    /// The capture ended.
     End,
-    /// The file ends in the middle of a record: what was read is valid, the rest is lost.
-    Truncated(String),
-    /// The source failed (corrupt record header, interface gone).
+    /// The source failed (interface gone).
     Failed(String),
 }
 
@@ -111,7 +115,7 @@ pub struct CaptureStats {
     pub if_dropped: u64,
 }
 
-/// An open packet source.
+/// An open live interface.
 pub struct Source {
     cap: Capture<dyn Activated>,
     /// File path or interface name, for messages and output.
@@ -120,24 +124,9 @@ pub struct Source {
     pub dlt: i32,
     /// The link type, if the decoder supports it.
     pub link: Option<LinkType>,
-    live: bool,
 }
 
 impl Source {
-    /// Opens a pcap or pcapng file; `-` reads standard input.
-    ///
-    /// # Errors
-    /// [`CaptureError::Open`] naming the file when it is missing, unreadable or not a capture.
-    pub fn open_file(path: &Path) -> Result<Source, CaptureError> {
-        let name = path.display().to_string();
-        let cap = Capture::from_file(path).map_err(|e| CaptureError::Open {
-            source_name: name.clone(),
-            reason: pcap_message(&e),
-            hint: String::new(),
-        })?;
-        Ok(Self::wrap(cap.into(), name, false))
-    }
-
     /// Opens a live interface.
     ///
     /// # Errors
@@ -157,15 +146,12 @@ impl Source {
             .timeout(LIVE_READ_TIMEOUT_MS)
             .open()
             .map_err(open_err)?;
-        Ok(Self::wrap(cap.into(), opts.interface.clone(), true))
-    }
-
-    fn wrap(cap: Capture<dyn Activated>, name: String, live: bool) -> Source {
+        let cap: Capture<dyn Activated> = cap.into();
         let dlt = cap.get_datalink().0;
-        Source { link: LinkType::from_dlt(dlt), cap, name, dlt, live }
+        Ok(Source { link: LinkType::from_dlt(dlt), cap, name: opts.interface.clone(), dlt })
     }
 
-    /// Applies a BPF filter (tcpdump syntax), on files as well as interfaces.
+    /// Applies a BPF filter (tcpdump syntax) in the kernel.
     ///
     /// # Errors
     /// [`CaptureError::Filter`] when the expression does not compile.
@@ -177,11 +163,6 @@ impl Source {
         })
     }
 
-    /// True for an interface, false for a file.
-    pub fn is_live(&self) -> bool {
-        self.live
-    }
-
     /// Reads the next frame.
     pub fn next(&mut self) -> Next<'_> {
         match self.cap.next_packet() {
@@ -189,30 +170,58 @@ impl Source {
                 ts: Timestamp::from_parts(p.header.ts.tv_sec as i64, p.header.ts.tv_usec as i64),
                 data: p.data,
                 wire_len: p.header.len,
+                link: self.link,
+                dlt: self.dlt,
             }),
             Err(pcap::Error::TimeoutExpired) => Next::Idle,
             Err(pcap::Error::NoMorePackets) => Next::End,
-            Err(e) => {
-                let msg = pcap_message(&e);
-                if msg.contains("truncated") {
-                    Next::Truncated(msg)
-                } else {
-                    Next::Failed(msg)
-                }
-            }
+            Err(e) => Next::Failed(pcap_message(&e)),
         }
     }
 
-    /// Kernel and interface drop counters (live captures only).
+    /// Kernel and interface drop counters.
     pub fn stats(&mut self) -> Option<CaptureStats> {
-        if !self.live {
-            return None;
-        }
         self.cap.stats().ok().map(|s| CaptureStats {
             received: s.received as u64,
             dropped: s.dropped as u64,
             if_dropped: s.if_dropped as u64,
         })
+    }
+}
+
+/// A BPF filter applied in user space to frames read from files, compiled by libpcap once per
+/// link type met (pcapng files may mix link types).
+pub struct OfflineFilter {
+    expr: String,
+    programs: Vec<(i32, pcap::BpfProgram)>,
+}
+
+impl OfflineFilter {
+    /// A filter for the tcpdump expression `expr`.
+    pub fn new(expr: &str) -> Self {
+        OfflineFilter { expr: expr.to_string(), programs: Vec::new() }
+    }
+
+    /// Does `frame` pass the filter?
+    ///
+    /// # Errors
+    /// [`CaptureError::Filter`] when the expression does not compile for the frame's link type.
+    pub fn matches(&mut self, source_name: &str, frame: &Frame<'_>) -> Result<bool, CaptureError> {
+        let i = match self.programs.iter().position(|(d, _)| *d == frame.dlt) {
+            Some(i) => i,
+            None => {
+                let err = |e: pcap::Error| CaptureError::Filter {
+                    source_name: source_name.to_string(),
+                    filter: self.expr.clone(),
+                    reason: pcap_message(&e),
+                };
+                let dead = Capture::dead(pcap::Linktype(frame.dlt)).map_err(err)?;
+                let prog = dead.compile(&self.expr, true).map_err(err)?;
+                self.programs.push((frame.dlt, prog));
+                self.programs.len() - 1
+            }
+        };
+        Ok(self.programs[i].1.filter(frame.data))
     }
 }
 
@@ -277,6 +286,7 @@ fn live_hint(reason: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn hints_name_the_missing_capability() {
@@ -286,19 +296,14 @@ mod tests {
     }
 
     #[test]
-    fn missing_file_is_named() {
-        let err = Source::open_file(Path::new("/nonexistent/x.pcap")).err().unwrap();
-        let msg = err.to_string();
-        assert!(msg.starts_with("/nonexistent/x.pcap: cannot open"), "{msg}");
-    }
-
-    #[test]
     fn not_a_capture_is_an_open_error() {
         let dir = std::env::temp_dir().join(format!("shadowtap-cap-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("text.pcap");
         std::fs::write(&f, b"this is not a capture file at all\n").unwrap();
-        assert!(matches!(Source::open_file(&f), Err(CaptureError::Open { .. })));
+        assert!(matches!(file::FileReader::open(&f), Err(CaptureError::Open { .. })));
+        let missing = file::FileReader::open(Path::new("/nonexistent/x.pcap")).err().unwrap().to_string();
+        assert!(missing.starts_with("/nonexistent/x.pcap: cannot open"), "{missing}");
         assert!(matches!(expand_inputs(&[dir.clone()]), Ok(v) if v == vec![f.clone()]));
         std::fs::remove_file(&f).unwrap();
         assert!(matches!(expand_inputs(&[dir.clone()]), Err(CaptureError::EmptyDirectory(_))));

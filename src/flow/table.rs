@@ -127,6 +127,14 @@ impl<V: Expiry> Table<V> {
         self.map.get_mut(key)
     }
 
+    /// Looks `key` up without using the result, so that its table slot is in cache when the
+    /// flow is handled a moment later. Looking up a batch of packets' flows back to back lets
+    /// the CPU overlap the cache misses instead of paying them one after another.
+    #[inline]
+    pub fn warm(&self, key: &Key) {
+        std::hint::black_box(self.map.get(key).map(|v| v.last_seen()));
+    }
+
     /// Inserts a new flow, evicting the least recently seen flows first if the table is full.
     pub fn insert(&mut self, key: Key, state: V) -> &mut V {
         if self.map.len() >= self.max_flows {
@@ -243,7 +251,7 @@ mod tests {
         t.insert(key(100), F(Timestamp::from_parts(100, 0), 600));
         assert_eq!(t.len(), 16 - 2 + 1);
         assert_eq!(t.stats.evicted, 2);
-        let mut gone: Vec<u16> = t.ended.iter().map(|e| e.key.lo.port()).collect();
+        let mut gone: Vec<u16> = t.ended.iter().map(|e| e.key.lo().port()).collect();
         gone.sort();
         assert_eq!(gone, vec![0, 1]);
         assert!(t.ended.iter().all(|e| e.reason == EndReason::Evicted));
