@@ -32,10 +32,14 @@ fn load(name: &str) -> Frames {
 fn first_hello(f: &Frames) -> Vec<u8> {
     let mut stream = Vec::new();
     let mut msg = Vec::new();
+    let mut ports = None;
     for (_, data, _) in &f.frames {
         if let Ok(p) = decode::decode(f.link, data) {
             if let Transport::Tcp(t) = p.transport {
-                if (t.dst_port == 443 || t.dst_port == 8443 || t.dst_port == 4433) && !t.payload.is_empty() {
+                if ports.is_none() && t.payload.starts_with(&[0x16, 0x03]) {
+                    ports = Some((t.src_port, t.dst_port));
+                }
+                if ports == Some((t.src_port, t.dst_port)) && !t.payload.is_empty() {
                     stream.extend_from_slice(t.payload);
                     if let RecordScan::Complete { msg_len } = tls::first_handshake(&stream, &mut msg) {
                         msg.truncate(msg_len);

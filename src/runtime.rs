@@ -127,14 +127,13 @@ pub fn inspect(opts: &InspectOptions, out: &mut impl Write, err: &mut impl Write
             }
         };
         let mut filter = opts.filter.as_deref().map(OfflineFilter::new);
-        let mut batch = Vec::with_capacity(file::BATCH);
         let mut frames = 0u64;
         let mut warned = 0;
         loop {
             if stop.load(Ordering::Relaxed) {
                 break;
             }
-            let status = reader.next_batch(&mut batch);
+            let (mut batch, status) = reader.next_batch();
             if let Some(f) = filter.as_mut() {
                 let mut keep = Vec::with_capacity(batch.len());
                 for fr in batch.drain(..) {
@@ -155,8 +154,6 @@ pub fn inspect(opts: &InspectOptions, out: &mut impl Write, err: &mut impl Write
             for r in engine.records.drain(..) {
                 ordered.push(r, &name)?;
             }
-            drop(batch);
-            batch = Vec::with_capacity(file::BATCH);
             let unsupported = reader.unsupported_dlts.len();
             if unsupported > warned {
                 for dlt in &reader.unsupported_dlts[warned..] {

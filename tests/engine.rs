@@ -10,8 +10,7 @@ fn frames(path: &Path) -> Vec<(shadowtap::time::Timestamp, Option<shadowtap::dec
     let mut r = FileReader::open(path).unwrap();
     let mut out = Vec::new();
     loop {
-        let mut batch = Vec::new();
-        let st = r.next_batch(&mut batch);
+        let (batch, st) = r.next_batch();
         out.extend(batch.iter().map(|f| (f.ts, f.link, f.data.to_vec(), f.wire_len, f.dlt)));
         if st != Next::More {
             return out;

@@ -166,13 +166,15 @@ impl FileReader {
         Ok(())
     }
 
-    /// Reads up to [`BATCH`] frames into `out` (cleared first).
-    pub fn next_batch<'a>(&'a mut self, out: &mut Vec<Frame<'a>>) -> Next {
-        out.clear();
+    /// Reads up to [`BATCH`] frames, and says whether more may follow.
+    ///
+    /// The frames borrow the reader's buffer until the next call.
+    pub fn next_batch(&mut self) -> (Vec<Frame<'_>>, Next) {
+        let mut out = Vec::with_capacity(BATCH);
         // Make sure the buffer holds at least one whole record, or the input has ended.
         if self.end - self.start < MAX_RECORD_LEN && !self.eof {
             if let Err(e) = self.fill() {
-                return Next::Failed(format!("read error: {e}"));
+                return (out, Next::Failed(format!("read error: {e}")));
             }
         }
         let Self { buf, start, end, eof, format, unsupported_dlts, .. } = self;
@@ -210,13 +212,7 @@ impl FileReader {
             }
         }
         *start = pos;
-        if !out.is_empty() && status != Next::More {
-            // Deliver these frames first; the caller sees the status on the next call.
-            if matches!(status, Next::End) {
-                return Next::More;
-            }
-        }
-        status
+        (out, status)
     }
 }
 
@@ -372,9 +368,8 @@ mod tests {
     fn read_all(bytes: Vec<u8>) -> (Vec<(Timestamp, Vec<u8>, u32)>, Next) {
         let mut r = FileReader::from_reader(Box::new(std::io::Cursor::new(bytes)), "t").unwrap();
         let mut got = Vec::new();
-        let mut batch = Vec::new();
         loop {
-            let st = r.next_batch(&mut batch);
+            let (batch, st) = r.next_batch();
             got.extend(batch.iter().map(|f| (f.ts, f.data.to_vec(), f.wire_len)));
             if st != Next::More {
                 return (got, st);
@@ -456,9 +451,8 @@ mod tests {
             let cut = (x >> 40) as usize % (f.len() + 1);
             f.truncate(cut);
             if let Ok(mut r) = FileReader::from_reader(Box::new(std::io::Cursor::new(f)), "fuzz") {
-                let mut batch = Vec::new();
                 for _ in 0..100 {
-                    if r.next_batch(&mut batch) != Next::More {
+                    if r.next_batch().1 != Next::More {
                         break;
                     }
                 }
