@@ -280,7 +280,8 @@ impl Engine {
     /// Handles one frame of link type `link` (None: a link type the decoder does not know).
     pub fn handle(&mut self, ts: Timestamp, link: Option<LinkType>, frame: &[u8], wire_len: u32) {
         if let Some(pkt) = self.decode(link, frame, wire_len) {
-            self.packet(ts, &pkt);
+            let key = flow_key(&pkt);
+            self.packet(ts, &pkt, key);
         }
         self.table.tick(ts);
         self.collect_ended();
@@ -290,19 +291,18 @@ impl Engine {
     /// cache misses of the lookups overlap), then handles each. Same results as [`Engine::handle`]
     /// on each frame in turn.
     pub fn handle_batch(&mut self, frames: &[Frame<'_>]) {
-        let mut pkts: Vec<(Timestamp, Packet<'_>)> = Vec::with_capacity(frames.len());
+        let mut pkts: Vec<(Timestamp, Packet<'_>, Option<(Key, Side)>)> = Vec::with_capacity(frames.len());
         for f in frames {
             if let Some(p) = self.decode(f.link, f.data, f.wire_len) {
-                pkts.push((f.ts, p));
+                let key = flow_key(&p);
+                if let Some((k, _)) = &key {
+                    self.table.warm(k);
+                }
+                pkts.push((f.ts, p, key));
             }
         }
-        for (_, p) in &pkts {
-            if let Some((key, _)) = flow_key(p) {
-                self.table.warm(&key);
-            }
-        }
-        for (ts, p) in &pkts {
-            self.packet(*ts, p);
+        for (ts, p, key) in &pkts {
+            self.packet(*ts, p, *key);
             self.table.tick(*ts);
         }
         if let Some(f) = frames.last() {
@@ -333,8 +333,8 @@ impl Engine {
         self.collect_ended();
     }
 
-    fn packet(&mut self, ts: Timestamp, pkt: &Packet<'_>) {
-        let Some((key, side)) = flow_key(pkt) else {
+    fn packet(&mut self, ts: Timestamp, pkt: &Packet<'_>, key: Option<(Key, Side)>) {
+        let Some((key, side)) = key else {
             self.stats.other_transport += 1;
             return;
         };

@@ -69,6 +69,7 @@ pub struct FileReader {
     start: usize,
     end: usize,
     eof: bool,
+    need_fill: bool,
     format: Format,
     /// Data link type of the first interface (for messages), libpcap numbering.
     pub dlt: i32,
@@ -106,6 +107,7 @@ impl FileReader {
             start: 0,
             end: 0,
             eof: false,
+            need_fill: false,
             format: Format::Pcap { big_endian: false, nanos: false, link: None, dlt: -1 },
             dlt: -1,
             unsupported_dlts: Vec::new(),
@@ -171,13 +173,15 @@ impl FileReader {
     /// The frames borrow the reader's buffer until the next call.
     pub fn next_batch(&mut self) -> (Vec<Frame<'_>>, Next) {
         let mut out = Vec::with_capacity(BATCH);
-        // Make sure the buffer holds at least one whole record, or the input has ended.
-        if self.end - self.start < MAX_RECORD_LEN && !self.eof {
+        // Refill only when the next record was found incomplete (or nothing is buffered): the
+        // bytes moved to the front are then less than one record.
+        if (self.need_fill || self.start == self.end) && !self.eof {
             if let Err(e) = self.fill() {
                 return (out, Next::Failed(format!("read error: {e}")));
             }
         }
-        let Self { buf, start, end, eof, format, unsupported_dlts, .. } = self;
+        self.need_fill = false;
+        let Self { buf, start, end, eof, format, unsupported_dlts, need_fill, .. } = self;
         let mut pos = *start;
         let mut status = Next::More;
         while out.len() < BATCH {
@@ -202,6 +206,8 @@ impl FileReader {
                         ));
                     } else if input.len() >= MAX_RECORD_LEN {
                         status = Next::Failed(format!("record longer than {MAX_RECORD_LEN} bytes"));
+                    } else {
+                        *need_fill = true;
                     }
                     break;
                 }
