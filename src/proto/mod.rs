@@ -4,8 +4,11 @@
 //! by a named constant, and reports failures as a small error enum whose `as_str()` is a
 //! drop-reason label. Nothing here touches sockets, files or the wall clock.
 //!
+//! - [`dns`]: DNS messages (RFC 1035, RFC 3596, RFC 9460 HTTPS/SVCB) and DNS-over-TCP framing
+//!   (RFC 7766): questions, answers and the addresses a CNAME chain resolves to.
 //! - [`tls`]: TLS record defragmentation and ClientHello / ServerHello summaries (RFC 8446,
 //!   RFC 6066, RFC 8701), the input of `fingerprint::ja3` and `fingerprint::ja4`.
 
+pub mod dns;
 pub mod proxy;
 pub mod tls;
