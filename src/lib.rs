@@ -32,3 +32,6 @@ pub mod flow;
 pub mod proto;
 pub mod runtime;
 pub mod time;
+
+#[cfg(test)]
+mod testutil;

@@ -444,17 +444,11 @@ mod tests {
     #[test]
     fn hostile_bytes_never_panic() {
         let base = pcap_file(&[(b"abcdefgh", 8), (b"ijkl", 4)]);
-        let mut x: u64 = 0x9e3779b97f4a7c15;
+        let mut rng = crate::testutil::XorShift(0x9e37_79b9_7f4a_7c15);
         for _ in 0..2000 {
             let mut f = base.clone();
-            for _ in 0..4 {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                let i = (x as usize) % f.len();
-                f[i] = (x >> 32) as u8;
-            }
-            let cut = (x >> 40) as usize % (f.len() + 1);
+            rng.mutate(&mut f, 4);
+            let cut = (rng.next() >> 40) as usize % (f.len() + 1);
             f.truncate(cut);
             if let Ok(mut r) = FileReader::from_reader(Box::new(std::io::Cursor::new(f)), "fuzz") {
                 for _ in 0..100 {

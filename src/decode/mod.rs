@@ -982,17 +982,7 @@ mod tests {
         }
     }
 
-    /// xorshift64 (Marsaglia 2003): deterministic, no dependency.
-    struct XorShift(u64);
-
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-    }
+    use crate::testutil::XorShift;
 
     #[test]
     fn byte_soup_never_panics() {

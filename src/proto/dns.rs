@@ -1280,16 +1280,7 @@ mod tests {
         assert_eq!(usize::from(parsed.skipped_answers), extra);
     }
 
-    /// Tiny deterministic xorshift64 generator.
-    struct XorShift(u64);
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-    }
+    use crate::testutil::XorShift;
 
     #[test]
     fn byte_soup_never_panics() {

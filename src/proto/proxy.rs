@@ -76,8 +76,13 @@ pub fn server(kind: Kind, data: &[u8]) -> Preamble {
     }
 }
 
-/// Index just past the blank line ending an HTTP head, if within [`MAX_HTTP_HEAD`].
-fn http_head_end(data: &[u8]) -> Result<usize, Preamble> {
+/// Length of an HTTP head that starts with `prefix` (through its blank line, within
+/// [`MAX_HTTP_HEAD`]).
+fn http_head(data: &[u8], prefix: &[u8]) -> Result<usize, Preamble> {
+    let n = data.len().min(prefix.len());
+    if data[..n] != prefix[..n] {
+        return Err(Preamble::NotProxy);
+    }
     let window = &data[..data.len().min(MAX_HTTP_HEAD)];
     match window.windows(4).position(|w| w == b"\r\n\r\n") {
         Some(i) => Ok(i + 4),
@@ -88,11 +93,7 @@ fn http_head_end(data: &[u8]) -> Result<usize, Preamble> {
 
 fn http_connect_request(data: &[u8]) -> Preamble {
     const METHOD: &[u8] = b"CONNECT ";
-    let n = data.len().min(METHOD.len());
-    if data[..n] != METHOD[..n] {
-        return Preamble::NotProxy;
-    }
-    let len = match http_head_end(data) {
+    let len = match http_head(data, METHOD) {
         Ok(len) => len,
         Err(p) => return p,
     };
@@ -105,12 +106,7 @@ fn http_connect_request(data: &[u8]) -> Preamble {
 }
 
 fn http_connect_response(data: &[u8]) -> Preamble {
-    const PREFIX: &[u8] = b"HTTP/1.";
-    let n = data.len().min(PREFIX.len());
-    if data[..n] != PREFIX[..n] {
-        return Preamble::NotProxy;
-    }
-    let len = match http_head_end(data) {
+    let len = match http_head(data, b"HTTP/1.") {
         Ok(len) => len,
         Err(p) => return p,
     };

@@ -1229,16 +1229,10 @@ mod tests {
                 assert!(out.is_empty());
             }
             // Deterministic mutations (xorshift): flip bytes, parse everything; nothing panics.
-            let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+            let mut rng = crate::testutil::XorShift(0x9e37_79b9_7f4a_7c15);
             for _ in 0..3000 {
                 let mut m = msg.clone();
-                for _ in 0..3 {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    let at = usize::try_from(state % m.len() as u64).unwrap();
-                    m[at] = (state >> 32) as u8;
-                }
+                rng.mutate(&mut m, 3);
                 let _ = ClientHello::parse(&m);
                 let _ = ServerHello::parse(&m);
                 let _ = first_handshake(&m, &mut out);
