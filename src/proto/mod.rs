@@ -8,7 +8,10 @@
 //!   (RFC 7766): questions, answers and the addresses a CNAME chain resolves to.
 //! - [`tls`]: TLS record defragmentation and ClientHello / ServerHello summaries (RFC 8446,
 //!   RFC 6066, RFC 8701), the input of `fingerprint::ja3` and `fingerprint::ja4`.
+//! - [`quic`]: client Initial packets opened (RFC 9000, RFC 9001, RFC 9369) to recover the TLS
+//!   ClientHello from CRYPTO frames, or the Google QUIC CHLO.
 
 pub mod dns;
 pub mod proxy;
+pub mod quic;
 pub mod tls;
