@@ -25,6 +25,7 @@
 
 pub mod capture;
 pub mod decode;
+pub mod dnscache;
 pub mod engine;
 pub mod export;
 pub mod fingerprint;

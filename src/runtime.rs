@@ -290,8 +290,22 @@ pub fn write_stats(err: &mut impl Write, engine: &Engine) -> std::io::Result<()>
     for (k, v) in &s.reassembly_giveups {
         nonzero(format!("reassembly_giveup.{k}"), *v)?;
     }
-    for (k, v) in &s.tls_errors {
-        nonzero(format!("tls_error.{k}"), *v)?;
+    nonzero("dns_messages".into(), s.dns_messages)?;
+    let (cache, cache_len) = engine.dns_cache_stats();
+    nonzero("dns_cache_inserted".into(), cache.inserted)?;
+    nonzero("dns_cache_hits".into(), cache.hits)?;
+    nonzero("dns_cache_evicted".into(), cache.evicted)?;
+    nonzero("dns_cache_addresses".into(), cache_len as u64)?;
+    for (prefix, map) in [
+        ("tls_error", &s.tls_errors),
+        ("quic_giveup", &s.quic_giveups),
+        ("dns_error", &s.dns_errors),
+        ("named", &s.named),
+        ("unnamed", &s.unnamed),
+    ] {
+        for (k, v) in map {
+            nonzero(format!("{prefix}.{k}"), *v)?;
+        }
     }
     for (k, v) in &s.flows_ended {
         nonzero(format!("flows_ended.{k}"), *v)?;

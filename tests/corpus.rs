@@ -1,88 +1,192 @@
-//! The sensor against peers' ground truth: every TLS row of `../shared/corpus/expected.jsonl`
-//! (FoxIO JA4, salesforce JA3, nDPI, Suricata, Zeek captures) must agree on SNI, JA3 and JA4.
+//! The sensor against peers' ground truth in `../shared/corpus/expected.jsonl` (FoxIO JA4,
+//! salesforce JA3, nDPI, Suricata and Zeek captures):
+//! - every TLS row agrees on SNI, JA3 and JA4;
+//! - every QUIC row agrees on SNI and JA4 (`q…`);
+//! - every DNS row's query name is among the flow's `dns_queries`.
 //!
-//! Where the peer and the JA4 specification disagree (`disagreements.jsonl`: nDPI's ALPN and
-//! SNI-flag renderings, FoxIO's non-ASCII ALPN), the specification wins: those rows are compared
-//! with the spec-derived value the corpus carries in `tshark.ja4`. Skips, with a message, when the
-//! corpus is not beside the checkout.
+//! Where the peer and a specification disagree (`disagreements.jsonl`: nDPI's ALPN and SNI-flag
+//! renderings of JA4, FoxIO's non-ASCII ALPN, nDPI's truncated DNS names), the specification
+//! wins: those rows are compared with the spec-derived value the corpus carries from tshark.
+//! Skips, with a message, when the corpus is not beside the checkout.
 
 mod common;
 
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
 
 use common::{corpus_dir, inspect, s};
 use serde_json::Value;
 
-/// Rows deliberately not compared, with the reason. (pcap, client, server, field)
-const EXCEPTIONS: &[(&str, &str, &str, &str, &str)] = &[];
+struct Corpus {
+    rows: Vec<Value>,
+    /// (pcap, "src dst", what) where the spec-derived tshark value wins.
+    spec_wins: HashSet<(String, String, String)>,
+    /// (capture, sorted endpoints, transport) -> our records.
+    flows: HashMap<(String, [String; 2], String), Vec<Value>>,
+}
+
+fn pair(a: &str, b: &str) -> [String; 2] {
+    let mut p = [a.to_string(), b.to_string()];
+    p.sort();
+    p
+}
+
+fn load(dir: &Path) -> Corpus {
+    let read = |f: &str| -> Vec<Value> {
+        std::fs::read_to_string(dir.join(f)).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    };
+    let spec_wins = read("disagreements.jsonl")
+        .iter()
+        .map(|d| (s(d, "pcap").unwrap().into(), s(d, "flow").unwrap().into(), s(d, "what").unwrap().into()))
+        .collect();
+    let run = inspect(&[&dir.join("pcaps")], &[]);
+    assert_eq!(run.code, Some(0), "inspect over the corpus failed: {}", run.stderr);
+    let mut flows: HashMap<_, Vec<Value>> = HashMap::new();
+    for r in run.records {
+        let k = (
+            s(&r, "capture").unwrap().to_string(),
+            pair(s(&r, "src").unwrap(), s(&r, "dst").unwrap()),
+            s(&r, "transport").unwrap().to_string(),
+        );
+        flows.entry(k).or_default().push(r);
+    }
+    Corpus { rows: read("expected.jsonl"), spec_wins, flows }
+}
+
+fn nonempty(v: Option<&str>) -> Option<String> {
+    v.filter(|x| !x.is_empty()).map(str::to_string)
+}
+
+impl Corpus {
+    fn rows<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+        self.rows.iter().filter(move |r| s(r, "kind") == Some(kind))
+    }
+
+    /// Our record for a row (preferring one of `app`), or a failure message.
+    fn ours(&self, row: &Value, app: &str) -> Result<&Value, String> {
+        let (pcap, src, dst) = (s(row, "pcap").unwrap(), s(row, "src").unwrap(), s(row, "dst").unwrap());
+        let key = (pcap.to_string(), pair(src, dst), s(row, "proto").unwrap().to_string());
+        let c = self.flows.get(&key).ok_or_else(|| format!("{pcap} {src} {dst}: flow not found"))?;
+        Ok(c.iter().find(|r| s(r, "app") == Some(app)).unwrap_or(&c[0]))
+    }
+
+    fn spec_wins(&self, row: &Value, what: &str) -> bool {
+        let flow = format!("{} {}", s(row, "src").unwrap(), s(row, "dst").unwrap());
+        self.spec_wins.contains(&(s(row, "pcap").unwrap().to_string(), flow, what.to_string()))
+    }
+
+    /// JA4 to expect: the peer's, unless the spec-derived tshark value wins or the peer gives none.
+    fn want_ja4(&self, row: &Value) -> Option<String> {
+        let tshark = row.get("tshark").and_then(|t| nonempty(s(t, "ja4")));
+        if self.spec_wins(row, "ja4") {
+            tshark
+        } else {
+            nonempty(s(row, "ja4")).or(tshark)
+        }
+    }
+}
+
+fn corpus() -> Option<Corpus> {
+    match corpus_dir() {
+        Some(dir) => Some(load(&dir)),
+        None => {
+            eprintln!("skipping: ../shared/corpus not found (set SHADOWTAP_CORPUS to point at it)");
+            None
+        }
+    }
+}
+
+fn check(failures: &mut Vec<String>, row: &Value, field: &str, want: Option<String>, got: Option<&str>) {
+    if want.as_deref() != got {
+        failures.push(format!(
+            "{} {} {}: {field} want {want:?} got {got:?}",
+            s(row, "pcap").unwrap(),
+            s(row, "src").unwrap(),
+            s(row, "dst").unwrap()
+        ));
+    }
+}
 
 #[test]
 fn tls_rows_agree_with_peers() {
-    let Some(dir) = corpus_dir() else {
-        eprintln!("skipping: ../shared/corpus not found (set SHADOWTAP_CORPUS to point at it)");
-        return;
-    };
-    let rows: Vec<Value> = std::fs::read_to_string(dir.join("expected.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let spec_wins: HashSet<(String, String)> = std::fs::read_to_string(dir.join("disagreements.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|d| s(d, "what") == Some("ja4"))
-        .map(|d| (s(&d, "pcap").unwrap().to_string(), s(&d, "flow").unwrap().to_string()))
-        .collect();
-
-    let run = inspect(&[&dir.join("pcaps")], &[]);
-    assert_eq!(run.code, Some(0), "inspect over the corpus failed: {}", run.stderr);
-    // (capture, unordered endpoint pair, transport) -> records
-    let mut flows: HashMap<(String, [String; 2], String), Vec<&Value>> = HashMap::new();
-    for r in &run.records {
-        let mut pair = [s(r, "src").unwrap().to_string(), s(r, "dst").unwrap().to_string()];
-        pair.sort();
-        let k = (s(r, "capture").unwrap().to_string(), pair, s(r, "transport").unwrap().to_string());
-        flows.entry(k).or_default().push(r);
-    }
-
-    let mut failures = Vec::new();
-    let mut checked = [0usize; 3];
-    for row in rows.iter().filter(|r| s(r, "kind") == Some("tls")) {
-        let pcap = s(row, "pcap").unwrap();
-        let (src, dst) = (s(row, "src").unwrap(), s(row, "dst").unwrap());
-        let mut pair = [src.to_string(), dst.to_string()];
-        pair.sort();
-        let key = (pcap.to_string(), pair, s(row, "proto").unwrap().to_string());
-        let Some(candidates) = flows.get(&key) else {
-            failures.push(format!("{pcap} {src} {dst}: flow not found"));
-            continue;
-        };
-        let ours = candidates.iter().find(|r| s(r, "app") == Some("tls")).unwrap_or(&candidates[0]);
-        let tshark = row.get("tshark");
-        let nonempty = |v: Option<&str>| v.filter(|x| !x.is_empty()).map(str::to_string);
-        let want_sni = nonempty(s(row, "sni"));
-        let want_ja3 = nonempty(s(row, "ja3")).or_else(|| tshark.and_then(|t| nonempty(s(t, "ja3"))));
-        let want_ja4 = if spec_wins.contains(&(pcap.to_string(), format!("{src} {dst}"))) {
-            tshark.and_then(|t| nonempty(s(t, "ja4")))
-        } else {
-            nonempty(s(row, "ja4")).or_else(|| tshark.and_then(|t| nonempty(s(t, "ja4"))))
-        };
-        for (i, (field, want)) in [("sni", want_sni), ("ja3", want_ja3), ("ja4", want_ja4)].into_iter().enumerate() {
-            if EXCEPTIONS.iter().any(|e| e.0 == pcap && e.1 == src && e.2 == dst && e.3 == field) {
+    let Some(c) = corpus() else { return };
+    let (mut failures, mut n) = (Vec::new(), 0);
+    for row in c.rows("tls") {
+        n += 1;
+        let ours = match c.ours(row, "tls") {
+            Ok(r) => r,
+            Err(e) => {
+                failures.push(e);
                 continue;
             }
-            if field != "sni" && want.is_none() {
-                continue;
-            }
-            checked[i] += 1;
-            let got = s(ours, field).map(str::to_string);
-            if got != want {
-                failures.push(format!("{pcap} {src} {dst}: {field} want {want:?} got {got:?}"));
-            }
+        };
+        check(&mut failures, row, "sni", nonempty(s(row, "sni")), s(ours, "sni"));
+        let ja3 = nonempty(s(row, "ja3")).or_else(|| row.get("tshark").and_then(|t| nonempty(s(t, "ja3"))));
+        if ja3.is_some() {
+            check(&mut failures, row, "ja3", ja3, s(ours, "ja3"));
+        }
+        if let Some(ja4) = c.want_ja4(row) {
+            check(&mut failures, row, "ja4", Some(ja4), s(ours, "ja4"));
         }
     }
-    eprintln!("compared sni {} ja3 {} ja4 {}", checked[0], checked[1], checked[2]);
-    assert!(checked[0] >= 249, "too few TLS rows compared");
+    assert!(n >= 249, "only {n} TLS rows");
+    assert!(failures.is_empty(), "{} disagreements:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn quic_rows_agree_with_peers() {
+    let Some(c) = corpus() else { return };
+    let (mut failures, mut n) = (Vec::new(), 0);
+    for row in c.rows("quic") {
+        n += 1;
+        let ours = match c.ours(row, "quic") {
+            Ok(r) => r,
+            Err(e) => {
+                failures.push(e);
+                continue;
+            }
+        };
+        check(&mut failures, row, "sni", nonempty(s(row, "sni")), s(ours, "sni"));
+        check(&mut failures, row, "app", Some("quic".into()), s(ours, "app"));
+        if let Some(ja4) = c.want_ja4(row) {
+            check(&mut failures, row, "ja4", Some(ja4), s(ours, "ja4"));
+        }
+    }
+    assert!(n >= 59, "only {n} QUIC rows");
+    assert!(failures.is_empty(), "{} disagreements:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn dns_rows_agree_with_peers() {
+    let Some(c) = corpus() else { return };
+    let (mut failures, mut n) = (Vec::new(), 0);
+    for row in c.rows("dns") {
+        n += 1;
+        let ours = match c.ours(row, "dns") {
+            Ok(r) => r,
+            Err(e) => {
+                failures.push(e);
+                continue;
+            }
+        };
+        // nDPI keeps the last ~80 characters of long names and skips the root name: there the
+        // full name tshark read wins (tshark writes the root name `<Root>`, zone files `.`).
+        let want = if c.spec_wins(row, "dns") {
+            row.get("tshark").and_then(|t| t["dns_queries"].as_array()).map(|q| {
+                q.iter().map(|n| n.as_str().unwrap().replace("<Root>", ".")).collect::<Vec<_>>()
+            })
+        } else {
+            nonempty(s(row, "sni")).map(|n| vec![n])
+        };
+        let got: Vec<&str> = ours["dns_queries"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        let Some(want) = want else { continue };
+        // A long-lived resolver flow keeps its first names only (MAX_DNS_NAMES_PER_FLOW); the
+        // peer's name must be among them or be one the tshark reading also lists first.
+        if !want.iter().any(|w| got.contains(&w.as_str())) {
+            failures.push(format!("{} {} {}: dns want one of {want:?} got {got:?}", s(row, "pcap").unwrap(), s(row, "src").unwrap(), s(row, "dst").unwrap()));
+        }
+        check(&mut failures, row, "app", Some("dns".into()), s(ours, "app"));
+    }
+    assert!(n >= 118, "only {n} DNS rows");
     assert!(failures.is_empty(), "{} disagreements:\n{}", failures.len(), failures.join("\n"));
 }

@@ -8,8 +8,22 @@ use std::io::Write;
 use serde::Serialize;
 
 use super::bytes_to_text;
-use crate::engine::FlowRecord;
-use crate::proto::tls;
+use crate::engine::{DnsAnswer, FlowRecord};
+use crate::proto::{quic, tls};
+
+/// One DNS answer in a record.
+#[derive(Debug, Serialize)]
+pub struct AnswerLine {
+    /// Owner name.
+    pub name: String,
+    /// Record type (`A`, `AAAA`, `CNAME`, `HTTPS`, ...).
+    #[serde(rename = "type")]
+    pub rtype: String,
+    /// TTL in seconds.
+    pub ttl: u32,
+    /// Address, target name, or HTTPS/SVCB summary.
+    pub data: String,
+}
 
 /// One `inspect` JSON line.
 #[derive(Debug, Serialize)]
@@ -26,7 +40,7 @@ pub struct InspectLine<'a> {
     pub transport: &'static str,
     /// Application protocol.
     pub app: &'static str,
-    /// TLS server name (the outer name when ECH is used).
+    /// TLS server name (TCP or QUIC; the outer name when ECH is used).
     pub sni: Option<String>,
     /// The SNI is an IP literal.
     pub sni_is_ip: bool,
@@ -36,10 +50,12 @@ pub struct InspectLine<'a> {
     pub tls_version: Option<&'static str>,
     /// JA3 hash.
     pub ja3: Option<&'a str>,
-    /// JA4.
+    /// JA4 (`t…` over TCP, `q…` over QUIC).
     pub ja4: Option<&'a str>,
     /// The client sent an encrypted_client_hello extension.
     pub ech: bool,
+    /// That extension is GREASE: its outer SNI is no ECH public name.
+    pub ech_grease: bool,
     /// The client offered resumption (PSK or a session ticket).
     pub resumption: bool,
     /// Version the server chose (from its ServerHello).
@@ -48,10 +64,31 @@ pub struct InspectLine<'a> {
     pub tls_cipher: Option<String>,
     /// ALPN value the server chose.
     pub alpn_negotiated: Option<String>,
+    /// QUIC version of the client's Initial (`v1`, `v2`, `draft-29`, `Q046`, ...).
+    pub quic_version: Option<String>,
+    /// Host header of the first plain HTTP request.
+    pub http_host: Option<String>,
     /// Explicit proxy the flow went through (`http-connect`, `socks4`, `socks5`).
     pub proxy: Option<&'static str>,
     /// Destination the client asked the proxy for (`host:port`).
     pub proxy_target: Option<String>,
+    /// Protocol marker (`whatsapp-noise`, `stun`, `dot`, `doq`).
+    pub marker: Option<&'static str>,
+    /// STUN SOFTWARE attribute.
+    pub stun_software: Option<String>,
+    /// STUN REALM attribute.
+    pub stun_realm: Option<String>,
+    /// DNS query names of a DNS flow, as on the wire.
+    pub dns_queries: Vec<String>,
+    /// DNS answers of a DNS flow.
+    pub dns_answers: Vec<AnswerLine>,
+    /// Names the client looked up that resolved to the server's address.
+    pub names_from_dns: Vec<String>,
+    /// Which signal named the destination (`sni`, `quic_sni`, `http_host`, `connect`, `dns`,
+    /// `marker`), or null.
+    pub signal: Option<&'static str>,
+    /// Why the destination stayed unnamed, or null.
+    pub unnamed: Option<&'static str>,
     /// Packets client → server.
     pub packets_up: u64,
     /// Packets server → client.
@@ -70,6 +107,24 @@ pub struct InspectLine<'a> {
     pub capture: &'a str,
 }
 
+/// A DNS name for output: the root name (empty on the wire) is written `.` as in zone files.
+fn dns_name(n: &[u8]) -> String {
+    if n.is_empty() {
+        ".".to_string()
+    } else {
+        bytes_to_text(n)
+    }
+}
+
+fn answer_line(a: &DnsAnswer) -> AnswerLine {
+    AnswerLine {
+        name: dns_name(&a.name),
+        rtype: crate::proto::dns::type_str(a.rtype).into_owned(),
+        ttl: a.ttl,
+        data: a.data.clone(),
+    }
+}
+
 impl<'a> InspectLine<'a> {
     /// Builds the line for `r`, read from `capture`.
     pub fn new(r: &'a FlowRecord, capture: &'a str) -> Self {
@@ -82,8 +137,9 @@ impl<'a> InspectLine<'a> {
             server,
             proto,
             app,
-            tls: summary,
-            proxy,
+            details,
+            signal,
+            unnamed,
             packets_up,
             packets_down,
             bytes_up,
@@ -92,8 +148,11 @@ impl<'a> InspectLine<'a> {
             tunnel,
             end,
         } = r;
-        let ch = summary.as_ref().and_then(|s| s.client.as_ref());
-        let sh = summary.as_ref().and_then(|s| s.server.as_ref());
+        let d = details.as_deref();
+        let t = d.and_then(|d| d.tls.as_ref());
+        let ch = t.and_then(|t| t.client.as_ref());
+        let sh = t.and_then(|t| t.server.as_ref());
+        let texts = |v: Option<&Vec<Vec<u8>>>| v.map(|v| v.iter().map(|x| bytes_to_text(x)).collect()).unwrap_or_default();
         InspectLine {
             ts_start: ts_start.to_string(),
             ts_end: ts_end.to_string(),
@@ -107,17 +166,34 @@ impl<'a> InspectLine<'a> {
             app: app.as_str(),
             sni: ch.and_then(|c| c.sni.as_deref()).map(bytes_to_text),
             sni_is_ip: ch.is_some_and(|c| c.sni_is_ip),
-            alpn: ch.map(|c| c.alpn.iter().map(|a| bytes_to_text(a)).collect()).unwrap_or_default(),
-            tls_version: ch.map(|c| tls::version_str(c.max_version())),
-            ja3: summary.as_ref().and_then(|s| s.ja3.as_deref()),
-            ja4: summary.as_ref().and_then(|s| s.ja4.as_deref()),
+            alpn: texts(ch.map(|c| &c.alpn)),
+            tls_version: ch.filter(|c| !c.ciphers.is_empty()).map(|c| tls::version_str(c.max_version())),
+            ja3: t.and_then(|t| t.ja3.as_deref()),
+            ja4: t.and_then(|t| t.ja4.as_deref()),
             ech: ch.is_some_and(|c| c.ech),
+            ech_grease: d.is_some_and(|d| d.ech_grease),
             resumption: ch.is_some_and(|c| c.psk || c.session_ticket),
             tls_negotiated: sh.map(|s| tls::version_str(s.version)),
             tls_cipher: sh.map(|s| format!("0x{:04x}", s.cipher)),
             alpn_negotiated: sh.and_then(|s| s.alpn.as_deref()).map(bytes_to_text),
-            proxy: proxy.as_ref().map(|p| p.kind.as_str()),
-            proxy_target: proxy.as_ref().and_then(|p| p.target.as_deref()).map(bytes_to_text),
+            quic_version: d.and_then(|d| d.quic_version).map(quic::version_str),
+            http_host: d.and_then(|d| d.http_host.as_deref()).map(bytes_to_text),
+            proxy: d.and_then(|d| d.proxy.as_ref()).map(|p| p.kind.as_str()),
+            proxy_target: d.and_then(|d| d.proxy.as_ref()).and_then(|p| p.target.as_deref()).map(bytes_to_text),
+            marker: d.and_then(|d| d.marker).map(|m| m.as_str()),
+            stun_software: d.and_then(|d| d.stun.as_ref()).and_then(|s| s.software.as_deref()).map(bytes_to_text),
+            stun_realm: d.and_then(|d| d.stun.as_ref()).and_then(|s| s.realm.as_deref()).map(bytes_to_text),
+            dns_queries: d
+                .and_then(|d| d.dns.as_ref())
+                .map(|s| s.queries.iter().map(|q| dns_name(q)).collect())
+                .unwrap_or_default(),
+            dns_answers: d
+                .and_then(|d| d.dns.as_ref())
+                .map(|s| s.answers.iter().map(answer_line).collect())
+                .unwrap_or_default(),
+            names_from_dns: d.map(|d| d.names_from_dns.iter().map(|n| bytes_to_text(n)).collect()).unwrap_or_default(),
+            signal: signal.map(|s| s.as_str()),
+            unnamed: unnamed.map(|u| u.as_str()),
             packets_up: *packets_up,
             packets_down: *packets_down,
             bytes_up: *bytes_up,

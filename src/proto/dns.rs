@@ -309,8 +309,11 @@ pub struct Svcb {
     /// `ech` present: the service offers Encrypted Client Hello, so later TLS to it may hide
     /// its SNI.
     pub ech: bool,
-    /// Length of the `ech` value (the ECHConfigList); 0 when absent. The contents are not kept.
+    /// Length of the `ech` value (the ECHConfigList); 0 when absent. The keys are not kept.
     pub ech_config_len: u16,
+    /// `public_name` of the first ECHConfig (draft-ietf-tls-esni §4): the outer SNI a client
+    /// using this configuration will send, which tells real ECH apart from ECH GREASE later.
+    pub ech_public_name: Option<Vec<u8>>,
     /// `ipv4hint` addresses, at most [`MAX_SVCB_ITEMS`] (RFC 9460 §7.3).
     pub ipv4hint: Vec<Ipv4Addr>,
     /// `ipv6hint` addresses, at most [`MAX_SVCB_ITEMS`] (RFC 9460 §7.3).
@@ -318,6 +321,30 @@ pub struct Svcb {
     /// The SvcParams broke a rule of RFC 9460 §2.2 or §7 (see the type's doc); what precedes
     /// the fault is kept.
     pub params_malformed: bool,
+}
+
+/// The `public_name` of the first ECHConfig (version 0xfe0d) in an ECHConfigList.
+///
+/// Layout (draft-ietf-tls-esni-22 §4): list length (2); per config: version (2), length (2),
+/// then HpkeKeyConfig { config_id (1), kem_id (2), public_key <1..2^16-1>,
+/// cipher_suites <4..2^16-4> }, maximum_name_length (1), public_name <1..255>, extensions.
+pub fn ech_public_name(list: &[u8]) -> Option<Vec<u8>> {
+    let mut at = 2usize;
+    let u16_at = |b: &[u8], i: usize| Some(u16::from_be_bytes([*b.get(i)?, *b.get(i + 1)?]) as usize);
+    let version = u16_at(list, at)?;
+    let len = u16_at(list, at + 2)?;
+    at += 4;
+    let config = list.get(at..at + len)?;
+    if version != 0xfe0d {
+        return None;
+    }
+    let mut i = 3; // config_id, kem_id
+    i += 2 + u16_at(config, i)?; // public_key
+    i += 2 + u16_at(config, i)?; // cipher_suites
+    i += 1; // maximum_name_length
+    let n = *config.get(i)? as usize;
+    let name = config.get(i + 1..i + 1 + n)?;
+    (!name.is_empty()).then(|| name.to_vec())
 }
 
 /// One answer record (RFC 1035 §4.1.3).
@@ -585,6 +612,7 @@ fn svcb(msg: &[u8], start: usize, end: usize) -> Result<Svcb, DnsError> {
         port: None,
         ech: false,
         ech_config_len: 0,
+        ech_public_name: None,
         ipv4hint: Vec::new(),
         ipv6hint: Vec::new(),
         params_malformed: false,
@@ -624,6 +652,7 @@ fn svcb(msg: &[u8], start: usize, end: usize) -> Result<Svcb, DnsError> {
             svc_key::ECH => {
                 s.ech = true;
                 s.ech_config_len = len;
+                s.ech_public_name = ech_public_name(value);
                 !value.is_empty()
             }
             svc_key::IPV4HINT => {
@@ -1431,5 +1460,34 @@ mod tests {
             );
             assert!(!labels[..i].contains(l), "duplicate {l}");
         }
+    }
+}
+
+#[cfg(test)]
+mod ech_tests {
+    use super::ech_public_name;
+
+    #[test]
+    fn public_name_of_an_ech_config() {
+        // ECHConfigList with one 0xfe0d config: id 1, KEM 0x0020, 32-byte key, one suite,
+        // max name length 0, public_name "cloudflare-ech.com", no extensions.
+        let mut cfg = vec![1u8, 0x00, 0x20, 0x00, 0x20];
+        cfg.extend_from_slice(&[7u8; 32]);
+        cfg.extend_from_slice(&[0x00, 0x04, 0x00, 0x01, 0x00, 0x01, 0x00]);
+        cfg.push(18);
+        cfg.extend_from_slice(b"cloudflare-ech.com");
+        cfg.extend_from_slice(&[0x00, 0x00]);
+        let mut list = vec![0, 0, 0xfe, 0x0d];
+        list.extend_from_slice(&(cfg.len() as u16).to_be_bytes());
+        list.extend_from_slice(&cfg);
+        let n = (list.len() - 2) as u16;
+        list[..2].copy_from_slice(&n.to_be_bytes());
+        assert_eq!(ech_public_name(&list).as_deref(), Some(&b"cloudflare-ech.com"[..]));
+        for cut in 0..list.len() - 2 {
+            assert_eq!(ech_public_name(&list[..cut]), None, "cut {cut}");
+        }
+        list[2] = 0xfe;
+        list[3] = 0x0a;
+        assert_eq!(ech_public_name(&list), None, "unknown version");
     }
 }

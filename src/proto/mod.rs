@@ -6,12 +6,17 @@
 //!
 //! - [`dns`]: DNS messages (RFC 1035, RFC 3596, RFC 9460 HTTPS/SVCB) and DNS-over-TCP framing
 //!   (RFC 7766): questions, answers and the addresses a CNAME chain resolves to.
+//! - [`http`]: the Host header of a flow's first HTTP/1.x request.
+//! - [`marker`]: first-bytes markers of non-TLS protocols (WhatsApp's chat preface, STUN).
+//! - [`proxy`]: explicit-proxy preambles (HTTP CONNECT, SOCKS4/4a/5) before a tunnelled hello.
 //! - [`tls`]: TLS record defragmentation and ClientHello / ServerHello summaries (RFC 8446,
 //!   RFC 6066, RFC 8701), the input of `fingerprint::ja3` and `fingerprint::ja4`.
 //! - [`quic`]: client Initial packets opened (RFC 9000, RFC 9001, RFC 9369) to recover the TLS
 //!   ClientHello from CRYPTO frames, or the Google QUIC CHLO.
 
 pub mod dns;
+pub mod http;
+pub mod marker;
 pub mod proxy;
 pub mod quic;
 pub mod tls;

@@ -1,0 +1,536 @@
+//! The sans-IO engine: frames and their timestamps in, flow records out.
+//!
+//! [`Engine::handle_batch`] runs frames through decode → flow table → (while a flow is not yet
+//! identified) reassembly → protocol probes → fingerprints. Once a flow is identified its probe
+//! state is dropped and every later packet costs one hash lookup and a few counter adds
+//! ("probe, then parse, then bypass"). DNS flows are the exception: every DNS message is read,
+//! because each answer feeds the [`DnsCache`] that names later flows. Flows that end (timeout,
+//! close, eviction, end of capture) become [`FlowRecord`]s in [`Engine::records`].
+//!
+//! Nothing here reads the wall clock, opens a file or logs per packet: counters live in
+//! [`Stats`] and the caller exports them.
+
+mod dns;
+pub mod record;
+mod tcp;
+mod udp;
+
+use crate::capture::Frame;
+use crate::decode::{self, DropReason, LinkType, Packet, TcpFlags, Transport, Tunnel};
+use crate::dnscache::{self, DnsCache};
+use crate::flow::key::{Key, Side, TCP, UDP};
+use crate::flow::reassembly::{self, Stream};
+use crate::flow::table::{Expiry, Table};
+use crate::flow::Direction;
+use crate::proto::quic;
+use crate::time::Timestamp;
+
+pub use record::{
+    DnsAnswer, DnsSummary, Details, FlowRecord, ProxyInfo, Signal, Stats, TlsSummary, Unnamed,
+};
+use record::bump;
+
+/// Engine limits and timeouts. Every field is a bound with a stated memory or time cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// Flows held at once. A flow costs about [`FLOW_BYTES`] bytes plus, while it is being
+    /// identified, up to twice `reassembly_limit` per direction; identified flows cost only
+    /// the base and their details. Default 262,144 (about 40 MiB of base state).
+    pub max_flows: usize,
+    /// Leading bytes reassembled per TCP direction while identifying a flow.
+    pub reassembly_limit: usize,
+    /// Idle seconds before an open TCP flow ends (Zeek's `tcp_inactivity_timeout` is 5 min).
+    pub tcp_idle_secs: u64,
+    /// Seconds a TCP flow is kept after FIN in both directions or RST, to count the last ACKs.
+    pub tcp_closed_secs: u64,
+    /// Idle seconds before a UDP flow ends.
+    pub udp_idle_secs: u64,
+    /// Addresses held in the DNS answer cache (about 200 bytes each).
+    pub dns_cache_addrs: usize,
+}
+
+/// Approximate bytes of one identified flow in the table (key, state, hash-map overhead).
+pub const FLOW_BYTES: usize = 160;
+
+/// DNS query names kept per flow (a resolver's flow can carry thousands).
+pub const MAX_DNS_NAMES_PER_FLOW: usize = 16;
+
+/// DNS answers kept per flow.
+pub const MAX_DNS_ANSWERS_PER_FLOW: usize = 32;
+
+/// DNS messages read per flow; later ones are counted, not parsed.
+pub const MAX_DNS_MESSAGES_PER_FLOW: u32 = 256;
+
+/// UDP datagrams of a flow inspected while identifying it (QUIC Initials may take several).
+pub const MAX_UDP_PROBE_DATAGRAMS: u16 = 16;
+
+/// Leading TCP data segments inspected per direction while identifying a flow; a flow that is
+/// still undecided after them is left alone (counted as `limit`).
+pub const MAX_TCP_PROBE_SEGMENTS: u16 = 64;
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_flows: 262_144,
+            reassembly_limit: reassembly::DEFAULT_LIMIT,
+            tcp_idle_secs: 300,
+            tcp_closed_secs: 5,
+            udp_idle_secs: 60,
+            dns_cache_addrs: dnscache::DEFAULT_MAX_ADDRS,
+        }
+    }
+}
+
+/// The application protocol a flow was identified as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum App {
+    /// Not identified.
+    #[default]
+    Unknown,
+    /// TLS over TCP.
+    Tls,
+    /// QUIC (long-header packets with a known version).
+    Quic,
+    /// DNS (UDP or TCP port 53).
+    Dns,
+    /// Plain HTTP/1.x (a request line).
+    Http,
+    /// SSH (an `SSH-` banner).
+    Ssh,
+    /// STUN/TURN.
+    Stun,
+    /// WhatsApp's chat protocol (its `WA` preface).
+    WhatsApp,
+}
+
+impl App {
+    /// Label used in output and counters.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            App::Unknown => "unknown",
+            App::Tls => "tls",
+            App::Quic => "quic",
+            App::Dns => "dns",
+            App::Http => "http",
+            App::Ssh => "ssh",
+            App::Stun => "stun",
+            App::WhatsApp => "whatsapp",
+        }
+    }
+}
+
+/// TCP connection progress bits.
+mod tcp_bits {
+    pub const FIN_CLIENT: u8 = 1;
+    pub const FIN_SERVER: u8 = 2;
+    pub const RST: u8 = 4;
+}
+
+/// Identification work still to do for a flow; dropped once the flow is identified.
+#[derive(Debug, Default)]
+struct Probe {
+    /// Reassembled first bytes of TCP, by [`Direction::index`].
+    streams: [Option<Stream>; 2],
+    /// This direction needs no more bytes.
+    done: [bool; 2],
+    /// Bytes consumed by earlier stages (proxy preamble, DNS messages) per direction.
+    skip: [usize; 2],
+    /// Data segments or datagrams inspected, per direction.
+    seen: [u16; 2],
+    /// QUIC Initial decryption state.
+    quic: Option<Box<quic::Initials>>,
+}
+
+/// Per-flow state. `repr(C)` keeps the fields every packet touches (the first 56 bytes) in one
+/// cache line; `Table::warm` touches that line before the packet is handled.
+#[derive(Debug)]
+#[repr(C)]
+struct FlowState {
+    // Hot: read or written by every packet.
+    last: Timestamp,
+    packets: [u64; 2],
+    bytes: [u64; 2],
+    probe: Option<Box<Probe>>,
+    idle_secs: u32,
+    client: Side,
+    tcp: u8,
+    app: App,
+    // Cold: set at creation or when the flow is identified.
+    seq: u64,
+    first: Timestamp,
+    client_isn: Option<u32>,
+    vlan: Option<u16>,
+    tunnel: Option<Tunnel>,
+    details: Option<Box<Details>>,
+}
+
+impl FlowState {
+    fn details(&mut self) -> &mut Details {
+        self.details.get_or_insert_with(Default::default)
+    }
+}
+
+impl Expiry for FlowState {
+    fn last_seen(&self) -> Timestamp {
+        self.last
+    }
+    fn idle_timeout_secs(&self) -> u64 {
+        self.idle_secs as u64
+    }
+    fn is_closed(&self) -> bool {
+        self.tcp & tcp_bits::RST != 0
+            || self.tcp & (tcp_bits::FIN_CLIENT | tcp_bits::FIN_SERVER)
+                == tcp_bits::FIN_CLIENT | tcp_bits::FIN_SERVER
+    }
+}
+
+/// Ports that are almost always the server side (used when no SYN tells the orientation).
+fn is_service_port(port: u16) -> bool {
+    port < 1024
+        || matches!(
+            port,
+            1080 | 1194 | 1433 | 1723 | 1883 | 3128 | 3306 | 3478 | 3479 | 3544 | 4244 | 4433 | 4443
+                | 5060 | 5061 | 5222 | 5223 | 5228 | 5242 | 5349 | 5432 | 5938 | 6379 | 7443 | 8000
+                | 8008 | 8080 | 8081 | 8443 | 8801 | 8883 | 8888 | 9443 | 19302 | 19305
+        )
+}
+
+/// What the probes share while handling one packet.
+struct Ctx<'a> {
+    config: &'a Config,
+    stats: &'a mut Stats,
+    scratch: &'a mut Vec<u8>,
+    cache: &'a mut DnsCache,
+    now: Timestamp,
+}
+
+/// The sensor's packet path.
+pub struct Engine {
+    config: Config,
+    table: Table<FlowState>,
+    cache: DnsCache,
+    next_seq: u64,
+    scratch: Vec<u8>,
+    /// Finished flows, oldest end first; the caller drains this.
+    pub records: Vec<FlowRecord>,
+    /// Counters.
+    pub stats: Stats,
+}
+
+impl Engine {
+    /// An engine with `config`'s limits.
+    pub fn new(config: Config) -> Self {
+        Engine {
+            config,
+            table: Table::new(config.max_flows),
+            cache: DnsCache::new(config.dns_cache_addrs),
+            next_seq: 0,
+            scratch: Vec::new(),
+            records: Vec::new(),
+            stats: Stats { decode_drops: vec![0; DropReason::ALL.len()], ..Stats::default() },
+        }
+    }
+
+    /// Flows currently held.
+    pub fn active_flows(&self) -> usize {
+        self.table.len()
+    }
+
+    /// The flow table's counters.
+    pub fn table_stats(&self) -> crate::flow::table::TableStats {
+        self.table.stats
+    }
+
+    /// The DNS answer cache's counters and size.
+    pub fn dns_cache_stats(&self) -> (dnscache::CacheStats, usize) {
+        (self.cache.stats, self.cache.len())
+    }
+
+    /// Handles one frame of link type `link` (None: a link type the decoder does not know).
+    pub fn handle(&mut self, ts: Timestamp, link: Option<LinkType>, frame: &[u8], wire_len: u32) {
+        if let Some(pkt) = self.decode(link, frame, wire_len) {
+            let key = flow_key(&pkt);
+            self.packet(ts, &pkt, key);
+        }
+        self.table.tick(ts);
+        self.collect_ended();
+    }
+
+    /// Handles a batch of frames: decodes them all, looks their flows up back to back (so the
+    /// cache misses of the lookups overlap), then handles each. Same results as [`Engine::handle`]
+    /// on each frame in turn.
+    pub fn handle_batch(&mut self, frames: &[Frame<'_>]) {
+        // Two parallel arrays rather than one of tuples: elements stay small enough to be
+        // copied inline instead of through memcpy calls.
+        let mut pkts: Vec<(Timestamp, Packet<'_>)> = Vec::with_capacity(frames.len());
+        let mut keys: Vec<Option<(Key, Side)>> = Vec::with_capacity(frames.len());
+        for f in frames {
+            if let Some(p) = self.decode(f.link, f.data, f.wire_len) {
+                keys.push(flow_key(&p));
+                pkts.push((f.ts, p));
+            }
+        }
+        // A tight loop of independent lookups: the CPU keeps several misses in flight.
+        for (k, _) in keys.iter().flatten() {
+            self.table.warm(k);
+        }
+        for ((ts, p), key) in pkts.iter().zip(keys) {
+            self.packet(*ts, p, key);
+            self.table.tick(*ts);
+        }
+        if let Some(f) = frames.last() {
+            self.table.tick(f.ts);
+        }
+        self.collect_ended();
+    }
+
+    fn decode<'a>(&mut self, link: Option<LinkType>, frame: &'a [u8], wire_len: u32) -> Option<Packet<'a>> {
+        self.stats.frames += 1;
+        self.stats.frame_bytes += wire_len as u64;
+        let Some(link) = link else {
+            self.stats.unsupported_link += 1;
+            return None;
+        };
+        match decode::decode(link, frame) {
+            Ok(pkt) => Some(pkt),
+            Err(reason) => {
+                self.stats.decode_drops[reason.index()] += 1;
+                None
+            }
+        }
+    }
+
+    /// Ends every flow (end of a capture) and turns them into records.
+    pub fn finish(&mut self) {
+        self.table.drain_all();
+        self.collect_ended();
+    }
+
+    fn packet(&mut self, ts: Timestamp, pkt: &Packet<'_>, key: Option<(Key, Side)>) {
+        let Some((key, side)) = key else {
+            self.stats.other_transport += 1;
+            return;
+        };
+        let (sport, dport, proto) = match &pkt.transport {
+            Transport::Tcp(t) => (t.src_port, t.dst_port, TCP),
+            Transport::Udp(u) => (u.src_port, u.dst_port, UDP),
+            Transport::Other { .. } => return,
+        };
+        let syn_only = matches!(&pkt.transport, Transport::Tcp(t)
+            if t.flags.contains(TcpFlags::SYN) && !t.flags.contains(TcpFlags::ACK));
+
+        // Port reuse: a new SYN with another ISN on a finished or finishing connection.
+        if syn_only {
+            if let (Some(f), Transport::Tcp(t)) = (self.table.get_mut(&key), &pkt.transport) {
+                if f.client_isn.is_some_and(|isn| isn != t.seq) || f.tcp != 0 {
+                    self.table.close(&key);
+                }
+            }
+        }
+
+        let config = self.config;
+        let flow = match self.table.get_mut(&key) {
+            Some(f) => f,
+            None => {
+                let client = Self::client_side(pkt, side, sport, dport);
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                let idle = if proto == TCP { config.tcp_idle_secs } else { config.udp_idle_secs };
+                let server = key.endpoint(client.other()).ip();
+                let names = self.cache.lookup(&server, ts);
+                let details = (!names.is_empty())
+                    .then(|| Box::new(Details { names_from_dns: names, ..Default::default() }));
+                let state = FlowState {
+                    last: ts,
+                    packets: [0; 2],
+                    bytes: [0; 2],
+                    probe: Some(Box::default()),
+                    idle_secs: idle.min(u32::MAX as u64) as u32,
+                    client,
+                    tcp: 0,
+                    app: App::Unknown,
+                    seq,
+                    first: ts,
+                    client_isn: None,
+                    vlan: pkt.vlan,
+                    tunnel: pkt.tunnel,
+                    details,
+                };
+                self.table.insert(key, state)
+            }
+        };
+
+        let dir = if side == flow.client { Direction::ToServer } else { Direction::ToClient };
+        let d = dir.index();
+        flow.packets[d] += 1;
+        flow.bytes[d] += pkt.ip_len as u64;
+        if ts > flow.last {
+            flow.last = ts;
+        }
+
+        if let Transport::Tcp(t) = &pkt.transport {
+            if syn_only && dir == Direction::ToServer && flow.client_isn.is_none() {
+                flow.client_isn = Some(t.seq);
+            }
+            let before = flow.tcp;
+            if t.flags.contains(TcpFlags::RST) {
+                flow.tcp |= tcp_bits::RST;
+            }
+            if t.flags.contains(TcpFlags::FIN) {
+                flow.tcp |= if dir == Direction::ToServer { tcp_bits::FIN_CLIENT } else { tcp_bits::FIN_SERVER };
+            }
+            if flow.tcp != before && flow.is_closed() {
+                flow.idle_secs = config.tcp_closed_secs.min(u32::MAX as u64) as u32;
+            }
+        }
+
+        // Bypass: an identified flow costs nothing more.
+        if flow.probe.is_none() {
+            return;
+        }
+        let mut ctx = Ctx {
+            config: &self.config,
+            stats: &mut self.stats,
+            scratch: &mut self.scratch,
+            cache: &mut self.cache,
+            now: ts,
+        };
+        match &pkt.transport {
+            Transport::Tcp(t) => tcp::probe(flow, dir, t, &mut ctx),
+            Transport::Udp(u) => udp::probe(flow, dir, u, &mut ctx),
+            Transport::Other { .. } => {}
+        }
+    }
+
+    /// Who is the client of a new flow: SYN tells; else the side talking to a service port;
+    /// else the sender of the first packet.
+    fn client_side(pkt: &Packet<'_>, sender: Side, sport: u16, dport: u16) -> Side {
+        let receiver = sender.other();
+        if let Transport::Tcp(t) = &pkt.transport {
+            if t.flags.contains(TcpFlags::SYN) {
+                return if t.flags.contains(TcpFlags::ACK) { receiver } else { sender };
+            }
+        }
+        match (is_service_port(sport), is_service_port(dport)) {
+            (true, false) => receiver,
+            (false, true) => sender,
+            (true, true) if sport < dport => receiver,
+            _ => sender,
+        }
+    }
+
+    fn collect_ended(&mut self) {
+        if self.table.ended.is_empty() {
+            return;
+        }
+        for e in self.table.ended.drain(..) {
+            bump(&mut self.stats.flows_ended, e.reason.as_str());
+            let f = e.state;
+            let (signal, unnamed) = name_flow(&f);
+            match (signal, unnamed) {
+                (Some(s), _) => bump(&mut self.stats.named, s.as_str()),
+                (None, Some(u)) => bump(&mut self.stats.unnamed, u.as_str()),
+                (None, None) => {}
+            }
+            if let Some(p) = &f.probe {
+                // A hole that never filled before the flow ended is a gap too.
+                for (s, done) in p.streams.iter().zip(p.done) {
+                    if s.is_some() && !done && f.app == App::Tls {
+                        bump(&mut self.stats.reassembly_giveups, reassembly::GiveUp::Gap.as_str());
+                    }
+                }
+            }
+            self.records.push(FlowRecord {
+                seq: f.seq,
+                ts_start: f.first,
+                ts_end: f.last,
+                client: e.key.endpoint(f.client),
+                server: e.key.endpoint(f.client.other()),
+                proto: e.key.proto,
+                app: f.app,
+                details: f.details,
+                signal,
+                unnamed,
+                packets_up: f.packets[0],
+                packets_down: f.packets[1],
+                bytes_up: f.bytes[0],
+                bytes_down: f.bytes[1],
+                vlan: f.vlan,
+                tunnel: f.tunnel,
+                end: e.reason,
+            });
+        }
+    }
+}
+
+/// Which signal names a finished flow, by the precedence SNI, QUIC SNI, HTTP Host, CONNECT
+/// target, DNS correlation, marker; or why nothing does. A real-ECH flow's SNI is only the
+/// provider's public name, so a DNS-correlated name wins over it.
+fn name_flow(f: &FlowState) -> (Option<Signal>, Option<Unnamed>) {
+    let d = f.details.as_deref();
+    let hello = d.and_then(|d| d.client_hello());
+    let has_sni = hello.is_some_and(|c| c.sni.is_some());
+    let real_ech = hello.is_some_and(|c| c.ech) && d.is_some_and(|d| !d.ech_grease);
+    let from_dns = d.is_some_and(|d| !d.names_from_dns.is_empty());
+    let quic = f.app == App::Quic;
+    let signal = if has_sni && !(real_ech && from_dns) {
+        Some(if quic { Signal::QuicSni } else { Signal::Sni })
+    } else if d.is_some_and(|d| d.http_host.is_some()) {
+        Some(Signal::HttpHost)
+    } else if d.is_some_and(|d| d.proxy.as_ref().is_some_and(|p| p.target.is_some())) {
+        Some(Signal::Connect)
+    } else if from_dns {
+        Some(Signal::Dns)
+    } else if d.is_some_and(|d| d.marker.is_some()) {
+        Some(Signal::Marker)
+    } else {
+        None
+    };
+    if signal.is_some() || f.app == App::Dns {
+        return (signal, None);
+    }
+    let unnamed = if real_ech {
+        Unnamed::Ech
+    } else if hello.is_some() {
+        Unnamed::TlsNoSni
+    } else if quic {
+        Unnamed::QuicNoHello
+    } else if f.app == App::Tls {
+        Unnamed::HelloIncomplete
+    } else if f.probe.as_ref().is_some_and(|p| p.streams[0].is_none()) && f.packets[0] > 0 && f.app == App::Unknown && f.tcp_payload_unseen() {
+        Unnamed::NoPayload
+    } else {
+        Unnamed::UnknownProtocol
+    };
+    (None, Some(unnamed))
+}
+
+impl FlowState {
+    /// True when no client payload was ever seen (TCP flows whose probe holds no client stream).
+    fn tcp_payload_unseen(&self) -> bool {
+        self.probe.as_ref().is_some_and(|p| p.streams[0].is_none() && p.seen[0] == 0)
+    }
+}
+
+/// The flow key of a TCP or UDP packet, and which side sent it.
+#[inline]
+fn flow_key(pkt: &Packet<'_>) -> Option<(Key, Side)> {
+    let (sport, dport, proto) = match &pkt.transport {
+        Transport::Tcp(t) => (t.src_port, t.dst_port, TCP),
+        Transport::Udp(u) => (u.src_port, u.dst_port, UDP),
+        Transport::Other { .. } => return None,
+    };
+    Some(Key::new(pkt.src, sport, pkt.dst, dport, proto))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn orientation_heuristics() {
+        assert!(is_service_port(443));
+        assert!(is_service_port(5222));
+        assert!(!is_service_port(50000));
+    }
+}

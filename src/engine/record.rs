@@ -1,0 +1,239 @@
+//! What the engine reports: flow records, their details, and the engine's counters.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use super::App;
+use crate::decode::Tunnel;
+use crate::flow::table::EndReason;
+use crate::proto::marker::{Marker, StunInfo};
+use crate::proto::proxy;
+use crate::proto::tls::{ClientHello, ServerHello};
+use crate::time::Timestamp;
+
+/// What the sensor learned from a flow's TLS handshake. Raw values; formatting happens at output.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsSummary {
+    /// The client's hello (raw code points, GREASE kept).
+    pub client: Option<ClientHello>,
+    /// JA3 hash of the client hello.
+    pub ja3: Option<String>,
+    /// JA4 of the client hello (`t…` over TCP, `q…` over QUIC).
+    pub ja4: Option<String>,
+    /// The server's hello, when seen.
+    pub server: Option<ServerHello>,
+}
+
+/// An explicit proxy the flow goes through, and the destination the client asked it for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyInfo {
+    /// Proxy protocol.
+    pub kind: proxy::Kind,
+    /// `host:port` requested by the client.
+    pub target: Option<Vec<u8>>,
+}
+
+/// One DNS answer as reported: owner name, type, and its data as text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsAnswer {
+    /// Owner name as on the wire.
+    pub name: Vec<u8>,
+    /// Record type number.
+    pub rtype: u16,
+    /// TTL in seconds.
+    pub ttl: u32,
+    /// Address, target name, or an HTTPS/SVCB summary (`alpn=h3,h2 ech`).
+    pub data: String,
+}
+
+/// What a DNS flow carried (bounded by the engine's DNS limits).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DnsSummary {
+    /// Query names in order of first appearance, as on the wire.
+    pub queries: Vec<Vec<u8>>,
+    /// Answers of the responses.
+    pub answers: Vec<DnsAnswer>,
+    /// Last response code seen.
+    pub rcode: Option<u16>,
+    /// Messages parsed.
+    pub messages: u32,
+    /// Names or answers not kept because a per-flow bound was hit.
+    pub dropped: u32,
+}
+
+/// Which signal named the flow's destination, in the order of precedence the sensor applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Signal {
+    /// TLS SNI over TCP.
+    Sni,
+    /// SNI of a QUIC Initial's ClientHello (or a Google QUIC CHLO).
+    QuicSni,
+    /// Host header of a plain HTTP request.
+    HttpHost,
+    /// Target of an explicit proxy request (HTTP CONNECT, SOCKS).
+    Connect,
+    /// A name the client looked up that resolved to the server's address.
+    Dns,
+    /// A protocol marker (WhatsApp preface, STUN, DoT, DoQ).
+    Marker,
+}
+
+impl Signal {
+    /// Label used in output and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::Sni => "sni",
+            Signal::QuicSni => "quic_sni",
+            Signal::HttpHost => "http_host",
+            Signal::Connect => "connect",
+            Signal::Dns => "dns",
+            Signal::Marker => "marker",
+        }
+    }
+}
+
+/// Why a flow's destination stayed unnamed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Unnamed {
+    /// A TLS hello without a server_name extension.
+    TlsNoSni,
+    /// Real ECH: the SNI is only the provider's public name, and no DNS answer named the flow.
+    Ech,
+    /// A QUIC flow whose client hello could not be read.
+    QuicNoHello,
+    /// A TLS or QUIC flow whose hello was never complete (capture loss, mid-flow start).
+    HelloIncomplete,
+    /// The client sent no payload.
+    NoPayload,
+    /// Payload of a protocol the sensor does not name.
+    UnknownProtocol,
+}
+
+impl Unnamed {
+    /// Label used in output and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unnamed::TlsNoSni => "tls_no_sni",
+            Unnamed::Ech => "ech",
+            Unnamed::QuicNoHello => "quic_no_hello",
+            Unnamed::HelloIncomplete => "hello_incomplete",
+            Unnamed::NoPayload => "no_payload",
+            Unnamed::UnknownProtocol => "unknown_protocol",
+        }
+    }
+}
+
+/// Everything learned about a flow beyond its counters. Boxed in the flow state, so a flow
+/// that never got any costs one null pointer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Details {
+    /// TLS (over TCP or inside QUIC).
+    pub tls: Option<TlsSummary>,
+    /// QUIC version of the client's Initial.
+    pub quic_version: Option<u32>,
+    /// Explicit proxy.
+    pub proxy: Option<ProxyInfo>,
+    /// Host header of the first HTTP request.
+    pub http_host: Option<Vec<u8>>,
+    /// Protocol marker.
+    pub marker: Option<Marker>,
+    /// STUN attributes that name software or a realm.
+    pub stun: Option<StunInfo>,
+    /// DNS messages of a DNS flow.
+    pub dns: Option<DnsSummary>,
+    /// Names that resolved to the server's address before the flow started (lowercased).
+    pub names_from_dns: Vec<Box<[u8]>>,
+    /// The ClientHello's ECH extension is GREASE (its outer SNI is not an ECH public name).
+    pub ech_grease: bool,
+}
+
+impl Details {
+    /// The client's hello, if one was read.
+    pub fn client_hello(&self) -> Option<&ClientHello> {
+        self.tls.as_ref().and_then(|t| t.client.as_ref())
+    }
+}
+
+/// One finished flow: the `inspect` record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowRecord {
+    /// Order of the flow's first packet in the run (0-based).
+    pub seq: u64,
+    /// First packet.
+    pub ts_start: Timestamp,
+    /// Last packet.
+    pub ts_end: Timestamp,
+    /// Client endpoint.
+    pub client: SocketAddr,
+    /// Server endpoint.
+    pub server: SocketAddr,
+    /// IP protocol number (6 TCP, 17 UDP).
+    pub proto: u8,
+    /// Application protocol.
+    pub app: App,
+    /// What was learned (TLS, DNS, markers...).
+    pub details: Option<Box<Details>>,
+    /// Which signal named the destination (None: unnamed).
+    pub signal: Option<Signal>,
+    /// Why the destination stayed unnamed (when `signal` is None).
+    pub unnamed: Option<Unnamed>,
+    /// Packets client → server.
+    pub packets_up: u64,
+    /// Packets server → client.
+    pub packets_down: u64,
+    /// IP bytes client → server (as the IP headers declare them).
+    pub bytes_up: u64,
+    /// IP bytes server → client.
+    pub bytes_down: u64,
+    /// Outermost VLAN id.
+    pub vlan: Option<u16>,
+    /// Outermost tunnel.
+    pub tunnel: Option<Tunnel>,
+    /// Why the flow ended.
+    pub end: EndReason,
+}
+
+/// Engine counters. Plain integers, owned here, read by the exporter. Label-keyed maps hold the
+/// counters whose label set is small and fixed (drop reasons, give-ups, errors).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Frames handed to the engine.
+    pub frames: u64,
+    /// Bytes of those frames on the wire.
+    pub frame_bytes: u64,
+    /// Frames of a link type the decoder does not support.
+    pub unsupported_link: u64,
+    /// Frames not decoded, by `DropReason::index`.
+    pub decode_drops: Vec<u64>,
+    /// IP packets that are neither TCP nor UDP (ICMP, ESP, ...): counted, no flow.
+    pub other_transport: u64,
+    /// Flows whose reassembly gave up, by reason (`gap`, `too_many_pending`, `limit`).
+    pub reassembly_giveups: BTreeMap<&'static str, u64>,
+    /// Retransmitted bytes that disagreed with bytes already reassembled (possible evasion).
+    pub inconsistent_overlaps: u64,
+    /// TLS handshakes that could not be read, by `TlsError` label.
+    pub tls_errors: BTreeMap<&'static str, u64>,
+    /// QUIC flows whose Initials could not be read, by give-up reason.
+    pub quic_giveups: BTreeMap<&'static str, u64>,
+    /// DNS messages that could not be parsed, by `DnsError` label.
+    pub dns_errors: BTreeMap<&'static str, u64>,
+    /// DNS messages parsed.
+    pub dns_messages: u64,
+    /// Client hellos read (TCP and QUIC).
+    pub client_hellos: u64,
+    /// Server hellos read.
+    pub server_hellos: u64,
+    /// Flows whose client/server orientation was corrected by the handshake's content.
+    pub orientation_fixed: u64,
+    /// Flows ended, by end reason.
+    pub flows_ended: BTreeMap<&'static str, u64>,
+    /// Flows named, by signal.
+    pub named: BTreeMap<&'static str, u64>,
+    /// Flows left unnamed, by reason.
+    pub unnamed: BTreeMap<&'static str, u64>,
+}
+
+/// Adds one to a label-keyed counter.
+pub(crate) fn bump(map: &mut BTreeMap<&'static str, u64>, label: &'static str) {
+    *map.entry(label).or_default() += 1;
+}
