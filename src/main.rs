@@ -4,6 +4,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+
+/// mimalloc instead of the system allocator: flows allocate small summaries at a high rate,
+/// and glibc malloc/free took 13% of a run over the reference workload (mimalloc: see
+/// docs/architecture.md for the measurement).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use shadowtap::capture::{LiveOptions, DEFAULT_BUFFER_BYTES, DEFAULT_SNAPLEN};
 use shadowtap::engine;
 use shadowtap::runtime::{self, Format, InspectOptions};

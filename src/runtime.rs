@@ -180,10 +180,7 @@ pub fn inspect(opts: &InspectOptions, out: &mut impl Write, err: &mut impl Write
                 }
             }
         }
-        engine.finish();
-        for r in engine.records.drain(..) {
-            ordered.push(r, &name)?;
-        }
+        engine.finish_with(|r| ordered.push(r, &name))?;
         ordered.flush_all()?;
     }
 

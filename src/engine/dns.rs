@@ -23,11 +23,11 @@ pub(super) fn message(details: &mut Details, msg: &[u8], ctx: &mut Ctx<'_>) -> b
     ctx.stats.dns_messages += 1;
     for q in &m.questions {
         let name = q.name.as_bytes();
-        if summary.queries.iter().any(|n| n == name) {
+        if summary.queries.iter().any(|n| &n[..] == name) {
             continue;
         }
         if summary.queries.len() < MAX_DNS_NAMES_PER_FLOW {
-            summary.queries.push(name.to_vec());
+            summary.queries.push(Box::from(name));
         } else {
             summary.dropped += 1;
         }
@@ -61,7 +61,7 @@ pub(super) fn message(details: &mut Details, msg: &[u8], ctx: &mut Ctx<'_>) -> b
             }
             RData::Other => String::new(),
         };
-        summary.answers.push(DnsAnswer { name: r.name.as_bytes().to_vec(), rtype: r.rtype, ttl: r.ttl, data });
+        summary.answers.push(DnsAnswer { name: Box::from(r.name.as_bytes()), rtype: r.rtype, ttl: r.ttl, data: data.into_boxed_str() });
     }
     // The name the client asked for is what later flows to these addresses are attributed to.
     if let Some(q) = m.questions.first() {

@@ -45,6 +45,10 @@ pub struct Config {
     pub tcp_closed_secs: u64,
     /// Idle seconds before a UDP flow ends.
     pub udp_idle_secs: u64,
+    /// Idle seconds before a DNS-over-UDP flow ends (Zeek's `dns_session_timeout` is 10 s): a
+    /// resolver transaction is over once answered, and holding it for the UDP timeout would
+    /// keep thousands of finished lookups in the table.
+    pub dns_idle_secs: u64,
     /// Addresses held in the DNS answer cache (about 200 bytes each).
     pub dns_cache_addrs: usize,
 }
@@ -76,6 +80,7 @@ impl Default for Config {
             tcp_idle_secs: 300,
             tcp_closed_secs: 5,
             udp_idle_secs: 60,
+            dns_idle_secs: 10,
             dns_cache_addrs: dnscache::DEFAULT_MAX_ADDRS,
         }
     }
@@ -306,6 +311,24 @@ impl Engine {
         self.collect_ended();
     }
 
+    /// Ends every flow (end of a capture), handing each record to `emit` in the order of the
+    /// flows' first packets, before the next flow is taken out of the table: at the end of a
+    /// large capture the records are never all in memory at once.
+    ///
+    /// # Errors
+    /// The first error `emit` returns; the flows not yet handed over stay in the table.
+    pub fn finish_with<E>(&mut self, mut emit: impl FnMut(FlowRecord) -> Result<(), E>) -> Result<(), E> {
+        self.collect_ended();
+        for r in self.records.drain(..) {
+            emit(r)?;
+        }
+        let stats = &mut self.stats;
+        for e in self.table.drain_in_order(|f| f.seq) {
+            emit(record(e, stats))?;
+        }
+        Ok(())
+    }
+
     fn packet(&mut self, ts: Timestamp, pkt: &Packet<'_>, key: Option<(Key, Side)>) {
         let Some((key, side)) = key else {
             self.stats.other_transport += 1;
@@ -339,7 +362,7 @@ impl Engine {
                 let server = key.endpoint(client.other()).ip();
                 let names = self.cache.lookup(&server, ts);
                 let details = (!names.is_empty())
-                    .then(|| Box::new(Details { names_from_dns: names, ..Default::default() }));
+                    .then(|| Box::new(Details { names_from_dns: names.into_boxed_slice(), ..Default::default() }));
                 let state = FlowState {
                     last: ts,
                     packets: [0; 2],
@@ -424,42 +447,47 @@ impl Engine {
             return;
         }
         for e in self.table.ended.drain(..) {
-            bump(&mut self.stats.flows_ended, e.reason.as_str());
-            let f = e.state;
-            let (signal, unnamed) = name_flow(&f);
-            match (signal, unnamed) {
-                (Some(s), _) => bump(&mut self.stats.named, s.as_str()),
-                (None, Some(u)) => bump(&mut self.stats.unnamed, u.as_str()),
-                (None, None) => {}
-            }
-            if let Some(p) = &f.probe {
-                // A hole that never filled before the flow ended is a gap too.
-                for (s, done) in p.streams.iter().zip(p.done) {
-                    if s.is_some() && !done && f.app == App::Tls {
-                        bump(&mut self.stats.reassembly_giveups, reassembly::GiveUp::Gap.as_str());
-                    }
-                }
-            }
-            self.records.push(FlowRecord {
-                seq: f.seq,
-                ts_start: f.first,
-                ts_end: f.last,
-                client: e.key.endpoint(f.client),
-                server: e.key.endpoint(f.client.other()),
-                proto: e.key.proto,
-                app: f.app,
-                details: f.details,
-                signal,
-                unnamed,
-                packets_up: f.packets[0],
-                packets_down: f.packets[1],
-                bytes_up: f.bytes[0],
-                bytes_down: f.bytes[1],
-                vlan: f.vlan,
-                tunnel: f.tunnel,
-                end: e.reason,
-            });
+            self.records.push(record(e, &mut self.stats));
         }
+    }
+}
+
+/// Turns a flow that left the table into its record, counting how it ended and what named it.
+fn record(e: crate::flow::table::Ended<FlowState>, stats: &mut Stats) -> FlowRecord {
+    bump(&mut stats.flows_ended, e.reason.as_str());
+    let f = e.state;
+    let (signal, unnamed) = name_flow(&f);
+    match (signal, unnamed) {
+        (Some(s), _) => bump(&mut stats.named, s.as_str()),
+        (None, Some(u)) => bump(&mut stats.unnamed, u.as_str()),
+        (None, None) => {}
+    }
+    if let Some(p) = &f.probe {
+        // A hole that never filled before the flow ended is a gap too.
+        for (s, done) in p.streams.iter().zip(p.done) {
+            if s.is_some() && !done && f.app == App::Tls {
+                bump(&mut stats.reassembly_giveups, reassembly::GiveUp::Gap.as_str());
+            }
+        }
+    }
+    FlowRecord {
+        seq: f.seq,
+        ts_start: f.first,
+        ts_end: f.last,
+        client: e.key.endpoint(f.client),
+        server: e.key.endpoint(f.client.other()),
+        proto: e.key.proto,
+        app: f.app,
+        details: f.details,
+        signal,
+        unnamed,
+        packets_up: f.packets[0],
+        packets_down: f.packets[1],
+        bytes_up: f.bytes[0],
+        bytes_down: f.bytes[1],
+        vlan: f.vlan,
+        tunnel: f.tunnel,
+        end: e.reason,
     }
 }
 

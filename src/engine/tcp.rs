@@ -1,10 +1,10 @@
 //! Identification of TCP flows from the reassembled first bytes of each direction: proxy
 //! preambles, TLS hellos, HTTP requests, WhatsApp's preface, SSH banners, DNS over TCP.
 
-use super::record::{bump, Details, ProxyInfo, TlsSummary};
+use super::record::{bump, Details, Hello, ProxyInfo, TlsSummary};
 use super::{App, Ctx, FlowState, Probe, MAX_TCP_PROBE_SEGMENTS};
 use crate::decode::{TcpFlags, TcpSegment};
-use crate::fingerprint::{ja3, ja4};
+use crate::fingerprint::ja4;
 use crate::flow::reassembly::{GiveUp, Outcome, Stream};
 use crate::flow::Direction;
 use crate::proto::http::{self, Request};
@@ -134,10 +134,8 @@ fn inspect(flow: &mut FlowState, dir: Direction, hello_dst_port: u16, ctx: &mut 
             if hello_dst_port == DOT_PORT {
                 details.marker = Some(Marker::Dot);
             }
-            let summary = details.tls.get_or_insert_with(TlsSummary::default);
-            summary.ja3 = Some(ja3::ja3(&ch));
-            summary.ja4 = Some(ja4::ja4(&ch, ja4::Protocol::Tcp));
-            summary.client = Some(*ch);
+            details.tls.get_or_insert_with(TlsSummary::default).client =
+                Some(Hello::fingerprinted(&ch, ja4::Protocol::Tcp));
         }
         Found::Server(sh) => {
             probe.done[d] = true;
@@ -148,7 +146,7 @@ fn inspect(flow: &mut FlowState, dir: Direction, hello_dst_port: u16, ctx: &mut 
         Found::Http(host) => {
             probe.done[d] = true;
             *app = App::Http;
-            details.http_host = host;
+            details.http_host = host.map(Vec::into_boxed_slice);
         }
         Found::WhatsApp => {
             probe.done[d] = true;
@@ -182,7 +180,7 @@ fn classify(probe: &mut Probe, details: &mut Details, app: &mut App, dir: Direct
             Some(Preamble::NeedMore) => return wait(),
             Some(Preamble::Done { kind, len, target }) => {
                 if dir == Direction::ToServer {
-                    details.proxy = Some(ProxyInfo { kind, target });
+                    details.proxy = Some(Box::new(ProxyInfo { kind, target }));
                     if kind == proxy::Kind::HttpConnect {
                         *app = App::Http;
                     }

@@ -1,9 +1,9 @@
 //! Identification of UDP flows: DNS (every message), STUN, QUIC Initials.
 
-use super::record::{bump, TlsSummary};
+use super::record::{bump, Hello, TlsSummary};
 use super::{App, Ctx, FlowState, MAX_UDP_PROBE_DATAGRAMS};
 use crate::decode::UdpDatagram;
-use crate::fingerprint::{ja3, ja4};
+use crate::fingerprint::ja4;
 use crate::flow::Direction;
 use crate::proto::marker::{self, Marker};
 use crate::proto::quic::{self, Progress};
@@ -17,6 +17,7 @@ pub(super) fn probe(flow: &mut FlowState, dir: Direction, u: &UdpDatagram<'_>, c
     let dns_port = u.src_port == 53 || u.dst_port == 53;
     if flow.app == App::Unknown && dns_port {
         flow.app = App::Dns;
+        flow.idle_secs = ctx.config.dns_idle_secs.min(u32::MAX as u64) as u32;
     }
     match flow.app {
         App::Dns => {
@@ -36,7 +37,7 @@ pub(super) fn probe(flow: &mut FlowState, dir: Direction, u: &UdpDatagram<'_>, c
         flow.app = App::Stun;
         let details = flow.details();
         details.marker = Some(Marker::Stun);
-        details.stun = Some(info);
+        details.stun = Some(Box::new(info));
         flow.probe = None;
         return;
     }
@@ -76,9 +77,7 @@ fn quic_datagram(flow: &mut FlowState, dir: Direction, payload: &[u8], ctx: &mut
                         details.marker = Some(Marker::Doq);
                     }
                     details.tls = Some(TlsSummary {
-                        ja3: Some(ja3::ja3(&ch)),
-                        ja4: Some(ja4::ja4(&ch, ja4::Protocol::Quic)),
-                        client: Some(ch),
+                        client: Some(Hello::fingerprinted(&ch, ja4::Protocol::Quic)),
                         server: None,
                     });
                 }
@@ -92,8 +91,8 @@ fn quic_datagram(flow: &mut FlowState, dir: Direction, payload: &[u8], ctx: &mut
             details.quic_version = Some(version);
             // Google QUIC's CHLO is not a TLS ClientHello: the SNI is kept, no JA3/JA4 is made.
             details.tls = Some(TlsSummary {
-                client: Some(ClientHello { sni, ..Default::default() }),
-                ..Default::default()
+                client: Some(Hello { sni: sni.map(Vec::into_boxed_slice), ..Default::default() }),
+                server: None,
             });
             flow.probe = None;
         }

@@ -121,7 +121,7 @@ fn answer_line(a: &DnsAnswer) -> AnswerLine {
         name: dns_name(&a.name),
         rtype: crate::proto::dns::type_str(a.rtype).into_owned(),
         ttl: a.ttl,
-        data: a.data.clone(),
+        data: a.data.to_string(),
     }
 }
 
@@ -152,7 +152,6 @@ impl<'a> InspectLine<'a> {
         let t = d.and_then(|d| d.tls.as_ref());
         let ch = t.and_then(|t| t.client.as_ref());
         let sh = t.and_then(|t| t.server.as_ref());
-        let texts = |v: Option<&Vec<Vec<u8>>>| v.map(|v| v.iter().map(|x| bytes_to_text(x)).collect()).unwrap_or_default();
         InspectLine {
             ts_start: ts_start.to_string(),
             ts_end: ts_end.to_string(),
@@ -166,13 +165,13 @@ impl<'a> InspectLine<'a> {
             app: app.as_str(),
             sni: ch.and_then(|c| c.sni.as_deref()).map(bytes_to_text),
             sni_is_ip: ch.is_some_and(|c| c.sni_is_ip),
-            alpn: texts(ch.map(|c| &c.alpn)),
-            tls_version: ch.filter(|c| !c.ciphers.is_empty()).map(|c| tls::version_str(c.max_version())),
-            ja3: t.and_then(|t| t.ja3.as_deref()),
-            ja4: t.and_then(|t| t.ja4.as_deref()),
+            alpn: ch.map(|c| c.alpn.iter().map(|a| bytes_to_text(a)).collect()).unwrap_or_default(),
+            tls_version: ch.and_then(|c| c.version).map(tls::version_str),
+            ja3: ch.and_then(|c| c.ja3.as_deref()),
+            ja4: ch.and_then(|c| c.ja4.as_deref()),
             ech: ch.is_some_and(|c| c.ech),
             ech_grease: d.is_some_and(|d| d.ech_grease),
-            resumption: ch.is_some_and(|c| c.psk || c.session_ticket),
+            resumption: ch.is_some_and(|c| c.resumption),
             tls_negotiated: sh.map(|s| tls::version_str(s.version)),
             tls_cipher: sh.map(|s| format!("0x{:04x}", s.cipher)),
             alpn_negotiated: sh.and_then(|s| s.alpn.as_deref()).map(bytes_to_text),

@@ -202,6 +202,17 @@ impl<V: Expiry> Table<V> {
         self.stats.evicted += (self.ended.len() - before) as u64;
     }
 
+    /// Ends every flow (the capture is over), one at a time in the order of `order`, so that
+    /// the caller can report each before the next is taken out: nothing is held twice.
+    pub fn drain_in_order<K: Ord>(&mut self, order: impl Fn(&V) -> K) -> impl Iterator<Item = Ended<V>> + '_ {
+        let mut keys: Vec<(K, Key)> = self.map.iter().map(|(k, v)| (order(v), *k)).collect();
+        keys.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let keys: Vec<Key> = keys.into_iter().map(|(_, k)| k).collect();
+        keys.into_iter().filter_map(move |key| {
+            self.map.remove(&key).map(|state| Ended { key, state, reason: EndReason::CaptureEnd })
+        })
+    }
+
     /// Ends every flow (the capture is over).
     pub fn drain_all(&mut self) {
         self.ended.extend(
