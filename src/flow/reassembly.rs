@@ -14,6 +14,9 @@
 /// is about 1.8 KB, a ClientHello with many extensions rarely above 4 KB).
 pub const DEFAULT_LIMIT: usize = 16 * 1024;
 
+/// Bytes reserved beyond the first segment when a stream starts (one full Ethernet segment).
+const INITIAL_EXTRA: usize = 1460;
+
 /// Out-of-order segments held at most per direction before giving up.
 pub const MAX_PENDING: usize = 16;
 
@@ -67,6 +70,15 @@ impl Stream {
         Stream { base: None, data: Vec::new(), pending: Vec::new(), limit, inconsistent_overlaps: 0 }
     }
 
+    /// Reserves room for the first segment's bytes plus a second full segment (a hello with a
+    /// post-quantum key share spans two), so that the buffer is allocated once, not grown by
+    /// doubling.
+    fn reserve_first(&mut self, first: usize) {
+        if self.data.capacity() == 0 {
+            self.data.reserve_exact((first + INITIAL_EXTRA).min(self.limit));
+        }
+    }
+
     /// Fixes the start of the stream from the sender's SYN: data begins at `isn + 1`.
     pub fn syn(&mut self, isn: u32) {
         if self.base.is_none() {
@@ -114,6 +126,7 @@ impl Stream {
             return Outcome::NoProgress;
         }
         let payload = &payload[..payload.len().min(self.limit - off)];
+        self.reserve_first(off + payload.len());
         let have = self.data.len();
         if off > have {
             if self.pending.len() >= MAX_PENDING {
