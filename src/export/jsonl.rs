@@ -82,6 +82,8 @@ pub struct InspectLine<'a> {
     pub dns_queries: Vec<String>,
     /// DNS answers of a DNS flow.
     pub dns_answers: Vec<AnswerLine>,
+    /// Response code of the last DNS response (`NOERROR`, `NXDOMAIN`, ... or the number).
+    pub dns_rcode: Option<String>,
     /// Names the client looked up that resolved to the server's address.
     pub names_from_dns: Vec<String>,
     /// Which signal named the destination (`sni`, `quic_sni`, `http_host`, `connect`, `dns`,
@@ -105,6 +107,20 @@ pub struct InspectLine<'a> {
     pub end: &'static str,
     /// File or interface the flow was read from.
     pub capture: &'a str,
+}
+
+/// DNS response code mnemonic (RFC 1035 §4.1.1, RFC 6895 §2.3).
+fn rcode_name(rcode: u16) -> String {
+    match rcode {
+        0 => "NOERROR".into(),
+        1 => "FORMERR".into(),
+        2 => "SERVFAIL".into(),
+        3 => "NXDOMAIN".into(),
+        4 => "NOTIMP".into(),
+        5 => "REFUSED".into(),
+        16 => "BADVERS".into(),
+        n => n.to_string(),
+    }
 }
 
 /// A DNS name for output: the root name (empty on the wire) is written `.` as in zone files.
@@ -190,6 +206,7 @@ impl<'a> InspectLine<'a> {
                 .and_then(|d| d.dns.as_ref())
                 .map(|s| s.answers.iter().map(answer_line).collect())
                 .unwrap_or_default(),
+            dns_rcode: d.and_then(|d| d.dns.as_ref()).and_then(|s| s.rcode).map(rcode_name),
             names_from_dns: d.map(|d| d.names_from_dns.iter().map(|n| bytes_to_text(n)).collect()).unwrap_or_default(),
             signal: signal.map(|s| s.as_str()),
             unnamed: unnamed.map(|u| u.as_str()),
