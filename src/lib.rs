@@ -24,6 +24,8 @@
 #![warn(missing_docs)]
 
 pub mod capture;
+pub mod classify;
+pub mod config;
 pub mod decode;
 pub mod dnscache;
 pub mod engine;

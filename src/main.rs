@@ -61,12 +61,35 @@ enum Command {
         /// Print the sensor's counters (drops by reason, give-ups, flows) to stderr at the end.
         #[arg(long)]
         stats: bool,
+        /// Configuration file (catalog, departments, policy): adds service, channel, category,
+        /// department and status to every record.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Validate the configuration and the service catalog; every problem with file and line.
+    Check {
+        /// Configuration file.
+        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Show which service, channel, rule and status a host name or IP address matches.
+    Explain {
+        /// A host name (`web.whatsapp.com`) or an IP address.
+        query: String,
+        /// Configuration file.
+        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
     },
 }
+
+/// The bundled configuration (example departments and policy over `pcaps/`).
+const DEFAULT_CONFIG: &str = "rules/config.toml";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Check { config } => runtime::check(&config, &mut std::io::stdout()),
+        Command::Explain { query, config } => runtime::explain(&config, &query, &mut std::io::stdout()),
         Command::Inspect {
             inputs,
             format,
@@ -78,6 +101,7 @@ fn main() -> ExitCode {
             count,
             max_flows,
             stats,
+            config,
         } => {
             if inputs.is_empty() && interfaces.is_empty() {
                 eprintln!("error: give capture files, directories, `-` or --interface");
@@ -101,6 +125,7 @@ fn main() -> ExitCode {
                 },
                 engine: engine::Config { max_flows, ..engine::Config::default() },
                 stats,
+                config,
                 max_frames: count,
             };
             let stdout = std::io::stdout();

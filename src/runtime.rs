@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::capture::file::{self, FileReader};
+use crate::classify::Classifier;
 use crate::capture::{self, LiveOptions, Next, OfflineFilter, Source};
 use crate::decode::DropReason;
 use crate::engine::{self, Engine, FlowRecord};
@@ -38,6 +39,8 @@ pub struct InspectOptions {
     pub engine: engine::Config,
     /// Print counters to stderr at the end.
     pub stats: bool,
+    /// Configuration (catalog, departments, policy): adds service and status to each record.
+    pub config: Option<PathBuf>,
     /// Stop a live capture after this many frames (live records are written as flows end).
     pub max_frames: Option<u64>,
 }
@@ -57,6 +60,7 @@ pub struct Outcome {
 /// before an earlier-starting flow did.
 struct Ordered<'w, W: Write> {
     out: &'w mut W,
+    classifier: Option<&'w Classifier>,
     format: Format,
     pending: BTreeMap<u64, (FlowRecord, Arc<str>)>,
     next: u64,
@@ -79,9 +83,11 @@ impl<W: Write> Ordered<'_, W> {
 
     fn emit(&mut self, r: &FlowRecord, capture: &str) -> std::io::Result<()> {
         self.written += 1;
+        let attribution = self.classifier.map(|c| c.attribute(r));
+        let attributed = attribution.as_ref().zip(self.classifier.map(|c| &c.catalog));
         match self.format {
-            Format::Jsonl => export::jsonl::write(self.out, r, capture),
-            Format::Table => export::table::write(self.out, r, capture),
+            Format::Jsonl => export::jsonl::write(self.out, r, capture, attributed),
+            Format::Table => export::table::write(self.out, r, capture, attributed),
         }
     }
 
@@ -110,7 +116,25 @@ pub fn inspect(opts: &InspectOptions, out: &mut impl Write, err: &mut impl Write
     }
     let mut engine = Engine::new(opts.engine);
     let mut outcome = Outcome::default();
-    let mut ordered = Ordered { out, format: opts.format, pending: BTreeMap::new(), next: 0, written: 0 };
+    let classifier = match &opts.config {
+        Some(path) => match Classifier::load(path) {
+            Ok(c) => {
+                for w in &c.warnings {
+                    writeln!(err, "warning: {w}")?;
+                }
+                Some(c)
+            }
+            Err(diags) => {
+                for d in &diags {
+                    writeln!(err, "error: {d}")?;
+                }
+                anyhow::bail!("{}: configuration has {} error(s); `shadowtap check` lists them", path.display(), diags.len());
+            }
+        },
+        None => None,
+    };
+    let mut ordered =
+        Ordered { out, classifier: classifier.as_ref(), format: opts.format, pending: BTreeMap::new(), next: 0, written: 0 };
     if opts.format == Format::Table {
         export::table::write_header(ordered.out)?;
     }
@@ -308,4 +332,65 @@ pub fn write_stats(err: &mut impl Write, engine: &Engine) -> std::io::Result<()>
         nonzero(format!("flows_ended.{k}"), *v)?;
     }
     Ok(())
+}
+
+/// `shadowtap check`: loads the configuration and the catalog, prints every problem (with file
+/// and line) and a summary; expired exemptions count as problems.
+pub fn check(path: &std::path::Path, out: &mut impl Write) -> std::process::ExitCode {
+    let now = crate::time::Timestamp::from_parts(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0),
+        0,
+    );
+    let result = crate::config::Loaded::read(path).and_then(|loaded| {
+        let c = Classifier::load(path)?;
+        Ok((c.expired_exemptions(&loaded, now), c))
+    });
+    let (problems, summary) = match result {
+        Ok((expired, c)) => {
+            for w in &c.warnings {
+                let _ = writeln!(out, "warning: {w}");
+            }
+            let summary = format!(
+                "{} services in {} files (catalog {}), {} departments, config {}",
+                c.catalog.services.len(),
+                c.catalog.files.len(),
+                &c.catalog.digest[..12],
+                c.department_ids().len(),
+                &c.config_digest[..12]
+            );
+            (expired, Some(summary))
+        }
+        Err(diags) => (diags, None),
+    };
+    for p in &problems {
+        let _ = writeln!(out, "error: {p}");
+    }
+    if let Some(s) = summary {
+        let _ = writeln!(out, "{s}");
+    }
+    if problems.is_empty() {
+        let _ = writeln!(out, "ok");
+        std::process::ExitCode::SUCCESS
+    } else {
+        let _ = writeln!(out, "{} problem(s)", problems.len());
+        std::process::ExitCode::FAILURE
+    }
+}
+
+/// `shadowtap explain HOST|IP`: which service, channel, rule and status a name or address matches.
+pub fn explain(path: &std::path::Path, query: &str, out: &mut impl Write) -> std::process::ExitCode {
+    match Classifier::load(path) {
+        Ok(c) => {
+            for line in c.explain(query) {
+                let _ = writeln!(out, "{line}");
+            }
+            std::process::ExitCode::SUCCESS
+        }
+        Err(diags) => {
+            for d in diags {
+                let _ = writeln!(out, "error: {d}");
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

@@ -8,6 +8,8 @@ use std::io::Write;
 use serde::Serialize;
 
 use super::bytes_to_text;
+use crate::classify::catalog::Catalog;
+use crate::classify::Attribution;
 use crate::engine::{DnsAnswer, FlowRecord};
 use crate::proto::{quic, tls};
 
@@ -103,6 +105,21 @@ pub struct InspectLine<'a> {
     pub vlan: Option<u16>,
     /// Outermost tunnel (`gre`, `vxlan`, ...).
     pub tunnel: Option<&'static str>,
+    /// Catalog service id (with `--config`).
+    pub service: Option<&'a str>,
+    /// Channel of the service (`chat`, `media`, `calls`, `default`, ...).
+    pub channel: Option<&'a str>,
+    /// Category of the service.
+    pub category: Option<&'a str>,
+    /// Which signal matched the catalog (`sni`, `quic_sni`, `http_host`, `connect`, `dns`,
+    /// `marker`, `ja4`, `cidr`, `asn`).
+    pub service_signal: Option<&'static str>,
+    /// Tenant of a corporate service, when the name shows one.
+    pub tenant: Option<&'a str>,
+    /// The client's department (`unmapped` when in none).
+    pub department: Option<&'a str>,
+    /// Policy status: `sanctioned`, `exempted`, `unsanctioned`, `unknown`.
+    pub status: Option<&'static str>,
     /// Why the flow ended (`idle`, `closed`, `evicted`, `capture_end`).
     pub end: &'static str,
     /// File or interface the flow was read from.
@@ -141,9 +158,13 @@ fn answer_line(a: &DnsAnswer) -> AnswerLine {
     }
 }
 
+/// A record's attribution with the catalog it refers to.
+pub type Attributed<'a> = Option<(&'a Attribution, &'a Catalog)>;
+
 impl<'a> InspectLine<'a> {
-    /// Builds the line for `r`, read from `capture`.
-    pub fn new(r: &'a FlowRecord, capture: &'a str) -> Self {
+    /// Builds the line for `r`, read from `capture`, with its attribution if a configuration
+    /// was given.
+    pub fn new(r: &'a FlowRecord, capture: &'a str, attributed: Attributed<'a>) -> Self {
         // Exhaustive destructuring: a new record field cannot be forgotten here.
         let FlowRecord {
             seq: _,
@@ -216,6 +237,13 @@ impl<'a> InspectLine<'a> {
             bytes_down: *bytes_down,
             vlan: *vlan,
             tunnel: tunnel.map(|t| t.as_str()),
+            service: attributed.and_then(|(a, c)| a.target.map(|t| c.service(t).id.as_str())),
+            channel: attributed.and_then(|(a, c)| a.target.map(|t| c.channel(t))),
+            category: attributed.and_then(|(a, c)| a.target.map(|t| c.service(t).category.as_str())),
+            service_signal: attributed.and_then(|(a, _)| a.signal.map(|s| s.as_str())),
+            tenant: attributed.and_then(|(a, _)| a.tenant.as_deref()),
+            department: attributed.map(|(a, _)| a.department.as_str()),
+            status: attributed.and_then(|(a, _)| a.status.map(|s| s.as_str())),
             end: end.as_str(),
             capture,
         }
@@ -226,7 +254,7 @@ impl<'a> InspectLine<'a> {
 ///
 /// # Errors
 /// The writer's I/O error (e.g. a closed pipe).
-pub fn write(out: &mut impl Write, r: &FlowRecord, capture: &str) -> std::io::Result<()> {
-    serde_json::to_writer(&mut *out, &InspectLine::new(r, capture))?;
+pub fn write(out: &mut impl Write, r: &FlowRecord, capture: &str, attributed: Attributed<'_>) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, &InspectLine::new(r, capture, attributed))?;
     out.write_all(b"\n")
 }

@@ -2,14 +2,15 @@
 
 use std::io::Write;
 
-use super::jsonl::InspectLine;
+use super::jsonl::{Attributed, InspectLine};
 use crate::engine::FlowRecord;
 
 /// The header line.
 pub const HEADER: &str = concat!(
     "start                        client                                         ",
     "server                                         proto app     sni                              ",
-    "ja4                                    pkts>  pkts<   bytes>   bytes<"
+    "ja4                                    pkts>  pkts<   bytes>   bytes<  ",
+    "service          department   status"
 );
 
 /// Writes the header line.
@@ -24,11 +25,11 @@ pub fn write_header(out: &mut impl Write) -> std::io::Result<()> {
 ///
 /// # Errors
 /// The writer's I/O error.
-pub fn write(out: &mut impl Write, r: &FlowRecord, capture: &str) -> std::io::Result<()> {
-    let l = InspectLine::new(r, capture);
+pub fn write(out: &mut impl Write, r: &FlowRecord, capture: &str, attributed: Attributed<'_>) -> std::io::Result<()> {
+    let l = InspectLine::new(r, capture, attributed);
     writeln!(
         out,
-        "{:<28} {:<46} {:<46} {:<5} {:<7} {:<32} {:<38} {:>5} {:>6} {:>8} {:>8}",
+        "{:<28} {:<46} {:<46} {:<5} {:<7} {:<32} {:<38} {:>5} {:>6} {:>8} {:>8}  {:<16} {:<12} {}",
         l.ts_start,
         l.src,
         l.dst,
@@ -39,6 +40,9 @@ pub fn write(out: &mut impl Write, r: &FlowRecord, capture: &str) -> std::io::Re
         l.packets_up,
         l.packets_down,
         l.bytes_up,
-        l.bytes_down
+        l.bytes_down,
+        l.service.unwrap_or("-"),
+        l.department.unwrap_or("-"),
+        l.status.unwrap_or("-")
     )
 }

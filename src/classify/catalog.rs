@@ -1,0 +1,593 @@
+//! The service catalog: `rules/services/*.toml` loaded, validated and compiled into indexes.
+//!
+//! Matching is compiled once per load: names go into a hash map of suffixes (a name is looked
+//! up label by label from its full form to its registrable tail, so the longest listed suffix
+//! wins), address ranges into a longest-prefix table, ASNs, JA4s and markers into small maps.
+//! Every definition error is a [`Diagnostic`] with file and line; a catalog with errors is not
+//! used.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use toml::Spanned;
+
+use super::addr::AddrTable;
+use super::diag::{self, Diagnostic};
+
+/// Service categories (the `category` key).
+pub const CATEGORIES: &[&str] = &[
+    "messaging",
+    "file-sharing",
+    "personal-mail",
+    "conferencing",
+    "social",
+    "generative-ai",
+    "remote-access",
+    "vpn-proxy",
+    "dns-bypass",
+    "corporate-suite",
+    "other",
+];
+
+/// Markers a service may list (see `proto::marker::Marker::as_str`).
+pub const MARKERS: &[&str] = &["whatsapp-noise", "stun", "dot", "doq"];
+
+/// Signal lists shared by a service and its channels.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChannelDef {
+    id: Spanned<String>,
+    #[serde(default)]
+    domains: Vec<Spanned<String>>,
+    #[serde(default)]
+    hosts: Vec<Spanned<String>>,
+    #[serde(default)]
+    cidrs: Vec<Spanned<String>>,
+    #[serde(default)]
+    asns: Vec<u32>,
+    #[serde(default)]
+    ja4: Vec<Spanned<String>>,
+    #[serde(default)]
+    markers: Vec<Spanned<String>>,
+    #[serde(default)]
+    ports: Vec<Spanned<String>>,
+    #[serde(default)]
+    stun_software: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReferenceDef {
+    what: String,
+    source: String,
+    checked: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceDef {
+    id: Spanned<String>,
+    name: String,
+    vendor: String,
+    vendor_country: Spanned<String>,
+    category: Spanned<String>,
+    #[serde(default)]
+    e2ee: bool,
+    #[serde(default)]
+    disappearing_messages: bool,
+    #[serde(default)]
+    data_location: String,
+    #[serde(default)]
+    corporate: bool,
+    #[serde(default)]
+    tenant_suffixes: Vec<String>,
+    // The service's own signals (its "default" channel); same keys as a channel's.
+    #[serde(default)]
+    domains: Vec<Spanned<String>>,
+    #[serde(default)]
+    hosts: Vec<Spanned<String>>,
+    #[serde(default)]
+    cidrs: Vec<Spanned<String>>,
+    #[serde(default)]
+    asns: Vec<u32>,
+    #[serde(default)]
+    ja4: Vec<Spanned<String>>,
+    #[serde(default)]
+    markers: Vec<Spanned<String>>,
+    #[serde(default)]
+    ports: Vec<Spanned<String>>,
+    #[serde(default)]
+    stun_software: Vec<String>,
+    #[serde(default)]
+    channel: Vec<ChannelDef>,
+    #[serde(default)]
+    reference: Vec<ReferenceDef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDef {
+    #[serde(default)]
+    service: Vec<ServiceDef>,
+}
+
+/// Where a service's data came from, and when it was checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    /// Which list.
+    pub what: String,
+    /// Its source, in words.
+    pub source: String,
+    /// Date checked (ISO 8601).
+    pub checked: String,
+}
+
+/// A service of the catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    /// Stable id (`whatsapp`).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Vendor.
+    pub vendor: String,
+    /// Vendor's country (ISO 3166-1 alpha-2).
+    pub vendor_country: String,
+    /// Category (one of [`CATEGORIES`]).
+    pub category: String,
+    /// End-to-end encrypted by default.
+    pub e2ee: bool,
+    /// Messages can disappear.
+    pub disappearing_messages: bool,
+    /// Where data is held, as the vendor states it.
+    pub data_location: String,
+    /// Deployed by organisations themselves (suites).
+    pub corporate: bool,
+    /// Name suffixes whose next label names a tenant.
+    pub tenant_suffixes: Vec<String>,
+    /// Channel ids; index 0 is `default` (the service's own signals).
+    pub channels: Vec<String>,
+    /// Sources of the lists.
+    pub references: Vec<Reference>,
+}
+
+/// A (service, channel) pair, as indexes into [`Catalog::services`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Target {
+    /// Service index.
+    pub service: u16,
+    /// Channel index within the service.
+    pub channel: u16,
+}
+
+/// A name match: the target and the listed pattern that matched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameHit {
+    /// The matched service and channel.
+    pub target: Target,
+    /// The listed domain (suffix) or host that matched.
+    pub pattern: String,
+}
+
+/// A port signal: transport and an inclusive range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRule {
+    /// `tcp` (6) or `udp` (17).
+    pub proto: u8,
+    /// First port.
+    pub from: u16,
+    /// Last port.
+    pub to: u16,
+    /// Who lists it.
+    pub target: Target,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Pattern {
+    target: Target,
+    exact: bool,
+}
+
+/// The compiled catalog.
+#[derive(Clone, Default)]
+pub struct Catalog {
+    /// Services, in file order.
+    pub services: Vec<Service>,
+    names: HashMap<String, Vec<Pattern>>,
+    addrs: AddrTable<Target>,
+    asns: HashMap<u32, Target>,
+    ja4: HashMap<String, Target>,
+    markers: HashMap<String, Vec<Target>>,
+    stun_software: Vec<(String, Target)>,
+    /// Port rules (weakest signal, used only to confirm).
+    pub ports: Vec<PortRule>,
+    /// The files read, sorted.
+    pub files: Vec<PathBuf>,
+    /// SHA-256 over the files' names and contents: the catalog version reports cite.
+    pub digest: String,
+}
+
+/// Lowercases and strips one trailing dot: names are matched case-insensitively.
+pub fn normalize(name: &[u8]) -> String {
+    let n = name.strip_suffix(b".").unwrap_or(name);
+    String::from_utf8_lossy(n).to_ascii_lowercase()
+}
+
+fn valid_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 48 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+fn valid_domain(s: &str) -> bool {
+    s.contains('.')
+        && !s.starts_with('.')
+        && !s.ends_with('.')
+        && s.len() <= 253
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.' || b == b'_')
+}
+
+/// Parses `tcp/5222` or `udp/8801-8810`.
+fn parse_port(s: &str) -> Option<(u8, u16, u16)> {
+    let (proto, range) = s.split_once('/')?;
+    let proto = match proto {
+        "tcp" => 6,
+        "udp" => 17,
+        _ => return None,
+    };
+    let (a, b) = range.split_once('-').unwrap_or((range, range));
+    let (a, b): (u16, u16) = (a.parse().ok()?, b.parse().ok()?);
+    (a <= b).then_some((proto, a, b))
+}
+
+struct Builder<'a> {
+    cat: Catalog,
+    errors: Vec<Diagnostic>,
+    file: &'a Path,
+    text: &'a str,
+    /// Where each name pattern was defined: (file, line), for conflict messages.
+    origin: HashMap<(String, bool), (PathBuf, usize, String)>,
+}
+
+impl Builder<'_> {
+    fn err(&mut self, at: Option<usize>, msg: String) {
+        self.errors.push(Diagnostic::at(self.file, self.text, at, msg));
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn signals(
+        &mut self,
+        target: Target,
+        domains: &[Spanned<String>],
+        hosts: &[Spanned<String>],
+        cidrs: &[Spanned<String>],
+        asns: &[u32],
+        ja4: &[Spanned<String>],
+        markers: &[Spanned<String>],
+        ports: &[Spanned<String>],
+        stun_software: &[String],
+    ) {
+        let sid = self.cat.services[target.service as usize].id.clone();
+        for (list, exact) in [(domains, false), (hosts, true)] {
+            for d in list {
+                let name = d.get_ref().to_ascii_lowercase();
+                if !valid_domain(&name) {
+                    self.err(Some(d.span().start), format!("{sid}: {name:?} is not a domain name (lowercase, at least two labels)"));
+                    continue;
+                }
+                let line = diag::line_of(self.text, d.span().start);
+                if let Some((f, l, other)) = self.origin.get(&(name.clone(), exact)) {
+                    if *other != sid {
+                        let msg = format!("{sid}: {name} is already listed by {other} ({}:{l}): conflicting patterns", f.display());
+                        self.err(Some(d.span().start), msg);
+                    }
+                    continue;
+                }
+                self.origin.insert((name.clone(), exact), (self.file.to_path_buf(), line, sid.clone()));
+                self.cat.names.entry(name).or_default().push(Pattern { target, exact });
+            }
+        }
+        for c in cidrs {
+            match c.get_ref().parse::<IpNet>() {
+                Ok(net) => {
+                    if let Some(prev) = self.cat.addrs.insert(net, target) {
+                        if prev.service != target.service {
+                            let other = self.cat.services[prev.service as usize].id.clone();
+                            self.err(Some(c.span().start), format!("{sid}: {net} is already listed by {other}"));
+                        }
+                    }
+                }
+                Err(_) => self.err(Some(c.span().start), format!("{sid}: invalid CIDR {:?}", c.get_ref())),
+            }
+        }
+        for a in asns {
+            self.cat.asns.insert(*a, target);
+        }
+        for j in ja4 {
+            self.cat.ja4.insert(j.get_ref().clone(), target);
+        }
+        for m in markers {
+            if MARKERS.contains(&m.get_ref().as_str()) {
+                self.cat.markers.entry(m.get_ref().clone()).or_default().push(target);
+            } else {
+                self.err(Some(m.span().start), format!("{sid}: unknown marker {:?} (known: {})", m.get_ref(), MARKERS.join(", ")));
+            }
+        }
+        for p in ports {
+            match parse_port(p.get_ref()) {
+                Some((proto, from, to)) => self.cat.ports.push(PortRule { proto, from, to, target }),
+                None => self.err(Some(p.span().start), format!("{sid}: invalid port {:?} (tcp/5222, udp/8801-8810)", p.get_ref())),
+            }
+        }
+        for s in stun_software {
+            self.cat.stun_software.push((s.to_ascii_lowercase(), target));
+        }
+    }
+
+    fn service(&mut self, def: ServiceDef) {
+        let id = def.id.get_ref().clone();
+        if !valid_id(&id) {
+            self.err(Some(def.id.span().start), format!("invalid service id {id:?} (lowercase letters, digits, '-')"));
+        }
+        if self.cat.services.iter().any(|s| s.id == id) {
+            self.err(Some(def.id.span().start), format!("duplicate service id {id:?}"));
+            return;
+        }
+        if !CATEGORIES.contains(&def.category.get_ref().as_str()) {
+            self.err(Some(def.category.span().start), format!("{id}: unknown category {:?} (known: {})", def.category.get_ref(), CATEGORIES.join(", ")));
+        }
+        let cc = def.vendor_country.get_ref();
+        if cc.len() != 2 || !cc.bytes().all(|b| b.is_ascii_uppercase()) {
+            self.err(Some(def.vendor_country.span().start), format!("{id}: vendor_country {cc:?} is not an ISO 3166-1 alpha-2 code"));
+        }
+        let mut channels = vec!["default".to_string()];
+        for c in &def.channel {
+            let cid = c.id.get_ref();
+            if !valid_id(cid) || channels.contains(cid) {
+                self.err(Some(c.id.span().start), format!("{id}: invalid or duplicate channel id {cid:?}"));
+            }
+            channels.push(cid.clone());
+        }
+        let service = self.cat.services.len() as u16;
+        self.cat.services.push(Service {
+            id: id.clone(),
+            name: def.name,
+            vendor: def.vendor,
+            vendor_country: cc.clone(),
+            category: def.category.into_inner(),
+            e2ee: def.e2ee,
+            disappearing_messages: def.disappearing_messages,
+            data_location: def.data_location,
+            corporate: def.corporate,
+            tenant_suffixes: def.tenant_suffixes.iter().map(|s| s.to_ascii_lowercase()).collect(),
+            channels,
+            references: def
+                .reference
+                .into_iter()
+                .map(|r| Reference { what: r.what, source: r.source, checked: r.checked })
+                .collect(),
+        });
+        let t = Target { service, channel: 0 };
+        self.signals(t, &def.domains, &def.hosts, &def.cidrs, &def.asns, &def.ja4, &def.markers, &def.ports, &def.stun_software);
+        for (i, c) in def.channel.iter().enumerate() {
+            let t = Target { service, channel: i as u16 + 1 };
+            self.signals(t, &c.domains, &c.hosts, &c.cidrs, &c.asns, &c.ja4, &c.markers, &c.ports, &c.stun_software);
+        }
+    }
+}
+
+impl Catalog {
+    /// Loads every `*.toml` file of `dir` (sorted by name).
+    ///
+    /// # Errors
+    /// Every problem found, each with file and line; the catalog is not returned if there is any.
+    pub fn load_dir(dir: &Path) -> Result<Catalog, Vec<Diagnostic>> {
+        let io = |e: std::io::Error| vec![Diagnostic { file: dir.to_path_buf(), line: None, message: e.to_string() }];
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(io)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(vec![Diagnostic { file: dir.to_path_buf(), line: None, message: "no .toml service files".into() }]);
+        }
+        let mut texts = Vec::new();
+        for f in &files {
+            match std::fs::read_to_string(f) {
+                Ok(t) => texts.push((f.clone(), t)),
+                Err(e) => return Err(vec![Diagnostic { file: f.clone(), line: None, message: e.to_string() }]),
+            }
+        }
+        Self::from_texts(&texts)
+    }
+
+    /// Compiles a catalog from (file name, contents) pairs.
+    ///
+    /// # Errors
+    /// As [`Catalog::load_dir`].
+    pub fn from_texts(texts: &[(PathBuf, String)]) -> Result<Catalog, Vec<Diagnostic>> {
+        let mut cat = Catalog::default();
+        let mut errors = Vec::new();
+        let mut origin = HashMap::new();
+        let mut digest = Sha256::new();
+        for (file, text) in texts {
+            digest.update(file.file_name().map(|n| n.as_encoded_bytes()).unwrap_or_default());
+            digest.update(text.as_bytes());
+            let def: FileDef = match toml::from_str(text) {
+                Ok(d) => d,
+                Err(e) => {
+                    errors.push(diag::from_toml(file, text, &e));
+                    continue;
+                }
+            };
+            let mut b = Builder { cat, errors, file, text, origin };
+            for s in def.service {
+                b.service(s);
+            }
+            (cat, errors, origin) = (b.cat, b.errors, b.origin);
+            cat.files.push(file.clone());
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        cat.digest = format!("{:x}", digest.finalize());
+        Ok(cat)
+    }
+
+    /// The service at `t`.
+    pub fn service(&self, t: Target) -> &Service {
+        &self.services[t.service as usize]
+    }
+
+    /// The channel id at `t`.
+    pub fn channel(&self, t: Target) -> &str {
+        &self.services[t.service as usize].channels[t.channel as usize]
+    }
+
+    /// Looks a service up by id.
+    pub fn find(&self, id: &str) -> Option<usize> {
+        self.services.iter().position(|s| s.id == id)
+    }
+
+    /// The longest listed domain or exact host matching `name` (case-insensitive).
+    pub fn match_name(&self, name: &[u8]) -> Option<NameHit> {
+        let name = normalize(name);
+        let mut at = 0;
+        loop {
+            let suffix = &name[at..];
+            if let Some(ps) = self.names.get(suffix) {
+                if let Some(p) = ps.iter().find(|p| !p.exact || at == 0) {
+                    return Some(NameHit { target: p.target, pattern: suffix.to_string() });
+                }
+            }
+            match name[at..].find('.') {
+                Some(i) => at += i + 1,
+                None => return None,
+            }
+        }
+    }
+
+    /// The listed address range containing `addr`.
+    pub fn match_addr(&self, addr: std::net::IpAddr) -> Option<(Target, IpNet)> {
+        self.addrs.lookup(addr).map(|(net, t)| (*t, net))
+    }
+
+    /// The service listing autonomous system `asn`.
+    pub fn match_asn(&self, asn: u32) -> Option<Target> {
+        self.asns.get(&asn).copied()
+    }
+
+    /// The service whose official client has this JA4.
+    pub fn match_ja4(&self, ja4: &str) -> Option<Target> {
+        self.ja4.get(ja4).copied()
+    }
+
+    /// Services listing `marker`.
+    pub fn match_marker(&self, marker: &str) -> &[Target] {
+        self.markers.get(marker).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// The service whose STUN SOFTWARE value contains a listed substring.
+    pub fn match_stun_software(&self, software: &[u8]) -> Option<Target> {
+        let s = String::from_utf8_lossy(software).to_ascii_lowercase();
+        self.stun_software.iter().find(|(p, _)| s.contains(p.as_str())).map(|(_, t)| *t)
+    }
+
+    /// The tenant named by `name` under one of the service's tenant suffixes (the label left of
+    /// the suffix, without a `-my` OneDrive marker), e.g. `contoso-my.sharepoint.com` → `contoso`.
+    pub fn tenant(&self, t: Target, name: &[u8]) -> Option<String> {
+        let name = normalize(name);
+        self.service(t).tenant_suffixes.iter().find_map(|suf| {
+            let head = name.strip_suffix(suf.as_str())?.strip_suffix('.')?;
+            let label = head.rsplit('.').next()?;
+            let label = label.strip_suffix("-my").unwrap_or(label);
+            (!label.is_empty()).then(|| label.to_string())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cat(text: &str) -> Result<Catalog, Vec<Diagnostic>> {
+        Catalog::from_texts(&[(PathBuf::from("t.toml"), text.to_string())])
+    }
+
+    const BASE: &str = r#"
+[[service]]
+id = "whatsapp"
+name = "WhatsApp"
+vendor = "Meta Platforms, Inc."
+vendor_country = "US"
+category = "messaging"
+domains = ["whatsapp.net", "whatsapp.com"]
+markers = ["whatsapp-noise"]
+[[service.channel]]
+id = "media"
+domains = ["mmg.whatsapp.net"]
+[[service.channel]]
+id = "calls"
+markers = ["stun"]
+cidrs = ["157.240.0.0/16"]
+
+[[service]]
+id = "microsoft365"
+name = "Microsoft 365"
+vendor = "Microsoft"
+vendor_country = "US"
+category = "corporate-suite"
+corporate = true
+tenant_suffixes = ["sharepoint.com"]
+domains = ["sharepoint.com", "office.com"]
+hosts = ["login.microsoftonline.com"]
+ports = ["udp/3478-3481"]
+"#;
+
+    #[test]
+    fn longest_suffix_and_channels() {
+        let c = cat(BASE).unwrap();
+        let hit = c.match_name(b"MMG.WhatsApp.net.").unwrap();
+        assert_eq!((c.service(hit.target).id.as_str(), c.channel(hit.target)), ("whatsapp", "media"));
+        assert_eq!(hit.pattern, "mmg.whatsapp.net");
+        let hit = c.match_name(b"g.whatsapp.net").unwrap();
+        assert_eq!(c.channel(hit.target), "default");
+        assert!(c.match_name(b"notwhatsapp.net").is_none(), "label boundaries only");
+        assert!(c.match_name(b"login.microsoftonline.com").is_some());
+        assert!(c.match_name(b"x.login.microsoftonline.com").is_none(), "hosts are exact");
+        let (t, net) = c.match_addr("157.240.1.1".parse().unwrap()).unwrap();
+        assert_eq!((c.channel(t), net.to_string().as_str()), ("calls", "157.240.0.0/16"));
+        assert_eq!(c.match_marker("whatsapp-noise").len(), 1);
+        assert_eq!(c.ports[0].from, 3478);
+        assert_eq!(c.digest.len(), 64);
+    }
+
+    #[test]
+    fn tenants() {
+        let c = cat(BASE).unwrap();
+        let t = c.match_name(b"contoso-my.sharepoint.com").unwrap().target;
+        assert_eq!(c.tenant(t, b"contoso-my.sharepoint.com").as_deref(), Some("contoso"));
+        assert_eq!(c.tenant(t, b"fabrikam.sharepoint.com").as_deref(), Some("fabrikam"));
+        assert_eq!(c.tenant(t, b"sharepoint.com"), None);
+    }
+
+    #[test]
+    fn errors_name_file_and_line() {
+        let bad = BASE.replace("category = \"messaging\"", "category = \"chat\"").replace("157.240.0.0/16", "157.240.0.0/33");
+        let errs = cat(&bad).unwrap_err();
+        let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert!(text.iter().any(|e| e.starts_with("t.toml:7:") && e.contains("unknown category")), "{text:?}");
+        assert!(text.iter().any(|e| e.contains("invalid CIDR")), "{text:?}");
+        let unknown = cat("[[service]]\nid = \"x\"\ncolour = 1\n").unwrap_err();
+        assert!(unknown[0].to_string().contains("t.toml:3"), "{:?}", unknown);
+        let dup = format!("{BASE}\n[[service]]\nid = \"whatsapp\"\nname = \"x\"\nvendor = \"x\"\nvendor_country = \"US\"\ncategory = \"other\"\n");
+        assert!(cat(&dup).unwrap_err().iter().any(|e| e.message.contains("duplicate service id")));
+        let conflict = format!("{BASE}\n[[service]]\nid = \"other\"\nname = \"x\"\nvendor = \"x\"\nvendor_country = \"US\"\ncategory = \"other\"\ndomains = [\"whatsapp.com\"]\n");
+        let e = cat(&conflict).unwrap_err();
+        assert!(e.iter().any(|e| e.message.contains("conflicting patterns") && e.message.contains("whatsapp")), "{e:?}");
+        let broad = BASE.replace("\"whatsapp.com\"]", "\"com\"]");
+        assert!(cat(&broad).unwrap_err().iter().any(|e| e.message.contains("not a domain name")));
+    }
+}

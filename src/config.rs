@@ -1,0 +1,149 @@
+//! The sensor's configuration file (TOML): where the catalog is, departments, policy,
+//! exemptions and tenants. Paths in it are relative to the file's own folder.
+//!
+//! Loading never panics: every problem becomes a [`Diagnostic`] with file and line, and
+//! `shadowtap check` prints them all at once.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::classify::diag::{self, Diagnostic};
+
+/// A department: the hosts whose addresses fall in its prefixes (VPN pools included).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Department {
+    /// Stable id (`finance`), used in metrics and policy.
+    pub id: Spanned<String>,
+    /// Display name.
+    #[serde(default)]
+    pub name: String,
+    /// IPv4 and IPv6 prefixes.
+    #[serde(default)]
+    pub cidrs: Vec<Spanned<String>>,
+}
+
+/// Department-wide settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Departments {
+    /// CSV of `address,department` lines (DHCP or VPN lease exports); entries override the
+    /// prefixes; re-read when the file changes.
+    pub mapping_file: Option<String>,
+}
+
+/// Services allowed for one scope.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Allow {
+    /// Sanctioned service ids.
+    #[serde(default)]
+    pub sanctioned: Vec<Spanned<String>>,
+}
+
+/// The allow-lists.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Sanctioned for everyone.
+    #[serde(default)]
+    pub sanctioned: Vec<Spanned<String>>,
+    /// Sanctioned per department id.
+    #[serde(default)]
+    pub departments: BTreeMap<String, Allow>,
+}
+
+/// A time-limited exemption for one service in one department.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Exemption {
+    /// Department id.
+    pub department: Spanned<String>,
+    /// Service id.
+    pub service: Spanned<String>,
+    /// Why it was granted.
+    pub reason: String,
+    /// Who approved it.
+    pub approver: String,
+    /// Ticket or decision reference.
+    #[serde(default)]
+    pub reference: String,
+    /// First day it applies (UTC).
+    pub start: Spanned<toml::value::Datetime>,
+    /// Last day it applies (UTC): it stops counting at the end of this day.
+    pub expires: Spanned<toml::value::Datetime>,
+}
+
+/// The configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Folder of the service catalog (`*.toml`).
+    #[serde(default = "default_catalog")]
+    pub catalog: String,
+    /// GeoLite2-ASN format database (optional: without it the ASN signal is off).
+    pub geoip_asn: Option<String>,
+    /// GeoLite2-Country format database (optional).
+    pub geoip_country: Option<String>,
+    /// Departments.
+    #[serde(default, rename = "department")]
+    pub department: Vec<Department>,
+    /// Department settings.
+    #[serde(default)]
+    pub departments: Departments,
+    /// Allow-lists.
+    #[serde(default)]
+    pub policy: Policy,
+    /// Exemptions.
+    #[serde(default, rename = "exemption")]
+    pub exemption: Vec<Exemption>,
+    /// The organisation's own tenants per corporate service (`microsoft365 = ["contoso"]`).
+    #[serde(default)]
+    pub tenants: BTreeMap<String, Vec<String>>,
+}
+
+fn default_catalog() -> String {
+    "services".into()
+}
+
+/// A configuration file as read: its path, text and parsed form.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// Its contents (for line numbers and the config digest).
+    pub text: String,
+    /// Parsed.
+    pub config: Config,
+}
+
+impl Loaded {
+    /// Reads and parses `path`.
+    ///
+    /// # Errors
+    /// A diagnostic naming the file (and line, for syntax errors and unknown keys).
+    pub fn read(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| vec![Diagnostic { file: path.to_path_buf(), line: None, message: e.to_string() }])?;
+        let config = toml::from_str(&text).map_err(|e| vec![diag::from_toml(path, &text, &e)])?;
+        Ok(Loaded { path: path.to_path_buf(), text, config })
+    }
+
+    /// A path named in the file, resolved against the file's folder.
+    pub fn resolve(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.path.parent().unwrap_or(Path::new(".")).join(p)
+        }
+    }
+
+    /// A diagnostic at a span of this file.
+    pub fn diag<T>(&self, at: &Spanned<T>, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::at(&self.path, &self.text, Some(at.span().start), message)
+    }
+}
