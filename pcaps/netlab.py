@@ -230,8 +230,8 @@ def wa_preface():
     version (6 and 3 in current clients), then Noise-XX handshake frames, each
     prefixed by a 3-byte big-endian length. The first frame is a HandshakeMessage
     protobuf whose field 2 (clientHello) holds field 1 (ephemeral, 32 bytes).
-    Facts as described by nDPI's whatsapp dissector and open reimplementations
-    (whatsmeow); the key here is random bytes."""
+    Facts from open reimplementations (whatsmeow socket/constants.go WAConnHeader,
+    Baileys NOISE_WA_HEADER); no code taken. The key here is random bytes."""
     hello = b"\x12\x22\x0a\x20" + os.urandom(32)
     return b"WA\x06\x03" + len(hello).to_bytes(3, "big") + hello
 
