@@ -317,7 +317,13 @@ impl Classifier {
         let quic = r.app == crate::engine::App::Quic;
         let mut names: Vec<(Signal, &[u8])> = Vec::new();
         let dns_first = r.signal == Some(Signal::Dns);
-        let dns_names = || d.map(|d| d.names_from_dns.iter().map(|n| (Signal::Dns, &n[..])).collect::<Vec<_>>()).unwrap_or_default();
+        // A DNS flow goes to a resolver: names that resolved to the resolver's address do not
+        // say what the flow is.
+        let dns_names = || {
+            d.filter(|_| r.app != crate::engine::App::Dns)
+                .map(|d| d.names_from_dns.iter().map(|n| (Signal::Dns, &n[..])).collect::<Vec<_>>())
+                .unwrap_or_default()
+        };
         if dns_first {
             names.extend(dns_names());
         }

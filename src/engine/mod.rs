@@ -499,7 +499,7 @@ fn name_flow(f: &FlowState) -> (Option<Signal>, Option<Unnamed>) {
     let hello = d.and_then(|d| d.client_hello());
     let has_sni = hello.is_some_and(|c| c.sni.is_some());
     let real_ech = hello.is_some_and(|c| c.ech) && d.is_some_and(|d| !d.ech_grease);
-    let from_dns = d.is_some_and(|d| !d.names_from_dns.is_empty());
+    let from_dns = d.is_some_and(|d| !d.names_from_dns.is_empty()) && f.app != App::Dns;
     let quic = f.app == App::Quic;
     let signal = if has_sni && !(real_ech && from_dns) {
         Some(if quic { Signal::QuicSni } else { Signal::Sni })
@@ -514,7 +514,11 @@ fn name_flow(f: &FlowState) -> (Option<Signal>, Option<Unnamed>) {
     } else {
         None
     };
-    if signal.is_some() || f.app == App::Dns {
+    if f.app == App::Dns {
+        // A DNS flow goes to a resolver: the names it carries are not its destination.
+        return (None, None);
+    }
+    if signal.is_some() {
         return (signal, None);
     }
     let unnamed = if real_ech {
