@@ -60,7 +60,9 @@ pub struct Outcome {
 /// before an earlier-starting flow did.
 struct Ordered<'w, W: Write> {
     out: &'w mut W,
-    classifier: Option<&'w Classifier>,
+    classifier: Option<Classifier>,
+    /// Configuration reloads that took effect / were rejected (the old one stayed in force).
+    reloads: [u64; 2],
     format: Format,
     pending: BTreeMap<u64, (FlowRecord, Arc<str>)>,
     next: u64,
@@ -68,6 +70,48 @@ struct Ordered<'w, W: Write> {
 }
 
 impl<W: Write> Ordered<'_, W> {
+    /// Reloads the configuration (SIGHUP, or a changed mapping file): the new one replaces the
+    /// old atomically between two records; an invalid one is rejected, reported and counted,
+    /// and the old one stays in force.
+    fn reload(&mut self, path: &std::path::Path, err: &mut impl Write, why: &str) -> std::io::Result<()> {
+        match Classifier::load(path) {
+            Ok(c) => {
+                writeln!(err, "{}: configuration reloaded ({why})", path.display())?;
+                self.classifier = Some(c);
+                self.reloads[0] += 1;
+            }
+            Err(diags) => {
+                for d in &diags {
+                    writeln!(err, "error: {d}")?;
+                }
+                writeln!(err, "error: {}: reload rejected; the previous configuration stays in force", path.display())?;
+                self.reloads[1] += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks for a reload request or a changed mapping file (at most once a second).
+    fn maybe_reload(
+        &mut self,
+        config: Option<&std::path::Path>,
+        hup: &AtomicBool,
+        last_check: &mut std::time::Instant,
+        err: &mut impl Write,
+    ) -> std::io::Result<()> {
+        let Some(path) = config else { return Ok(()) };
+        if hup.swap(false, Ordering::Relaxed) {
+            return self.reload(path, err, "SIGHUP");
+        }
+        if last_check.elapsed() >= std::time::Duration::from_secs(1) {
+            *last_check = std::time::Instant::now();
+            if self.classifier.as_ref().is_some_and(|c| c.mapping_changed()) {
+                return self.reload(path, err, "mapping file changed");
+            }
+        }
+        Ok(())
+    }
+
     fn push(&mut self, r: FlowRecord, capture: &Arc<str>) -> std::io::Result<()> {
         self.pending.insert(r.seq, (r, capture.clone()));
         while let Some(entry) = self.pending.first_entry() {
@@ -83,8 +127,8 @@ impl<W: Write> Ordered<'_, W> {
 
     fn emit(&mut self, r: &FlowRecord, capture: &str) -> std::io::Result<()> {
         self.written += 1;
-        let attribution = self.classifier.map(|c| c.attribute(r));
-        let attributed = attribution.as_ref().zip(self.classifier.map(|c| &c.catalog));
+        let attribution = self.classifier.as_ref().map(|c| c.attribute(r));
+        let attributed = attribution.as_ref().zip(self.classifier.as_ref().map(|c| &c.catalog));
         match self.format {
             Format::Jsonl => export::jsonl::write(self.out, r, capture, attributed),
             Format::Table => export::table::write(self.out, r, capture, attributed),
@@ -134,7 +178,10 @@ pub fn inspect(opts: &InspectOptions, out: &mut impl Write, err: &mut impl Write
         None => None,
     };
     let mut ordered =
-        Ordered { out, classifier: classifier.as_ref(), format: opts.format, pending: BTreeMap::new(), next: 0, written: 0 };
+        Ordered { out, classifier, reloads: [0; 2], format: opts.format, pending: BTreeMap::new(), next: 0, written: 0 };
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))?;
+    let mut last_mapping_check = std::time::Instant::now();
     if opts.format == Format::Table {
         export::table::write_header(ordered.out)?;
     }
@@ -157,6 +204,7 @@ pub fn inspect(opts: &InspectOptions, out: &mut impl Write, err: &mut impl Write
             if stop.load(Ordering::Relaxed) {
                 break;
             }
+            ordered.maybe_reload(opts.config.as_deref(), &hup, &mut last_mapping_check, err)?;
             let (mut batch, status) = reader.next_batch();
             if let Some(f) = filter.as_mut() {
                 let mut keep = Vec::with_capacity(batch.len());
@@ -206,6 +254,8 @@ pub fn inspect(opts: &InspectOptions, out: &mut impl Write, err: &mut impl Write
         }
         engine.finish_with(|r| ordered.push(r, &name))?;
         ordered.flush_all()?;
+        // Each file is its own capture: its flows ended with it, and so do its DNS answers.
+        engine.forget_dns_answers();
     }
 
     for live in &opts.live {
@@ -234,6 +284,7 @@ pub fn inspect(opts: &InspectOptions, out: &mut impl Write, err: &mut impl Write
         let name = display_name(&source.name);
         let mut frames = 0u64;
         while !stop.load(Ordering::Relaxed) {
+            ordered.maybe_reload(opts.config.as_deref(), &hup, &mut last_mapping_check, err)?;
             match source.next() {
                 Next::Frame(f) => {
                     engine.handle(f.ts, f.link, f.data, f.wire_len);
@@ -270,6 +321,10 @@ pub fn inspect(opts: &InspectOptions, out: &mut impl Write, err: &mut impl Write
     outcome.records = ordered.written;
     if opts.stats {
         write_stats(err, &engine)?;
+        if opts.config.is_some() {
+            writeln!(err, "config_reloads {}", ordered.reloads[0])?;
+            writeln!(err, "config_reload_failures {}", ordered.reloads[1])?;
+        }
     }
     Ok(outcome)
 }
@@ -337,10 +392,7 @@ pub fn write_stats(err: &mut impl Write, engine: &Engine) -> std::io::Result<()>
 /// `shadowtap check`: loads the configuration and the catalog, prints every problem (with file
 /// and line) and a summary; expired exemptions count as problems.
 pub fn check(path: &std::path::Path, out: &mut impl Write) -> std::process::ExitCode {
-    let now = crate::time::Timestamp::from_parts(
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0),
-        0,
-    );
+    let now = wall_clock();
     let result = crate::config::Loaded::read(path).and_then(|loaded| {
         let c = Classifier::load(path)?;
         Ok((c.expired_exemptions(&loaded, now), c))
@@ -381,7 +433,7 @@ pub fn check(path: &std::path::Path, out: &mut impl Write) -> std::process::Exit
 pub fn explain(path: &std::path::Path, query: &str, out: &mut impl Write) -> std::process::ExitCode {
     match Classifier::load(path) {
         Ok(c) => {
-            for line in c.explain(query) {
+            for line in c.explain(query, wall_clock()) {
                 let _ = writeln!(out, "{line}");
             }
             std::process::ExitCode::SUCCESS
@@ -393,4 +445,11 @@ pub fn explain(path: &std::path::Path, query: &str, out: &mut impl Write) -> std
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The wall clock as a [`crate::time::Timestamp`]: for commands about "now" (check, explain),
+/// never inside the packet path.
+fn wall_clock() -> crate::time::Timestamp {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    crate::time::Timestamp::from_parts(secs, 0)
 }

@@ -28,6 +28,9 @@ pub const READ_CHUNK: usize = 1 << 20;
 /// carry a little more). A larger length is a corrupt file, not a packet.
 pub const MAX_RECORD_LEN: usize = 256 * 1024 + 4096;
 
+/// Length of a classic pcap file header.
+const PCAP_HEADER_LEN: usize = 24;
+
 /// Frames handed out per batch.
 pub const BATCH: usize = 32;
 
@@ -112,7 +115,10 @@ impl FileReader {
             dlt: -1,
             unsupported_dlts: Vec::new(),
         };
-        r.fill().map_err(|e| io_err(name, e))?;
+        // A pipe may hand the header over in pieces: read until it is whole or the input ends.
+        while r.end - r.start < PCAP_HEADER_LEN && !r.eof {
+            r.fill().map_err(|e| io_err(name, e))?;
+        }
         let not_capture = |why: &str| CaptureError::Open {
             source_name: name.to_string(),
             reason: format!("not a pcap or pcapng file ({why})"),
@@ -150,7 +156,8 @@ impl FileReader {
         self.format = Format::Pcap { big_endian: h.is_bigendian(), nanos: h.is_nanosecond_precision(), link, dlt };
     }
 
-    /// Moves unread bytes to the front and reads until the buffer is full or the input ends.
+    /// Moves unread bytes to the front and reads once (a regular file fills the buffer in one
+    /// call; a pipe returns what is there, so a live `tcpdump -w - |` stream is not held back).
     fn fill(&mut self) -> std::io::Result<()> {
         if self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
@@ -160,7 +167,10 @@ impl FileReader {
         while self.end < self.buf.len() && !self.eof {
             match self.src.read(&mut self.buf[self.end..]) {
                 Ok(0) => self.eof = true,
-                Ok(n) => self.end += n,
+                Ok(n) => {
+                    self.end += n;
+                    break;
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }

@@ -210,6 +210,17 @@ pub struct Catalog {
     pub digest: String,
 }
 
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalog")
+            .field("services", &self.services.len())
+            .field("names", &self.names.len())
+            .field("ranges", &self.addrs.len())
+            .field("digest", &self.digest)
+            .finish()
+    }
+}
+
 /// Lowercases and strips one trailing dot: names are matched case-insensitively.
 pub fn normalize(name: &[u8]) -> String {
     let n = name.strip_suffix(b".").unwrap_or(name);

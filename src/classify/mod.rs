@@ -116,6 +116,8 @@ pub struct Classifier {
     exemptions: Vec<ExemptionRule>,
     own_tenants: HashMap<usize, Vec<String>>,
     asn_db: Option<maxminddb::Reader<Vec<u8>>>,
+    /// The mapping file and its modification time when read.
+    mapping_file: Option<(std::path::PathBuf, Option<std::time::SystemTime>)>,
     /// SHA-256 of the configuration file: the version reports cite.
     pub config_digest: String,
     /// Warnings that do not stop loading (absent GeoIP databases, expired exemptions).
@@ -215,8 +217,10 @@ impl Classifier {
             }
         }
         let mut mapping = HashMap::new();
+        let mut mapping_file = None;
         if let Some(f) = &cfg.departments.mapping_file {
             let path = loaded.resolve(f);
+            mapping_file = Some((path.clone(), modified(&path)));
             match read_mapping(&path, &department_ids) {
                 Ok(m) => mapping = m,
                 Err(mut e) => errors.append(&mut e),
@@ -245,9 +249,15 @@ impl Classifier {
             exemptions,
             own_tenants,
             asn_db,
+            mapping_file,
             config_digest: format!("{:x}", sha2::Sha256::digest(loaded.text.as_bytes())),
             warnings,
         })
+    }
+
+    /// True when the mapping file changed since it was read (the caller reloads).
+    pub fn mapping_changed(&self) -> bool {
+        self.mapping_file.as_ref().is_some_and(|(p, t)| modified(p) != *t)
     }
 
     /// Exemptions that have expired by `now`, as warnings for `check`.
@@ -374,8 +384,9 @@ impl Classifier {
         (None, None, None, None)
     }
 
-    /// What `query` (a host name or an IP address) matches, as lines for `shadowtap explain`.
-    pub fn explain(&self, query: &str) -> Vec<String> {
+    /// What `query` (a host name or an IP address) matches, as lines for `shadowtap explain`,
+    /// with the status each department would get at `now`.
+    pub fn explain(&self, query: &str, now: Timestamp) -> Vec<String> {
         let mut out = Vec::new();
         let describe = |t: Target| {
             let s = self.catalog.service(t);
@@ -403,7 +414,7 @@ impl Classifier {
                         out.push(format!("tenant: {t} ({})", if own { "own" } else { "foreign" }));
                     }
                     for dept in self.department_ids.iter().map(String::as_str).chain([UNMAPPED]) {
-                        let st = self.status(hit.target.service as usize, self.catalog.tenant(hit.target, query.as_bytes()).as_deref(), dept, Timestamp(i64::MAX / 2));
+                        let st = self.status(hit.target.service as usize, self.catalog.tenant(hit.target, query.as_bytes()).as_deref(), dept, now);
                         out.push(format!("status in {dept}: {}", st.as_str()));
                     }
                 }
@@ -412,6 +423,10 @@ impl Classifier {
         }
         out
     }
+}
+
+fn modified(p: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(p).and_then(|m| m.modified()).ok()
 }
 
 /// `host:port` → `host` (IPv6 literals in brackets keep their address).

@@ -251,6 +251,13 @@ impl Engine {
         (self.cache.stats, self.cache.len())
     }
 
+    /// Forgets every DNS answer (between unrelated captures; counters are kept).
+    pub fn forget_dns_answers(&mut self) {
+        let stats = self.cache.stats;
+        self.cache = DnsCache::new(self.config.dns_cache_addrs);
+        self.cache.stats = stats;
+    }
+
     /// Handles one frame of link type `link` (None: a link type the decoder does not know).
     pub fn handle(&mut self, ts: Timestamp, link: Option<LinkType>, frame: &[u8], wire_len: u32) {
         if let Some(pkt) = self.decode(link, frame, wire_len) {
