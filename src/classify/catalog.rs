@@ -33,7 +33,7 @@ pub const CATEGORIES: &[&str] = &[
 ];
 
 /// Markers a service may list (see `proto::marker::Marker::as_str`).
-pub const MARKERS: &[&str] = &["whatsapp-noise", "stun", "dot", "doq"];
+pub const MARKERS: &[&str] = &["whatsapp-noise", "stun", "dot", "doq", "dropbox-lansync"];
 
 /// Signal lists shared by a service and its channels.
 #[derive(Debug, Deserialize)]
@@ -72,7 +72,8 @@ struct ServiceDef {
     id: Spanned<String>,
     name: String,
     vendor: String,
-    vendor_country: Spanned<String>,
+    #[serde(default)]
+    vendor_country: Option<Spanned<String>>,
     category: Spanned<String>,
     #[serde(default)]
     e2ee: bool,
@@ -134,7 +135,7 @@ pub struct Service {
     pub name: String,
     /// Vendor.
     pub vendor: String,
-    /// Vendor's country (ISO 3166-1 alpha-2).
+    /// Vendor's country (ISO 3166-1 alpha-2; empty for a generic service of many vendors).
     pub vendor_country: String,
     /// Category (one of [`CATEGORIES`]).
     pub category: String,
@@ -199,6 +200,10 @@ pub struct Catalog {
     names: HashMap<String, Vec<Pattern>>,
     addrs: AddrTable<Target>,
     asns: HashMap<u32, Target>,
+    /// Ranges and ASNs of channels that list markers: they count only together with one of
+    /// the channel's markers (Meta's ranges say "WhatsApp call" only when the flow is STUN).
+    marker_addrs: AddrTable<Target>,
+    marker_asns: HashMap<u32, Target>,
     ja4: HashMap<String, Target>,
     markers: HashMap<String, Vec<Target>>,
     stun_software: Vec<(String, Target)>,
@@ -299,10 +304,12 @@ impl Builder<'_> {
                 self.cat.names.entry(name).or_default().push(Pattern { target, exact });
             }
         }
+        let qualified = !markers.is_empty();
         for c in cidrs {
             match c.get_ref().parse::<IpNet>() {
                 Ok(net) => {
-                    if let Some(prev) = self.cat.addrs.insert(net, target) {
+                    let table = if qualified { &mut self.cat.marker_addrs } else { &mut self.cat.addrs };
+                    if let Some(prev) = table.insert(net, target) {
                         if prev.service != target.service {
                             let other = self.cat.services[prev.service as usize].id.clone();
                             self.err(Some(c.span().start), format!("{sid}: {net} is already listed by {other}"));
@@ -313,7 +320,11 @@ impl Builder<'_> {
             }
         }
         for a in asns {
-            self.cat.asns.insert(*a, target);
+            if qualified {
+                self.cat.marker_asns.insert(*a, target);
+            } else {
+                self.cat.asns.insert(*a, target);
+            }
         }
         for j in ja4 {
             self.cat.ja4.insert(j.get_ref().clone(), target);
@@ -348,9 +359,11 @@ impl Builder<'_> {
         if !CATEGORIES.contains(&def.category.get_ref().as_str()) {
             self.err(Some(def.category.span().start), format!("{id}: unknown category {:?} (known: {})", def.category.get_ref(), CATEGORIES.join(", ")));
         }
-        let cc = def.vendor_country.get_ref();
-        if cc.len() != 2 || !cc.bytes().all(|b| b.is_ascii_uppercase()) {
-            self.err(Some(def.vendor_country.span().start), format!("{id}: vendor_country {cc:?} is not an ISO 3166-1 alpha-2 code"));
+        let cc = def.vendor_country.as_ref().map(|c| c.get_ref().clone()).unwrap_or_default();
+        if let Some(c) = &def.vendor_country {
+            if cc.len() != 2 || !cc.bytes().all(|b| b.is_ascii_uppercase()) {
+                self.err(Some(c.span().start), format!("{id}: vendor_country {cc:?} is not an ISO 3166-1 alpha-2 code"));
+            }
         }
         let mut channels = vec!["default".to_string()];
         for c in &def.channel {
@@ -485,6 +498,11 @@ impl Catalog {
         self.addrs.lookup(addr).map(|(net, t)| (*t, net))
     }
 
+    /// The marker-qualified range or ASN containing `addr`/`asn` (see [`Catalog`]).
+    pub fn match_marker_addr(&self, addr: std::net::IpAddr, asn: Option<u32>) -> Option<Target> {
+        self.marker_addrs.lookup(addr).map(|(_, t)| *t).or_else(|| asn.and_then(|a| self.marker_asns.get(&a).copied()))
+    }
+
     /// The service listing autonomous system `asn`.
     pub fn match_asn(&self, asn: u32) -> Option<Target> {
         self.asns.get(&asn).copied()
@@ -568,8 +586,10 @@ ports = ["udp/3478-3481"]
         assert!(c.match_name(b"notwhatsapp.net").is_none(), "label boundaries only");
         assert!(c.match_name(b"login.microsoftonline.com").is_some());
         assert!(c.match_name(b"x.login.microsoftonline.com").is_none(), "hosts are exact");
-        let (t, net) = c.match_addr("157.240.1.1".parse().unwrap()).unwrap();
-        assert_eq!((c.channel(t), net.to_string().as_str()), ("calls", "157.240.0.0/16"));
+        // The calls channel lists a marker: its range counts only together with STUN.
+        assert!(c.match_addr("157.240.1.1".parse().unwrap()).is_none());
+        let t = c.match_marker_addr("157.240.1.1".parse().unwrap(), None).unwrap();
+        assert_eq!(c.channel(t), "calls");
         assert_eq!(c.match_marker("whatsapp-noise").len(), 1);
         assert_eq!(c.ports[0].from, 3478);
         assert_eq!(c.digest.len(), 64);

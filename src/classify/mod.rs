@@ -337,7 +337,9 @@ impl Classifier {
         if dns_first {
             names.extend(dns_names());
         }
-        if let Some(sni) = d.and_then(|d| d.client_hello()).and_then(|h| h.sni.as_deref()) {
+        // With real ECH the SNI is the provider's public name, not the destination.
+        let real_ech = d.is_some_and(|d| d.client_hello().is_some_and(|h| h.ech) && !d.ech_grease);
+        if let Some(sni) = d.and_then(|d| d.client_hello()).and_then(|h| h.sni.as_deref()).filter(|_| !real_ech) {
             names.push((if quic { Signal::QuicSni } else { Signal::Sni }, sni));
         }
         if let Some(h) = d.and_then(|d| d.proxy.as_ref()).and_then(|p| p.target.as_deref()) {
@@ -361,7 +363,9 @@ impl Classifier {
             // A marker alone names a service when one service claims it (WhatsApp's preface);
             // STUN is everyone's, so it needs the address range or SOFTWARE to say whose.
             let by_software = d.and_then(|d| d.stun.as_ref()).and_then(|s| s.software.as_deref()).and_then(|s| self.catalog.match_stun_software(s));
+            let qualified = self.catalog.match_marker_addr(server, self.asn(server));
             let pick = by_software
+                .or_else(|| qualified.filter(|q| claimed.contains(q)))
                 .or_else(|| by_addr.and_then(|(t, _)| claimed.iter().copied().find(|c| c.service == t.service)))
                 .or_else(|| (claimed.len() == 1).then(|| claimed[0]));
             if let Some(t) = pick {

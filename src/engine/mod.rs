@@ -508,7 +508,8 @@ fn name_flow(f: &FlowState) -> (Option<Signal>, Option<Unnamed>) {
     let real_ech = hello.is_some_and(|c| c.ech) && d.is_some_and(|d| !d.ech_grease);
     let from_dns = d.is_some_and(|d| !d.names_from_dns.is_empty()) && f.app != App::Dns;
     let quic = f.app == App::Quic;
-    let signal = if has_sni && !(real_ech && from_dns) {
+    // Real ECH: the SNI is only the provider's public name; only a DNS answer can name it.
+    let signal = if has_sni && !real_ech {
         Some(if quic { Signal::QuicSni } else { Signal::Sni })
     } else if d.is_some_and(|d| d.http_host.is_some()) {
         Some(Signal::HttpHost)
@@ -536,7 +537,7 @@ fn name_flow(f: &FlowState) -> (Option<Signal>, Option<Unnamed>) {
         Unnamed::QuicNoHello
     } else if f.app == App::Tls {
         Unnamed::HelloIncomplete
-    } else if f.probe.as_ref().is_some_and(|p| p.streams[0].is_none()) && f.packets[0] > 0 && f.app == App::Unknown && f.tcp_payload_unseen() {
+    } else if f.app == App::Unknown && f.tcp_payload_unseen() {
         Unnamed::NoPayload
     } else {
         Unnamed::UnknownProtocol

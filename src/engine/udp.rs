@@ -41,6 +41,13 @@ pub(super) fn probe(flow: &mut FlowState, dir: Direction, u: &UdpDatagram<'_>, c
         flow.probe = None;
         return;
     }
+    if (u.dst_port == marker::DROPBOX_LANSYNC_PORT || u.src_port == marker::DROPBOX_LANSYNC_PORT)
+        && marker::dropbox_lansync(u.payload)
+    {
+        flow.details().marker = Some(Marker::DropboxLanSync);
+        flow.probe = None;
+        return;
+    }
     if dir == Direction::ToServer && quic::looks_like_quic(u.payload) {
         flow.app = App::Quic;
         probe.quic = Some(Box::default());

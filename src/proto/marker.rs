@@ -18,6 +18,9 @@ pub enum Marker {
     Dot,
     /// DNS over QUIC (ALPN `doq`, RFC 9250).
     Doq,
+    /// Dropbox LAN sync discovery: a JSON beacon broadcast to UDP 17500 that starts with
+    /// `{"host_int"` (the desktop client announcing itself and its shared folders' count).
+    DropboxLanSync,
 }
 
 impl Marker {
@@ -28,6 +31,7 @@ impl Marker {
             Marker::Stun => "stun",
             Marker::Dot => "dot",
             Marker::Doq => "doq",
+            Marker::DropboxLanSync => "dropbox-lansync",
         }
     }
 }
@@ -81,6 +85,18 @@ pub fn whatsapp(data: &[u8]) -> Sniff {
     wa_at(0)
 }
 
+/// UDP port of Dropbox LAN sync discovery.
+pub const DROPBOX_LANSYNC_PORT: u16 = 17500;
+
+/// Bytes of a beacon searched for its `host_int` key.
+const DROPBOX_BEACON_WINDOW: usize = 256;
+
+/// Dropbox LAN sync discovery beacon: a JSON object on UDP 17500 with a `host_int` key near
+/// its start (key order varies between client versions).
+pub fn dropbox_lansync(p: &[u8]) -> bool {
+    p.starts_with(b"{\"") && p[..p.len().min(DROPBOX_BEACON_WINDOW)].windows(10).any(|w| w == b"\"host_int\"")
+}
+
 /// STUN magic cookie (RFC 5389 §6).
 pub const STUN_COOKIE: u32 = 0x2112_a442;
 
@@ -102,14 +118,16 @@ pub struct StunInfo {
     pub realm: Option<Vec<u8>>,
 }
 
-/// Parses a UDP payload as a STUN message (RFC 5389 §6): two zero bits, a length that is a
-/// multiple of 4 and matches the datagram, and the magic cookie.
+/// Parses a UDP payload as a STUN message (RFC 5389 §6): two zero bits, a length that matches
+/// the datagram, and the magic cookie. RFC 5389 wants the length to be a multiple of 4, but
+/// WhatsApp's TURN Allocate requests carry an unpadded last attribute (length 106 in a real
+/// capture); the cookie and the exact length are test enough.
 pub fn stun(p: &[u8]) -> Option<StunInfo> {
     if p.len() < 20 || p[0] & 0xc0 != 0 {
         return None;
     }
     let len = u16::from_be_bytes([p[2], p[3]]) as usize;
-    if len % 4 != 0 || 20 + len != p.len() || u32::from_be_bytes([p[4], p[5], p[6], p[7]]) != STUN_COOKIE {
+    if 20 + len != p.len() || u32::from_be_bytes([p[4], p[5], p[6], p[7]]) != STUN_COOKIE {
         return None;
     }
     let mut info = StunInfo { msg_type: u16::from_be_bytes([p[0], p[1]]), ..Default::default() };
@@ -148,6 +166,13 @@ mod tests {
         assert_eq!(whatsapp(&edge[..10]), Sniff::NeedMore);
         assert_eq!(whatsapp(&[0x45, 0x44, 0, 1, 0xff, 0, 0]), Sniff::No, "routing header too long");
         assert_eq!(whatsapp(b""), Sniff::NeedMore);
+    }
+
+    #[test]
+    fn dropbox_beacon() {
+        assert!(dropbox_lansync(b"{\"host_int\": 1234, \"version\": [2, 0]}"));
+        assert!(dropbox_lansync(b"{\"version\": [2, 0], \"port\": 17500, \"host_int\": 3"));
+        assert!(!dropbox_lansync(b"{\"host\": 1}"));
     }
 
     #[test]
