@@ -402,13 +402,17 @@ pub fn check(path: &std::path::Path, out: &mut impl Write) -> std::process::Exit
             for w in &c.warnings {
                 let _ = writeln!(out, "warning: {w}");
             }
+            let (asn, country) = c.geoip();
+            let onoff = |b: bool| if b { "on" } else { "off" };
             let summary = format!(
-                "{} services in {} files (catalog {}), {} departments, config {}",
+                "{} services in {} files (catalog {}), {} departments, config {}, ASN signal {}, country {}",
                 c.catalog.services.len(),
                 c.catalog.files.len(),
                 &c.catalog.digest[..12],
                 c.department_ids().len(),
-                &c.config_digest[..12]
+                &c.config_digest[..12],
+                onoff(asn),
+                onoff(country)
             );
             (expired, Some(summary))
         }

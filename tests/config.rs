@@ -223,3 +223,29 @@ fn sighup_swaps_the_configuration_and_rejects_a_bad_one() {
     let wa: serde_json::Value = text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()).find(|r| r["sni"] == "web.whatsapp.com").unwrap();
     assert_eq!(wa["status"], "sanctioned");
 }
+
+#[test]
+fn mapping_file_tenants_and_absent_geoip() {
+    let catalog = format!(
+        "{CATALOG}\n[[service]]\nid = \"m365\"\nname = \"Microsoft 365\"\nvendor = \"Microsoft\"\nvendor_country = \"US\"\ncategory = \"corporate-suite\"\ncorporate = true\ntenant_suffixes = [\"sharepoint.com\"]\ndomains = [\"sharepoint.com\"]\n"
+    );
+    let config = CONFIG.replace("sanctioned = [\"dropbox\"]", "sanctioned = [\"dropbox\", \"m365\"]")
+        + "geoip_asn = \"missing-asn.mmdb\"\n[departments]\nmapping_file = \"leases.csv\"\n[tenants]\nm365 = [\"contoso\"]\n";
+    // geoip_asn must precede the tables: move it to the top.
+    let config = format!("geoip_asn = \"missing-asn.mmdb\"\n{}", config.replace("geoip_asn = \"missing-asn.mmdb\"\n", ""));
+    let setup = Setup::new("tenants", &config, &catalog);
+    std::fs::write(setup.0.join("leases.csv"), "# address,department\n10.9.8.7,legal\n").unwrap();
+    let (code, out) = shadowtap(&["check"], &setup.config());
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("ASN database not loaded") && out.contains("ASN signal off"), "{out}");
+    let (_, out) = shadowtap(&["explain", "10.9.8.7"], &setup.config());
+    assert!(out.contains("department: legal"), "the mapping file places the address: {out}");
+    let (_, out) = shadowtap(&["explain", "contoso-my.sharepoint.com"], &setup.config());
+    assert!(out.contains("tenant: contoso (own)") && out.contains("status in finance: sanctioned"), "{out}");
+    let (_, out) = shadowtap(&["explain", "fabrikam.sharepoint.com"], &setup.config());
+    assert!(out.contains("tenant: fabrikam (foreign)") && out.contains("status in finance: unsanctioned"), "{out}");
+    std::fs::write(setup.0.join("leases.csv"), "10.9.8.7,nowhere\n").unwrap();
+    let (code, out) = shadowtap(&["check"], &setup.config());
+    assert_eq!(code, Some(1));
+    assert!(out.contains("leases.csv:1: unknown department \"nowhere\""), "{out}");
+}

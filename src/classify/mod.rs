@@ -94,6 +94,8 @@ pub struct Attribution {
     pub department: String,
     /// Policy status; None for a named destination that is not in the catalog.
     pub status: Option<Status>,
+    /// Country of the server's address (with a country database): where the data went.
+    pub server_country: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -116,6 +118,7 @@ pub struct Classifier {
     exemptions: Vec<ExemptionRule>,
     own_tenants: HashMap<usize, Vec<String>>,
     asn_db: Option<maxminddb::Reader<Vec<u8>>>,
+    country_db: Option<maxminddb::Reader<Vec<u8>>>,
     /// The mapping file and its modification time when read.
     mapping_file: Option<(std::path::PathBuf, Option<std::time::SystemTime>)>,
     /// SHA-256 of the configuration file: the version reports cite.
@@ -226,16 +229,18 @@ impl Classifier {
                 Err(mut e) => errors.append(&mut e),
             }
         }
-        let asn_db = match &cfg.geoip_asn {
+        let mut open_db = |p: &Option<String>, what: &str| match p {
             Some(p) => match maxminddb::Reader::open_readfile(loaded.resolve(p)) {
                 Ok(r) => Some(r),
                 Err(e) => {
-                    warnings.push(Diagnostic { file: loaded.resolve(p), line: None, message: format!("ASN database not loaded ({e}); the ASN signal is off") });
+                    warnings.push(Diagnostic { file: loaded.resolve(p), line: None, message: format!("{what} database not loaded ({e}); the {what} signal is off") });
                     None
                 }
             },
             None => None,
         };
+        let asn_db = open_db(&cfg.geoip_asn, "ASN");
+        let country_db = open_db(&cfg.geoip_country, "country");
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -249,6 +254,7 @@ impl Classifier {
             exemptions,
             own_tenants,
             asn_db,
+            country_db,
             mapping_file,
             config_digest: format!("{:x}", sha2::Sha256::digest(loaded.text.as_bytes())),
             warnings,
@@ -292,6 +298,18 @@ impl Classifier {
         asn.autonomous_system_number
     }
 
+    /// Which GeoIP signals are on: (ASN, country).
+    pub fn geoip(&self) -> (bool, bool) {
+        (self.asn_db.is_some(), self.country_db.is_some())
+    }
+
+    /// ISO 3166-1 country of `addr` from the country database, if one is loaded.
+    pub fn country(&self, addr: IpAddr) -> Option<String> {
+        let r = self.country_db.as_ref()?.lookup(addr).ok()?;
+        let c: maxminddb::geoip2::Country = r.decode().ok()??;
+        c.country.iso_code.map(str::to_string)
+    }
+
     /// Attributes a finished flow to a service, channel, department and status.
     pub fn attribute(&self, r: &FlowRecord) -> Attribution {
         let department = self.department(r.client.ip()).to_string();
@@ -305,7 +323,8 @@ impl Classifier {
             None if r.signal.is_none() && r.unnamed.is_some() => Some(Status::Unknown),
             None => None,
         };
-        Attribution { target, signal, rule, tenant, department, status }
+        let server_country = self.country(r.server.ip());
+        Attribution { target, signal, rule, tenant, department, status, server_country }
     }
 
     fn status(&self, service: usize, tenant: Option<&str>, department: &str, at: Timestamp) -> Status {

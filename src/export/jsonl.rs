@@ -120,6 +120,8 @@ pub struct InspectLine<'a> {
     pub department: Option<&'a str>,
     /// Policy status: `sanctioned`, `exempted`, `unsanctioned`, `unknown`.
     pub status: Option<&'static str>,
+    /// Country of the server's address (with a GeoLite2-Country format database).
+    pub server_country: Option<&'a str>,
     /// Why the flow ended (`idle`, `closed`, `evicted`, `capture_end`).
     pub end: &'static str,
     /// File or interface the flow was read from.
@@ -244,6 +246,7 @@ impl<'a> InspectLine<'a> {
             tenant: attributed.and_then(|(a, _)| a.tenant.as_deref()),
             department: attributed.map(|(a, _)| a.department.as_str()),
             status: attributed.and_then(|(a, _)| a.status.map(|s| s.as_str())),
+            server_country: attributed.and_then(|(a, _)| a.server_country.as_deref()),
             end: end.as_str(),
             capture,
         }
