@@ -107,70 +107,56 @@ fn check(failures: &mut Vec<String>, row: &Value, field: &str, want: Option<Stri
     }
 }
 
+impl Corpus {
+    /// Runs `check_row` on every row of `kind` with our record for it (preferring `app`), and
+    /// fails with every disagreement if any; `at_least` guards against an emptied corpus.
+    fn compare(&self, kind: &str, app: &str, at_least: usize, check_row: impl Fn(&Value, &Value, &mut Vec<String>)) {
+        let (mut failures, mut n) = (Vec::new(), 0);
+        for row in self.rows(kind) {
+            n += 1;
+            match self.ours(row, app) {
+                Ok(ours) => check_row(row, ours, &mut failures),
+                Err(e) => failures.push(e),
+            }
+        }
+        assert!(n >= at_least, "only {n} {kind} rows");
+        assert!(failures.is_empty(), "{} disagreements:\n{}", failures.len(), failures.join("\n"));
+    }
+}
+
 #[test]
 fn tls_rows_agree_with_peers() {
     let Some(c) = corpus() else { return };
-    let (mut failures, mut n) = (Vec::new(), 0);
-    for row in c.rows("tls") {
-        n += 1;
-        let ours = match c.ours(row, "tls") {
-            Ok(r) => r,
-            Err(e) => {
-                failures.push(e);
-                continue;
-            }
-        };
-        check(&mut failures, row, "sni", nonempty(s(row, "sni")), s(ours, "sni"));
+    c.compare("tls", "tls", 249, |row, ours, failures| {
+        check(failures, row, "sni", nonempty(s(row, "sni")), s(ours, "sni"));
         let ja3 = nonempty(s(row, "ja3")).or_else(|| row.get("tshark").and_then(|t| nonempty(s(t, "ja3"))));
         if ja3.is_some() {
-            check(&mut failures, row, "ja3", ja3, s(ours, "ja3"));
+            check(failures, row, "ja3", ja3, s(ours, "ja3"));
         }
         if let Some(ja4) = c.want_ja4(row) {
-            check(&mut failures, row, "ja4", Some(ja4), s(ours, "ja4"));
+            check(failures, row, "ja4", Some(ja4), s(ours, "ja4"));
         }
-    }
-    assert!(n >= 249, "only {n} TLS rows");
-    assert!(failures.is_empty(), "{} disagreements:\n{}", failures.len(), failures.join("\n"));
+    });
 }
 
 #[test]
 fn quic_rows_agree_with_peers() {
     let Some(c) = corpus() else { return };
-    let (mut failures, mut n) = (Vec::new(), 0);
-    for row in c.rows("quic") {
-        n += 1;
-        let ours = match c.ours(row, "quic") {
-            Ok(r) => r,
-            Err(e) => {
-                failures.push(e);
-                continue;
-            }
-        };
-        check(&mut failures, row, "sni", nonempty(s(row, "sni")), s(ours, "sni"));
-        check(&mut failures, row, "app", Some("quic".into()), s(ours, "app"));
+    c.compare("quic", "quic", 59, |row, ours, failures| {
+        check(failures, row, "sni", nonempty(s(row, "sni")), s(ours, "sni"));
+        check(failures, row, "app", Some("quic".into()), s(ours, "app"));
         if let Some(ja4) = c.want_ja4(row) {
-            check(&mut failures, row, "ja4", Some(ja4), s(ours, "ja4"));
+            check(failures, row, "ja4", Some(ja4), s(ours, "ja4"));
         }
-    }
-    assert!(n >= 59, "only {n} QUIC rows");
-    assert!(failures.is_empty(), "{} disagreements:\n{}", failures.len(), failures.join("\n"));
+    });
 }
 
 #[test]
 fn dns_rows_agree_with_peers() {
     let Some(c) = corpus() else { return };
-    let (mut failures, mut n) = (Vec::new(), 0);
-    for row in c.rows("dns") {
-        n += 1;
-        let ours = match c.ours(row, "dns") {
-            Ok(r) => r,
-            Err(e) => {
-                failures.push(e);
-                continue;
-            }
-        };
+    c.compare("dns", "dns", 118, |row, ours, failures| {
         // nDPI keeps the last ~80 characters of long names and skips the root name: there the
-        // full name tshark read wins (tshark writes the root name `<Root>`, zone files `.`).
+        // full names tshark read win (tshark writes the root name `<Root>`, zone files `.`).
         let want = if c.spec_wins(row, "dns") {
             row.get("tshark").and_then(|t| t["dns_queries"].as_array()).map(|q| {
                 q.iter().map(|n| n.as_str().unwrap().replace("<Root>", ".")).collect::<Vec<_>>()
@@ -178,15 +164,13 @@ fn dns_rows_agree_with_peers() {
         } else {
             nonempty(s(row, "sni")).map(|n| vec![n])
         };
+        check(failures, row, "app", Some("dns".into()), s(ours, "app"));
+        let Some(want) = want else { return };
         let got: Vec<&str> = ours["dns_queries"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
-        let Some(want) = want else { continue };
-        // A long-lived resolver flow keeps its first names only (MAX_DNS_NAMES_PER_FLOW); the
-        // peer's name must be among them or be one the tshark reading also lists first.
+        // A long-lived resolver flow keeps its first names only (MAX_DNS_NAMES_PER_FLOW): one of
+        // the names the reading lists must be among them.
         if !want.iter().any(|w| got.contains(&w.as_str())) {
             failures.push(format!("{} {} {}: dns want one of {want:?} got {got:?}", s(row, "pcap").unwrap(), s(row, "src").unwrap(), s(row, "dst").unwrap()));
         }
-        check(&mut failures, row, "app", Some("dns".into()), s(ours, "app"));
-    }
-    assert!(n >= 118, "only {n} DNS rows");
-    assert!(failures.is_empty(), "{} disagreements:\n{}", failures.len(), failures.join("\n"));
+    });
 }

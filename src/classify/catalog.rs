@@ -35,27 +35,67 @@ pub const CATEGORIES: &[&str] = &[
 /// Markers a service may list (see `proto::marker::Marker::as_str`).
 pub const MARKERS: &[&str] = &["whatsapp-noise", "stun", "dot", "doq", "dropbox-lansync"];
 
-/// Signal lists shared by a service and its channels.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ChannelDef {
-    id: Spanned<String>,
-    #[serde(default)]
-    domains: Vec<Spanned<String>>,
-    #[serde(default)]
-    hosts: Vec<Spanned<String>>,
-    #[serde(default)]
-    cidrs: Vec<Spanned<String>>,
-    #[serde(default)]
-    asns: Vec<u32>,
-    #[serde(default)]
-    ja4: Vec<Spanned<String>>,
-    #[serde(default)]
-    markers: Vec<Spanned<String>>,
-    #[serde(default)]
-    ports: Vec<Spanned<String>>,
-    #[serde(default)]
-    stun_software: Vec<String>,
+/// Declares a definition struct with the signal keys every service and channel accepts, so that
+/// both stay in step (serde's `flatten` cannot be combined with `deny_unknown_fields`).
+macro_rules! with_signals {
+    ($(#[$m:meta])* struct $name:ident { $($(#[$fm:meta])* $field:ident: $ty:ty,)* }) => {
+        $(#[$m])*
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct $name {
+            $($(#[$fm])* $field: $ty,)*
+            #[serde(default)]
+            domains: Vec<Spanned<String>>,
+            #[serde(default)]
+            hosts: Vec<Spanned<String>>,
+            #[serde(default)]
+            cidrs: Vec<Spanned<String>>,
+            #[serde(default)]
+            asns: Vec<u32>,
+            #[serde(default)]
+            ja4: Vec<Spanned<String>>,
+            #[serde(default)]
+            markers: Vec<Spanned<String>>,
+            #[serde(default)]
+            ports: Vec<Spanned<String>>,
+            #[serde(default)]
+            stun_software: Vec<String>,
+        }
+
+        impl $name {
+            fn signals(&self) -> Signals<'_> {
+                Signals {
+                    domains: &self.domains,
+                    hosts: &self.hosts,
+                    cidrs: &self.cidrs,
+                    asns: &self.asns,
+                    ja4: &self.ja4,
+                    markers: &self.markers,
+                    ports: &self.ports,
+                    stun_software: &self.stun_software,
+                }
+            }
+        }
+    };
+}
+
+/// The signal lists of one service or channel, borrowed from its definition.
+struct Signals<'a> {
+    domains: &'a [Spanned<String>],
+    hosts: &'a [Spanned<String>],
+    cidrs: &'a [Spanned<String>],
+    asns: &'a [u32],
+    ja4: &'a [Spanned<String>],
+    markers: &'a [Spanned<String>],
+    ports: &'a [Spanned<String>],
+    stun_software: &'a [String],
+}
+
+with_signals! {
+    /// A `[[service.channel]]`.
+    struct ChannelDef {
+        id: Spanned<String>,
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -66,46 +106,30 @@ struct ReferenceDef {
     checked: String,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ServiceDef {
-    id: Spanned<String>,
-    name: String,
-    vendor: String,
-    #[serde(default)]
-    vendor_country: Option<Spanned<String>>,
-    category: Spanned<String>,
-    #[serde(default)]
-    e2ee: bool,
-    #[serde(default)]
-    disappearing_messages: bool,
-    #[serde(default)]
-    data_location: String,
-    #[serde(default)]
-    corporate: bool,
-    #[serde(default)]
-    tenant_suffixes: Vec<String>,
-    // The service's own signals (its "default" channel); same keys as a channel's.
-    #[serde(default)]
-    domains: Vec<Spanned<String>>,
-    #[serde(default)]
-    hosts: Vec<Spanned<String>>,
-    #[serde(default)]
-    cidrs: Vec<Spanned<String>>,
-    #[serde(default)]
-    asns: Vec<u32>,
-    #[serde(default)]
-    ja4: Vec<Spanned<String>>,
-    #[serde(default)]
-    markers: Vec<Spanned<String>>,
-    #[serde(default)]
-    ports: Vec<Spanned<String>>,
-    #[serde(default)]
-    stun_software: Vec<String>,
-    #[serde(default)]
-    channel: Vec<ChannelDef>,
-    #[serde(default)]
-    reference: Vec<ReferenceDef>,
+with_signals! {
+    /// A `[[service]]`; its own signals are its `default` channel.
+    struct ServiceDef {
+        id: Spanned<String>,
+        name: String,
+        vendor: String,
+        #[serde(default)]
+        vendor_country: Option<Spanned<String>>,
+        category: Spanned<String>,
+        #[serde(default)]
+        e2ee: bool,
+        #[serde(default)]
+        disappearing_messages: bool,
+        #[serde(default)]
+        data_location: String,
+        #[serde(default)]
+        corporate: bool,
+        #[serde(default)]
+        tenant_suffixes: Vec<String>,
+        #[serde(default)]
+        channel: Vec<ChannelDef>,
+        #[serde(default)]
+        reference: Vec<ReferenceDef>,
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -271,19 +295,8 @@ impl Builder<'_> {
         self.errors.push(Diagnostic::at(self.file, self.text, at, msg));
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn signals(
-        &mut self,
-        target: Target,
-        domains: &[Spanned<String>],
-        hosts: &[Spanned<String>],
-        cidrs: &[Spanned<String>],
-        asns: &[u32],
-        ja4: &[Spanned<String>],
-        markers: &[Spanned<String>],
-        ports: &[Spanned<String>],
-        stun_software: &[String],
-    ) {
+    fn signals(&mut self, target: Target, sig: Signals<'_>) {
+        let Signals { domains, hosts, cidrs, asns, ja4, markers, ports, stun_software } = sig;
         let sid = self.cat.services[target.service as usize].id.clone();
         for (list, exact) in [(domains, false), (hosts, true)] {
             for d in list {
@@ -376,27 +389,25 @@ impl Builder<'_> {
         let service = self.cat.services.len() as u16;
         self.cat.services.push(Service {
             id: id.clone(),
-            name: def.name,
-            vendor: def.vendor,
+            name: def.name.clone(),
+            vendor: def.vendor.clone(),
             vendor_country: cc.clone(),
-            category: def.category.into_inner(),
+            category: def.category.get_ref().clone(),
             e2ee: def.e2ee,
             disappearing_messages: def.disappearing_messages,
-            data_location: def.data_location,
+            data_location: def.data_location.clone(),
             corporate: def.corporate,
             tenant_suffixes: def.tenant_suffixes.iter().map(|s| s.to_ascii_lowercase()).collect(),
             channels,
             references: def
                 .reference
-                .into_iter()
-                .map(|r| Reference { what: r.what, source: r.source, checked: r.checked })
+                .iter()
+                .map(|r| Reference { what: r.what.clone(), source: r.source.clone(), checked: r.checked.clone() })
                 .collect(),
         });
-        let t = Target { service, channel: 0 };
-        self.signals(t, &def.domains, &def.hosts, &def.cidrs, &def.asns, &def.ja4, &def.markers, &def.ports, &def.stun_software);
+        self.signals(Target { service, channel: 0 }, def.signals());
         for (i, c) in def.channel.iter().enumerate() {
-            let t = Target { service, channel: i as u16 + 1 };
-            self.signals(t, &c.domains, &c.hosts, &c.cidrs, &c.asns, &c.ja4, &c.markers, &c.ports, &c.stun_software);
+            self.signals(Target { service, channel: i as u16 + 1 }, c.signals());
         }
     }
 }
