@@ -77,6 +77,35 @@ pub struct Exemption {
     pub expires: Spanned<toml::value::Datetime>,
 }
 
+/// Privacy settings (`[privacy]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacyDef {
+    /// Minimum distinct hosts of a department before a group is shown (k; default 5).
+    #[serde(default = "default_k")]
+    pub min_group_size: usize,
+    /// Collect host identities for an investigation (exported as `shadowtap_privacy_reveal_hosts`).
+    #[serde(default)]
+    pub reveal_hosts: bool,
+    /// Days a pseudonym key lives before it is replaced (default 30, the longest window).
+    #[serde(default = "default_rotation_days")]
+    pub key_rotation_days: u64,
+}
+
+fn default_k() -> usize {
+    5
+}
+
+fn default_rotation_days() -> u64 {
+    30
+}
+
+impl Default for PrivacyDef {
+    fn default() -> Self {
+        PrivacyDef { min_group_size: default_k(), reveal_hosts: false, key_rotation_days: default_rotation_days() }
+    }
+}
+
 /// The configuration file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -103,6 +132,9 @@ pub struct Config {
     /// The organisation's own tenants per corporate service (`microsoft365 = ["contoso"]`).
     #[serde(default)]
     pub tenants: BTreeMap<String, Vec<String>>,
+    /// Privacy settings.
+    #[serde(default)]
+    pub privacy: PrivacyDef,
 }
 
 fn default_catalog() -> String {

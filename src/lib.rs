@@ -23,9 +23,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod aggregate;
 pub mod capture;
 pub mod classify;
 pub mod config;
+pub mod daemon;
 pub mod decode;
 pub mod dnscache;
 pub mod engine;

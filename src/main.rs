@@ -66,6 +66,32 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Run the sensor: replay captures and/or read interfaces, aggregate per department, serve
+    /// Prometheus metrics until stopped (SIGTERM/SIGINT); SIGHUP reloads the configuration.
+    Run {
+        /// Configuration file.
+        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Capture files or directories to replay (repeatable). With neither --pcap nor
+        /// --interface, the bundled captures in pcaps/ are replayed.
+        #[arg(long = "pcap", value_name = "PATH")]
+        pcaps: Vec<PathBuf>,
+        /// Live interface (repeatable).
+        #[arg(short = 'i', long = "interface", value_name = "IF")]
+        interfaces: Vec<String>,
+        /// HTTP address of /metrics, /healthz and /readyz.
+        #[arg(long, default_value = shadowtap::daemon::DEFAULT_LISTEN)]
+        listen: std::net::SocketAddr,
+        /// Replay captures at their recorded pace.
+        #[arg(long)]
+        realtime: bool,
+        /// Snapshot length of live captures, bytes.
+        #[arg(long, default_value_t = DEFAULT_SNAPLEN)]
+        snaplen: i32,
+        /// Do not put interfaces in promiscuous mode.
+        #[arg(long)]
+        no_promisc: bool,
+    },
     /// Validate the configuration and the service catalog; every problem with file and line.
     Check {
         /// Configuration file.
@@ -89,6 +115,29 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config } => runtime::check(&config, &mut std::io::stdout()),
+        Command::Run { config, mut pcaps, interfaces, listen, realtime, snaplen, no_promisc } => {
+            if pcaps.is_empty() && interfaces.is_empty() {
+                pcaps.push(PathBuf::from("pcaps"));
+            }
+            let opts = shadowtap::daemon::RunOptions {
+                config,
+                pcaps,
+                live: interfaces
+                    .into_iter()
+                    .map(|interface| LiveOptions { interface, snaplen, buffer_bytes: DEFAULT_BUFFER_BYTES, promiscuous: !no_promisc })
+                    .collect(),
+                listen,
+                realtime,
+                engine: engine::Config::default(),
+            };
+            match shadowtap::daemon::run(opts) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Explain { query, config } => runtime::explain(&config, &query, &mut std::io::stdout()),
         Command::Inspect {
             inputs,

@@ -123,6 +123,8 @@ pub struct Classifier {
     mapping_file: Option<(std::path::PathBuf, Option<std::time::SystemTime>)>,
     /// SHA-256 of the configuration file: the version reports cite.
     pub config_digest: String,
+    /// Privacy settings of the configuration.
+    pub privacy: crate::aggregate::Privacy,
     /// Warnings that do not stop loading (absent GeoIP databases, expired exemptions).
     pub warnings: Vec<Diagnostic>,
 }
@@ -257,6 +259,11 @@ impl Classifier {
             country_db,
             mapping_file,
             config_digest: format!("{:x}", sha2::Sha256::digest(loaded.text.as_bytes())),
+            privacy: crate::aggregate::Privacy {
+                min_group_size: cfg.privacy.min_group_size.max(1),
+                reveal_hosts: cfg.privacy.reveal_hosts,
+                key_rotation_secs: cfg.privacy.key_rotation_days.max(1).saturating_mul(86_400),
+            },
             warnings,
         })
     }

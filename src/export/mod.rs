@@ -4,6 +4,7 @@
 //! with invalid UTF-8 escaped as `\xNN` rather than silently replaced.
 
 pub mod jsonl;
+pub mod metrics;
 pub mod table;
 
 use std::fmt::Write as _;

@@ -1,0 +1,257 @@
+//! Per-department aggregation with privacy by design: what `shadowtap run` exports.
+//!
+//! Every finished flow with its [`Attribution`] is added to a group (department × service ×
+//! channel × category × status): flows, bytes each way, and the distinct hosts that used it,
+//! held as keyed pseudonyms ([`pseudonym`]) with the packet time each was last seen. Distinct
+//! counts over the 1 h, 24 h, 7 d and 30 d windows are exact: a window counts the pseudonyms
+//! last seen inside it. Memory: 16 bytes per (group, host) pair, bounded by
+//! [`MAX_HOSTS_PER_GROUP`] (a group that reaches it stops adding hosts and is flagged); pairs not
+//! seen for 30 days are dropped.
+//!
+//! Minimum group size k: a group's own series appear only once it has k distinct hosts in the
+//! 30-day window ("revealed", and revealed for good, so counters stay monotonic); until then its
+//! flows and bytes are added to its department's `_suppressed` series and its host counts are not
+//! exported. A department with fewer than k active hosts has no active-host series. Suppressions
+//! are counted. Addresses never leave this module; with `reveal_hosts` off they are not even kept.
+
+pub mod pseudonym;
+
+use std::collections::HashMap;
+
+use pseudonym::{Pseudonym, Pseudonymizer};
+
+use crate::classify::catalog::Catalog;
+use crate::classify::{Attribution, Status};
+use crate::engine::FlowRecord;
+use crate::time::Timestamp;
+
+/// Window lengths, with their label.
+pub const WINDOWS: [(&str, u64); 4] = [("1h", 3600), ("24h", 86_400), ("7d", 7 * 86_400), ("30d", 30 * 86_400)];
+
+/// Distinct hosts remembered per group at most (1 MiB per group at 16 bytes a host).
+pub const MAX_HOSTS_PER_GROUP: usize = 65_536;
+
+/// Label value of groups folded for privacy.
+pub const SUPPRESSED: &str = "_suppressed";
+
+/// Label value of flows whose named destination is not in the catalog.
+pub const UNCATALOGUED: &str = "_uncatalogued";
+
+/// Privacy settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Privacy {
+    /// Minimum distinct hosts before a group's series are shown.
+    pub min_group_size: usize,
+    /// Host identities are collected for an investigation (exported as a metric).
+    pub reveal_hosts: bool,
+    /// Pseudonym key lifetime in seconds.
+    pub key_rotation_secs: u64,
+}
+
+impl Default for Privacy {
+    fn default() -> Self {
+        Privacy { min_group_size: 5, reveal_hosts: false, key_rotation_secs: pseudonym::DEFAULT_ROTATION_SECS }
+    }
+}
+
+/// A group's labels.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GroupKey {
+    /// Department id.
+    pub department: String,
+    /// Service id (or [`SUPPRESSED`]).
+    pub service: String,
+    /// Channel id.
+    pub channel: String,
+    /// Category.
+    pub category: String,
+    /// Status label.
+    pub status: String,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Hosts {
+    last_seen: HashMap<Pseudonym, i64>,
+    full: bool,
+}
+
+impl Hosts {
+    fn see(&mut self, p: Pseudonym, secs: i64) {
+        if let Some(t) = self.last_seen.get_mut(&p) {
+            *t = (*t).max(secs);
+        } else if self.last_seen.len() < MAX_HOSTS_PER_GROUP {
+            self.last_seen.insert(p, secs);
+        } else {
+            self.full = true;
+        }
+    }
+
+    fn count_since(&self, since: i64) -> usize {
+        self.last_seen.values().filter(|&&t| t >= since).count()
+    }
+
+    fn prune(&mut self, before: i64) {
+        self.last_seen.retain(|_, t| *t >= before);
+    }
+}
+
+/// Counters of one group.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Totals {
+    /// Flows.
+    pub flows: u64,
+    /// Bytes client → server.
+    pub bytes_up: u64,
+    /// Bytes server → client.
+    pub bytes_down: u64,
+}
+
+/// What the exporter reads: every value already filtered by the privacy rules.
+#[derive(Debug, Default, Clone)]
+pub struct Snapshot {
+    /// Counters per revealed group, plus one `_suppressed` group per department.
+    pub totals: Vec<(GroupKey, Totals)>,
+    /// Distinct hosts per revealed group and window.
+    pub hosts: Vec<(GroupKey, &'static str, usize)>,
+    /// Active hosts per department and window (departments with at least k hosts).
+    pub department_hosts: Vec<(String, &'static str, usize)>,
+    /// Unnamed flows per department and reason.
+    pub unnamed: Vec<(String, String, u64)>,
+    /// Series withheld because their group is smaller than k.
+    pub suppressed_series: u64,
+    /// Groups whose host set hit its bound.
+    pub saturated_groups: u64,
+    /// Newest packet time seen.
+    pub now: Timestamp,
+}
+
+/// The aggregation state.
+pub struct Aggregator {
+    privacy: Privacy,
+    pseudonyms: Pseudonymizer,
+    totals: HashMap<GroupKey, Totals>,
+    group_hosts: HashMap<GroupKey, Hosts>,
+    revealed: HashMap<GroupKey, bool>,
+    department_hosts: HashMap<String, Hosts>,
+    unnamed: HashMap<(String, String), u64>,
+    now: Timestamp,
+}
+
+impl Aggregator {
+    /// An empty aggregation with these privacy settings.
+    pub fn new(privacy: Privacy) -> Self {
+        Aggregator {
+            privacy,
+            pseudonyms: Pseudonymizer::new(privacy.key_rotation_secs),
+            totals: HashMap::new(),
+            group_hosts: HashMap::new(),
+            revealed: HashMap::new(),
+            department_hosts: HashMap::new(),
+            unnamed: HashMap::new(),
+            now: Timestamp::default(),
+        }
+    }
+
+    /// The privacy settings in force.
+    pub fn privacy(&self) -> Privacy {
+        self.privacy
+    }
+
+    /// Keys drawn by the pseudonymizer (1 + rotations).
+    pub fn keys_drawn(&self) -> u64 {
+        self.pseudonyms.keys_drawn
+    }
+
+    /// Adds one finished flow.
+    pub fn add(&mut self, r: &FlowRecord, a: &Attribution, catalog: &Catalog) {
+        let at = r.ts_start.max(r.ts_end);
+        if at > self.now {
+            self.now = at;
+        }
+        let secs = r.ts_end.secs();
+        let host = self.pseudonyms.pseudonym(r.client.ip(), r.ts_start);
+        self.department_hosts.entry(a.department.clone()).or_default().see(host, secs);
+        if let (None, Some(Status::Unknown)) = (a.target, a.status) {
+            let reason = r.unnamed.map(|u| u.as_str()).unwrap_or("unknown");
+            *self.unnamed.entry((a.department.clone(), reason.to_string())).or_default() += 1;
+            return;
+        }
+        let (service, channel, category) = match a.target {
+            Some(t) => (catalog.service(t).id.clone(), catalog.channel(t).to_string(), catalog.service(t).category.clone()),
+            None => (UNCATALOGUED.to_string(), UNCATALOGUED.to_string(), UNCATALOGUED.to_string()),
+        };
+        let status = a.status.map(|s| s.as_str()).unwrap_or(UNCATALOGUED).to_string();
+        let key = GroupKey { department: a.department.clone(), service, channel, category, status };
+        let hosts = self.group_hosts.entry(key.clone()).or_default();
+        hosts.see(host, secs);
+        let since = self.now.secs() - WINDOWS[3].1 as i64;
+        let revealed = self.revealed.entry(key.clone()).or_insert(false);
+        if !*revealed && hosts.count_since(since) >= self.privacy.min_group_size {
+            *revealed = true;
+        }
+        let bucket = if *revealed {
+            key
+        } else {
+            GroupKey {
+                department: key.department,
+                service: SUPPRESSED.into(),
+                channel: SUPPRESSED.into(),
+                category: SUPPRESSED.into(),
+                status: SUPPRESSED.into(),
+            }
+        };
+        let t = self.totals.entry(bucket).or_default();
+        t.flows += 1;
+        t.bytes_up += r.bytes_up;
+        t.bytes_down += r.bytes_down;
+    }
+
+    /// Drops host memories older than the longest window.
+    pub fn prune(&mut self) {
+        let before = self.now.secs() - WINDOWS[3].1 as i64;
+        for h in self.group_hosts.values_mut().chain(self.department_hosts.values_mut()) {
+            h.prune(before);
+        }
+    }
+
+    /// The exportable view at the newest packet time.
+    pub fn snapshot(&self) -> Snapshot {
+        let k = self.privacy.min_group_size;
+        let now = self.now.secs();
+        let mut s = Snapshot { now: self.now, ..Default::default() };
+        s.totals = self.totals.iter().map(|(k, t)| (k.clone(), *t)).collect();
+        s.totals.sort_by(|a, b| a.0.cmp(&b.0));
+        for (key, hosts) in &self.group_hosts {
+            if hosts.full {
+                s.saturated_groups += 1;
+            }
+            if !self.revealed.get(key).copied().unwrap_or(false) {
+                s.suppressed_series += WINDOWS.len() as u64;
+                continue;
+            }
+            for (label, len) in WINDOWS {
+                let n = hosts.count_since(now - len as i64);
+                if n >= k || n == 0 {
+                    s.hosts.push((key.clone(), label, n));
+                } else {
+                    s.suppressed_series += 1;
+                }
+            }
+        }
+        s.hosts.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        for (dept, hosts) in &self.department_hosts {
+            for (label, len) in WINDOWS {
+                let n = hosts.count_since(now - len as i64);
+                if n >= k || n == 0 {
+                    s.department_hosts.push((dept.clone(), label, n));
+                } else {
+                    s.suppressed_series += 1;
+                }
+            }
+        }
+        s.department_hosts.sort();
+        s.unnamed = self.unnamed.iter().map(|((d, r), n)| (d.clone(), r.clone(), *n)).collect();
+        s.unnamed.sort();
+        s
+    }
+}

@@ -1,0 +1,314 @@
+//! `shadowtap run`: the long-lived sensor. A packet thread reads captures (files, replayed as
+//! fast as possible or at their recorded pace, then live interfaces), runs the engine, attributes
+//! every finished flow and aggregates it; a tokio runtime on the main thread serves `/metrics`,
+//! `/healthz` and `/readyz` from the state the packet thread publishes about once a second.
+//!
+//! Signals: SIGTERM/SIGINT stop cleanly (flows in progress are accounted, the final state is
+//! published, the HTTP server drains); SIGHUP reloads the configuration (all or nothing).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::aggregate::Aggregator;
+use crate::capture::file::{self, FileReader};
+use crate::capture::{self, LiveOptions, Next, Source};
+use crate::classify::Classifier;
+use crate::engine::{self, Engine, FlowRecord};
+use crate::export::metrics::{self, State};
+
+/// Default listen address: loopback, on a port of Prometheus's exporter range.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9842";
+
+/// How often the packet thread publishes its state for scrapes.
+pub const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+
+/// What `run` reads and serves.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Configuration file.
+    pub config: PathBuf,
+    /// Capture files or directories replayed first.
+    pub pcaps: Vec<PathBuf>,
+    /// Live interfaces read after the replay.
+    pub live: Vec<LiveOptions>,
+    /// HTTP listen address.
+    pub listen: SocketAddr,
+    /// Replay captures at their recorded pace instead of as fast as possible.
+    pub realtime: bool,
+    /// Engine limits.
+    pub engine: engine::Config,
+}
+
+struct Worker {
+    engine: Engine,
+    classifier: Classifier,
+    aggregator: Aggregator,
+    state: Arc<Mutex<State>>,
+    reloads: [u64; 2],
+    last_reload_unix: i64,
+    capture: Vec<(String, capture::CaptureStats)>,
+    last_publish: Instant,
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+impl Worker {
+    fn account(&mut self, r: FlowRecord) {
+        let a = self.classifier.attribute(&r);
+        self.aggregator.add(&r, &a, &self.classifier.catalog);
+    }
+
+    fn drain(&mut self) {
+        for r in std::mem::take(&mut self.engine.records) {
+            self.account(r);
+        }
+    }
+
+    fn publish(&mut self, replay_done: bool) {
+        self.last_publish = Instant::now();
+        self.aggregator.prune();
+        let st = State {
+            snapshot: self.aggregator.snapshot(),
+            engine: self.engine.stats.clone(),
+            table: self.engine.table_stats(),
+            active_flows: self.engine.active_flows() as u64,
+            capture: self.capture.clone(),
+            ruleset: (self.classifier.catalog.digest.clone(), self.classifier.catalog.services.len()),
+            config_digest: self.classifier.config_digest.clone(),
+            reloads: self.reloads,
+            last_reload_unix: self.last_reload_unix,
+            privacy: self.aggregator.privacy(),
+            keys_drawn: self.aggregator.keys_drawn(),
+            replay_done,
+        };
+        if let Ok(mut s) = self.state.lock() {
+            *s = st;
+        }
+    }
+
+    fn maybe_publish(&mut self, replay_done: bool) {
+        if self.last_publish.elapsed() >= PUBLISH_EVERY {
+            self.publish(replay_done);
+        }
+    }
+
+    fn reload(&mut self, path: &std::path::Path) {
+        match Classifier::load(path) {
+            Ok(c) => {
+                eprintln!("{}: configuration reloaded (SIGHUP)", path.display());
+                self.classifier = c;
+                self.reloads[0] += 1;
+                self.last_reload_unix = unix_now();
+            }
+            Err(diags) => {
+                for d in &diags {
+                    eprintln!("error: {d}");
+                }
+                eprintln!("error: {}: reload rejected; the previous configuration stays in force", path.display());
+                self.reloads[1] += 1;
+            }
+        }
+    }
+}
+
+/// The packet thread: replays files, then reads live interfaces, until `stop`.
+fn packet_thread(mut w: Worker, opts: RunOptions, stop: Arc<AtomicBool>, hup: Arc<AtomicBool>) -> anyhow::Result<()> {
+    let files = capture::expand_inputs(&opts.pcaps)?;
+    for path in &files {
+        let mut reader = match FileReader::open(path) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: {e}");
+                continue;
+            }
+        };
+        // Pacing of --realtime: wall time at which the file's first frame is "now".
+        let mut pace: Option<(Instant, crate::time::Timestamp)> = None;
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            if hup.swap(false, Ordering::Relaxed) {
+                w.reload(&opts.config);
+            }
+            let (batch, status) = reader.next_batch();
+            if opts.realtime {
+                if let Some(first) = batch.first() {
+                    let (t0, p0) = *pace.get_or_insert((Instant::now(), first.ts));
+                    let due = t0 + Duration::from_micros(first.ts.micros_since(p0));
+                    let wait = due.saturating_duration_since(Instant::now());
+                    if !wait.is_zero() {
+                        std::thread::sleep(wait.min(Duration::from_secs(1)));
+                    }
+                }
+            }
+            w.engine.handle_batch(&batch);
+            drop(batch);
+            w.drain();
+            w.maybe_publish(false);
+            match status {
+                file::Next::More => {}
+                file::Next::End => break,
+                file::Next::Truncated(m) => {
+                    eprintln!("warning: {}: truncated capture ({m})", path.display());
+                    break;
+                }
+                file::Next::Failed(m) => {
+                    eprintln!("error: {}: {m}", path.display());
+                    break;
+                }
+            }
+        }
+        let mut ended = Vec::new();
+        let _ = w.engine.finish_with(|r| -> Result<(), ()> {
+            ended.push(r);
+            Ok(())
+        });
+        for r in ended {
+            w.account(r);
+        }
+        w.engine.forget_dns_answers();
+    }
+    w.publish(opts.live.is_empty());
+
+    let mut sources = Vec::new();
+    for l in &opts.live {
+        match Source::open_live(l) {
+            Ok(s) => sources.push(s),
+            Err(e) => eprintln!("error: {e}"),
+        }
+    }
+    while !sources.is_empty() && !stop.load(Ordering::Relaxed) {
+        if hup.swap(false, Ordering::Relaxed) {
+            w.reload(&opts.config);
+        }
+        for s in &mut sources {
+            // Each read waits at most LIVE_READ_TIMEOUT_MS, so several interfaces interleave.
+            for _ in 0..file::BATCH {
+                match s.next() {
+                    Next::Frame(f) => w.engine.handle(f.ts, f.link, f.data, f.wire_len),
+                    Next::Idle | Next::End => break,
+                    Next::Failed(m) => {
+                        eprintln!("error: {}: {m}", s.name);
+                        break;
+                    }
+                }
+            }
+        }
+        w.drain();
+        if w.last_publish.elapsed() >= PUBLISH_EVERY {
+            w.capture = sources.iter_mut().filter_map(|s| s.stats().map(|c| (s.name.clone(), c))).collect();
+            w.publish(true);
+        }
+    }
+    // Clean stop: flows in progress are accounted before the final state is published.
+    let mut ended = Vec::new();
+    let _ = w.engine.finish_with(|r| -> Result<(), ()> {
+        ended.push(r);
+        Ok(())
+    });
+    for r in ended {
+        w.account(r);
+    }
+    w.publish(true);
+    Ok(())
+}
+
+/// Runs the daemon until SIGTERM/SIGINT.
+///
+/// # Errors
+/// An invalid configuration, an unusable listen address, or an I/O failure of the server.
+pub fn run(opts: RunOptions) -> anyhow::Result<()> {
+    let classifier = match Classifier::load(&opts.config) {
+        Ok(c) => c,
+        Err(diags) => {
+            for d in &diags {
+                eprintln!("error: {d}");
+            }
+            anyhow::bail!("{}: configuration has {} error(s)", opts.config.display(), diags.len());
+        }
+    };
+    for w in &classifier.warnings {
+        eprintln!("warning: {w}");
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let hup = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))?;
+    }
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))?;
+    let state = Arc::new(Mutex::new(State::default()));
+    let listener = std::net::TcpListener::bind(opts.listen)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", opts.listen))?;
+    listener.set_nonblocking(true)?;
+    eprintln!("serving /metrics on http://{}", listener.local_addr()?);
+
+    let worker = Worker {
+        engine: Engine::new(opts.engine),
+        aggregator: Aggregator::new(classifier.privacy),
+        classifier,
+        state: Arc::clone(&state),
+        reloads: [0; 2],
+        last_reload_unix: unix_now(),
+        capture: Vec::new(),
+        last_publish: Instant::now(),
+    };
+    let (o, s, h) = (opts.clone(), Arc::clone(&stop), Arc::clone(&hup));
+    let packets = std::thread::Builder::new().name("packets".into()).spawn(move || packet_thread(worker, o, s, h))?;
+
+    let rt = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;
+    rt.block_on(serve(listener, state, Arc::clone(&stop)))?;
+    stop.store(true, Ordering::Relaxed);
+    match packets.join() {
+        Ok(r) => r,
+        Err(_) => anyhow::bail!("the packet thread failed"),
+    }
+}
+
+async fn serve(listener: std::net::TcpListener, state: Arc<Mutex<State>>, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+    use axum::http::{header, StatusCode};
+    use axum::routing::get;
+    let metrics_state = Arc::clone(&state);
+    let ready_state = Arc::clone(&state);
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let st = metrics_state.lock().map(|s| s.clone()).unwrap_or_default();
+                async move {
+                    match metrics::encode(&st) {
+                        Ok(body) => (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body),
+                        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, [(header::CONTENT_TYPE, "text/plain")], e.to_string().into_bytes()),
+                    }
+                }
+            }),
+        )
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = ready_state.lock().map(|s| s.replay_done).unwrap_or(false);
+                async move {
+                    if ready {
+                        (StatusCode::OK, "ready\n")
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "replaying\n")
+                    }
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            while !stop.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+        .await?;
+    Ok(())
+}

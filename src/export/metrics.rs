@@ -1,0 +1,135 @@
+//! The Prometheus exposition of `shadowtap run`, built with the `prometheus` crate from a
+//! published [`State`] at each scrape. Names follow the Prometheus conventions (`shadowtap_`
+//! prefix, `_total` counters, base units); label values come from the catalog and the department
+//! list, so cardinality is bounded by configuration, never by traffic.
+
+use prometheus::{Encoder, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+
+use crate::aggregate::{Privacy, Snapshot};
+use crate::capture::CaptureStats;
+use crate::decode::DropReason;
+use crate::engine::Stats;
+use crate::flow::table::TableStats;
+
+/// Everything the exporter shows, published by the packet thread.
+#[derive(Debug, Default, Clone)]
+pub struct State {
+    /// Aggregation, privacy rules applied.
+    pub snapshot: Snapshot,
+    /// Engine counters.
+    pub engine: Stats,
+    /// Flow table counters.
+    pub table: TableStats,
+    /// Flows held now.
+    pub active_flows: u64,
+    /// Kernel/interface statistics per live interface.
+    pub capture: Vec<(String, CaptureStats)>,
+    /// Catalog digest and number of services.
+    pub ruleset: (String, usize),
+    /// Configuration digest.
+    pub config_digest: String,
+    /// Reloads that took effect / were rejected.
+    pub reloads: [u64; 2],
+    /// Unix time of the last successful (re)load.
+    pub last_reload_unix: i64,
+    /// Privacy settings in force.
+    pub privacy: Privacy,
+    /// Pseudonym keys drawn (1 + rotations).
+    pub keys_drawn: u64,
+    /// Every input has been read (pcap replay finished).
+    pub replay_done: bool,
+}
+
+fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
+    let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+    r.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntGaugeVec> {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
+    r.register(Box::new(g.clone()))?;
+    Ok(g)
+}
+
+/// Encodes `s` in the Prometheus text format.
+///
+/// # Errors
+/// A registry error (only on a programming mistake such as a duplicate metric name).
+pub fn encode(s: &State) -> prometheus::Result<Vec<u8>> {
+    let r = Registry::new();
+    const GROUP: &[&str] = &["department", "service", "channel", "category", "status"];
+    let flows = counter(&r, "shadowtap_flows_total", "Flows by department and attributed service, channel, category and policy status (groups smaller than the minimum group size folded into service=\"_suppressed\").", GROUP)?;
+    let bytes = counter(&r, "shadowtap_bytes_total", "IP bytes of those flows, by direction (up = client to server).", &[GROUP, &["direction"]].concat())?;
+    for (k, t) in &s.snapshot.totals {
+        let l = [k.department.as_str(), &k.service, &k.channel, &k.category, &k.status];
+        flows.with_label_values(&l).inc_by(t.flows);
+        bytes.with_label_values(&[&l[..], &["up"]].concat()).inc_by(t.bytes_up);
+        bytes.with_label_values(&[&l[..], &["down"]].concat()).inc_by(t.bytes_down);
+    }
+    let hosts = gauge(&r, "shadowtap_hosts", "Distinct hosts (pseudonymous) of a group over a sliding window of packet time.", &[GROUP, &["window"]].concat())?;
+    for (k, w, n) in &s.snapshot.hosts {
+        hosts.with_label_values(&[k.department.as_str(), &k.service, &k.channel, &k.category, &k.status, w]).set(*n as i64);
+    }
+    let active = gauge(&r, "shadowtap_department_active_hosts", "Distinct hosts of a department seen in any flow over the window: the denominator of usage shares.", &["department", "window"])?;
+    for (d, w, n) in &s.snapshot.department_hosts {
+        active.with_label_values(&[d.as_str(), w]).set(*n as i64);
+    }
+    let unnamed = counter(&r, "shadowtap_unnamed_flows_total", "Flows whose destination stayed unnamed, by department and reason.", &["department", "reason"])?;
+    for (d, reason, n) in &s.snapshot.unnamed {
+        unnamed.with_label_values(&[d.as_str(), reason]).inc_by(*n);
+    }
+    let e = &s.engine;
+    let single = |name: &str, help: &str, v: u64| -> prometheus::Result<()> {
+        counter(&r, name, help, &[])?.with_label_values(&[] as &[&str]).inc_by(v);
+        Ok(())
+    };
+    single("shadowtap_packets_total", "Frames read from all sources.", e.frames)?;
+    single("shadowtap_packet_bytes_total", "Bytes of those frames on the wire.", e.frame_bytes)?;
+    single("shadowtap_flows_evicted_total", "Flows evicted because the flow table was full.", s.table.evicted)?;
+    single("shadowtap_inconsistent_overlaps_total", "Retransmitted TCP bytes that disagreed with bytes already reassembled.", e.inconsistent_overlaps)?;
+    let drops = counter(&r, "shadowtap_decode_drops_total", "Frames not decoded, by reason.", &["reason"])?;
+    for reason in DropReason::ALL {
+        drops.with_label_values(&[reason.as_str()]).inc_by(e.decode_drops.get(reason.index()).copied().unwrap_or(0));
+    }
+    drops.with_label_values(&["unsupported_link"]).inc_by(e.unsupported_link);
+    for (name, help, map) in [
+        ("shadowtap_reassembly_giveups_total", "TCP reassemblies given up, by reason.", &e.reassembly_giveups),
+        ("shadowtap_quic_giveups_total", "QUIC Initials not read, by reason.", &e.quic_giveups),
+        ("shadowtap_tls_errors_total", "TLS handshakes not read, by reason.", &e.tls_errors),
+        ("shadowtap_dns_errors_total", "DNS messages not parsed, by reason.", &e.dns_errors),
+    ] {
+        let c = counter(&r, name, help, &["reason"])?;
+        for (k, v) in map {
+            c.with_label_values(&[*k]).inc_by(*v);
+        }
+    }
+    let cap = counter(&r, "shadowtap_capture_dropped_packets_total", "Packets dropped before the sensor saw them (libpcap statistics), by interface and where.", &["interface", "where"])?;
+    let recv = counter(&r, "shadowtap_capture_received_packets_total", "Packets received by the capture filter (libpcap statistics).", &["interface"])?;
+    for (iface, c) in &s.capture {
+        cap.with_label_values(&[iface.as_str(), "kernel"]).inc_by(c.dropped);
+        cap.with_label_values(&[iface.as_str(), "interface"]).inc_by(c.if_dropped);
+        recv.with_label_values(&[iface.as_str()]).inc_by(c.received);
+    }
+    let g1 = |name: &str, help: &str, v: i64| -> prometheus::Result<()> {
+        gauge(&r, name, help, &[])?.with_label_values(&[] as &[&str]).set(v);
+        Ok(())
+    };
+    g1("shadowtap_flows_active", "Flows held in the flow table.", s.active_flows as i64)?;
+    g1("shadowtap_privacy_reveal_hosts", "1 while host identities are collected for an investigation (privacy.reveal_hosts).", s.privacy.reveal_hosts as i64)?;
+    g1("shadowtap_privacy_min_group_size", "Minimum distinct hosts before a group's series are shown.", s.privacy.min_group_size as i64)?;
+    g1("shadowtap_privacy_suppressed_series", "Series withheld because their group has fewer hosts than the minimum group size.", s.snapshot.suppressed_series as i64)?;
+    g1("shadowtap_privacy_pseudonym_keys", "Pseudonym keys drawn since start (1 + rotations).", s.keys_drawn as i64)?;
+    g1("shadowtap_replay_done", "1 once every capture file has been read.", s.replay_done as i64)?;
+    g1("shadowtap_config_last_reload_success_timestamp_seconds", "Unix time of the last successful configuration load.", s.last_reload_unix)?;
+    let reloads = counter(&r, "shadowtap_config_reloads_total", "Configuration reloads, by result.", &["result"])?;
+    reloads.with_label_values(&["success"]).inc_by(s.reloads[0]);
+    reloads.with_label_values(&["failure"]).inc_by(s.reloads[1]);
+    gauge(&r, "shadowtap_build_info", "Build of the sensor.", &["version"])?.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+    gauge(&r, "shadowtap_ruleset_info", "The loaded service catalog: SHA-256 digest and number of services.", &["digest", "services", "config_digest"])?
+        .with_label_values(&[s.ruleset.0.as_str(), &s.ruleset.1.to_string(), &s.config_digest])
+        .set(1);
+    let mut out = Vec::new();
+    TextEncoder::new().encode(&r.gather(), &mut out)?;
+    Ok(out)
+}
