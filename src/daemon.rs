@@ -250,7 +250,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
 
     let worker = Worker {
         engine: Engine::new(opts.engine),
-        aggregator: Aggregator::new(classifier.privacy),
+        aggregator: Aggregator::new(classifier.privacy).map_err(|e| anyhow::anyhow!("no pseudonym key: {e}"))?,
         classifier,
         state: Arc::clone(&state),
         reloads: [0; 2],

@@ -139,17 +139,20 @@ pub struct Aggregator {
 
 impl Aggregator {
     /// An empty aggregation with these privacy settings.
-    pub fn new(privacy: Privacy) -> Self {
-        Aggregator {
+    ///
+    /// # Errors
+    /// No pseudonym key could be drawn from the operating system.
+    pub fn new(privacy: Privacy) -> Result<Self, getrandom::Error> {
+        Ok(Aggregator {
             privacy,
-            pseudonyms: Pseudonymizer::new(privacy.key_rotation_secs),
+            pseudonyms: Pseudonymizer::new(privacy.key_rotation_secs)?,
             totals: HashMap::new(),
             group_hosts: HashMap::new(),
             revealed: HashMap::new(),
             department_hosts: HashMap::new(),
             unnamed: HashMap::new(),
             now: Timestamp::default(),
-        }
+        })
     }
 
     /// The privacy settings in force.
@@ -253,5 +256,91 @@ impl Aggregator {
         s.unnamed = self.unnamed.iter().map(|((d, r), n)| (d.clone(), r.clone(), *n)).collect();
         s.unnamed.sort();
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::catalog::Target;
+    use crate::engine::{App, FlowRecord};
+    use crate::flow::table::EndReason;
+
+    fn catalog() -> Catalog {
+        let text = "[[service]]\nid = \"whatsapp\"\nname = \"WhatsApp\"\nvendor = \"Meta\"\nvendor_country = \"US\"\ncategory = \"messaging\"\ndomains = [\"whatsapp.net\"]\n";
+        Catalog::from_texts(&[("t.toml".into(), text.into())]).unwrap()
+    }
+
+    fn flow(client: &str, secs: i64) -> FlowRecord {
+        FlowRecord {
+            seq: 0,
+            ts_start: Timestamp::from_parts(secs, 0),
+            ts_end: Timestamp::from_parts(secs, 0),
+            client: client.parse().unwrap(),
+            server: "157.240.1.1:443".parse().unwrap(),
+            proto: 6,
+            app: App::Tls,
+            details: None,
+            signal: None,
+            unnamed: None,
+            packets_up: 1,
+            packets_down: 1,
+            bytes_up: 100,
+            bytes_down: 1000,
+            vlan: None,
+            tunnel: None,
+            end: EndReason::Closed,
+        }
+    }
+
+    fn wa(dept: &str) -> Attribution {
+        Attribution {
+            target: Some(Target { service: 0, channel: 0 }),
+            signal: None,
+            rule: None,
+            tenant: None,
+            department: dept.into(),
+            status: Some(Status::Unsanctioned),
+            server_country: None,
+        }
+    }
+
+    #[test]
+    fn small_groups_are_folded_and_counters_stay_monotonic() {
+        let c = catalog();
+        let mut a = Aggregator::new(Privacy { min_group_size: 3, ..Privacy::default() }).unwrap();
+        a.add(&flow("10.0.0.1:1000", 1_000_000), &wa("finance"), &c);
+        a.add(&flow("10.0.0.2:1000", 1_000_010), &wa("finance"), &c);
+        let s = a.snapshot();
+        assert_eq!(s.totals.len(), 1);
+        assert_eq!(s.totals[0].0.service, SUPPRESSED);
+        assert_eq!(s.totals[0].1.flows, 2);
+        assert!(s.hosts.is_empty(), "two hosts are fewer than k = 3");
+        assert!(s.department_hosts.iter().all(|(_, _, n)| *n == 0 || *n >= 3));
+        a.add(&flow("10.0.0.3:1000", 1_000_020), &wa("finance"), &c);
+        let s = a.snapshot();
+        let wa_total = s.totals.iter().find(|(k, _)| k.service == "whatsapp").unwrap().1;
+        assert_eq!(wa_total.flows, 1, "revealed from the flow that reached k");
+        assert_eq!(s.totals.iter().find(|(k, _)| k.service == SUPPRESSED).unwrap().1.flows, 2, "the folded part never decreases");
+        assert!(s.hosts.iter().any(|(k, w, n)| k.service == "whatsapp" && *w == "30d" && *n == 3));
+        assert!(s.department_hosts.contains(&("finance".into(), "30d", 3)));
+    }
+
+    #[test]
+    fn windows_count_hosts_last_seen_inside_them() {
+        let c = catalog();
+        let mut a = Aggregator::new(Privacy { min_group_size: 1, ..Privacy::default() }).unwrap();
+        let day = 86_400;
+        a.add(&flow("10.0.0.1:1", 10 * day), &wa("legal"), &c);
+        a.add(&flow("10.0.0.2:1", 20 * day), &wa("legal"), &c);
+        a.add(&flow("10.0.0.3:1", 29 * day), &wa("legal"), &c);
+        a.add(&flow("10.0.0.3:2", 30 * day - 10), &wa("legal"), &c);
+        let s = a.snapshot();
+        let n = |w: &str| s.hosts.iter().find(|(_, win, _)| *win == w).unwrap().2;
+        assert_eq!((n("1h"), n("24h"), n("7d"), n("30d")), (1, 1, 1, 3));
+        a.add(&flow("10.0.0.4:1", 41 * day), &wa("legal"), &c);
+        a.prune();
+        let s = a.snapshot();
+        assert_eq!(s.hosts.iter().find(|(_, w, _)| *w == "30d").unwrap().2, 3, "the host of day 10 left the 30-day window");
     }
 }

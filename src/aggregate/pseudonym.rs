@@ -27,19 +27,24 @@ pub struct Pseudonymizer {
     rotation_secs: u64,
     /// Keys drawn so far (rotations + 1).
     pub keys_drawn: u64,
+    /// Rotations that could not draw a key (the old key stays until the next attempt).
+    pub rotation_failures: u64,
 }
 
-fn fresh_key() -> [u8; 32] {
+fn fresh_key() -> Result<[u8; 32], getrandom::Error> {
     let mut k = [0u8; 32];
-    // The OS random source; without it the sensor must not run with predictable pseudonyms.
-    getrandom::fill(&mut k).expect("the operating system's random source is available");
-    k
+    getrandom::fill(&mut k)?;
+    Ok(k)
 }
 
 impl Pseudonymizer {
     /// A pseudonymizer with a new random key, rotated every `rotation_secs` of packet time.
-    pub fn new(rotation_secs: u64) -> Self {
-        Pseudonymizer { key: fresh_key(), epoch_start: None, rotation_secs: rotation_secs.max(1), keys_drawn: 1 }
+    ///
+    /// # Errors
+    /// The operating system's random source failed: the sensor must not run with predictable
+    /// pseudonyms.
+    pub fn new(rotation_secs: u64) -> Result<Self, getrandom::Error> {
+        Ok(Pseudonymizer { key: fresh_key()?, epoch_start: None, rotation_secs: rotation_secs.max(1), keys_drawn: 1, rotation_failures: 0 })
     }
 
     /// The pseudonym of `addr` at packet time `now` (rotating the key when its period is over).
@@ -47,9 +52,14 @@ impl Pseudonymizer {
         match self.epoch_start {
             None => self.epoch_start = Some(now),
             Some(start) if now.micros_since(start) >= self.rotation_secs.saturating_mul(1_000_000) => {
-                self.key = fresh_key();
+                match fresh_key() {
+                    Ok(k) => {
+                        self.key = k;
+                        self.keys_drawn += 1;
+                    }
+                    Err(_) => self.rotation_failures += 1,
+                }
                 self.epoch_start = Some(now);
-                self.keys_drawn += 1;
             }
             Some(_) => {}
         }
@@ -69,7 +79,7 @@ mod tests {
 
     #[test]
     fn stable_within_a_period_unlinkable_across() {
-        let mut p = Pseudonymizer::new(3600);
+        let mut p = Pseudonymizer::new(3600).unwrap();
         let a: IpAddr = "10.20.1.5".parse().unwrap();
         let t0 = Timestamp::from_parts(1_000_000, 0);
         let x = p.pseudonym(a, t0);
@@ -78,7 +88,7 @@ mod tests {
         let y = p.pseudonym(a, t0.plus_secs(3600));
         assert_ne!(x, y, "a new key after the rotation period");
         assert_eq!(p.keys_drawn, 2);
-        let mut q = Pseudonymizer::new(3600);
+        let mut q = Pseudonymizer::new(3600).unwrap();
         assert_ne!(q.pseudonym(a, t0), x, "another process, another key");
     }
 }

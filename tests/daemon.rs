@@ -1,0 +1,110 @@
+//! `shadowtap run` through its HTTP endpoints: readiness after the replay, metrics that carry no
+//! host identity, the minimum group size, and a clean stop on SIGTERM.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::root;
+
+struct Daemon(Child, u16);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// GET `path`; returns (status code, body).
+fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let code = buf.split(' ').nth(1)?.parse().ok()?;
+    Some((code, buf.split_once("\r\n\r\n").map(|x| x.1.to_string()).unwrap_or_default()))
+}
+
+fn start(config: &std::path::Path) -> Daemon {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_shadowtap"))
+        .current_dir(root())
+        .args(["run", "--pcap", "pcaps", "--listen", &format!("127.0.0.1:{port}"), "--config"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let d = Daemon(child, port);
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(60) {
+        if get(port, "/readyz").is_some_and(|(c, _)| c == 200) {
+            return d;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("shadowtap run did not become ready");
+}
+
+fn sample(body: &str, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    body.lines().filter(|l| l.starts_with(metric) && l[metric.len()..].starts_with(['{', ' '])).find_map(|l| {
+        let ok = labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")));
+        ok.then(|| l.rsplit(' ').next().unwrap().parse().unwrap())
+    })
+}
+
+#[test]
+fn metrics_after_replay_carry_no_host_identity() {
+    let mut d = start(&root().join("rules/config.toml"));
+    assert_eq!(get(d.1, "/healthz").unwrap().0, 200);
+    let (code, body) = get(d.1, "/metrics").unwrap();
+    assert_eq!(code, 200);
+    let wa = [("department", "finance"), ("service", "whatsapp"), ("channel", "default"), ("status", "unsanctioned")];
+    assert!(sample(&body, "shadowtap_flows_total", &wa).unwrap() >= 1.0, "{body}");
+    assert_eq!(sample(&body, "shadowtap_hosts", &[("service", "whatsapp"), ("window", "30d"), ("channel", "default")]), Some(1.0));
+    assert_eq!(sample(&body, "shadowtap_privacy_reveal_hosts", &[]), Some(0.0));
+    assert!(sample(&body, "shadowtap_build_info", &[]).is_some());
+    // Privacy: no address or name of a host of the captures, no SNI, in any metric.
+    for needle in ["127.0.0.1", "127.0.0.2", "::1", "192.0.2.", "2001:db8", "web.whatsapp.com", "www.dropbox.com", "drive.google.com"] {
+        assert!(!body.contains(needle), "metrics contain {needle}");
+    }
+    assert!(Command::new("kill").args(["-TERM", &d.0.id().to_string()]).status().unwrap().success());
+    let t = Instant::now();
+    loop {
+        if let Some(st) = d.0.try_wait().unwrap() {
+            assert!(st.success(), "exit status {st}");
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "no clean stop after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn default_minimum_group_size_hides_single_hosts() {
+    let dir = std::env::temp_dir().join(format!("shadowtap-k-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = std::fs::read_to_string(root().join("rules/config.toml")).unwrap();
+    let cfg = cfg.replace("catalog = \"services\"", &format!("catalog = \"{}\"", root().join("rules/services").display()));
+    let cfg = cfg.replace("min_group_size = 1", "min_group_size = 5");
+    std::fs::write(dir.join("config.toml"), cfg).unwrap();
+    let d = start(&dir.join("config.toml"));
+    let (_, body) = get(d.1, "/metrics").unwrap();
+    assert!(sample(&body, "shadowtap_flows_total", &[("service", "_suppressed"), ("department", "finance")]).unwrap() > 10.0, "{body}");
+    assert!(sample(&body, "shadowtap_flows_total", &[("service", "whatsapp")]).is_none(), "one host is fewer than five");
+    assert!(!body.lines().any(|l| l.starts_with("shadowtap_hosts{")), "no host counts of small groups");
+    assert!(!body.lines().any(|l| l.starts_with("shadowtap_department_active_hosts{") && !l.ends_with(" 0")));
+    assert!(sample(&body, "shadowtap_privacy_suppressed_series", &[]).unwrap() > 0.0);
+    assert_eq!(sample(&body, "shadowtap_privacy_min_group_size", &[]), Some(5.0));
+    drop(d);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
