@@ -200,6 +200,8 @@ fn packet_thread(mut w: Worker, opts: RunOptions, stop: Arc<AtomicBool>, hup: Ar
                 }
             }
         }
+        // Live packets carry wall-clock timestamps: a quiet link still ends its idle flows.
+        w.engine.tick(crate::time::Timestamp::from_parts(unix_now(), 0));
         w.drain();
         if w.last_publish.elapsed() >= PUBLISH_EVERY {
             w.capture = sources.iter_mut().filter_map(|s| s.stats().map(|c| (s.name.clone(), c))).collect();

@@ -251,6 +251,13 @@ impl Engine {
         (self.cache.stats, self.cache.len())
     }
 
+    /// Advances time without a packet: a live capture that falls quiet still ends its idle
+    /// flows. `now` must be on the packets' clock (for live capture, the wall clock).
+    pub fn tick(&mut self, now: Timestamp) {
+        self.table.tick(now);
+        self.collect_ended();
+    }
+
     /// Forgets every DNS answer (between unrelated captures; counters are kept).
     pub fn forget_dns_answers(&mut self) {
         let stats = self.cache.stats;
