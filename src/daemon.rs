@@ -40,6 +40,10 @@ pub struct RunOptions {
     pub realtime: bool,
     /// Engine limits.
     pub engine: engine::Config,
+    /// Directory of the saved aggregation (restored at start, saved periodically and at stop).
+    pub state_dir: Option<PathBuf>,
+    /// Seconds between saves: what a crash can lose at most.
+    pub save_every: Duration,
 }
 
 struct Worker {
@@ -51,6 +55,10 @@ struct Worker {
     last_reload_unix: i64,
     capture: Vec<(String, capture::CaptureStats)>,
     last_publish: Instant,
+    state_dir: Option<PathBuf>,
+    save_every: Duration,
+    last_save: Instant,
+    saves: [u64; 2],
 }
 
 fn unix_now() -> i64 {
@@ -85,6 +93,8 @@ impl Worker {
             privacy: self.aggregator.privacy(),
             keys_drawn: self.aggregator.keys_drawn(),
             replay_done,
+            state_saves: self.saves,
+            state_restored: self.aggregator.was_restored(),
         };
         if let Ok(mut s) = self.state.lock() {
             *s = st;
@@ -94,6 +104,23 @@ impl Worker {
     fn maybe_publish(&mut self, replay_done: bool) {
         if self.last_publish.elapsed() >= PUBLISH_EVERY {
             self.publish(replay_done);
+        }
+        if self.last_save.elapsed() >= self.save_every {
+            self.save();
+        }
+    }
+
+    /// Saves the aggregation (no-op without a state directory); failures are reported and
+    /// counted, never fatal.
+    fn save(&mut self) {
+        self.last_save = Instant::now();
+        let Some(dir) = &self.state_dir else { return };
+        match crate::aggregate::state::save(dir, &self.aggregator) {
+            Ok(_) => self.saves[0] += 1,
+            Err(e) => {
+                eprintln!("error: {}: state not saved: {e}", dir.display());
+                self.saves[1] += 1;
+            }
         }
     }
 
@@ -218,6 +245,8 @@ fn packet_thread(mut w: Worker, opts: RunOptions, stop: Arc<AtomicBool>, hup: Ar
         w.account(r);
     }
     w.publish(true);
+    w.save();
+    w.publish(true);
     Ok(())
 }
 
@@ -250,15 +279,33 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
     listener.set_nonblocking(true)?;
     eprintln!("serving /metrics on http://{}", listener.local_addr()?);
 
+    let mut aggregator = Aggregator::new(classifier.privacy).map_err(|e| anyhow::anyhow!("no pseudonym key: {e}"))?;
+    if let Some(dir) = &opts.state_dir {
+        match crate::aggregate::state::load(dir) {
+            Ok(Some(saved)) => match aggregator.restore(saved) {
+                Ok(()) => eprintln!(
+                    "{}: state restored (the pseudonym key is new: a host seen before and after the restart may count twice in a window spanning it)",
+                    dir.display()
+                ),
+                Err(e) => anyhow::bail!("{}: state not restored: {e}", dir.display()),
+            },
+            Ok(None) => {}
+            Err(e) => anyhow::bail!("state not restored: {e}"),
+        }
+    }
     let worker = Worker {
         engine: Engine::new(opts.engine),
-        aggregator: Aggregator::new(classifier.privacy).map_err(|e| anyhow::anyhow!("no pseudonym key: {e}"))?,
+        aggregator,
         classifier,
         state: Arc::clone(&state),
         reloads: [0; 2],
         last_reload_unix: unix_now(),
         capture: Vec::new(),
         last_publish: Instant::now(),
+        state_dir: opts.state_dir.clone(),
+        save_every: opts.save_every,
+        last_save: Instant::now(),
+        saves: [0; 2],
     };
     let (o, s, h) = (opts.clone(), Arc::clone(&stop), Arc::clone(&hup));
     let packets = std::thread::Builder::new().name("packets".into()).spawn(move || packet_thread(worker, o, s, h))?;

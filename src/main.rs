@@ -91,6 +91,13 @@ enum Command {
         /// Do not put interfaces in promiscuous mode.
         #[arg(long)]
         no_promisc: bool,
+        /// Directory of the saved aggregation: restored at start, saved periodically and at a
+        /// clean stop, so a restart keeps its windows and counts.
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+        /// Seconds between state saves (what a crash can lose at most).
+        #[arg(long, default_value_t = 60)]
+        save_interval: u64,
     },
     /// Validate the configuration and the service catalog; every problem with file and line.
     Check {
@@ -115,7 +122,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config } => runtime::check(&config, &mut std::io::stdout()),
-        Command::Run { config, mut pcaps, interfaces, listen, realtime, snaplen, no_promisc } => {
+        Command::Run { config, mut pcaps, interfaces, listen, realtime, snaplen, no_promisc, state_dir, save_interval } => {
             if pcaps.is_empty() && interfaces.is_empty() {
                 pcaps.push(PathBuf::from("pcaps"));
             }
@@ -129,6 +136,8 @@ fn main() -> ExitCode {
                 listen,
                 realtime,
                 engine: engine::Config::default(),
+                state_dir,
+                save_every: std::time::Duration::from_secs(save_interval.max(1)),
             };
             match shadowtap::daemon::run(opts) {
                 Ok(()) => ExitCode::SUCCESS,

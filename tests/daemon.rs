@@ -35,11 +35,16 @@ fn get(port: u16, path: &str) -> Option<(u16, String)> {
 }
 
 fn start(config: &std::path::Path) -> Daemon {
+    start_with(config, &[])
+}
+
+fn start_with(config: &std::path::Path, extra: &[&str]) -> Daemon {
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_shadowtap"))
         .current_dir(root())
         .args(["run", "--pcap", "pcaps", "--listen", &format!("127.0.0.1:{port}"), "--config"])
         .arg(config)
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -106,5 +111,43 @@ fn default_minimum_group_size_hides_single_hosts() {
     assert!(sample(&body, "shadowtap_privacy_suppressed_series", &[]).unwrap() > 0.0);
     assert_eq!(sample(&body, "shadowtap_privacy_min_group_size", &[]), Some(5.0));
     drop(d);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn stop(mut d: Daemon) {
+    assert!(Command::new("kill").args(["-TERM", &d.0.id().to_string()]).status().unwrap().success());
+    let t = Instant::now();
+    while d.0.try_wait().unwrap().is_none() {
+        assert!(t.elapsed() < Duration::from_secs(10), "no clean stop after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn counts_and_windows_continue_across_a_clean_restart() {
+    let dir = std::env::temp_dir().join(format!("shadowtap-restart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let state = dir.to_str().unwrap().to_string();
+    let cfg = root().join("rules/config.toml");
+    let wa = [("department", "finance"), ("service", "whatsapp"), ("channel", "default"), ("status", "unsanctioned")];
+
+    let d = start_with(&cfg, &["--state-dir", &state]);
+    let (_, first) = get(d.1, "/metrics").unwrap();
+    let flows = sample(&first, "shadowtap_flows_total", &wa).unwrap();
+    assert_eq!(sample(&first, "shadowtap_state_restored", &[]), Some(0.0));
+    stop(d);
+    let saved = std::fs::read_to_string(dir.join("state.json")).expect("state saved at the clean stop");
+    for needle in ["127.0.0.1", "::1", "web.whatsapp.com"] {
+        assert!(!saved.contains(needle), "the saved state contains {needle}");
+    }
+
+    // The same captures again: counts add up on top of the restored ones.
+    let d = start_with(&cfg, &["--state-dir", &state]);
+    let (_, second) = get(d.1, "/metrics").unwrap();
+    assert_eq!(sample(&second, "shadowtap_state_restored", &[]), Some(1.0));
+    assert_eq!(sample(&second, "shadowtap_flows_total", &wa), Some(2.0 * flows));
+    // The 30-day window still holds the hosts of the first run (their pseudonyms were kept).
+    assert!(sample(&second, "shadowtap_department_active_hosts", &[("department", "finance"), ("window", "30d")]).unwrap() >= 1.0);
+    stop(d);
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -15,6 +15,7 @@
 //! are counted. Addresses never leave this module; with `reveal_hosts` off they are not even kept.
 
 pub mod pseudonym;
+pub mod state;
 
 use std::collections::HashMap;
 
@@ -135,6 +136,7 @@ pub struct Aggregator {
     department_hosts: HashMap<String, Hosts>,
     unnamed: HashMap<(String, String), u64>,
     now: Timestamp,
+    restored: bool,
 }
 
 impl Aggregator {
@@ -152,6 +154,7 @@ impl Aggregator {
             department_hosts: HashMap::new(),
             unnamed: HashMap::new(),
             now: Timestamp::default(),
+            restored: false,
         })
     }
 
@@ -260,18 +263,18 @@ impl Aggregator {
 }
 
 #[cfg(test)]
-mod tests {
+mod tests_support {
     use super::*;
     use crate::classify::catalog::Target;
     use crate::engine::{App, FlowRecord};
     use crate::flow::table::EndReason;
 
-    fn catalog() -> Catalog {
+    pub(super) fn catalog() -> Catalog {
         let text = "[[service]]\nid = \"whatsapp\"\nname = \"WhatsApp\"\nvendor = \"Meta\"\nvendor_country = \"US\"\ncategory = \"messaging\"\ndomains = [\"whatsapp.net\"]\n";
         Catalog::from_texts(&[("t.toml".into(), text.into())]).unwrap()
     }
 
-    fn flow(client: &str, secs: i64) -> FlowRecord {
+    pub(super) fn flow(client: &str, secs: i64) -> FlowRecord {
         FlowRecord {
             seq: 0,
             ts_start: Timestamp::from_parts(secs, 0),
@@ -293,7 +296,7 @@ mod tests {
         }
     }
 
-    fn wa(dept: &str) -> Attribution {
+    pub(super) fn wa(dept: &str) -> Attribution {
         Attribution {
             target: Some(Target { service: 0, channel: 0 }),
             signal: None,
@@ -304,6 +307,12 @@ mod tests {
             server_country: None,
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::*;
+    use super::*;
 
     #[test]
     fn small_groups_are_folded_and_counters_stay_monotonic() {
@@ -342,5 +351,32 @@ mod tests {
         a.prune();
         let s = a.snapshot();
         assert_eq!(s.hosts.iter().find(|(_, w, _)| *w == "30d").unwrap().2, 3, "the host of day 10 left the 30-day window");
+    }
+}
+
+#[cfg(test)]
+mod state_tests {
+    use super::tests_support::*;
+    use super::*;
+
+    #[test]
+    fn save_and_restore_continue_counts_and_windows() {
+        let c = catalog();
+        let mut a = Aggregator::new(Privacy { min_group_size: 1, ..Privacy::default() }).unwrap();
+        a.add(&flow("10.0.0.1:1", 1_000_000), &wa("finance"), &c);
+        a.add(&flow("10.0.0.2:1", 1_000_100), &wa("finance"), &c);
+        let dir = std::env::temp_dir().join(format!("shadowtap-state-{}", std::process::id()));
+        state::save(&dir, &a).unwrap();
+        let text = std::fs::read_to_string(dir.join(state::STATE_FILE)).unwrap();
+        assert!(!text.contains("10.0.0."), "no address in the saved state");
+        let mut b = Aggregator::new(Privacy { min_group_size: 1, ..Privacy::default() }).unwrap();
+        b.restore(state::load(&dir).unwrap().unwrap()).unwrap();
+        assert!(b.was_restored());
+        b.add(&flow("10.0.0.3:1", 1_000_200), &wa("finance"), &c);
+        let s = b.snapshot();
+        let t = s.totals.iter().find(|(k, _)| k.service == "whatsapp").unwrap().1;
+        assert_eq!(t.flows, 3, "counts continue across the restart");
+        assert!(s.hosts.iter().any(|(_, w, n)| *w == "30d" && *n == 3), "the window keeps the hosts seen before");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

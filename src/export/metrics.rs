@@ -38,6 +38,10 @@ pub struct State {
     pub keys_drawn: u64,
     /// Every input has been read (pcap replay finished).
     pub replay_done: bool,
+    /// State saves that succeeded / failed.
+    pub state_saves: [u64; 2],
+    /// The aggregation continued from a saved state.
+    pub state_restored: bool,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
@@ -122,6 +126,10 @@ pub fn encode(s: &State) -> prometheus::Result<Vec<u8>> {
     g1("shadowtap_privacy_pseudonym_keys", "Pseudonym keys drawn since start (1 + rotations).", s.keys_drawn as i64)?;
     g1("shadowtap_replay_done", "1 once every capture file has been read.", s.replay_done as i64)?;
     g1("shadowtap_config_last_reload_success_timestamp_seconds", "Unix time of the last successful configuration load.", s.last_reload_unix)?;
+    g1("shadowtap_state_restored", "1 when the aggregation continued from a saved state (pseudonyms of the previous run are not linkable to this run's).", s.state_restored as i64)?;
+    let saves = counter(&r, "shadowtap_state_saves_total", "Saves of the aggregation state, by result.", &["result"])?;
+    saves.with_label_values(&["success"]).inc_by(s.state_saves[0]);
+    saves.with_label_values(&["failure"]).inc_by(s.state_saves[1]);
     let reloads = counter(&r, "shadowtap_config_reloads_total", "Configuration reloads, by result.", &["result"])?;
     reloads.with_label_values(&["success"]).inc_by(s.reloads[0]);
     reloads.with_label_values(&["failure"]).inc_by(s.reloads[1]);
