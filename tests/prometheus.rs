@@ -1,0 +1,500 @@
+//! End to end with a real Prometheus (Debian package `prometheus`, installed by `.ci/test`):
+//! `shadowtap run` replays `pcaps/` and serves `/metrics`; `promtool check metrics` accepts the
+//! exposition; a Prometheus server scrapes it every second; and PromQL over the scraped series
+//! agrees with an independent count made from `shadowtap inspect` JSON lines (flows and bytes
+//! per department, service and status, distinct client hosts per department and service in every
+//! window). Every sample of `/metrics` must reach Prometheus. Then `shadowtap run` must exit 0
+//! on SIGTERM. Everything the test starts is stopped, and its temporary directory removed, by
+//! guards, also when an assertion fails (the processes' logs are printed then).
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::{inspect, root, s};
+use serde_json::Value;
+
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
+const WINDOWS: [&str; 4] = ["1h", "24h", "7d", "30d"];
+
+// ---------------------------------------------------------------------------------------------
+// Guards: a temporary directory and child processes, cleaned up on drop.
+
+/// A fresh directory under the system's temporary directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+        let dir = std::env::temp_dir().join(format!("shadowtap-prom-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A started process whose stdout and stderr go to `log`; killed on drop if still running (and
+/// its log's tail printed when the test is failing).
+struct Proc {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn spawn(name: &'static str, mut cmd: Command, log: PathBuf) -> Proc {
+        let out = std::fs::File::create(&log).unwrap();
+        let err = out.try_clone().unwrap();
+        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Proc { name, child, log }
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// Panics, with the log, if the process has exited.
+    fn assert_running(&mut self, doing: &str) {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            let log = self.log_tail();
+            let hint = if log.contains("unrecognized subcommand") {
+                "\n`shadowtap run` does not exist in this build: this test needs the daemon command"
+            } else {
+                ""
+            };
+            panic!("{} exited ({status}) while {doing}{hint}\n--- {} log ---\n{log}", self.name, self.name);
+        }
+    }
+
+    /// Sends SIGTERM (with the system's `kill`) and waits up to `timeout` for the exit status.
+    fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let sent = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(sent.success(), "kill -TERM {} failed", self.name);
+        let started = Instant::now();
+        while started.elapsed() < timeout {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("--- {} log (tail) ---\n{}", self.name, self.log_tail());
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A minimal HTTP/1.1 client over std::net (GET, Connection: close, chunked bodies).
+
+struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+fn http_get(port: u16, target: &str) -> std::io::Result<Response> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
+    write!(stream, "GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: */*\r\nConnection: close\r\n\r\n")?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("GET {target}: {what}"));
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| bad("no end of headers"))?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| bad(&format!("bad status line {status_line:?}")))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.to_ascii_lowercase().contains("chunked"));
+    if chunked {
+        body = dechunk(&body).ok_or_else(|| bad("bad chunked body"))?;
+    }
+    Ok(Response { status, headers, body: String::from_utf8(body).map_err(|_| bad("body is not UTF-8"))? })
+}
+
+fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let eol = data.windows(2).position(|w| w == b"\r\n")?;
+        let size_text = std::str::from_utf8(&data[..eol]).ok()?;
+        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+        data = &data[eol + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(data.get(..size)?);
+        data = data.get(size + 2..)?;
+    }
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Prometheus API.
+
+/// Runs an instant query; returns `data.result` (the vector's elements).
+fn query(port: u16, promql: &str) -> Vec<Value> {
+    let resp = http_get(port, &format!("/api/v1/query?query={}", urlencode(promql)))
+        .unwrap_or_else(|e| panic!("query {promql}: {e}"));
+    assert_eq!(resp.status, 200, "query {promql}: {}", resp.body);
+    let v: Value = serde_json::from_str(&resp.body).unwrap_or_else(|e| panic!("query {promql}: {e}: {}", resp.body));
+    assert_eq!(v["status"], "success", "query {promql}: {}", resp.body);
+    assert_eq!(v["data"]["resultType"], "vector", "query {promql}: {}", resp.body);
+    v["data"]["result"].as_array().cloned().unwrap_or_default()
+}
+
+/// The sample value of one element of a query result.
+fn value(sample: &Value) -> f64 {
+    let text = sample["value"][1].as_str().unwrap_or_else(|| panic!("no value in {sample}"));
+    text.parse().unwrap_or_else(|e| panic!("value {text:?}: {e}"))
+}
+
+fn label<'a>(sample: &'a Value, name: &str) -> &'a str {
+    sample["metric"][name].as_str().unwrap_or("")
+}
+
+/// Query result as label values (in the order of `by`) -> sample value.
+fn by_labels(port: u16, promql: &str, by: &[&str]) -> BTreeMap<Vec<String>, f64> {
+    let mut out = BTreeMap::new();
+    for sample in query(port, promql) {
+        let key: Vec<String> = by.iter().map(|l| label(&sample, l).to_string()).collect();
+        assert!(out.insert(key.clone(), value(&sample)).is_none(), "{promql}: {key:?} twice");
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers.
+
+fn on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+/// A port that was free on 127.0.0.1 a moment ago (all asked for at once, so they differ).
+fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<TcpListener> = (0..N).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    std::array::from_fn(|i| listeners[i].local_addr().unwrap().port())
+}
+
+/// The client's address of an `ip:port` / `[ip]:port`.
+fn host_of(addr: &str) -> &str {
+    addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(addr)
+}
+
+/// Sample lines of a text exposition, counted per metric name.
+fn exposition_series(text: &str) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        let name = line.split(['{', ' ']).next().unwrap().to_string();
+        *out.entry(name).or_insert(0) += 1;
+    }
+    out
+}
+
+/// One row of the printed comparison table.
+struct Row {
+    what: String,
+    labels: String,
+    want: String,
+    got: String,
+    ok: bool,
+}
+
+fn fmt_num(v: Option<f64>) -> String {
+    v.map_or("(none)".to_string(), |v| format!("{v}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn prometheus_scrapes_run_and_agrees_with_inspect() {
+    // 0. The tools: Prometheus from the Debian package, and the `run` command.
+    let (Some(prometheus), Some(promtool)) = (on_path("prometheus"), on_path("promtool")) else {
+        panic!(
+            "`prometheus` and `promtool` must be on PATH for this test: run .ci/test, which installs \
+             the Debian package `prometheus` (or: apt-get install prometheus)"
+        );
+    };
+    let help = Command::new(env!("CARGO_BIN_EXE_shadowtap")).args(["run", "--help"]).output().unwrap();
+    assert!(
+        help.status.success(),
+        "`shadowtap run` is missing or broken (`shadowtap run --help` failed): this test drives the \
+         daemon command `shadowtap run --config .. --pcap .. --listen ..` with its /metrics endpoint\n{}",
+        String::from_utf8_lossy(&help.stderr)
+    );
+
+    // 1. Independent expectation from `shadowtap inspect`.
+    let config = root().join("rules/config.toml");
+    let run = inspect(&[&root().join("pcaps")], &["--config", &config.display().to_string()]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let mut flows: BTreeMap<Vec<String>, f64> = BTreeMap::new(); // [department, service, status]
+    let mut bytes: BTreeMap<Vec<String>, f64> = BTreeMap::new(); // [department, service, direction]
+    let mut clients: BTreeMap<Vec<String>, BTreeSet<String>> = BTreeMap::new(); // [department, service]
+    for r in &run.records {
+        let Some(service) = s(r, "service") else { continue };
+        let department = s(r, "department").unwrap_or("unmapped").to_string();
+        let status = s(r, "status").unwrap_or("").to_string();
+        *flows.entry(vec![department.clone(), service.into(), status]).or_default() += 1.0;
+        for (dir, field) in [("up", "bytes_up"), ("down", "bytes_down")] {
+            let n = r[field].as_u64().unwrap_or_else(|| panic!("{field} in {r}"));
+            *bytes.entry(vec![department.clone(), service.into(), dir.into()]).or_default() += n as f64;
+        }
+        let src = s(r, "src").unwrap_or_else(|| panic!("no src in {r}"));
+        clients.entry(vec![department, service.into()]).or_default().insert(host_of(src).to_string());
+    }
+    assert!(flows.len() >= 5, "pcaps/ has flows of several services: {flows:?}");
+    assert!(clients.keys().any(|k| k[0] == "finance"), "pcaps/ has flows of finance: {clients:?}");
+
+    let tmp = TempDir::new();
+    let [shadowtap_port, prometheus_port] = free_ports::<2>();
+
+    // 2. `shadowtap run`, until ready; its exposition passes promtool.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shadowtap"));
+    cmd.current_dir(root())
+        .args(["run", "--config", "rules/config.toml", "--pcap", "pcaps"])
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{shadowtap_port}"))
+        .arg("--state-dir")
+        .arg(tmp.0.join("state"));
+    let mut sensor = Proc::spawn("shadowtap run", cmd, tmp.0.join("shadowtap.log"));
+    let started = Instant::now();
+    loop {
+        sensor.assert_running("replaying pcaps/ (waiting for /readyz)");
+        match http_get(shadowtap_port, "/readyz") {
+            Ok(r) if r.status == 200 => break,
+            Ok(r) => assert_eq!(r.status, 503, "/readyz answers 200 or 503, not {}: {}", r.status, r.body),
+            Err(_) => {} // not listening yet
+        }
+        assert!(started.elapsed() < READY_TIMEOUT, "/readyz not 200 within {READY_TIMEOUT:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("shadowtap run ready after {:.1?}", started.elapsed());
+    let health = http_get(shadowtap_port, "/healthz").unwrap();
+    assert_eq!(health.status, 200, "/healthz: {}", health.body);
+    let metrics = http_get(shadowtap_port, "/metrics").unwrap();
+    assert_eq!(metrics.status, 200, "/metrics: {}", metrics.body);
+    let ctype = metrics.header("content-type").unwrap_or("");
+    assert!(
+        ctype.starts_with("text/plain") && ctype.contains("version=0.0.4"),
+        "/metrics is the text format 0.0.4: Content-Type {ctype:?}"
+    );
+    let mut lint = Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    lint.stdin.take().unwrap().write_all(metrics.body.as_bytes()).unwrap();
+    let lint = lint.wait_with_output().unwrap();
+    assert!(
+        lint.status.success(),
+        "promtool check metrics rejects /metrics ({}):\n{}{}",
+        lint.status,
+        String::from_utf8_lossy(&lint.stdout),
+        String::from_utf8_lossy(&lint.stderr)
+    );
+
+    // 3. Prometheus scraping it every second.
+    let yml = tmp.0.join("prometheus.yml");
+    std::fs::write(
+        &yml,
+        format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+             scrape_configs:\n  - job_name: shadowtap\n    static_configs:\n      - targets: ['127.0.0.1:{shadowtap_port}']\n"
+        ),
+    )
+    .unwrap();
+    let check = Command::new(&promtool).args(["check", "config"]).arg(&yml).output().unwrap();
+    assert!(check.status.success(), "promtool check config: {}{}", String::from_utf8_lossy(&check.stdout), String::from_utf8_lossy(&check.stderr));
+    let mut cmd = Command::new(&prometheus);
+    cmd.current_dir(&tmp.0)
+        .arg(format!("--config.file={}", yml.display()))
+        .arg(format!("--storage.tsdb.path={}", tmp.0.join("tsdb").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{prometheus_port}"))
+        .arg("--log.level=warn");
+    let mut prom = Proc::spawn("prometheus", cmd, tmp.0.join("prometheus.log"));
+    let started = Instant::now();
+    loop {
+        prom.assert_running("starting (waiting for up{job=\"shadowtap\"} == 1)");
+        sensor.assert_running("being scraped");
+        let up = http_get(prometheus_port, &format!("/api/v1/query?query={}", urlencode("up{job=\"shadowtap\"}")))
+            .ok()
+            .filter(|r| r.status == 200)
+            .and_then(|r| serde_json::from_str::<Value>(&r.body).ok())
+            .and_then(|v| v["data"]["result"][0]["value"][1].as_str().map(str::to_string));
+        if up.as_deref() == Some("1") {
+            break;
+        }
+        assert!(
+            started.elapsed() < READY_TIMEOUT,
+            "Prometheus did not scrape shadowtap successfully within {READY_TIMEOUT:?} (up = {up:?})"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("prometheus scraped shadowtap after {:.1?}", started.elapsed());
+
+    // 4. PromQL against the expectation.
+    let mut rows: Vec<Row> = Vec::new();
+    let mut compare = |what: &str, labels: String, want: Option<f64>, got: Option<f64>| {
+        rows.push(Row { what: what.to_string(), labels, want: fmt_num(want), got: fmt_num(got), ok: want == got });
+    };
+
+    // Every sample of /metrics reached Prometheus (none rejected: no duplicates, no bad timestamps).
+    let exposed = exposition_series(&http_get(shadowtap_port, "/metrics").unwrap().body);
+    let stored = by_labels(prometheus_port, "count by (__name__) ({job=\"shadowtap\",__name__=~\"shadowtap_.+\"})", &["__name__"]);
+    let names: BTreeSet<&String> =
+        exposed.keys().filter(|n| n.starts_with("shadowtap_")).chain(stored.keys().map(|k| &k[0])).collect();
+    for name in names {
+        let want = exposed.get(name).map(|&n| n as f64);
+        compare("series stored", name.clone(), want, stored.get(&vec![name.clone()]).copied());
+    }
+
+    let scalar = |promql: &str| -> Option<f64> {
+        let result = query(prometheus_port, promql);
+        assert!(result.len() <= 1, "{promql}: one series expected, got {result:?}");
+        result.first().map(value)
+    };
+    compare("privacy", "min_group_size (bundled config)".into(), Some(1.0), scalar("shadowtap_privacy_min_group_size"));
+    compare("privacy", "reveal_hosts".into(), Some(0.0), scalar("shadowtap_privacy_reveal_hosts"));
+
+    let got = by_labels(
+        prometheus_port,
+        "sum by (department,service,status) (shadowtap_flows_total{service!=\"_suppressed\"})",
+        &["department", "service", "status"],
+    );
+    for key in flows.keys().chain(got.keys().filter(|k| !k[1].is_empty() && !flows.contains_key(*k))) {
+        compare("flows", key.join(" "), Some(flows.get(key).copied().unwrap_or(0.0)), got.get(key).copied().or(Some(0.0)));
+    }
+
+    let got = by_labels(
+        prometheus_port,
+        "sum by (department,service,direction) (shadowtap_bytes_total{service!=\"_suppressed\"})",
+        &["department", "service", "direction"],
+    );
+    for key in bytes.keys() {
+        compare("bytes", key.join(" "), bytes.get(key).copied(), got.get(key).copied());
+    }
+
+    // The replay's newest packet is the clock: every host of pcaps/ is in every window.
+    for window in WINDOWS {
+        let got = by_labels(
+            prometheus_port,
+            &format!("max by (department,service) (shadowtap_hosts{{window=\"{window}\",service!=\"_suppressed\"}})"),
+            &["department", "service"],
+        );
+        for (key, hosts) in &clients {
+            compare(&format!("hosts {window}"), key.join(" "), Some(hosts.len() as f64), got.get(key).copied());
+        }
+    }
+
+    let active = by_labels(prometheus_port, "shadowtap_department_active_hosts{window=\"30d\"}", &["department"]);
+    let departments: BTreeSet<&String> = clients.keys().map(|k| &k[0]).collect();
+    for department in departments {
+        let got = active.get(&vec![department.clone()]).copied();
+        rows.push(Row {
+            what: "active hosts 30d".into(),
+            labels: department.clone(),
+            want: ">= 1".into(),
+            got: fmt_num(got),
+            ok: got.is_some_and(|v| v >= 1.0),
+        });
+    }
+
+    let build = query(prometheus_port, "shadowtap_build_info");
+    let version = build.first().map(|b| label(b, "version").to_string());
+    rows.push(Row {
+        what: "build_info".into(),
+        labels: "version".into(),
+        want: env!("CARGO_PKG_VERSION").into(),
+        got: version.clone().unwrap_or("(none)".into()),
+        ok: build.len() == 1 && version.is_some_and(|v| v.contains(env!("CARGO_PKG_VERSION"))),
+    });
+    let ruleset = query(prometheus_port, "shadowtap_ruleset_info");
+    let digest = ruleset.first().map(|r| label(r, "digest").to_string());
+    rows.push(Row {
+        what: "ruleset_info".into(),
+        labels: "digest".into(),
+        want: "64 hex digits".into(),
+        got: digest.clone().unwrap_or("(none)".into()),
+        ok: ruleset.len() == 1
+            && digest.is_some_and(|d| d.len() == 64 && d.bytes().all(|b| b.is_ascii_hexdigit())),
+    });
+    let services = ruleset.first().map(|r| label(r, "services").to_string());
+    rows.push(Row {
+        what: "ruleset_info".into(),
+        labels: "services".into(),
+        want: "present".into(),
+        got: services.clone().unwrap_or("(none)".into()),
+        ok: services.is_some_and(|s| !s.is_empty()),
+    });
+
+    eprintln!("{:<18} {:<40} {:>14} {:>14}  ok", "compared", "labels", "expected", "prometheus");
+    for r in &rows {
+        eprintln!("{:<18} {:<40} {:>14} {:>14}  {}", r.what, r.labels, r.want, r.got, if r.ok { "yes" } else { "NO" });
+    }
+    let bad: Vec<String> =
+        rows.iter().filter(|r| !r.ok).map(|r| format!("{} {}: expected {}, got {}", r.what, r.labels, r.want, r.got)).collect();
+    assert!(bad.is_empty(), "{} of {} comparisons differ:\n{}", bad.len(), rows.len(), bad.join("\n"));
+
+    // 5. SIGTERM: shadowtap exits 0 in time; Prometheus is stopped.
+    let status = sensor.terminate(EXIT_TIMEOUT);
+    assert!(status.is_some(), "shadowtap run did not exit within {EXIT_TIMEOUT:?} of SIGTERM");
+    assert_eq!(status.unwrap().code(), Some(0), "shadowtap run exits 0 on SIGTERM ({status:?})");
+    if prom.terminate(EXIT_TIMEOUT).is_none() {
+        eprintln!("prometheus did not stop within {EXIT_TIMEOUT:?} of SIGTERM; killing it");
+    }
+    drop(prom);
+    drop(sensor);
+    drop(tmp);
+}
