@@ -408,9 +408,11 @@ fn prometheus_scrapes_run_and_agrees_with_inspect() {
     compare("privacy", "min_group_size (bundled config)".into(), Some(1.0), scalar("shadowtap_privacy_min_group_size"));
     compare("privacy", "reveal_hosts".into(), Some(0.0), scalar("shadowtap_privacy_reveal_hosts"));
 
+    // `_suppressed` (groups below the minimum group size) and `_uncatalogued` (named
+    // destinations outside the catalog, DNS flows to resolvers) have no `service` in inspect.
     let got = by_labels(
         prometheus_port,
-        "sum by (department,service,status) (shadowtap_flows_total{service!=\"_suppressed\"})",
+        "sum by (department,service,status) (shadowtap_flows_total{service!~\"_suppressed|_uncatalogued\"})",
         &["department", "service", "status"],
     );
     for key in flows.keys().chain(got.keys().filter(|k| !k[1].is_empty() && !flows.contains_key(*k))) {
@@ -419,7 +421,7 @@ fn prometheus_scrapes_run_and_agrees_with_inspect() {
 
     let got = by_labels(
         prometheus_port,
-        "sum by (department,service,direction) (shadowtap_bytes_total{service!=\"_suppressed\"})",
+        "sum by (department,service,direction) (shadowtap_bytes_total{service!~\"_suppressed|_uncatalogued\"})",
         &["department", "service", "direction"],
     );
     for key in bytes.keys() {
@@ -430,7 +432,7 @@ fn prometheus_scrapes_run_and_agrees_with_inspect() {
     for window in WINDOWS {
         let got = by_labels(
             prometheus_port,
-            &format!("max by (department,service) (shadowtap_hosts{{window=\"{window}\",service!=\"_suppressed\"}})"),
+            &format!("max by (department,service) (shadowtap_hosts{{window=\"{window}\",service!~\"_suppressed|_uncatalogued\"}})"),
             &["department", "service"],
         );
         for (key, hosts) in &clients {
