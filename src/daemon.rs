@@ -44,6 +44,30 @@ pub struct RunOptions {
     pub state_dir: Option<PathBuf>,
     /// Seconds between saves: what a crash can lose at most.
     pub save_every: Duration,
+    /// User to switch to once the captures are open (running as root).
+    pub user: Option<String>,
+}
+
+/// Switches to `name`'s user and group (and only that group), for a sensor started as root to
+/// open its capture devices. With capabilities instead of root (systemd `AmbientCapabilities=
+/// CAP_NET_RAW`), no switch is needed.
+///
+/// # Errors
+/// An unknown user, or a switch the OS refused.
+pub fn drop_privileges(name: &str) -> anyhow::Result<()> {
+    use nix::unistd::{getuid, setgid, setgroups, setuid, User};
+    let user = User::from_name(name)?.ok_or_else(|| anyhow::anyhow!("no user {name:?}"))?;
+    if getuid() == user.uid {
+        return Ok(());
+    }
+    setgroups(&[user.gid]).map_err(|e| anyhow::anyhow!("setgroups: {e}"))?;
+    setgid(user.gid).map_err(|e| anyhow::anyhow!("setgid: {e}"))?;
+    setuid(user.uid).map_err(|e| anyhow::anyhow!("setuid: {e}"))?;
+    if nix::unistd::setuid(nix::unistd::Uid::from_raw(0)).is_ok() && !user.uid.is_root() {
+        anyhow::bail!("privileges could be regained after switching to {name}");
+    }
+    eprintln!("running as {name} (uid {}, gid {})", user.uid, user.gid);
+    Ok(())
 }
 
 struct Worker {
@@ -145,6 +169,18 @@ impl Worker {
 
 /// The packet thread: replays files, then reads live interfaces, until `stop`.
 fn packet_thread(mut w: Worker, opts: RunOptions, stop: Arc<AtomicBool>, hup: Arc<AtomicBool>) -> anyhow::Result<()> {
+    // Capture devices first (they may need root or CAP_NET_RAW), then give privileges up
+    // before the first packet is read.
+    let mut sources = Vec::new();
+    for l in &opts.live {
+        match Source::open_live(l) {
+            Ok(s) => sources.push(s),
+            Err(e) => eprintln!("error: {e}"),
+        }
+    }
+    if let Some(user) = &opts.user {
+        drop_privileges(user)?;
+    }
     let files = capture::expand_inputs(&opts.pcaps)?;
     for path in &files {
         let mut reader = match FileReader::open(path) {
@@ -203,13 +239,6 @@ fn packet_thread(mut w: Worker, opts: RunOptions, stop: Arc<AtomicBool>, hup: Ar
     }
     w.publish(opts.live.is_empty());
 
-    let mut sources = Vec::new();
-    for l in &opts.live {
-        match Source::open_live(l) {
-            Ok(s) => sources.push(s),
-            Err(e) => eprintln!("error: {e}"),
-        }
-    }
     while !sources.is_empty() && !stop.load(Ordering::Relaxed) {
         if hup.swap(false, Ordering::Relaxed) {
             w.reload(&opts.config);
@@ -308,7 +337,15 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
         saves: [0; 2],
     };
     let (o, s, h) = (opts.clone(), Arc::clone(&stop), Arc::clone(&hup));
-    let packets = std::thread::Builder::new().name("packets".into()).spawn(move || packet_thread(worker, o, s, h))?;
+    let packets = std::thread::Builder::new().name("packets".into()).spawn(move || {
+        let result = packet_thread(worker, o, Arc::clone(&s), h);
+        if let Err(e) = &result {
+            // Without its packet thread the sensor must not pretend to run: stop serving.
+            eprintln!("error: {e:#}");
+            s.store(true, Ordering::Relaxed);
+        }
+        result
+    })?;
 
     let rt = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;
     rt.block_on(serve(listener, state, Arc::clone(&stop)))?;

@@ -98,6 +98,9 @@ enum Command {
         /// Seconds between state saves (what a crash can lose at most).
         #[arg(long, default_value_t = 60)]
         save_interval: u64,
+        /// Switch to this user once the capture devices are open (when started as root).
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
     },
     /// Validate the configuration and the service catalog; every problem with file and line.
     Check {
@@ -122,7 +125,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config } => runtime::check(&config, &mut std::io::stdout()),
-        Command::Run { config, mut pcaps, interfaces, listen, realtime, snaplen, no_promisc, state_dir, save_interval } => {
+        Command::Run { config, mut pcaps, interfaces, listen, realtime, snaplen, no_promisc, state_dir, save_interval, user } => {
             if pcaps.is_empty() && interfaces.is_empty() {
                 pcaps.push(PathBuf::from("pcaps"));
             }
@@ -138,6 +141,7 @@ fn main() -> ExitCode {
                 engine: engine::Config::default(),
                 state_dir,
                 save_every: std::time::Duration::from_secs(save_interval.max(1)),
+                user,
             };
             match shadowtap::daemon::run(opts) {
                 Ok(()) => ExitCode::SUCCESS,

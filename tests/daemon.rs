@@ -35,14 +35,14 @@ fn get(port: u16, path: &str) -> Option<(u16, String)> {
 }
 
 fn start(config: &std::path::Path) -> Daemon {
-    start_with(config, &[])
+    start_with(config, &["--pcap", "pcaps"])
 }
 
 fn start_with(config: &std::path::Path, extra: &[&str]) -> Daemon {
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_shadowtap"))
         .current_dir(root())
-        .args(["run", "--pcap", "pcaps", "--listen", &format!("127.0.0.1:{port}"), "--config"])
+        .args(["run", "--listen", &format!("127.0.0.1:{port}"), "--config"])
         .arg(config)
         .args(extra)
         .stdout(Stdio::null())
@@ -131,7 +131,7 @@ fn counts_and_windows_continue_across_a_clean_restart() {
     let cfg = root().join("rules/config.toml");
     let wa = [("department", "finance"), ("service", "whatsapp"), ("channel", "default"), ("status", "unsanctioned")];
 
-    let d = start_with(&cfg, &["--state-dir", &state]);
+    let d = start_with(&cfg, &["--pcap", "pcaps", "--state-dir", &state]);
     let (_, first) = get(d.1, "/metrics").unwrap();
     let flows = sample(&first, "shadowtap_flows_total", &wa).unwrap();
     assert_eq!(sample(&first, "shadowtap_state_restored", &[]), Some(0.0));
@@ -142,12 +142,38 @@ fn counts_and_windows_continue_across_a_clean_restart() {
     }
 
     // The same captures again: counts add up on top of the restored ones.
-    let d = start_with(&cfg, &["--state-dir", &state]);
+    let d = start_with(&cfg, &["--pcap", "pcaps", "--state-dir", &state]);
     let (_, second) = get(d.1, "/metrics").unwrap();
     assert_eq!(sample(&second, "shadowtap_state_restored", &[]), Some(1.0));
     assert_eq!(sample(&second, "shadowtap_flows_total", &wa), Some(2.0 * flows));
     // The 30-day window still holds the hosts of the first run (their pseudonyms were kept).
     assert!(sample(&second, "shadowtap_department_active_hosts", &[("department", "finance"), ("window", "30d")]).unwrap() >= 1.0);
+    stop(d);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn drops_privileges_after_opening_captures() {
+    let uid = std::fs::read_to_string("/proc/self/status").unwrap();
+    if !uid.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")) {
+        eprintln!("skipping: not running as root, nothing to drop");
+        return;
+    }
+    // The unprivileged user reads the captures after the switch: give it a copy it can reach
+    // wherever the checkout lives.
+    let dir = std::env::temp_dir().join(format!("shadowtap-user-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(root().join("pcaps/curl-tls13.pcap"), dir.join("curl-tls13.pcap")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(dir.join("curl-tls13.pcap"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let d = start_with(&root().join("rules/config.toml"), &["--user", "nobody", "--pcap", dir.to_str().unwrap()]);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", d.0.id())).unwrap();
+    let uids: Vec<&str> = status.lines().find(|l| l.starts_with("Uid:")).unwrap().split_whitespace().skip(1).collect();
+    assert!(uids.iter().all(|u| *u != "0"), "still root: {uids:?}");
+    let (code, body) = get(d.1, "/metrics").unwrap();
+    assert_eq!(code, 200);
+    assert!(sample(&body, "shadowtap_flows_total", &[("service", "whatsapp")]).is_some());
     stop(d);
     std::fs::remove_dir_all(&dir).unwrap();
 }
