@@ -9,7 +9,7 @@ pub mod file;
 
 use std::path::PathBuf;
 
-use pcap::{Activated, Capture};
+use pcap::{Active, Capture};
 
 use crate::decode::LinkType;
 use crate::time::Timestamp;
@@ -117,7 +117,9 @@ pub struct CaptureStats {
 
 /// An open live interface.
 pub struct Source {
-    cap: Capture<dyn Activated>,
+    cap: Capture<Active>,
+    /// The last read found nothing: wait for the descriptor before the next one.
+    wait_first: bool,
     /// File path or interface name, for messages and output.
     pub name: String,
     /// The libpcap data link type (DLT) number.
@@ -145,10 +147,14 @@ impl Source {
             .promisc(opts.promiscuous)
             .timeout(LIVE_READ_TIMEOUT_MS)
             .open()
+            .map_err(open_err)?
+            // Non-blocking reads plus poll(2) with a timeout: on Linux, libpcap's TPACKET_V3
+            // path waits without a timeout on a quiet link, and the sensor must still end idle
+            // flows, publish its state and honour SIGTERM.
+            .setnonblock()
             .map_err(open_err)?;
-        let cap: Capture<dyn Activated> = cap.into();
         let dlt = cap.get_datalink().0;
-        Ok(Source { link: LinkType::from_dlt(dlt), cap, name: opts.interface.clone(), dlt })
+        Ok(Source { link: LinkType::from_dlt(dlt), cap, wait_first: false, name: opts.interface.clone(), dlt })
     }
 
     /// Applies a BPF filter (tcpdump syntax) in the kernel.
@@ -163,8 +169,14 @@ impl Source {
         })
     }
 
-    /// Reads the next frame.
+    /// Reads the next frame; [`Next::Idle`] when none arrived within [`LIVE_READ_TIMEOUT_MS`].
     pub fn next(&mut self) -> Next<'_> {
+        if std::mem::take(&mut self.wait_first) {
+            use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+            use std::os::fd::AsFd;
+            let mut fds = [PollFd::new(self.cap.as_fd(), PollFlags::POLLIN)];
+            let _ = poll(&mut fds, PollTimeout::from(LIVE_READ_TIMEOUT_MS as u16));
+        }
         match self.cap.next_packet() {
             Ok(p) => Next::Frame(Frame {
                 ts: Timestamp::from_parts(p.header.ts.tv_sec as i64, p.header.ts.tv_usec as i64),
@@ -173,7 +185,10 @@ impl Source {
                 link: self.link,
                 dlt: self.dlt,
             }),
-            Err(pcap::Error::TimeoutExpired) => Next::Idle,
+            Err(pcap::Error::TimeoutExpired) => {
+                self.wait_first = true;
+                Next::Idle
+            }
             Err(pcap::Error::NoMorePackets) => Next::End,
             Err(e) => Next::Failed(pcap_message(&e)),
         }
