@@ -3,6 +3,7 @@
 //! Raw bytes from the wire (SNI, ALPN) stay bytes in the model; they become text only here,
 //! with invalid UTF-8 escaped as `\xNN` rather than silently replaced.
 
+pub mod events;
 pub mod jsonl;
 pub mod metrics;
 pub mod table;
