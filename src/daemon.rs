@@ -17,6 +17,7 @@ use crate::capture::file::{self, FileReader};
 use crate::capture::{self, LiveOptions, Next, Source};
 use crate::classify::Classifier;
 use crate::engine::{self, Engine, FlowRecord};
+use crate::export::events::{self, EventConfig, Events};
 use crate::export::metrics::{self, State};
 
 /// Default listen address: loopback, on a port of Prometheus's exporter range.
@@ -46,7 +47,12 @@ pub struct RunOptions {
     pub save_every: Duration,
     /// User to switch to once the captures are open (running as root).
     pub user: Option<String>,
+    /// Where security events go as JSON lines (`-` for standard output).
+    pub events: Option<PathBuf>,
 }
+
+/// Packet-time seconds between the periodic event checks (exemptions, capture loss).
+pub const EVENT_TICK_SECS: i64 = 60;
 
 /// Switches to `name`'s user and group (and only that group), for a sensor started as root to
 /// open its capture devices. With capabilities instead of root (systemd `AmbientCapabilities=
@@ -83,6 +89,10 @@ struct Worker {
     save_every: Duration,
     last_save: Instant,
     saves: [u64; 2],
+    events: Events,
+    event_sink: Option<Box<dyn std::io::Write + Send>>,
+    last_event_tick: i64,
+    events_written: [u64; 2],
 }
 
 fn unix_now() -> i64 {
@@ -92,7 +102,35 @@ fn unix_now() -> i64 {
 impl Worker {
     fn account(&mut self, r: FlowRecord) {
         let a = self.classifier.attribute(&r);
-        self.aggregator.add(&r, &a, &self.classifier.catalog);
+        let view = self.aggregator.add(&r, &a, &self.classifier.catalog);
+        let cat = &self.classifier.catalog;
+        let service = a.target.map(|t| (cat.service(t).id.as_str(), cat.service(t).category.as_str(), cat.channel(t)));
+        let (revealed, hosts) = view.unwrap_or((false, 0));
+        let evs = self.events.on_flow(r.ts_end, &a.department, service, a.status, r.bytes_up, revealed, hosts);
+        self.emit(evs);
+        let now = r.ts_end.secs();
+        if now - self.last_event_tick >= EVENT_TICK_SECS {
+            self.last_event_tick = now;
+            let capture = (!self.capture.is_empty()).then(|| {
+                self.capture.iter().fold((0, 0), |(r, d), (_, c)| (r + c.received, d + c.dropped + c.if_dropped))
+            });
+            let evs = self.events.on_tick(r.ts_end, &self.classifier.exemptions(), capture);
+            self.emit(evs);
+        }
+    }
+
+    /// Writes events (when a sink is configured); write failures are counted, never fatal.
+    fn emit(&mut self, evs: Vec<crate::export::events::Event>) {
+        let Some(sink) = self.event_sink.as_mut() else { return };
+        for e in &evs {
+            match events::write(sink, e) {
+                Ok(()) => self.events_written[0] += 1,
+                Err(_) => self.events_written[1] += 1,
+            }
+        }
+        if !evs.is_empty() {
+            let _ = sink.flush();
+        }
     }
 
     fn drain(&mut self) {
@@ -119,6 +157,8 @@ impl Worker {
             replay_done,
             state_saves: self.saves,
             state_restored: self.aggregator.was_restored(),
+            events: self.events.stats.emitted.clone(),
+            events_written: self.events_written,
         };
         if let Ok(mut s) = self.state.lock() {
             *s = st;
@@ -322,6 +362,18 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
             Err(e) => anyhow::bail!("state not restored: {e}"),
         }
     }
+    let event_sink: Option<Box<dyn std::io::Write + Send>> = match &opts.events {
+        None => None,
+        Some(p) if p.as_os_str() == "-" => Some(Box::new(std::io::stdout())),
+        Some(p) => Some(Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map_err(|e| anyhow::anyhow!("{}: cannot open the events file: {e}", p.display()))?,
+        )),
+    };
+    let events = Events::new(EventConfig { min_group_size: classifier.privacy.min_group_size, ..EventConfig::default() });
     let worker = Worker {
         engine: Engine::new(opts.engine),
         aggregator,
@@ -335,6 +387,10 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
         save_every: opts.save_every,
         last_save: Instant::now(),
         saves: [0; 2],
+        events,
+        event_sink,
+        last_event_tick: i64::MIN / 2,
+        events_written: [0; 2],
     };
     let (o, s, h) = (opts.clone(), Arc::clone(&stop), Arc::clone(&hup));
     let packets = std::thread::Builder::new().name("packets".into()).spawn(move || {

@@ -101,6 +101,9 @@ enum Command {
         /// Switch to this user once the capture devices are open (when started as root).
         #[arg(long, value_name = "NAME")]
         user: Option<String>,
+        /// Write security events (ECS-style JSON lines) to this file, or `-` for stdout.
+        #[arg(long, value_name = "FILE")]
+        events: Option<PathBuf>,
     },
     /// Validate the configuration and the service catalog; every problem with file and line.
     Check {
@@ -125,7 +128,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config } => runtime::check(&config, &mut std::io::stdout()),
-        Command::Run { config, mut pcaps, interfaces, listen, realtime, snaplen, no_promisc, state_dir, save_interval, user } => {
+        Command::Run { config, mut pcaps, interfaces, listen, realtime, snaplen, no_promisc, state_dir, save_interval, user, events } => {
             if pcaps.is_empty() && interfaces.is_empty() {
                 pcaps.push(PathBuf::from("pcaps"));
             }
@@ -142,6 +145,7 @@ fn main() -> ExitCode {
                 state_dir,
                 save_every: std::time::Duration::from_secs(save_interval.max(1)),
                 user,
+                events,
             };
             match shadowtap::daemon::run(opts) {
                 Ok(()) => ExitCode::SUCCESS,

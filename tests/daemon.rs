@@ -177,3 +177,26 @@ fn drops_privileges_after_opening_captures() {
     stop(d);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn events_are_ecs_json_lines_without_host_identity() {
+    let dir = std::env::temp_dir().join(format!("shadowtap-events-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("events.jsonl");
+    let d = start_with(&root().join("rules/config.toml"), &["--pcap", "pcaps", "--events", file.to_str().unwrap()]);
+    let (_, body) = get(d.1, "/metrics").unwrap();
+    stop(d);
+    let text = std::fs::read_to_string(&file).unwrap();
+    let events: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let first_use: Vec<&serde_json::Value> = events.iter().filter(|e| e["event"]["action"] == "first-use").collect();
+    assert!(
+        first_use.iter().any(|e| e["organization"]["department"] == "finance" && e["service"]["id"] == "whatsapp"),
+        "{text}"
+    );
+    assert!(first_use.iter().all(|e| e["service"]["status"] == "unsanctioned"), "no first-use event for sanctioned or exempted use");
+    assert_eq!(sample(&body, "shadowtap_events_total", &[("kind", "first-use")]), Some(first_use.len() as f64));
+    for needle in ["127.0.0.1", "::1", "web.whatsapp.com", "www.dropbox.com"] {
+        assert!(!text.contains(needle), "events contain {needle}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -168,8 +168,9 @@ impl Aggregator {
         self.pseudonyms.keys_drawn
     }
 
-    /// Adds one finished flow.
-    pub fn add(&mut self, r: &FlowRecord, a: &Attribution, catalog: &Catalog) {
+    /// Adds one finished flow. For a catalogued flow, returns whether its group is revealed
+    /// (has at least k hosts) and its distinct hosts over 24 h, for events.
+    pub fn add(&mut self, r: &FlowRecord, a: &Attribution, catalog: &Catalog) -> Option<(bool, usize)> {
         let at = r.ts_start.max(r.ts_end);
         if at > self.now {
             self.now = at;
@@ -180,7 +181,7 @@ impl Aggregator {
         if let (None, Some(Status::Unknown)) = (a.target, a.status) {
             let reason = r.unnamed.map(|u| u.as_str()).unwrap_or("unknown");
             *self.unnamed.entry((a.department.clone(), reason.to_string())).or_default() += 1;
-            return;
+            return None;
         }
         let (service, channel, category) = match a.target {
             Some(t) => (catalog.service(t).id.clone(), catalog.channel(t).to_string(), catalog.service(t).category.clone()),
@@ -191,10 +192,12 @@ impl Aggregator {
         let hosts = self.group_hosts.entry(key.clone()).or_default();
         hosts.see(host, secs);
         let since = self.now.secs() - WINDOWS[3].1 as i64;
+        let hosts_24h = hosts.count_since(self.now.secs() - WINDOWS[1].1 as i64);
         let revealed = self.revealed.entry(key.clone()).or_insert(false);
         if !*revealed && hosts.count_since(since) >= self.privacy.min_group_size {
             *revealed = true;
         }
+        let view = (*revealed, hosts_24h);
         let bucket = if *revealed {
             key
         } else {
@@ -210,6 +213,7 @@ impl Aggregator {
         t.flows += 1;
         t.bytes_up += r.bytes_up;
         t.bytes_down += r.bytes_down;
+        a.target.map(|_| view)
     }
 
     /// Drops host memories older than the longest window.

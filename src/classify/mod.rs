@@ -104,6 +104,7 @@ struct ExemptionRule {
     service: usize,
     from: Timestamp,
     until: Timestamp,
+    reference: String,
 }
 
 /// The catalog, departments and policy, compiled.
@@ -209,7 +210,13 @@ impl Classifier {
                 errors.push(loaded.diag(&e.expires, "exemption expires before it starts"));
             }
             if let Some(service) = svc {
-                exemptions.push(ExemptionRule { department: e.department.get_ref().clone(), service, from, until });
+                exemptions.push(ExemptionRule {
+                    department: e.department.get_ref().clone(),
+                    service,
+                    from,
+                    until,
+                    reference: e.reference.clone(),
+                });
             }
         }
         let mut own_tenants = HashMap::new();
@@ -266,6 +273,19 @@ impl Classifier {
             },
             warnings,
         })
+    }
+
+    /// The exemptions in force or pending, for the events that warn of their expiry.
+    pub fn exemptions(&self) -> Vec<crate::export::events::ExemptionInfo> {
+        self.exemptions
+            .iter()
+            .map(|e| crate::export::events::ExemptionInfo {
+                department: e.department.clone(),
+                service: self.catalog.services[e.service].id.clone(),
+                reference: e.reference.clone(),
+                expires_end: e.until,
+            })
+            .collect()
     }
 
     /// True when the mapping file changed since it was read (the caller reloads).

@@ -42,6 +42,10 @@ pub struct State {
     pub state_saves: [u64; 2],
     /// The aggregation continued from a saved state.
     pub state_restored: bool,
+    /// Events raised, by kind.
+    pub events: std::collections::BTreeMap<&'static str, u64>,
+    /// Events written / not written to the events sink.
+    pub events_written: [u64; 2],
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
@@ -126,6 +130,13 @@ pub fn encode(s: &State) -> prometheus::Result<Vec<u8>> {
     g1("shadowtap_privacy_pseudonym_keys", "Pseudonym keys drawn since start (1 + rotations).", s.keys_drawn as i64)?;
     g1("shadowtap_replay_done", "1 once every capture file has been read.", s.replay_done as i64)?;
     g1("shadowtap_config_last_reload_success_timestamp_seconds", "Unix time of the last successful configuration load.", s.last_reload_unix)?;
+    let evs = counter(&r, "shadowtap_events_total", "Security events raised, by kind.", &["kind"])?;
+    for (k, v) in &s.events {
+        evs.with_label_values(&[*k]).inc_by(*v);
+    }
+    let ew = counter(&r, "shadowtap_events_written_total", "Events written to the events sink, by result.", &["result"])?;
+    ew.with_label_values(&["success"]).inc_by(s.events_written[0]);
+    ew.with_label_values(&["failure"]).inc_by(s.events_written[1]);
     g1("shadowtap_state_restored", "1 when the aggregation continued from a saved state (pseudonyms of the previous run are not linkable to this run's).", s.state_restored as i64)?;
     let saves = counter(&r, "shadowtap_state_saves_total", "Saves of the aggregation state, by result.", &["result"])?;
     saves.with_label_values(&["success"]).inc_by(s.state_saves[0]);
