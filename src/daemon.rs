@@ -133,6 +133,18 @@ impl Worker {
         }
     }
 
+    /// Ends every flow still in the table (end of a capture, or a clean stop) and accounts it.
+    fn finish_flows(&mut self) {
+        let mut ended = Vec::new();
+        let _ = self.engine.finish_with(|r| -> Result<(), ()> {
+            ended.push(r);
+            Ok(())
+        });
+        for r in ended {
+            self.account(r);
+        }
+    }
+
     fn drain(&mut self) {
         for r in std::mem::take(&mut self.engine.records) {
             self.account(r);
@@ -267,14 +279,7 @@ fn packet_thread(mut w: Worker, opts: RunOptions, stop: Arc<AtomicBool>, hup: Ar
                 }
             }
         }
-        let mut ended = Vec::new();
-        let _ = w.engine.finish_with(|r| -> Result<(), ()> {
-            ended.push(r);
-            Ok(())
-        });
-        for r in ended {
-            w.account(r);
-        }
+        w.finish_flows();
         w.engine.forget_dns_answers();
     }
     w.publish(opts.live.is_empty());
@@ -301,19 +306,11 @@ fn packet_thread(mut w: Worker, opts: RunOptions, stop: Arc<AtomicBool>, hup: Ar
         w.drain();
         if w.last_publish.elapsed() >= PUBLISH_EVERY {
             w.capture = sources.iter_mut().filter_map(|s| s.stats().map(|c| (s.name.clone(), c))).collect();
-            w.publish(true);
         }
+        w.maybe_publish(true);
     }
     // Clean stop: flows in progress are accounted before the final state is published.
-    let mut ended = Vec::new();
-    let _ = w.engine.finish_with(|r| -> Result<(), ()> {
-        ended.push(r);
-        Ok(())
-    });
-    for r in ended {
-        w.account(r);
-    }
-    w.publish(true);
+    w.finish_flows();
     w.save();
     w.publish(true);
     Ok(())
