@@ -49,6 +49,8 @@ pub struct RunOptions {
     pub user: Option<String>,
     /// Where security events go as JSON lines (`-` for standard output).
     pub events: Option<PathBuf>,
+    /// TLS and basic authentication of the HTTP side (exporter-toolkit web config file).
+    pub web_config: Option<PathBuf>,
 }
 
 /// Packet-time seconds between the periodic event checks (exemptions, capture loss).
@@ -339,11 +341,16 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
         signal_hook::flag::register(sig, Arc::clone(&stop))?;
     }
     signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))?;
+    let web = match &opts.web_config {
+        Some(p) => crate::web::WebConfig::read(p).map_err(|e| anyhow::anyhow!(e))?,
+        None => crate::web::WebConfig::default(),
+    };
     let state = Arc::new(Mutex::new(State::default()));
     let listener = std::net::TcpListener::bind(opts.listen)
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", opts.listen))?;
     listener.set_nonblocking(true)?;
-    eprintln!("serving /metrics on http://{}", listener.local_addr()?);
+    let scheme = if web.tls_server_config.is_some() { "https" } else { "http" };
+    eprintln!("serving /metrics on {scheme}://{}", listener.local_addr()?);
 
     let mut aggregator = Aggregator::new(classifier.privacy).map_err(|e| anyhow::anyhow!("no pseudonym key: {e}"))?;
     if let Some(dir) = &opts.state_dir {
@@ -401,7 +408,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
     })?;
 
     let rt = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;
-    rt.block_on(serve(listener, state, Arc::clone(&stop)))?;
+    rt.block_on(serve(listener, state, Arc::clone(&stop), web))?;
     stop.store(true, Ordering::Relaxed);
     match packets.join() {
         Ok(r) => r,
@@ -409,9 +416,16 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(listener: std::net::TcpListener, state: Arc<Mutex<State>>, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+async fn serve(
+    listener: std::net::TcpListener,
+    state: Arc<Mutex<State>>,
+    stop: Arc<AtomicBool>,
+    web: crate::web::WebConfig,
+) -> anyhow::Result<()> {
     use axum::http::{header, StatusCode};
+    use axum::response::IntoResponse;
     use axum::routing::get;
+    let auth = Arc::new(crate::web::BasicAuth::new(web.basic_auth_users.clone()));
     let metrics_state = Arc::clone(&state);
     let ready_state = Arc::clone(&state);
     let app = axum::Router::new()
@@ -441,13 +455,39 @@ async fn serve(listener: std::net::TcpListener, state: Arc<Mutex<State>>, stop: 
                 }
             }),
         );
-    let listener = tokio::net::TcpListener::from_std(listener)?;
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            while !stop.load(Ordering::Relaxed) {
-                tokio::time::sleep(Duration::from_millis(200)).await;
+    let app = app.layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
+        let auth = Arc::clone(&auth);
+        async move {
+            let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+            if auth.allows(given) {
+                next.run(req).await
+            } else {
+                (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Basic realm=\"shadowtap\"")], "unauthorized\n")
+                    .into_response()
             }
-        })
-        .await?;
+        }
+    }));
+    let stopped = async move {
+        while !stop.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    if let Some(tls) = &web.tls_server_config {
+        // ring as the one crypto provider (no C toolchain beyond what libpcap already needs).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert_file, &tls.key_file)
+            .await
+            .map_err(|e| anyhow::anyhow!("TLS certificate {} / key {}: {e}", tls.cert_file.display(), tls.key_file.display()))?;
+        let handle = axum_server::Handle::new();
+        let h = handle.clone();
+        tokio::spawn(async move {
+            stopped.await;
+            h.graceful_shutdown(Some(Duration::from_secs(5)));
+        });
+        axum_server::tls_rustls::from_tcp_rustls(listener, config)?.handle(handle).serve(app.into_make_service()).await?;
+    } else {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        axum::serve(listener, app).with_graceful_shutdown(stopped).await?;
+    }
     Ok(())
 }

@@ -37,6 +37,7 @@ pub mod flow;
 pub mod proto;
 pub mod runtime;
 pub mod time;
+pub mod web;
 
 #[cfg(test)]
 mod testutil;

@@ -104,6 +104,10 @@ enum Command {
         /// Write security events (ECS-style JSON lines) to this file, or `-` for stdout.
         #[arg(long, value_name = "FILE")]
         events: Option<PathBuf>,
+        /// TLS and basic authentication for /metrics: a Prometheus exporter-toolkit web
+        /// configuration file (tls_server_config, basic_auth_users).
+        #[arg(long, value_name = "FILE")]
+        web_config: Option<PathBuf>,
     },
     /// Validate the configuration and the service catalog; every problem with file and line.
     Check {
@@ -128,7 +132,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config } => runtime::check(&config, &mut std::io::stdout()),
-        Command::Run { config, mut pcaps, interfaces, listen, realtime, snaplen, no_promisc, state_dir, save_interval, user, events } => {
+        Command::Run { config, mut pcaps, interfaces, listen, realtime, snaplen, no_promisc, state_dir, save_interval, user, events, web_config } => {
             if pcaps.is_empty() && interfaces.is_empty() {
                 pcaps.push(PathBuf::from("pcaps"));
             }
@@ -146,6 +150,7 @@ fn main() -> ExitCode {
                 save_every: std::time::Duration::from_secs(save_interval.max(1)),
                 user,
                 events,
+                web_config,
             };
             match shadowtap::daemon::run(opts) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -200,3 +200,50 @@ fn events_are_ecs_json_lines_without_host_identity() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn tls_and_basic_auth_with_an_exporter_toolkit_web_config() {
+    let dir = std::env::temp_dir().join(format!("shadowtap-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ok = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", "tls.key", "-out", "tls.crt"])
+        .current_dir(&dir)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(ok.success(), "openssl could not make a certificate");
+    // bcrypt hash (cost 4) of "s3cret", in the format htpasswd -B writes.
+    let web = "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\nbasic_auth_users:\n  prometheus: $2b$04$U3g5wxn6f.4DQruD3DSJEOmeEzugOm99RUEA4tQi7d3PiQCi1FQ4C\n";
+    std::fs::write(dir.join("web.yml"), web).unwrap();
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_shadowtap"))
+        .current_dir(root())
+        .args(["run", "--pcap", "pcaps/curl-tls13.pcap", "--listen", &format!("127.0.0.1:{port}"), "--web-config"])
+        .arg(dir.join("web.yml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let d = Daemon(child, port);
+    let curl = |extra: &[&str]| -> String {
+        let out = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", "--cacert"])
+            .arg(dir.join("tls.crt"))
+            .args(extra)
+            .arg(format!("https://127.0.0.1:{port}/metrics"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let t = Instant::now();
+    while curl(&["-u", "prometheus:s3cret"]) != "200" {
+        assert!(t.elapsed() < Duration::from_secs(30), "no HTTPS answer with the right credentials");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(curl(&[]), "401", "no credentials");
+    assert_eq!(curl(&["-u", "prometheus:wrong"]), "401");
+    assert!(get(port, "/metrics").is_none_or(|(c, _)| c != 200), "plain HTTP is not served");
+    stop(d);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
