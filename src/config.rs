@@ -106,6 +106,39 @@ impl Default for PrivacyDef {
     }
 }
 
+/// Event thresholds (`[events]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsDef {
+    /// MiB uploaded per department to file sharing or generative AI over 24 h before an event.
+    #[serde(default = "default_upload_mib")]
+    pub upload_threshold_mib: u64,
+    /// Percent of packets lost by the capture between two checks before an event.
+    #[serde(default = "default_loss_percent")]
+    pub capture_loss_percent: f64,
+    /// Days before an exemption's end at which it is announced as expiring.
+    #[serde(default = "default_warn_days")]
+    pub exemption_warn_days: u64,
+}
+
+fn default_upload_mib() -> u64 {
+    100
+}
+
+fn default_loss_percent() -> f64 {
+    1.0
+}
+
+fn default_warn_days() -> u64 {
+    14
+}
+
+impl Default for EventsDef {
+    fn default() -> Self {
+        EventsDef { upload_threshold_mib: default_upload_mib(), capture_loss_percent: default_loss_percent(), exemption_warn_days: default_warn_days() }
+    }
+}
+
 /// The configuration file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -135,6 +168,9 @@ pub struct Config {
     /// Privacy settings.
     #[serde(default)]
     pub privacy: PrivacyDef,
+    /// Event thresholds.
+    #[serde(default)]
+    pub events: EventsDef,
 }
 
 fn default_catalog() -> String {

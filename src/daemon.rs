@@ -17,7 +17,7 @@ use crate::capture::file::{self, FileReader};
 use crate::capture::{self, LiveOptions, Next, Source};
 use crate::classify::Classifier;
 use crate::engine::{self, Engine, FlowRecord};
-use crate::export::events::{self, EventConfig, Events};
+use crate::export::events::{self, Events};
 use crate::export::metrics::{self, State};
 
 /// Default listen address: loopback, on a port of Prometheus's exporter range.
@@ -377,7 +377,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("{}: cannot open the events file: {e}", p.display()))?,
         )),
     };
-    let events = Events::new(EventConfig { min_group_size: classifier.privacy.min_group_size, ..EventConfig::default() });
+    let events = Events::new(classifier.events);
     let worker = Worker {
         engine: Engine::new(opts.engine),
         aggregator,

@@ -247,3 +247,26 @@ fn tls_and_basic_auth_with_an_exporter_toolkit_web_config() {
     stop(d);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn configured_thresholds_raise_exemption_warnings() {
+    let dir = std::env::temp_dir().join(format!("shadowtap-warn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = std::fs::read_to_string(root().join("rules/config.toml")).unwrap();
+    let cfg = cfg.replace("catalog = \"services\"", &format!("catalog = \"{}\"", root().join("rules/services").display()));
+    // The captures are from 2026-11-23; Legal's exemption ends 2026-12-31, 38 days later.
+    std::fs::write(dir.join("config.toml"), cfg.replace("exemption_warn_days = 14", "exemption_warn_days = 60")).unwrap();
+    let file = dir.join("events.jsonl");
+    let d = start_with(&dir.join("config.toml"), &["--pcap", "pcaps", "--events", file.to_str().unwrap()]);
+    stop(d);
+    let text = std::fs::read_to_string(&file).unwrap();
+    let warn: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["event"]["action"] == "exemption-expiring")
+        .collect();
+    assert_eq!(warn.len(), 1, "{text}");
+    assert_eq!(warn[0]["organization"]["department"], "legal");
+    assert_eq!(warn[0]["service"]["id"], "google-drive");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -126,6 +126,8 @@ pub struct Classifier {
     pub config_digest: String,
     /// Privacy settings of the configuration.
     pub privacy: crate::aggregate::Privacy,
+    /// Event thresholds of the configuration.
+    pub events: crate::export::events::EventConfig,
     /// Warnings that do not stop loading (absent GeoIP databases, expired exemptions).
     pub warnings: Vec<Diagnostic>,
 }
@@ -270,6 +272,12 @@ impl Classifier {
                 min_group_size: cfg.privacy.min_group_size.max(1),
                 reveal_hosts: cfg.privacy.reveal_hosts,
                 key_rotation_secs: cfg.privacy.key_rotation_days.max(1).saturating_mul(86_400),
+            },
+            events: crate::export::events::EventConfig {
+                upload_threshold_bytes: cfg.events.upload_threshold_mib.saturating_mul(1 << 20),
+                capture_loss_ratio: (cfg.events.capture_loss_percent / 100.0).clamp(0.0, 1.0),
+                exemption_warn_days: cfg.events.exemption_warn_days,
+                min_group_size: cfg.privacy.min_group_size.max(1),
             },
             warnings,
         })
