@@ -108,7 +108,13 @@ impl Worker {
         let cat = &self.classifier.catalog;
         let service = a.target.map(|t| (cat.service(t).id.as_str(), cat.service(t).category.as_str(), cat.channel(t)));
         let (revealed, hosts) = view.unwrap_or((false, 0));
-        let evs = self.events.on_flow(r.ts_end, &a.department, service, a.status, r.bytes_up, revealed, hosts);
+        let mut evs = self.events.on_flow(r.ts_end, &a.department, service, a.status, r.bytes_up, revealed, hosts);
+        if self.aggregator.privacy().reveal_hosts {
+            // An investigation: the operator turned host identities on (and the metric says so).
+            for e in &mut evs {
+                e.source = Some(events::Source { ip: r.client.ip().to_string() });
+            }
+        }
         self.emit(evs);
         let now = r.ts_end.secs();
         if now - self.last_event_tick >= EVENT_TICK_SECS {

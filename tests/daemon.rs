@@ -270,3 +270,21 @@ fn configured_thresholds_raise_exemption_warnings() {
     assert_eq!(warn[0]["service"]["id"], "google-drive");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn reveal_hosts_is_visible_and_only_then_events_name_hosts() {
+    let dir = std::env::temp_dir().join(format!("shadowtap-reveal-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = std::fs::read_to_string(root().join("rules/config.toml")).unwrap();
+    let cfg = cfg.replace("catalog = \"services\"", &format!("catalog = \"{}\"", root().join("rules/services").display()));
+    std::fs::write(dir.join("config.toml"), cfg.replace("reveal_hosts = false", "reveal_hosts = true")).unwrap();
+    let file = dir.join("events.jsonl");
+    let d = start_with(&dir.join("config.toml"), &["--pcap", "pcaps", "--events", file.to_str().unwrap()]);
+    let (_, body) = get(d.1, "/metrics").unwrap();
+    stop(d);
+    assert_eq!(sample(&body, "shadowtap_privacy_reveal_hosts", &[]), Some(1.0), "the investigation is itself visible");
+    assert!(!body.contains("127.0.0.1"), "metrics never carry hosts");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.lines().all(|l| l.contains("\"source\":{\"ip\":")), "{text}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -251,15 +251,26 @@ pub struct Event {
     /// Service concerned.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service: Option<Service>,
+    /// The host whose flow raised the event: only set by the daemon while `privacy.reveal_hosts`
+    /// is on (an investigation), never otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
     /// Figures.
     pub shadowtap: Facts,
     /// One human-readable sentence.
     pub message: String,
 }
 
+/// ECS `source`: the client of the flow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Source {
+    /// Client address.
+    pub ip: String,
+}
+
 impl Event {
     fn new(at: Timestamp, kind: Kind, message: String) -> Event {
-        Event { timestamp: at, event: Meta::of(kind), organization: None, service: None, shadowtap: Facts::default(), message }
+        Event { timestamp: at, event: Meta::of(kind), organization: None, service: None, source: None, shadowtap: Facts::default(), message }
     }
 
     /// What happened.
