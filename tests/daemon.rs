@@ -60,6 +60,18 @@ fn start_with(config: &std::path::Path, extra: &[&str]) -> Daemon {
     panic!("shadowtap run did not become ready");
 }
 
+/// A copy of the bundled configuration in a temporary folder (catalog path made absolute),
+/// edited by `edit`; returns (folder, config file).
+fn temp_config(name: &str, edit: impl Fn(String) -> String) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("shadowtap-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = std::fs::read_to_string(root().join("rules/config.toml")).unwrap();
+    let cfg = cfg.replace("catalog = \"services\"", &format!("catalog = \"{}\"", root().join("rules/services").display()));
+    std::fs::write(dir.join("config.toml"), edit(cfg)).unwrap();
+    let file = dir.join("config.toml");
+    (dir, file)
+}
+
 fn sample(body: &str, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
     body.lines().filter(|l| l.starts_with(metric) && l[metric.len()..].starts_with(['{', ' '])).find_map(|l| {
         let ok = labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")));
@@ -96,13 +108,8 @@ fn metrics_after_replay_carry_no_host_identity() {
 
 #[test]
 fn default_minimum_group_size_hides_single_hosts() {
-    let dir = std::env::temp_dir().join(format!("shadowtap-k-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let cfg = std::fs::read_to_string(root().join("rules/config.toml")).unwrap();
-    let cfg = cfg.replace("catalog = \"services\"", &format!("catalog = \"{}\"", root().join("rules/services").display()));
-    let cfg = cfg.replace("min_group_size = 1", "min_group_size = 5");
-    std::fs::write(dir.join("config.toml"), cfg).unwrap();
-    let d = start(&dir.join("config.toml"));
+    let (dir, config) = temp_config("k", |c| c.replace("min_group_size = 1", "min_group_size = 5"));
+    let d = start(&config);
     let (_, body) = get(d.1, "/metrics").unwrap();
     assert!(sample(&body, "shadowtap_flows_total", &[("service", "_suppressed"), ("department", "finance")]).unwrap() > 10.0, "{body}");
     assert!(sample(&body, "shadowtap_flows_total", &[("service", "whatsapp")]).is_none(), "one host is fewer than five");
@@ -250,14 +257,10 @@ fn tls_and_basic_auth_with_an_exporter_toolkit_web_config() {
 
 #[test]
 fn configured_thresholds_raise_exemption_warnings() {
-    let dir = std::env::temp_dir().join(format!("shadowtap-warn-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let cfg = std::fs::read_to_string(root().join("rules/config.toml")).unwrap();
-    let cfg = cfg.replace("catalog = \"services\"", &format!("catalog = \"{}\"", root().join("rules/services").display()));
     // The captures are from 2026-11-23; Legal's exemption ends 2026-12-31, 38 days later.
-    std::fs::write(dir.join("config.toml"), cfg.replace("exemption_warn_days = 14", "exemption_warn_days = 60")).unwrap();
+    let (dir, config) = temp_config("warn", |c| c.replace("exemption_warn_days = 14", "exemption_warn_days = 60"));
     let file = dir.join("events.jsonl");
-    let d = start_with(&dir.join("config.toml"), &["--pcap", "pcaps", "--events", file.to_str().unwrap()]);
+    let d = start_with(&config, &["--pcap", "pcaps", "--events", file.to_str().unwrap()]);
     stop(d);
     let text = std::fs::read_to_string(&file).unwrap();
     let warn: Vec<serde_json::Value> = text
@@ -273,13 +276,9 @@ fn configured_thresholds_raise_exemption_warnings() {
 
 #[test]
 fn reveal_hosts_is_visible_and_only_then_events_name_hosts() {
-    let dir = std::env::temp_dir().join(format!("shadowtap-reveal-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let cfg = std::fs::read_to_string(root().join("rules/config.toml")).unwrap();
-    let cfg = cfg.replace("catalog = \"services\"", &format!("catalog = \"{}\"", root().join("rules/services").display()));
-    std::fs::write(dir.join("config.toml"), cfg.replace("reveal_hosts = false", "reveal_hosts = true")).unwrap();
+    let (dir, config) = temp_config("reveal", |c| c.replace("reveal_hosts = false", "reveal_hosts = true"));
     let file = dir.join("events.jsonl");
-    let d = start_with(&dir.join("config.toml"), &["--pcap", "pcaps", "--events", file.to_str().unwrap()]);
+    let d = start_with(&config, &["--pcap", "pcaps", "--events", file.to_str().unwrap()]);
     let (_, body) = get(d.1, "/metrics").unwrap();
     stop(d);
     assert_eq!(sample(&body, "shadowtap_privacy_reveal_hosts", &[]), Some(1.0), "the investigation is itself visible");
