@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: run the real `shadowtap` binary.
 #![allow(dead_code)]
 
+pub mod stack;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
