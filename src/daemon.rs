@@ -177,6 +177,7 @@ impl Worker {
             replay_done,
             state_saves: self.saves,
             state_restored: self.aggregator.was_restored(),
+            exemptions: self.classifier.exemptions().into_iter().map(|e| (e.department, e.service, e.expires_end)).collect(),
             events: self.events.stats.emitted.clone(),
             events_written: self.events_written,
         };

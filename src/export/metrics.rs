@@ -42,6 +42,8 @@ pub struct State {
     pub state_saves: [u64; 2],
     /// The aggregation continued from a saved state.
     pub state_restored: bool,
+    /// Exemptions of the configuration: (department, service, end of validity).
+    pub exemptions: Vec<(String, String, crate::time::Timestamp)>,
     /// Events raised, by kind.
     pub events: std::collections::BTreeMap<&'static str, u64>,
     /// Events written / not written to the events sink.
@@ -130,6 +132,10 @@ pub fn encode(s: &State) -> prometheus::Result<Vec<u8>> {
     g1("shadowtap_privacy_pseudonym_keys", "Pseudonym keys drawn since start (1 + rotations).", s.keys_drawn as i64)?;
     g1("shadowtap_replay_done", "1 once every capture file has been read.", s.replay_done as i64)?;
     g1("shadowtap_config_last_reload_success_timestamp_seconds", "Unix time of the last successful configuration load.", s.last_reload_unix)?;
+    let ex = gauge(&r, "shadowtap_exemption_expiry_timestamp_seconds", "End of an exemption's validity (Unix time), per department and service: use after it counts as unsanctioned.", &["department", "service"])?;
+    for (d, svc, until) in &s.exemptions {
+        ex.with_label_values(&[d.as_str(), svc]).set(until.secs());
+    }
     let evs = counter(&r, "shadowtap_events_total", "Security events raised, by kind.", &["kind"])?;
     for (k, v) in &s.events {
         evs.with_label_values(&[*k]).inc_by(*v);
