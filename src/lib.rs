@@ -35,6 +35,7 @@ pub mod export;
 pub mod fingerprint;
 pub mod flow;
 pub mod proto;
+pub mod report;
 pub mod runtime;
 pub mod time;
 pub mod web;

@@ -1,0 +1,168 @@
+//! The facts a report is computed from, whatever holds them: the local rollup store
+//! (`crate::store`), a Prometheus server's HTTP API, or a survey of captures.
+//!
+//! Every source fills the same [`ReportInput`] for a period; `report::model` turns it into the
+//! report (shares, trends, top lists, k-suppression) and the renderers print it. The input is
+//! already aggregated: no host identity, no address, no name beyond department and service ids.
+//! Rows are sorted by their key so that the same inputs give byte-identical CSV and JSON.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use time::Date;
+
+/// Department value of rows that cover the whole organisation (every department together).
+pub const ALL_DEPARTMENTS: &str = "_all";
+
+/// How distinct hosts were counted, stated in the methodology section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostMethod {
+    /// Mergeable distinct-count sketches of keyed pseudonyms, one per day and group, merged
+    /// over the period: `relative_error` is the sketch's standard error (exact below
+    /// `exact_below` hosts); `key_epochs` > 1 means the period spans pseudonym keys, and a host
+    /// seen under two keys counts twice (an upper bound).
+    Sketch { relative_error: f64, exact_below: u64, key_epochs: u32 },
+    /// Prometheus: the sensors' `shadowtap_hosts` gauges over their largest window that covers
+    /// the period (`window`), channels folded by max (a lower bound per service and category).
+    PrometheusWindow { window: String },
+}
+
+/// Distinct hosts of a row.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Hosts {
+    /// Distinct hosts (estimate, rounded).
+    pub count: u64,
+    /// Whether `count` is exact (small sets are kept exactly by the sketch).
+    pub exact: bool,
+}
+
+/// Counters of one row over the period.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Volume {
+    /// Flows.
+    pub flows: u64,
+    /// Bytes client → server.
+    pub bytes_up: u64,
+    /// Bytes server → client.
+    pub bytes_down: u64,
+}
+
+/// One usage row: a department (or [`ALL_DEPARTMENTS`]) and a service or category with its
+/// policy status, over the period or one week.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsageRow {
+    /// Department id, or [`ALL_DEPARTMENTS`].
+    pub department: String,
+    /// Service id; empty in category rows.
+    pub service: String,
+    /// Channel id (chat, files, calls, web...); empty unless the row is per channel.
+    pub channel: String,
+    /// Category of the service (messaging, file-sharing, ...).
+    pub category: String,
+    /// Policy status: sanctioned, unsanctioned, exempted, ...
+    pub status: String,
+    /// Flows and bytes.
+    pub volume: Volume,
+    /// Distinct hosts (union over days, channels and, in category rows, services).
+    pub hosts: Hosts,
+}
+
+/// Active hosts of a department (or the organisation) over the period or a week: the
+/// denominator of every share.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DepartmentRow {
+    /// Department id, or [`ALL_DEPARTMENTS`].
+    pub department: String,
+    /// Distinct hosts that had any flow.
+    pub active_hosts: Hosts,
+    /// Flows whose destination stayed unnamed, by reason.
+    pub unnamed_flows: BTreeMap<String, u64>,
+}
+
+/// One week of the trend (weeks start on Monday, UTC).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Week {
+    /// The Monday that starts the week.
+    pub start: Date,
+    /// Category rows of the week (per department and [`ALL_DEPARTMENTS`]).
+    pub categories: Vec<UsageRow>,
+    /// Active hosts of the week.
+    pub departments: Vec<DepartmentRow>,
+}
+
+/// An exemption as configured (from the store's record of configurations or the config file).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exemption {
+    /// Department id.
+    pub department: String,
+    /// Service id.
+    pub service: String,
+    /// First day of validity, when set.
+    pub start: Option<Date>,
+    /// Last day of validity.
+    pub expires: Date,
+    /// Reference (ticket) of the exemption, when set.
+    pub reference: Option<String>,
+}
+
+/// A sensor that contributed to the period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sensor {
+    /// Sensor name (its `--sensor-name`, host name or Prometheus `instance`).
+    pub name: String,
+    /// Seconds of the period during which it was running (or scraped up).
+    pub uptime_secs: u64,
+}
+
+/// Coverage and provenance: what the methodology section states.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Coverage {
+    /// Sensors, sorted by name.
+    pub sensors: Vec<Sensor>,
+    /// Packets the sensors processed.
+    pub packets: u64,
+    /// Packets the capture layer received / dropped (libpcap statistics; 0 for files).
+    pub capture_received: u64,
+    /// Packets dropped before the sensor saw them.
+    pub capture_dropped: u64,
+    /// Named flows by the signal that named them (sni, quic_sni, dns, http_host, ...).
+    pub named_by_signal: BTreeMap<String, u64>,
+    /// Flows with real ECH (the inner name hidden).
+    pub ech_flows: u64,
+    /// Catalog version(s) / digest(s) in force during the period (sorted, deduplicated).
+    pub catalog_digests: Vec<String>,
+    /// Configuration digest(s) in force during the period.
+    pub config_digests: Vec<String>,
+    /// Minimum group size k in force (the largest, if it changed).
+    pub min_group_size: u64,
+}
+
+/// Everything a report is computed from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportInput {
+    /// First day of the period (UTC, inclusive).
+    pub from: Date,
+    /// Last day of the period (UTC, inclusive).
+    pub to: Date,
+    /// Where the facts come from, for the report's header ("rollup store", "Prometheus", "survey
+    /// of 12 captures"): never a path of the machine that made it.
+    pub source: String,
+    /// How distinct hosts were counted.
+    pub host_method: HostMethod,
+    /// Per department × service × category × status over the period, and the same with
+    /// department [`ALL_DEPARTMENTS`].
+    pub services: Vec<UsageRow>,
+    /// Per department × service × channel × category × status.
+    pub channels: Vec<UsageRow>,
+    /// Per department × category × status (service empty), and for [`ALL_DEPARTMENTS`].
+    pub categories: Vec<UsageRow>,
+    /// Active hosts per department over the period, and for [`ALL_DEPARTMENTS`].
+    pub departments: Vec<DepartmentRow>,
+    /// Weekly trend, oldest first.
+    pub weeks: Vec<Week>,
+    /// Exemptions known for the period.
+    pub exemptions: Vec<Exemption>,
+    /// Coverage and provenance.
+    pub coverage: Coverage,
+}

@@ -1,0 +1,4 @@
+//! Reports for CISOs and auditors: survey tables, weekly trends, exemptions and methodology,
+//! computed from a [`input::ReportInput`] and rendered as HTML, Markdown, CSV or JSON.
+
+pub mod input;
