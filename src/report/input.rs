@@ -25,7 +25,10 @@ pub enum HostMethod {
     Sketch { relative_error: f64, exact_below: u64, key_epochs: u32 },
     /// Prometheus: the sensors' `shadowtap_hosts` gauges over their largest window that covers
     /// the period (`window`), channels folded by max (a lower bound per service and category).
-    PrometheusWindow { window: String },
+    PrometheusWindow {
+        /// The window label (`30d`, `7d`...).
+        window: String,
+    },
 }
 
 /// Distinct hosts of a row.
