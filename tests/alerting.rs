@@ -4,7 +4,7 @@
 //! 1. `promtool check rules` accepts `recording.yml` and `alerts.yml`, and `promtool test rules`
 //!    passes every unit test file of `rules/prometheus/tests/`. Every alert has a unit test in
 //!    which it fires and one in which it stays silent, carries `severity`, `summary`,
-//!    `description` and `runbook_url`, and its runbook anchor is a heading of `docs/runbook.md`.
+//!    `description` and `runbook_url`, and its runbook anchor is a heading of the README's "Runbook" section.
 //! 2. End to end: `shadowtap run` replays `pcaps/` (unsanctioned WhatsApp in department
 //!    finance); Prometheus scrapes it every second, evaluates the rules every second and sends
 //!    alerts to an Alertmanager, which posts them to a webhook receiver of this test. The
@@ -123,9 +123,20 @@ fn rules_pass_promtool_check_and_unit_tests() {
     }
     assert_eq!(alerts.len(), 8, "alerts.yml has the 8 alerts: {:?}", alerts.keys());
 
-    let runbook = std::fs::read_to_string(root().join("docs/runbook.md")).expect("docs/runbook.md");
-    let headings: Vec<String> =
-        runbook.lines().filter(|l| l.starts_with('#')).map(|l| anchor(l.trim_start_matches('#'))).collect();
+    // The `### <alert>` headings of the README's `## Runbook` section (code blocks skipped).
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let mut headings: Vec<String> = Vec::new();
+    let (mut in_runbook, mut in_code) = (false, false);
+    for line in readme.lines() {
+        if line.starts_with("```") {
+            in_code = !in_code;
+        } else if !in_code && line.starts_with("## ") {
+            in_runbook = line == "## Runbook";
+        } else if !in_code && in_runbook && line.starts_with("### ") {
+            headings.push(anchor(&line[4..]));
+        }
+    }
+    assert!(!headings.is_empty(), "README.md has a `## Runbook` section with `### <alert>` headings");
 
     let mut fires: BTreeMap<String, usize> = BTreeMap::new();
     let mut silent: BTreeMap<String, usize> = BTreeMap::new();
@@ -152,13 +163,13 @@ fn rules_pass_promtool_check_and_unit_tests() {
                 problems.push(format!("{name}: no `{key}`"));
             }
         }
-        let want = format!("docs/runbook.md#{}", name.to_lowercase());
+        let want = format!("README.md#{}", name.to_lowercase());
         match runbook_anchors.get(name) {
             Some(url) if *url == want => {}
             other => problems.push(format!("{name}: runbook_url {other:?}, expected {want:?}")),
         }
         if !headings.contains(&name.to_lowercase()) {
-            problems.push(format!("{name}: docs/runbook.md has no heading `{name}`"));
+            problems.push(format!("{name}: the README's Runbook section has no heading `### {name}`"));
         }
         if !fires.contains_key(name) {
             problems.push(format!("{name}: no unit test in which it fires"));
@@ -447,7 +458,7 @@ fn unsanctioned_messaging_reaches_the_alertmanager_webhook() {
     assert_eq!(alert["labels"]["severity"], "warning", "the alert carries its severity: {alert}");
     assert_eq!(alert["labels"]["service"], "whatsapp", "the alert names the service: {alert}");
     assert_eq!(
-        alert["annotations"]["runbook_url"], "docs/runbook.md#shadowtapunsanctionedmessaging",
+        alert["annotations"]["runbook_url"], "README.md#shadowtapunsanctionedmessaging",
         "the alert carries its runbook: {alert}"
     );
     for key in ["summary", "description"] {

@@ -9,13 +9,13 @@
 //!    by some panel query, and multi-value variables are only matched with `=~`; the tables
 //!    below name existing panels; the provisioning files and the README are coherent.
 //! 2. `dashboard_queries_return_data` (needs the Debian package `prometheus`, like
-//!    tests/prometheus.rs): `shadowtap run` replays `pcaps/`, a real Prometheus scrapes it every
-//!    second (and evaluates `rules/prometheus/recording.yml` when that file exists), and every
+//!    tests/prometheus.rs): two `shadowtap run` replay `pcaps/`, a real Prometheus scrapes both
+//!    every second and evaluates `rules/prometheus/recording.yml`, and every
 //!    variable query and every panel query, its variables substituted as Grafana would with
 //!    "All" selected, runs through `/api/v1/query`. Each must be accepted, and return at least
-//!    one series unless the panel is listed in `EXPECTED_EMPTY` (with the reason) or needs the
-//!    recording rules while the rules file is absent (`NEEDS_RECORDING_RULES`: reported, not
-//!    failed). A table of dashboard, panel, result count or reason is printed.
+//!    one series unless the panel is listed in `EXPECTED_EMPTY` (with the reason). The panels of
+//!    `SUMS_ACROSS_SENSORS` must show, with every sensor selected, the sum of each sensor's own
+//!    value. A table of dashboard, panel, result count or reason is printed.
 //!
 //! Processes and the temporary directory are stopped and removed by guards, also on failure.
 
@@ -49,7 +49,8 @@ const EXPECTED_EMPTY: &[(&str, &str, &str)] = &[
 ];
 
 /// Panels that read the recording rules of `rules/prometheus/recording.yml` (dashboard uid,
-/// panel title). Without that file they are reported as "needs recording rules".
+/// panel title): the lint checks the list, so that a dashboard's dependence on the rules is
+/// visible here and in dashboards/README.md.
 const NEEDS_RECORDING_RULES: &[(&str, &str)] = &[
     ("shadowtap-overview", "Flows by policy status"),
     ("shadowtap-overview", "Messaging and file sharing share over weeks"),
@@ -226,11 +227,19 @@ fn var_refs(text: &str) -> Vec<VarRef> {
 
 /// The query Grafana would send with "All" selected in every multi-value variable.
 fn substitute(expr: &str, vars: &[Variable]) -> String {
+    substitute_with(expr, vars, &[])
+}
+
+/// The query Grafana would send with the given (variable, regex) selections and "All" in every
+/// other multi-value variable.
+fn substitute_with(expr: &str, vars: &[Variable], selected: &[(&str, &str)]) -> String {
     let mut out = String::new();
     let mut last = 0;
     for r in var_refs(expr) {
         out.push_str(&expr[last..r.start]);
         let value = if let Some((_, v)) = BUILTINS.iter().find(|(n, _)| *n == r.name) {
+            v.to_string()
+        } else if let Some((_, v)) = selected.iter().find(|(n, _)| *n == r.name) {
             v.to_string()
         } else {
             let var = vars.iter().find(|v| v.name == r.name).unwrap_or_else(|| panic!("undefined ${} in {expr}", r.name));
@@ -305,6 +314,7 @@ fn dashboards_lint() {
         }
     }
     let rules_text = std::fs::read_to_string(root().join(RULES_FILE)).ok();
+    assert!(rules_text.is_some(), "{RULES_FILE} is missing");
 
     let mut uids: BTreeMap<&str, &str> = BTreeMap::new();
     let mut seen_panels: BTreeSet<(String, String)> = BTreeSet::new();
@@ -536,6 +546,30 @@ struct Row {
     ok: bool,
 }
 
+/// Panels whose value, with every sensor selected, must be the sum of the value of each sensor
+/// alone (dashboard uid, panel title): the dashboards add sensors up.
+const SUMS_ACROSS_SENSORS: &[(&str, &str)] = &[
+    ("shadowtap-overview", "Devices seen"),
+    ("shadowtap-policy", "Devices under exemptions"),
+    ("shadowtap-service", "Devices"),
+    ("shadowtap-health", "Sensors up"),
+];
+
+/// Starts `shadowtap run` replaying pcaps/ on `port` and waits until it has read them all.
+fn start_sensor(tmp: &TempDir, name: &'static str, port: u16) -> Proc {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shadowtap"));
+    cmd.current_dir(root())
+        .args(["run", "--config", "rules/config.toml", "--pcap", "pcaps"])
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"));
+    let mut sensor = Proc::spawn(name, cmd, tmp.0.join(format!("{name}.log")));
+    let ready = wait_for(READY_TIMEOUT, &mut [&mut sensor], "replaying pcaps/ (waiting for /readyz)", || {
+        http_get(port, "/readyz").is_ok_and(|r| r.status == 200)
+    });
+    assert!(ready, "{name}: /readyz not 200 within {READY_TIMEOUT:?}");
+    sensor
+}
+
 #[test]
 fn dashboard_queries_return_data() {
     let (Some(prometheus), Some(promtool)) = (on_path("prometheus"), on_path("promtool")) else {
@@ -546,31 +580,24 @@ fn dashboard_queries_return_data() {
     };
     let dashboards = load_dashboards();
     let rules = root().join(RULES_FILE);
-    let have_rules = rules.is_file();
 
     let tmp = TempDir::new();
-    let [shadowtap_port, prometheus_port] = free_ports::<2>();
+    let [port_a, port_b, prometheus_port] = free_ports::<3>();
 
-    // shadowtap run on the bundled captures, until it has read them all.
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shadowtap"));
-    cmd.current_dir(root())
-        .args(["run", "--config", "rules/config.toml", "--pcap", "pcaps"])
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{shadowtap_port}"));
-    let mut sensor = Proc::spawn("shadowtap run", cmd, tmp.0.join("shadowtap.log"));
-    let ready = wait_for(READY_TIMEOUT, &mut [&mut sensor], "replaying pcaps/ (waiting for /readyz)", || {
-        http_get(shadowtap_port, "/readyz").is_ok_and(|r| r.status == 200)
-    });
-    assert!(ready, "shadowtap run: /readyz not 200 within {READY_TIMEOUT:?}");
+    // Two sensors on the bundled captures (as two segments of one organisation would be).
+    let mut sensor_a = start_sensor(&tmp, "sensor-a", port_a);
+    let mut sensor_b = start_sensor(&tmp, "sensor-b", port_b);
 
-    // Prometheus scraping it every second, evaluating the recording rules when present.
-    let rule_files = if have_rules { format!("rule_files:\n  - '{}'\n", rules.display()) } else { String::new() };
+    // Prometheus scraping both every second and evaluating the recording rules.
     let yml = tmp.0.join("prometheus.yml");
     std::fs::write(
         &yml,
         format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n{rule_files}\
-             scrape_configs:\n  - job_name: shadowtap\n    static_configs:\n      - targets: ['127.0.0.1:{shadowtap_port}']\n"
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+             rule_files:\n  - '{}'\n\
+             scrape_configs:\n  - job_name: shadowtap\n    static_configs:\n      \
+             - targets: ['127.0.0.1:{port_a}', '127.0.0.1:{port_b}']\n",
+            rules.display()
         ),
     )
     .unwrap();
@@ -589,22 +616,23 @@ fn dashboard_queries_return_data() {
         .arg("--log.level=warn");
     let mut prom = Proc::spawn("prometheus", cmd, tmp.0.join("prometheus.log"));
     let first = |promql: &str| try_query(prometheus_port, promql).ok().and_then(|r| r.first().map(value));
-    let up = wait_for(READY_TIMEOUT, &mut [&mut prom, &mut sensor], "waiting for up{job=\"shadowtap\"} == 1", || {
-        first("up{job=\"shadowtap\"}") == Some(1.0)
+    let procs = |p: &mut Proc, a: &mut Proc, b: &mut Proc, doing: &str, timeout: Duration, check: &mut dyn FnMut() -> bool| {
+        wait_for(timeout, &mut [p, a, b], doing, check)
+    };
+    let up = procs(&mut prom, &mut sensor_a, &mut sensor_b, "waiting for both sensors up", READY_TIMEOUT, &mut || {
+        first("sum(up{job=\"shadowtap\"})") == Some(2.0)
     });
-    assert!(up, "Prometheus did not scrape shadowtap successfully within {READY_TIMEOUT:?}");
+    assert!(up, "Prometheus did not scrape both sensors successfully within {READY_TIMEOUT:?}");
     // rate() and increase() need two samples in their range: wait for at least 6 scrapes.
-    let scraped = wait_for(Duration::from_secs(30), &mut [&mut prom, &mut sensor], "waiting for 6 scrapes", || {
-        first("count_over_time(up{job=\"shadowtap\"}[1m])").is_some_and(|n| n >= 6.0)
+    let scraped = procs(&mut prom, &mut sensor_a, &mut sensor_b, "waiting for 6 scrapes", Duration::from_secs(30), &mut || {
+        first("min(count_over_time(up{job=\"shadowtap\"}[1m]))").is_some_and(|n| n >= 6.0)
     });
-    assert!(scraped, "Prometheus did not scrape shadowtap 6 times within 30 s");
-    if have_rules {
-        // Rules over rate(...[5m]) have a value once their inputs have two samples.
-        let evaluated = wait_for(Duration::from_secs(30), &mut [&mut prom, &mut sensor], "waiting for the recording rules", || {
-            first("count(shadowtap:flows:rate5m)").is_some()
-        });
-        assert!(evaluated, "the recording rules of {RULES_FILE} gave no shadowtap:flows:rate5m within 30 s");
-    }
+    assert!(scraped, "Prometheus did not scrape the sensors 6 times within 30 s");
+    // Rules over rate(...[5m]) have a value once their inputs have two samples.
+    let evaluated = procs(&mut prom, &mut sensor_a, &mut sensor_b, "waiting for the recording rules", Duration::from_secs(30), &mut || {
+        first("count(shadowtap:flows:rate5m)").is_some()
+    });
+    assert!(evaluated, "the recording rules of {RULES_FILE} gave no shadowtap:flows:rate5m within 30 s");
 
     let mut rows: Vec<Row> = Vec::new();
     for d in &dashboards {
@@ -624,14 +652,10 @@ fn dashboard_queries_return_data() {
         }
         for p in d.panels.iter().filter(|p| p.kind != "row") {
             let empty = EXPECTED_EMPTY.iter().find(|(u, t, _)| *u == d.uid && *t == p.title).map(|(_, _, why)| *why);
-            let needs_rules = NEEDS_RECORDING_RULES.contains(&(d.uid.as_str(), p.title.as_str()));
             for t in &p.targets {
                 let promql = substitute(&t.expr, &d.variables);
                 let (result, ok) = match try_query(prometheus_port, &promql) {
                     Err(e) => (format!("ERROR {e}"), false),
-                    Ok(r) if needs_rules && !have_rules => {
-                        (format!("{} series; needs recording rules ({RULES_FILE} absent): not required", r.len()), true)
-                    }
                     Ok(r) if r.is_empty() => match empty {
                         Some(why) => (format!("0 series, expected: {why}"), true),
                         None => ("0 series".to_string(), false),
@@ -648,10 +672,29 @@ fn dashboard_queries_return_data() {
         }
     }
 
-    eprintln!(
-        "recording rules: {}",
-        if have_rules { format!("{RULES_FILE} loaded") } else { format!("{RULES_FILE} absent: panels that need them are reported, not required") }
-    );
+    // Several sensors: with every sensor selected, a summing panel shows the sum of each
+    // sensor's own value (both replay the same captures, so twice either).
+    for (uid, title) in SUMS_ACROSS_SENSORS {
+        let d = dashboards.iter().find(|d| d.uid == *uid).unwrap_or_else(|| panic!("no dashboard {uid}"));
+        let p = d.panels.iter().find(|p| p.title == *title).unwrap_or_else(|| panic!("no panel {uid} / {title}"));
+        let expr = &p.targets[0].expr;
+        let at = |sensor: &str| {
+            let promql = substitute_with(expr, &d.variables, &[("sensor", sensor)]);
+            let r = try_query(prometheus_port, &promql).unwrap_or_else(|e| panic!("{promql}: {e}"));
+            assert_eq!(r.len(), 1, "{uid} / {title}: one value expected from {promql}: {r:?}");
+            value(&r[0])
+        };
+        let (all, a, b) = (at(".*"), at(&format!("127.0.0.1:{port_a}")), at(&format!("127.0.0.1:{port_b}")));
+        let ok = a > 0.0 && a == b && all == a + b;
+        rows.push(Row {
+            dashboard: uid.to_string(),
+            panel: format!("{title} (sensors: all = a + b)"),
+            query: substitute(expr, &d.variables),
+            result: format!("all {all}, sensor a {a}, sensor b {b}"),
+            ok,
+        });
+    }
+
     eprintln!("{:<22} {:<58} {}", "dashboard", "panel", "result");
     for r in &rows {
         eprintln!("{:<22} {:<58} {}{}", r.dashboard, r.panel, r.result, if r.ok { "" } else { "  <-- FAIL" });
@@ -662,11 +705,14 @@ fn dashboard_queries_return_data() {
     if prom.terminate(EXIT_TIMEOUT).is_none() {
         eprintln!("prometheus did not stop within {EXIT_TIMEOUT:?} of SIGTERM; killing it");
     }
-    if sensor.terminate(EXIT_TIMEOUT).is_none() {
-        eprintln!("shadowtap run did not stop within {EXIT_TIMEOUT:?} of SIGTERM; killing it");
+    for s in [&mut sensor_a, &mut sensor_b] {
+        if s.terminate(EXIT_TIMEOUT).is_none() {
+            eprintln!("{} did not stop within {EXIT_TIMEOUT:?} of SIGTERM; killing it", s.name);
+        }
     }
     assert!(failed.is_empty(), "{} of {} queries failed:\n{}", failed.len(), rows.len(), failed.join("\n"));
     drop(prom);
-    drop(sensor);
+    drop(sensor_a);
+    drop(sensor_b);
     drop(tmp);
 }

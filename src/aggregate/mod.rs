@@ -118,6 +118,9 @@ pub struct Snapshot {
     pub department_hosts: Vec<(String, &'static str, usize)>,
     /// Unnamed flows per department and reason.
     pub unnamed: Vec<(String, String, u64)>,
+    /// Flows with real ECH per department (named or not): how much of the traffic hides its
+    /// name from the wire.
+    pub ech: Vec<(String, u64)>,
     /// Series withheld because their group is smaller than k.
     pub suppressed_series: u64,
     /// Groups whose host set hit its bound.
@@ -135,6 +138,7 @@ pub struct Aggregator {
     revealed: HashMap<GroupKey, bool>,
     department_hosts: HashMap<String, Hosts>,
     unnamed: HashMap<(String, String), u64>,
+    ech: HashMap<String, u64>,
     now: Timestamp,
     restored: bool,
 }
@@ -153,6 +157,7 @@ impl Aggregator {
             revealed: HashMap::new(),
             department_hosts: HashMap::new(),
             unnamed: HashMap::new(),
+            ech: HashMap::new(),
             now: Timestamp::default(),
             restored: false,
         })
@@ -178,6 +183,9 @@ impl Aggregator {
         let secs = r.ts_end.secs();
         let host = self.pseudonyms.pseudonym(r.client.ip(), r.ts_start);
         self.department_hosts.entry(a.department.clone()).or_default().see(host, secs);
+        if r.details.as_deref().is_some_and(crate::engine::Details::real_ech) {
+            *self.ech.entry(a.department.clone()).or_default() += 1;
+        }
         if let (None, Some(Status::Unknown)) = (a.target, a.status) {
             let reason = r.unnamed.map(|u| u.as_str()).unwrap_or("unknown");
             *self.unnamed.entry((a.department.clone(), reason.to_string())).or_default() += 1;
@@ -262,6 +270,8 @@ impl Aggregator {
         s.department_hosts.sort();
         s.unnamed = self.unnamed.iter().map(|((d, r), n)| (d.clone(), r.clone(), *n)).collect();
         s.unnamed.sort();
+        s.ech = self.ech.iter().map(|(d, n)| (d.clone(), *n)).collect();
+        s.ech.sort();
         s
     }
 }
@@ -337,6 +347,24 @@ mod tests {
         assert_eq!(s.totals.iter().find(|(k, _)| k.service == SUPPRESSED).unwrap().1.flows, 2, "the folded part never decreases");
         assert!(s.hosts.iter().any(|(k, w, n)| k.service == "whatsapp" && *w == "30d" && *n == 3));
         assert!(s.department_hosts.contains(&("finance".into(), "30d", 3)));
+    }
+
+    #[test]
+    fn real_ech_flows_are_counted_per_department_and_grease_is_not() {
+        use crate::engine::record::{Details, Hello, TlsSummary};
+        let c = catalog();
+        let mut a = Aggregator::new(Privacy { min_group_size: 1, ..Privacy::default() }).unwrap();
+        let with_ech = |grease: bool| {
+            let mut f = flow("10.0.0.1:1000", 1_000_000);
+            let hello = Hello { ech: true, ..Hello::default() };
+            let tls = TlsSummary { client: Some(hello), ..TlsSummary::default() };
+            f.details = Some(Box::new(Details { tls: Some(tls), ech_grease: grease, ..Details::default() }));
+            f
+        };
+        a.add(&with_ech(false), &wa("finance"), &c);
+        a.add(&with_ech(true), &wa("finance"), &c);
+        a.add(&flow("10.0.0.2:1000", 1_000_001), &wa("finance"), &c);
+        assert_eq!(a.snapshot().ech, vec![("finance".to_string(), 1)]);
     }
 
     #[test]

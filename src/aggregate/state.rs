@@ -50,6 +50,9 @@ pub struct Saved {
     group_hosts: Vec<SavedHosts>,
     department_hosts: Vec<SavedHosts>,
     unnamed: Vec<(String, String, u64)>,
+    /// Real-ECH flows per department (absent in files of earlier builds).
+    #[serde(default)]
+    ech: Vec<(String, u64)>,
 }
 
 fn tuple(k: &GroupKey) -> (String, String, String, String, String) {
@@ -94,7 +97,9 @@ impl Aggregator {
         department_hosts.sort_by(|a, b| a.key.cmp(&b.key));
         let mut unnamed: Vec<_> = self.unnamed.iter().map(|((d, r), n)| (d.clone(), r.clone(), *n)).collect();
         unnamed.sort();
-        Saved { version: VERSION, now_micros: self.now.0, key_continuity: false, totals, revealed, group_hosts, department_hosts, unnamed }
+        let mut ech: Vec<_> = self.ech.iter().map(|(d, n)| (d.clone(), *n)).collect();
+        ech.sort();
+        Saved { version: VERSION, now_micros: self.now.0, key_continuity: false, totals, revealed, group_hosts, department_hosts, unnamed, ech }
     }
 
     /// Adds a saved state to this (fresh) aggregation.
@@ -126,6 +131,9 @@ impl Aggregator {
         }
         for (d, r, n) in s.unnamed {
             *self.unnamed.entry((d, r)).or_default() += n;
+        }
+        for (d, n) in s.ech {
+            *self.ech.entry(d).or_default() += n;
         }
         self.restored = true;
         Ok(())

@@ -512,7 +512,7 @@ fn name_flow(f: &FlowState) -> (Option<Signal>, Option<Unnamed>) {
     let d = f.details.as_deref();
     let hello = d.and_then(|d| d.client_hello());
     let has_sni = hello.is_some_and(|c| c.sni.is_some());
-    let real_ech = hello.is_some_and(|c| c.ech) && d.is_some_and(|d| !d.ech_grease);
+    let real_ech = d.is_some_and(Details::real_ech);
     let from_dns = d.is_some_and(|d| !d.names_from_dns.is_empty()) && f.app != App::Dns;
     let quic = f.app == App::Quic;
     // Real ECH: the SNI is only the provider's public name; only a DNS answer can name it.

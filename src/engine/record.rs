@@ -189,6 +189,12 @@ impl Details {
     pub fn client_hello(&self) -> Option<&Hello> {
         self.tls.as_ref().and_then(|t| t.client.as_ref())
     }
+
+    /// Real ECH: the hello carries an ECH extension that is not GREASE, so its SNI is only
+    /// the provider's public name.
+    pub fn real_ech(&self) -> bool {
+        self.client_hello().is_some_and(|c| c.ech) && !self.ech_grease
+    }
 }
 
 /// One finished flow: the `inspect` record.

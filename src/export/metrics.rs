@@ -89,6 +89,10 @@ pub fn encode(s: &State) -> prometheus::Result<Vec<u8>> {
     for (d, reason, n) in &s.snapshot.unnamed {
         unnamed.with_label_values(&[d.as_str(), reason]).inc_by(*n);
     }
+    let ech = counter(&r, "shadowtap_ech_flows_total", "Flows whose ClientHello used real (not GREASE) ECH, named or not, by department.", &["department"])?;
+    for (d, n) in &s.snapshot.ech {
+        ech.with_label_values(&[d.as_str()]).inc_by(*n);
+    }
     let e = &s.engine;
     let single = |name: &str, help: &str, v: u64| -> prometheus::Result<()> {
         counter(&r, name, help, &[])?.with_label_values(&[] as &[&str]).inc_by(v);
