@@ -37,6 +37,7 @@ pub mod flow;
 pub mod proto;
 pub mod report;
 pub mod runtime;
+pub mod store;
 pub mod time;
 pub mod web;
 
