@@ -292,7 +292,15 @@ impl Rollup {
             }
         };
         let placement = place(r, a, catalog);
-        let d = self.day(date);
+        let sensor = &self.sensor;
+        let d = self.days.entry(date).or_default();
+        if let Some(c) = &self.config {
+            d.note_config(c);
+        }
+        // A sensor that contributed flows to a day is listed for it, even with no uptime yet.
+        if !d.uptime.contains_key(sensor) {
+            d.uptime.insert(sensor.clone(), 0);
+        }
         if let Some((id, h)) = hashed {
             d.key_ids.insert(id);
             if let Some(s) = d.active.get_mut(&a.department) {
@@ -460,6 +468,7 @@ mod tests {
         assert_eq!((monday.coverage.capture_received, monday.coverage.capture_dropped), (20, 1));
         assert_eq!(monday.coverage.named_by_signal["sni"], 1);
         assert_eq!(monday.uptime["sensor-a"], 100);
+        assert_eq!(d.days.len(), 2);
         assert_eq!(d.days[&crate::time::from_unix_day(20_515).unwrap()].uptime["sensor-a"], 50);
         assert_eq!(monday.configs, vec![facts]);
     }
