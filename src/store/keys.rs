@@ -7,7 +7,8 @@
 //! cannot be used to test whether an address is in a sketch. Once a year has ended more than
 //! `key_grace_days` ago (by packet time), its key is deleted: from then on nobody, the sensor
 //! included, can test that year's sketches against an address (forward privacy); their counts
-//! stay readable.
+//! stay readable. A flow of that year arriving later (a late replay) draws a new key, which the
+//! store records as one more key epoch.
 //!
 //! Losing the key file costs only continuity: new writes of the year draw a new key (with a new
 //! id), so a host seen before and after the loss counts twice in a period that spans it. The
@@ -88,12 +89,10 @@ impl Keyring {
     /// # Errors
     /// No key could be drawn.
     pub fn get_or_draw(&mut self, year: i32) -> Result<(&StoreKey, bool), getrandom::Error> {
-        let mut drawn = false;
-        if !self.keys.contains_key(&year) {
-            self.keys.insert(year, StoreKey::draw(year)?);
-            drawn = true;
+        match self.keys.entry(year) {
+            std::collections::btree_map::Entry::Occupied(e) => Ok((e.into_mut(), false)),
+            std::collections::btree_map::Entry::Vacant(e) => Ok((e.insert(StoreKey::draw(year)?), true)),
         }
-        Ok((&self.keys[&year], drawn))
     }
 
     /// Deletes the keys of years that ended more than `grace_days` before `newest`; returns

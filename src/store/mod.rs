@@ -127,6 +127,14 @@ pub enum StoreError {
         /// What went wrong.
         message: String,
     },
+    /// A period that ends before it starts.
+    #[error("the period {from} to {to} ends before it starts")]
+    Period {
+        /// First day asked for.
+        from: time::Date,
+        /// Last day asked for.
+        to: time::Date,
+    },
     /// A backup target that already exists.
     #[error("{path}: already exists (a backup never overwrites a file)")]
     Exists {

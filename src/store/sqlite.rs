@@ -225,7 +225,7 @@ impl Store {
         self.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).at(&self.label)
     }
 
-    /// The first and last day stored.
+    /// The first and last day with flows stored.
     ///
     /// # Errors
     /// The SQLite error.
@@ -455,8 +455,12 @@ impl Store {
     /// documentation of [`super`]).
     ///
     /// # Errors
-    /// The SQLite error, or [`StoreError::Corrupt`] for a value this build cannot have written.
+    /// The SQLite error, [`StoreError::Corrupt`] for a value this build cannot have written, or
+    /// [`StoreError::Period`] when `to` is before `from`.
     pub fn load(&self, from: Date, to: Date, department: Option<&str>) -> Result<ReportInput, StoreError> {
+        if to < from {
+            return Err(StoreError::Period { from, to });
+        }
         let l = self.label.as_str();
         let (lo, hi) = (unix_day(from), unix_day(to));
         let keep = |d: &str| department.is_none_or(|x| x == d);
@@ -527,20 +531,22 @@ impl Store {
             out.sort_by(|a, b| row_key(a).cmp(&row_key(b)));
             out
         };
+        // Keys start with the week, so one week is a range.
+        let weeks_of = |week: Option<i64>| match week {
+            Some(w) => (w, w + 1),
+            None => (i64::MIN, i64::MAX),
+        };
         let departments_of = |week: Option<i64>| -> Vec<DepartmentRow> {
+            let (a, b) = weeks_of(week);
             let mut hosts: BTreeMap<String, Sketch> = BTreeMap::new();
-            for ((w, d), s) in &active {
-                if week.is_none_or(|x| x == *w) {
-                    hosts.entry(d.clone()).or_default().merge(s);
-                    hosts.entry(ALL_DEPARTMENTS.into()).or_default().merge(s);
-                }
+            for ((_, d), s) in active.range((a, String::new())..(b, String::new())) {
+                hosts.entry(d.clone()).or_default().merge(s);
+                hosts.entry(ALL_DEPARTMENTS.into()).or_default().merge(s);
             }
             let mut flows: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-            for ((w, d, reason), n) in &unnamed {
-                if week.is_none_or(|x| x == *w) {
-                    *flows.entry(d.clone()).or_default().entry(reason.clone()).or_default() += n;
-                    *flows.entry(ALL_DEPARTMENTS.into()).or_default().entry(reason.clone()).or_default() += n;
-                }
+            for ((_, d, reason), n) in unnamed.range((a, String::new(), String::new())..(b, String::new(), String::new())) {
+                *flows.entry(d.clone()).or_default().entry(reason.clone()).or_default() += n;
+                *flows.entry(ALL_DEPARTMENTS.into()).or_default().entry(reason.clone()).or_default() += n;
             }
             let names: BTreeSet<String> = hosts.keys().chain(flows.keys()).cloned().collect();
             names
@@ -557,7 +563,7 @@ impl Store {
         let mut week = monday(lo);
         while week <= hi {
             let of_week: BTreeMap<Key, Acc> =
-                week_categories.iter().filter(|((w, _), _)| *w == week).map(|((_, k), a)| (k.clone(), a.clone())).collect();
+                week_categories.range((week, Key::default())..(week + 1, Key::default())).map(|((_, k), a)| (k.clone(), a.clone())).collect();
             if let Some(start) = from_unix_day(week) {
                 weeks.push(Week { start, categories: rows(&of_week), departments: departments_of(Some(week)) });
             }
@@ -771,6 +777,7 @@ mod tests {
         assert_eq!((second.volume.flows, second.hosts.count), (2, 2), "Thursday 12 March is outside the period");
         assert_eq!(dept(&input.weeks[1].departments, "finance").active_hosts.count, 2);
         assert_eq!(row(&input.services, "finance", "whatsapp").hosts.count, 2, "10.0.0.2 counted once over both weeks");
+        assert!(matches!(w.store.load(date!(2026 - 03 - 04), date!(2026 - 03 - 03), None), Err(StoreError::Period { .. })));
         // A week without data is still in the trend.
         let long = w.store.load(date!(2026 - 03 - 02), date!(2026 - 03 - 25), None).unwrap();
         assert_eq!(long.weeks.len(), 4);
