@@ -139,6 +139,33 @@ impl Default for EventsDef {
     }
 }
 
+/// The rollup store (`[store]`), used when `shadowtap run` has a `--store` or `--state-dir`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreDef {
+    /// Days of daily rows kept, counted back from the newest day (default 800: a year-on-year
+    /// comparison of the last full year fits).
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
+    /// Days after the end of a calendar year before that year's store key is deleted (default 7).
+    #[serde(default = "default_key_grace_days")]
+    pub key_grace_days: u32,
+}
+
+fn default_retention_days() -> u32 {
+    crate::store::DEFAULT_RETENTION_DAYS
+}
+
+fn default_key_grace_days() -> u32 {
+    crate::store::keys::DEFAULT_GRACE_DAYS
+}
+
+impl Default for StoreDef {
+    fn default() -> Self {
+        StoreDef { retention_days: default_retention_days(), key_grace_days: default_key_grace_days() }
+    }
+}
+
 /// The configuration file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -171,6 +198,9 @@ pub struct Config {
     /// Event thresholds.
     #[serde(default)]
     pub events: EventsDef,
+    /// Rollup store settings.
+    #[serde(default)]
+    pub store: StoreDef,
 }
 
 fn default_catalog() -> String {

@@ -3,8 +3,13 @@
 //! every finished flow and aggregates it; a tokio runtime on the main thread serves `/metrics`,
 //! `/healthz` and `/readyz` from the state the packet thread publishes about once a second.
 //!
+//! With a rollup store (`--store`, or `rollup.sqlite` in `--state-dir`), every finished flow also
+//! goes to a [`crate::store::Rollup`], flushed to the store on the state-save schedule and at a
+//! clean stop.
+//!
 //! Signals: SIGTERM/SIGINT stop cleanly (flows in progress are accounted, the final state is
-//! published, the HTTP server drains); SIGHUP reloads the configuration (all or nothing).
+//! published and the store flushed, the HTTP server drains); SIGHUP reloads the configuration
+//! (all or nothing) and records the new one in the store.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,6 +24,7 @@ use crate::classify::Classifier;
 use crate::engine::{self, Engine, FlowRecord};
 use crate::export::events::{self, Events};
 use crate::export::metrics::{self, State};
+use crate::store::{self, ConfigFacts, Counters, Writer};
 
 /// Default listen address: loopback, on a port of Prometheus's exporter range.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9842";
@@ -51,6 +57,15 @@ pub struct RunOptions {
     pub events: Option<PathBuf>,
     /// TLS and basic authentication of the HTTP side (exporter-toolkit web config file).
     pub web_config: Option<PathBuf>,
+    /// Rollup store file (default: `rollup.sqlite` in `state_dir`, if one is given).
+    pub store: Option<PathBuf>,
+    /// Name of this sensor in the store's uptime record (default: the machine's host name).
+    pub sensor_name: Option<String>,
+}
+
+/// The machine's host name, naming the sensor (not a monitored host) in the store.
+pub fn host_name() -> String {
+    nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).filter(|h| !h.is_empty()).unwrap_or_else(|| "sensor".into())
 }
 
 /// Packet-time seconds between the periodic event checks (exemptions, capture loss).
@@ -95,6 +110,9 @@ struct Worker {
     event_sink: Option<Box<dyn std::io::Write + Send>>,
     last_event_tick: i64,
     events_written: [u64; 2],
+    store: Option<Writer>,
+    /// Wall-clock time up to which uptime was recorded in the store.
+    uptime_until: i64,
 }
 
 fn unix_now() -> i64 {
@@ -105,6 +123,9 @@ impl Worker {
     fn account(&mut self, r: FlowRecord) {
         let a = self.classifier.attribute(&r);
         let view = self.aggregator.add(&r, &a, &self.classifier.catalog);
+        if let Some(w) = &mut self.store {
+            w.rollup.add(&r, &a, &self.classifier.catalog);
+        }
         let cat = &self.classifier.catalog;
         let service = a.target.map(|t| (cat.service(t).id.as_str(), cat.service(t).category.as_str(), cat.channel(t)));
         let (revealed, hosts) = view.unwrap_or((false, 0));
@@ -180,6 +201,7 @@ impl Worker {
             exemptions: self.classifier.exemptions().into_iter().map(|e| (e.department, e.service, e.expires_end)).collect(),
             events: self.events.stats.emitted.clone(),
             events_written: self.events_written,
+            store: self.store.as_ref().map(|w| w.store.stats),
         };
         if let Ok(mut s) = self.state.lock() {
             *s = st;
@@ -195,10 +217,11 @@ impl Worker {
         }
     }
 
-    /// Saves the aggregation (no-op without a state directory); failures are reported and
-    /// counted, never fatal.
+    /// Saves the aggregation (no-op without a state directory) and flushes the rollup store
+    /// (no-op without one); failures are reported and counted, never fatal.
     fn save(&mut self) {
         self.last_save = Instant::now();
+        self.flush_store();
         let Some(dir) = &self.state_dir else { return };
         match crate::aggregate::state::save(dir, &self.aggregator) {
             Ok(_) => self.saves[0] += 1,
@@ -209,10 +232,29 @@ impl Worker {
         }
     }
 
+    /// Records uptime and the sensor's counters in the rollup, then flushes it; a failed flush
+    /// keeps its rows for the next one (bounded, see [`store::MAX_PENDING_ROWS`]).
+    fn flush_store(&mut self) {
+        let Some(w) = &mut self.store else { return };
+        let now = unix_now();
+        w.rollup.add_uptime(self.uptime_until, now);
+        self.uptime_until = now;
+        let (received, dropped) = self.capture.iter().fold((0, 0), |(r, d), (_, c)| (r + c.received, d + c.dropped + c.if_dropped));
+        w.rollup.observe(Counters { packets: self.engine.stats.frames, capture_received: received, capture_dropped: dropped });
+        if let Err(e) = w.flush() {
+            eprintln!("error: rollup store not flushed ({} rows kept for the next flush): {e}", w.pending_rows());
+        }
+    }
+
     fn reload(&mut self, path: &std::path::Path) {
         match Classifier::load(path) {
             Ok(c) => {
                 eprintln!("{}: configuration reloaded (SIGHUP)", path.display());
+                if let Some(w) = &mut self.store {
+                    w.rollup.set_config(ConfigFacts::of(&c));
+                    w.rollup.set_key_grace_days(c.store.key_grace_days);
+                    w.store.set_settings(c.store);
+                }
                 self.classifier = c;
                 self.reloads[0] += 1;
                 self.last_reload_unix = unix_now();
@@ -384,6 +426,27 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("{}: cannot open the events file: {e}", p.display()))?,
         )),
     };
+    let writer = match store::path_for_run(opts.store.as_deref(), opts.state_dir.as_deref()) {
+        Some(path) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+            }
+            let mut s = store::Store::open(&path)?;
+            s.set_settings(classifier.store);
+            if s.stats.keys_lost > 0 {
+                eprintln!(
+                    "warning: {}: the key file is missing: new keys are drawn, and a host seen before and after counts twice in a period spanning the loss",
+                    store::keys::path_for(&path).display()
+                );
+            }
+            let sensor = opts.sensor_name.clone().unwrap_or_else(host_name);
+            eprintln!("{}: rollup store (sensor {sensor})", path.display());
+            let mut w = Writer::new(s, sensor);
+            w.rollup.set_config(ConfigFacts::of(&classifier));
+            Some(w)
+        }
+        None => None,
+    };
     let events = Events::new(classifier.events);
     let worker = Worker {
         engine: Engine::new(opts.engine),
@@ -402,6 +465,8 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
         event_sink,
         last_event_tick: i64::MIN / 2,
         events_written: [0; 2],
+        store: writer,
+        uptime_until: unix_now(),
     };
     let (o, s, h) = (opts.clone(), Arc::clone(&stop), Arc::clone(&hup));
     let packets = std::thread::Builder::new().name("packets".into()).spawn(move || {

@@ -16,6 +16,8 @@
 //! engine        drives the stages above, sans-IO: packets and their timestamps in, flow records out
 //!    │ engine::FlowRecord
 //! export/       JSON lines and table output of `shadowtap inspect`
+//!    │ (with `run`: aggregate/ for the metrics, and)
+//! store/        per-day rollup with distinct-host sketches in SQLite, for reports
 //! ```
 //!
 //! Everything between `capture` and `export` is sans-IO: it takes bytes and a packet timestamp and
@@ -37,6 +39,7 @@ pub mod flow;
 pub mod proto;
 pub mod report;
 pub mod runtime;
+pub mod store;
 pub mod time;
 pub mod web;
 

@@ -108,6 +108,18 @@ enum Command {
         /// configuration file (tls_server_config, basic_auth_users).
         #[arg(long, value_name = "FILE")]
         web_config: Option<PathBuf>,
+        /// Rollup store (SQLite) of daily usage for reports, flushed every --save-interval and
+        /// at a clean stop; its keys go to FILE.keys. Default with --state-dir: DIR/rollup.sqlite.
+        #[arg(long, value_name = "FILE")]
+        store: Option<PathBuf>,
+        /// Name of this sensor in the store's uptime record (default: the machine's host name).
+        #[arg(long, value_name = "NAME")]
+        sensor_name: Option<String>,
+    },
+    /// Maintain a rollup store.
+    Store {
+        #[command(subcommand)]
+        action: StoreAction,
     },
     /// Validate the configuration and the service catalog; every problem with file and line.
     Check {
@@ -125,6 +137,20 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum StoreAction {
+    /// Copy a store while the sensor writes it (SQLite online backup: a consistent snapshot).
+    /// The key file is not copied: the backup alone cannot test addresses against sketches.
+    Backup {
+        /// The store.
+        #[arg(long, value_name = "FILE")]
+        store: PathBuf,
+        /// The copy (must not exist).
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+    },
+}
+
 /// The bundled configuration (example departments and policy over `pcaps/`).
 const DEFAULT_CONFIG: &str = "rules/config.toml";
 
@@ -132,7 +158,23 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config } => runtime::check(&config, &mut std::io::stdout()),
-        Command::Run { config, mut pcaps, interfaces, listen, realtime, snaplen, no_promisc, state_dir, save_interval, user, events, web_config } => {
+        Command::Store { action: StoreAction::Backup { store, to } } => runtime::store_backup(&store, &to, &mut std::io::stdout()),
+        Command::Run {
+            config,
+            mut pcaps,
+            interfaces,
+            listen,
+            realtime,
+            snaplen,
+            no_promisc,
+            state_dir,
+            save_interval,
+            user,
+            events,
+            web_config,
+            store,
+            sensor_name,
+        } => {
             if pcaps.is_empty() && interfaces.is_empty() {
                 pcaps.push(PathBuf::from("pcaps"));
             }
@@ -151,6 +193,8 @@ fn main() -> ExitCode {
                 user,
                 events,
                 web_config,
+                store,
+                sensor_name,
             };
             match shadowtap::daemon::run(opts) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -451,6 +451,113 @@ pub fn explain(path: &std::path::Path, query: &str, out: &mut impl Write) -> std
     }
 }
 
+/// Sensor name of a survey in the store's uptime record.
+pub const SURVEY_SENSOR: &str = "survey";
+
+/// Longest span of one capture file counted as survey uptime; a longer one (a corrupt
+/// timestamp) adds no uptime rather than years of it.
+pub const MAX_SURVEY_FILE_SPAN_SECS: i64 = 366 * 86_400;
+
+/// The facts of a report over capture files, without a daemon: the engine and classifier run
+/// over `inputs` exactly as `inspect --config` does (files in turn, each its own capture), every
+/// flow goes to a [`crate::store::Rollup`], which is flushed into `store` when given (a file
+/// kept for later reports, with its key file) or into a store in memory (nothing left behind),
+/// and the period `from..=to` is loaded (default: the first and last day with a flow).
+/// Truncated captures are used up to the cut, as `inspect` does; a corrupt or unreadable one is
+/// an error, since a report must not silently leave a capture out. Coverage names one sensor,
+/// [`SURVEY_SENSOR`], whose uptime is the span of each capture.
+///
+/// # Errors
+/// An invalid configuration, an unreadable or corrupt capture, a store error, or captures
+/// without any flow and no period given.
+pub fn survey_input(
+    config: &std::path::Path,
+    inputs: &[PathBuf],
+    from: Option<time::Date>,
+    to: Option<time::Date>,
+    store: Option<&std::path::Path>,
+) -> anyhow::Result<crate::report::input::ReportInput> {
+    use crate::store::{ConfigFacts, Counters, Store, Writer};
+    let classifier = Classifier::load(config).map_err(|diags| {
+        let list: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
+        anyhow::anyhow!("{}: configuration has {} error(s):\n{}", config.display(), diags.len(), list.join("\n"))
+    })?;
+    let mut st = match store {
+        Some(p) => Store::open(p)?,
+        None => Store::open_in_memory()?,
+    };
+    st.set_settings(classifier.store);
+    let mut w = Writer::new(st, SURVEY_SENSOR);
+    w.rollup.set_config(ConfigFacts::of(&classifier));
+    let mut engine = Engine::new(engine::Config::default());
+    let files = capture::expand_inputs(inputs)?;
+    anyhow::ensure!(!files.is_empty(), "no capture files in the inputs");
+    let mut days: Option<(time::Date, time::Date)> = None;
+    let mut account = |r: FlowRecord, w: &mut Writer| {
+        let a = classifier.attribute(&r);
+        w.rollup.add(&r, &a, &classifier.catalog);
+        if let Some(d) = r.ts_start.utc_date() {
+            days = Some(days.map_or((d, d), |(a, b)| (a.min(d), b.max(d))));
+        }
+    };
+    for path in &files {
+        let mut reader = FileReader::open(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut span: Option<(i64, i64)> = None;
+        loop {
+            let (batch, status) = reader.next_batch();
+            if let (Some(first), Some(last)) = (batch.first(), batch.last()) {
+                span = Some((span.map_or(first.ts.secs(), |s| s.0), last.ts.secs()));
+            }
+            engine.handle_batch(&batch);
+            drop(batch);
+            for r in std::mem::take(&mut engine.records) {
+                account(r, &mut w);
+            }
+            w.rollup.observe(Counters { packets: engine.stats.frames, ..Counters::default() });
+            match status {
+                file::Next::More => {}
+                file::Next::End | file::Next::Truncated(_) => break,
+                file::Next::Failed(msg) => anyhow::bail!("{}: corrupt capture: {msg}", path.display()),
+            }
+        }
+        let _ = engine.finish_with(|r| -> Result<(), ()> {
+            account(r, &mut w);
+            Ok(())
+        });
+        engine.forget_dns_answers();
+        w.rollup.observe(Counters { packets: engine.stats.frames, ..Counters::default() });
+        if let Some((a, b)) = span.filter(|(a, b)| (0..=MAX_SURVEY_FILE_SPAN_SECS).contains(&(b - a))) {
+            w.rollup.add_uptime(a, b);
+        }
+    }
+    w.flush()?;
+    let (Some(from), Some(to)) = (from.or(days.map(|d| d.0)), to.or(days.map(|d| d.1))) else {
+        anyhow::bail!("the captures hold no flow: give the period of the report");
+    };
+    let mut input = w.store.load(from, to, None)?;
+    input.source = format!("survey of {} capture file(s)", files.len());
+    Ok(input)
+}
+
+/// `shadowtap store backup`: copies a store while a sensor may be writing it.
+pub fn store_backup(store: &std::path::Path, to: &std::path::Path, out: &mut impl Write) -> std::process::ExitCode {
+    match crate::store::Store::open_existing(store).and_then(|s| s.backup(to)) {
+        Ok(()) => {
+            let _ = writeln!(
+                out,
+                "{} written (the key file {} is not part of a backup)",
+                to.display(),
+                crate::store::keys::path_for(store).display()
+            );
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// The wall clock as a [`crate::time::Timestamp`]: for commands about "now" (check, explain),
 /// never inside the packet path.
 fn wall_clock() -> crate::time::Timestamp {

@@ -34,6 +34,26 @@ impl Timestamp {
     pub fn micros_since(self, earlier: Timestamp) -> u64 {
         self.0.saturating_sub(earlier.0).max(0) as u64
     }
+
+    /// The UTC calendar day of this timestamp; None beyond the calendar's range (±9999 years:
+    /// only a corrupt record gets there).
+    pub fn utc_date(self) -> Option<time::Date> {
+        from_unix_day(self.secs().div_euclid(86_400))
+    }
+}
+
+/// Julian day number of 1970-01-01.
+const UNIX_EPOCH_JULIAN_DAY: i64 = 2_440_588;
+
+/// Days from 1970-01-01 to `d` (negative before): how the rollup store keys its days.
+pub fn unix_day(d: time::Date) -> i64 {
+    i64::from(d.to_julian_day()) - UNIX_EPOCH_JULIAN_DAY
+}
+
+/// The date `n` days after 1970-01-01; None beyond the calendar's range.
+pub fn from_unix_day(n: i64) -> Option<time::Date> {
+    let julian = i32::try_from(n.checked_add(UNIX_EPOCH_JULIAN_DAY)?).ok()?;
+    time::Date::from_julian_day(julian).ok()
 }
 
 /// RFC 3339 in UTC with exactly six fractional digits, e.g. `2024-05-01T12:00:00.000123Z`.
@@ -70,6 +90,17 @@ mod tests {
             Timestamp::from_parts(1_714_564_800, 123).to_string(),
             "2024-05-01T12:00:00.000123Z"
         );
+    }
+
+    #[test]
+    fn utc_days() {
+        let t = Timestamp::from_parts(1_714_564_800, 0);
+        assert_eq!(t.utc_date(), Some(time::macros::date!(2024 - 05 - 01)));
+        assert_eq!(Timestamp::from_parts(-1, 0).utc_date(), Some(time::macros::date!(1969 - 12 - 31)));
+        assert_eq!(unix_day(time::macros::date!(1970 - 01 - 02)), 1);
+        assert_eq!(from_unix_day(19_844), Some(time::macros::date!(2024 - 05 - 01)));
+        assert_eq!(Timestamp(i64::MAX).utc_date(), None);
+        assert_eq!(from_unix_day(i64::MIN), None);
     }
 
     #[test]

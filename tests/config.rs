@@ -131,6 +131,17 @@ fn check_reports_every_problem_with_file_and_line() {
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("config.toml:10:") && out.contains("colour"), "{out}");
 
+    let store = format!("{CONFIG}\n[store]\nretention_days = 400\nkeep_forever = true\n");
+    let setup = Setup::new("store-key", &store, CATALOG);
+    let (code, out) = shadowtap(&["check"], &setup.config());
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("config.toml:21: unknown field `keep_forever`"), "{out}");
+    let store = format!("{CONFIG}\n[store]\nretention_days = 0\nkey_grace_days = 3\n");
+    let setup = Setup::new("store-zero", &store, CATALOG);
+    let (code, out) = shadowtap(&["check"], &setup.config());
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("store.retention_days must be at least 1"), "{out}");
+
     let conflict = format!("{CATALOG}\n[[service]]\nid = \"fake\"\nname = \"x\"\nvendor = \"x\"\nvendor_country = \"US\"\ncategory = \"other\"\ndomains = [\"wetransfer.com\"]\n");
     let setup = Setup::new("conflict", CONFIG, &conflict);
     let (code, out) = shadowtap(&["check"], &setup.config());

@@ -96,6 +96,30 @@ impl Hosts {
     }
 }
 
+/// Where a flow is counted: the one grouping shared by the daemon's aggregation and the rollup
+/// store, so that both count the same flows in the same rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// A group: a catalogued service, or [`UNCATALOGUED`] for a named destination (or a DNS
+    /// flow) outside the catalog.
+    Group(GroupKey),
+    /// The destination stayed unnamed: counted per department and this reason.
+    Unnamed(&'static str),
+}
+
+/// The group of a finished flow, or the reason its destination stayed unnamed.
+pub fn place(r: &FlowRecord, a: &Attribution, catalog: &Catalog) -> Placement {
+    if let (None, Some(Status::Unknown)) = (a.target, a.status) {
+        return Placement::Unnamed(r.unnamed.map(|u| u.as_str()).unwrap_or("unknown"));
+    }
+    let (service, channel, category) = match a.target {
+        Some(t) => (catalog.service(t).id.clone(), catalog.channel(t).to_string(), catalog.service(t).category.clone()),
+        None => (UNCATALOGUED.to_string(), UNCATALOGUED.to_string(), UNCATALOGUED.to_string()),
+    };
+    let status = a.status.map(|s| s.as_str()).unwrap_or(UNCATALOGUED).to_string();
+    Placement::Group(GroupKey { department: a.department.clone(), service, channel, category, status })
+}
+
 /// Counters of one group.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Totals {
@@ -186,17 +210,13 @@ impl Aggregator {
         if r.details.as_deref().is_some_and(crate::engine::Details::real_ech) {
             *self.ech.entry(a.department.clone()).or_default() += 1;
         }
-        if let (None, Some(Status::Unknown)) = (a.target, a.status) {
-            let reason = r.unnamed.map(|u| u.as_str()).unwrap_or("unknown");
-            *self.unnamed.entry((a.department.clone(), reason.to_string())).or_default() += 1;
-            return None;
-        }
-        let (service, channel, category) = match a.target {
-            Some(t) => (catalog.service(t).id.clone(), catalog.channel(t).to_string(), catalog.service(t).category.clone()),
-            None => (UNCATALOGUED.to_string(), UNCATALOGUED.to_string(), UNCATALOGUED.to_string()),
+        let key = match place(r, a, catalog) {
+            Placement::Group(key) => key,
+            Placement::Unnamed(reason) => {
+                *self.unnamed.entry((a.department.clone(), reason.to_string())).or_default() += 1;
+                return None;
+            }
         };
-        let status = a.status.map(|s| s.as_str()).unwrap_or(UNCATALOGUED).to_string();
-        let key = GroupKey { department: a.department.clone(), service, channel, category, status };
         let hosts = self.group_hosts.entry(key.clone()).or_default();
         hosts.see(host, secs);
         let since = self.now.secs() - WINDOWS[3].1 as i64;
@@ -277,18 +297,18 @@ impl Aggregator {
 }
 
 #[cfg(test)]
-mod tests_support {
+pub(crate) mod tests_support {
     use super::*;
     use crate::classify::catalog::Target;
     use crate::engine::{App, FlowRecord};
     use crate::flow::table::EndReason;
 
-    pub(super) fn catalog() -> Catalog {
+    pub(crate) fn catalog() -> Catalog {
         let text = "[[service]]\nid = \"whatsapp\"\nname = \"WhatsApp\"\nvendor = \"Meta\"\nvendor_country = \"US\"\ncategory = \"messaging\"\ndomains = [\"whatsapp.net\"]\n";
         Catalog::from_texts(&[("t.toml".into(), text.into())]).unwrap()
     }
 
-    pub(super) fn flow(client: &str, secs: i64) -> FlowRecord {
+    pub(crate) fn flow(client: &str, secs: i64) -> FlowRecord {
         FlowRecord {
             seq: 0,
             ts_start: Timestamp::from_parts(secs, 0),
@@ -310,7 +330,7 @@ mod tests_support {
         }
     }
 
-    pub(super) fn wa(dept: &str) -> Attribution {
+    pub(crate) fn wa(dept: &str) -> Attribution {
         Attribution {
             target: Some(Target { service: 0, channel: 0 }),
             signal: None,

@@ -128,6 +128,8 @@ pub struct Classifier {
     pub privacy: crate::aggregate::Privacy,
     /// Event thresholds of the configuration.
     pub events: crate::export::events::EventConfig,
+    /// Rollup store settings of the configuration.
+    pub store: crate::store::Settings,
     /// Warnings that do not stop loading (absent GeoIP databases, expired exemptions).
     pub warnings: Vec<Diagnostic>,
 }
@@ -250,6 +252,9 @@ impl Classifier {
             },
             None => None,
         };
+        if cfg.store.retention_days == 0 {
+            errors.push(Diagnostic { file: loaded.path.clone(), line: None, message: "store.retention_days must be at least 1".into() });
+        }
         let asn_db = open_db(&cfg.geoip_asn, "ASN");
         let country_db = open_db(&cfg.geoip_country, "country");
         if !errors.is_empty() {
@@ -279,6 +284,7 @@ impl Classifier {
                 exemption_warn_days: cfg.events.exemption_warn_days,
                 min_group_size: cfg.privacy.min_group_size.max(1),
             },
+            store: crate::store::Settings { retention_days: cfg.store.retention_days, key_grace_days: cfg.store.key_grace_days },
             warnings,
         })
     }
@@ -292,6 +298,24 @@ impl Classifier {
                 service: self.catalog.services[e.service].id.clone(),
                 reference: e.reference.clone(),
                 expires_end: e.until,
+            })
+            .collect()
+    }
+
+    /// The exemptions as configured (first and last day, reference), for the record of
+    /// configurations in the rollup store.
+    pub fn exemptions_configured(&self) -> Vec<crate::report::input::Exemption> {
+        self.exemptions
+            .iter()
+            .filter_map(|e| {
+                Some(crate::report::input::Exemption {
+                    department: e.department.clone(),
+                    service: self.catalog.services[e.service].id.clone(),
+                    start: Some(e.from.utc_date()?),
+                    // `until` is the end of the last day.
+                    expires: Timestamp(e.until.0 - 1).utc_date()?,
+                    reference: (!e.reference.is_empty()).then(|| e.reference.clone()),
+                })
             })
             .collect()
     }

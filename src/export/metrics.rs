@@ -48,6 +48,8 @@ pub struct State {
     pub events: std::collections::BTreeMap<&'static str, u64>,
     /// Events written / not written to the events sink.
     pub events_written: [u64; 2],
+    /// Rollup store counters (None without a store).
+    pub store: Option<crate::store::StoreStats>,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
@@ -151,6 +153,15 @@ pub fn encode(s: &State) -> prometheus::Result<Vec<u8>> {
     let saves = counter(&r, "shadowtap_state_saves_total", "Saves of the aggregation state, by result.", &["result"])?;
     saves.with_label_values(&["success"]).inc_by(s.state_saves[0]);
     saves.with_label_values(&["failure"]).inc_by(s.state_saves[1]);
+    if let Some(st) = &s.store {
+        let flushes = counter(&r, "shadowtap_store_flushes_total", "Flushes of the rollup store, by result (a failed flush keeps its rows for the next).", &["result"])?;
+        flushes.with_label_values(&["success"]).inc_by(st.flushes[0]);
+        flushes.with_label_values(&["failure"]).inc_by(st.flushes[1]);
+        single("shadowtap_store_rows_deleted_total", "Rows of the rollup store deleted by retention (store.retention_days).", st.rows_deleted)?;
+        single("shadowtap_store_dropped_rows_total", "Rows lost because failed flushes of the rollup store kept more than the pending bound.", st.dropped_rows)?;
+        single("shadowtap_store_keys_lost_total", "Times the store's key file was missing at start while the store had used keys (distinct hosts then count twice across the loss).", st.keys_lost)?;
+        g1("shadowtap_store_last_flush_timestamp_seconds", "Unix time of the last committed flush of the rollup store (0: none yet).", st.last_flush_unix)?;
+    }
     let reloads = counter(&r, "shadowtap_config_reloads_total", "Configuration reloads, by result.", &["result"])?;
     reloads.with_label_values(&["success"]).inc_by(s.reloads[0]);
     reloads.with_label_values(&["failure"]).inc_by(s.reloads[1]);

@@ -130,6 +130,8 @@ pub struct Coverage {
     /// Packets dropped before the sensor saw them.
     pub capture_dropped: u64,
     /// Named flows by the signal that named them (sni, quic_sni, dns, http_host, ...).
+    /// In the store: the catalog match's signal (also marker, ja4, cidr, asn), or for a named
+    /// destination outside the catalog the naming signal.
     pub named_by_signal: BTreeMap<String, u64>,
     /// Flows with real ECH (the inner name hidden).
     pub ech_flows: u64,
@@ -157,6 +159,7 @@ pub struct ReportInput {
     /// department [`ALL_DEPARTMENTS`].
     pub services: Vec<UsageRow>,
     /// Per department × service × channel × category × status.
+    /// The store and surveys add the same rows with department [`ALL_DEPARTMENTS`].
     pub channels: Vec<UsageRow>,
     /// Per department × category × status (service empty), and for [`ALL_DEPARTMENTS`].
     pub categories: Vec<UsageRow>,

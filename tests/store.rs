@@ -1,0 +1,356 @@
+//! The rollup store over `pcaps/`, against an independent count from `shadowtap inspect`.
+//!
+//! 1. `runtime::survey_input` over `pcaps/` with `rules/config.toml` gives, per department ×
+//!    service × status, department × service × channel × status and department × category ×
+//!    status (and for `_all`): flows, bytes each way and distinct client addresses; active hosts
+//!    and unnamed flows per department; flows by signal, ECH flows and packets — equal to what
+//!    the JSON lines of `shadowtap inspect --config rules/config.toml pcaps` say (the sketches
+//!    are exact at these sizes).
+//! 2. `shadowtap run --pcap pcaps --state-dir DIR`, stopped by SIGTERM, leaves `DIR/rollup.sqlite`
+//!    whose load of the captures' period gives the same numbers; a second run into the same store
+//!    doubles flows and bytes and leaves distinct hosts unchanged (the same key year).
+//!    `shadowtap store backup` copies it.
+//! 3. The store's files hold no client or server address and no server name of the captures.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use common::stack::{free_ports, http_get, Proc, TempDir, EXIT_TIMEOUT, READY_TIMEOUT};
+use common::{inspect, root, s};
+use serde_json::Value;
+use shadowtap::report::input::{DepartmentRow, HostMethod, ReportInput, UsageRow, ALL_DEPARTMENTS};
+use shadowtap::store::Store;
+
+/// Label of named destinations outside the catalog (as the aggregation and the store use it).
+const UNCATALOGUED: &str = "_uncatalogued";
+
+/// The address of an `ip:port` / `[ip]:port`.
+fn host_of(addr: &str) -> String {
+    let h = addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(addr);
+    h.trim_start_matches('[').trim_end_matches(']').to_string()
+}
+
+/// Flows, bytes and distinct clients of a row.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct Expected {
+    flows: u64,
+    bytes_up: u64,
+    bytes_down: u64,
+    hosts: BTreeSet<String>,
+}
+
+impl Expected {
+    fn add(&mut self, r: &Value) {
+        self.flows += 1;
+        self.bytes_up += r["bytes_up"].as_u64().unwrap_or_else(|| panic!("bytes_up in {r}"));
+        self.bytes_down += r["bytes_down"].as_u64().unwrap_or_else(|| panic!("bytes_down in {r}"));
+        self.hosts.insert(host_of(s(r, "src").unwrap_or_else(|| panic!("src in {r}"))));
+    }
+}
+
+/// What the store must say, computed from inspect's JSON lines only.
+#[derive(Debug, Default)]
+struct Expectation {
+    /// [department, service, status] (with `_all`).
+    services: BTreeMap<Vec<String>, Expected>,
+    /// [department, service, channel, status] (with `_all`).
+    channels: BTreeMap<Vec<String>, Expected>,
+    /// [department, category, status] (with `_all`).
+    categories: BTreeMap<Vec<String>, Expected>,
+    /// Active hosts per department (with `_all`): every flow's client.
+    active: BTreeMap<String, BTreeSet<String>>,
+    /// Unnamed flows per [department, reason] (with `_all`).
+    unnamed: BTreeMap<Vec<String>, u64>,
+    /// Flows by signal: the catalog match's, else the naming signal.
+    named: BTreeMap<String, u64>,
+    ech_flows: u64,
+    /// Days of the flows' starts.
+    days: BTreeSet<String>,
+    /// Server names seen (for the privacy check).
+    names: BTreeSet<String>,
+    /// Client and server addresses seen.
+    addresses: BTreeSet<String>,
+}
+
+fn expectation(records: &[Value]) -> Expectation {
+    let mut e = Expectation::default();
+    for r in records {
+        let dept = s(r, "department").unwrap_or_else(|| panic!("department in {r}")).to_string();
+        let client = host_of(s(r, "src").unwrap());
+        e.addresses.insert(client.clone());
+        e.addresses.insert(host_of(s(r, "dst").unwrap()));
+        e.days.insert(s(r, "ts_start").unwrap()[..10].to_string());
+        for d in [dept.as_str(), ALL_DEPARTMENTS] {
+            e.active.entry(d.to_string()).or_default().insert(client.clone());
+        }
+        for field in ["sni", "http_host", "proxy_target"] {
+            if let Some(n) = s(r, field) {
+                e.names.insert(n.to_string());
+            }
+        }
+        for field in ["dns_queries", "names_from_dns"] {
+            for n in r[field].as_array().into_iter().flatten().filter_map(Value::as_str) {
+                e.names.insert(n.trim_end_matches('.').to_string());
+            }
+        }
+        if r["ech"].as_bool() == Some(true) && r["ech_grease"].as_bool() != Some(true) {
+            e.ech_flows += 1;
+        }
+        let signal = if s(r, "service").is_some() { s(r, "service_signal") } else { s(r, "signal") };
+        if let Some(sig) = signal {
+            *e.named.entry(sig.to_string()).or_default() += 1;
+        }
+        let status = s(r, "status");
+        if s(r, "service").is_none() && status == Some("unknown") {
+            let reason = s(r, "unnamed").unwrap_or("unknown").to_string();
+            for d in [dept.as_str(), ALL_DEPARTMENTS] {
+                *e.unnamed.entry(vec![d.to_string(), reason.clone()]).or_default() += 1;
+            }
+            continue;
+        }
+        let service = s(r, "service").unwrap_or(UNCATALOGUED).to_string();
+        let channel = s(r, "channel").unwrap_or(UNCATALOGUED).to_string();
+        let category = s(r, "category").unwrap_or(UNCATALOGUED).to_string();
+        let status = status.unwrap_or(UNCATALOGUED).to_string();
+        for d in [dept.as_str(), ALL_DEPARTMENTS] {
+            e.services.entry(vec![d.into(), service.clone(), status.clone()]).or_default().add(r);
+            e.channels.entry(vec![d.into(), service.clone(), channel.clone(), status.clone()]).or_default().add(r);
+            e.categories.entry(vec![d.into(), category.clone(), status.clone()]).or_default().add(r);
+        }
+    }
+    e
+}
+
+/// Rows of the input as `key → (flows, up, down, hosts)`; every host count must be exact.
+fn got(rows: &[UsageRow], key: impl Fn(&UsageRow) -> Vec<String>) -> BTreeMap<Vec<String>, (u64, u64, u64, u64)> {
+    let mut out = BTreeMap::new();
+    for r in rows {
+        assert!(r.hosts.exact, "sketches are exact at these sizes: {r:?}");
+        let prev = out.insert(key(r), (r.volume.flows, r.volume.bytes_up, r.volume.bytes_down, r.hosts.count));
+        assert!(prev.is_none(), "duplicate row {r:?}");
+    }
+    out
+}
+
+fn want(rows: &BTreeMap<Vec<String>, Expected>, times: u64) -> BTreeMap<Vec<String>, (u64, u64, u64, u64)> {
+    rows.iter().map(|(k, e)| (k.clone(), (times * e.flows, times * e.bytes_up, times * e.bytes_down, e.hosts.len() as u64))).collect()
+}
+
+fn departments(rows: &[DepartmentRow]) -> (BTreeMap<String, u64>, BTreeMap<Vec<String>, u64>) {
+    let mut active = BTreeMap::new();
+    let mut unnamed = BTreeMap::new();
+    for d in rows {
+        assert!(d.active_hosts.exact);
+        active.insert(d.department.clone(), d.active_hosts.count);
+        for (reason, n) in &d.unnamed_flows {
+            unnamed.insert(vec![d.department.clone(), reason.clone()], *n);
+        }
+    }
+    (active, unnamed)
+}
+
+/// Asserts that `input` holds `times` × the expected flows and bytes, and the expected hosts.
+fn assert_matches(input: &ReportInput, e: &Expectation, times: u64) {
+    let services = got(&input.services, |r| vec![r.department.clone(), r.service.clone(), r.status.clone()]);
+    assert_eq!(services, want(&e.services, times), "department × service × status");
+    let channels = got(&input.channels, |r| vec![r.department.clone(), r.service.clone(), r.channel.clone(), r.status.clone()]);
+    assert_eq!(channels, want(&e.channels, times), "department × service × channel × status");
+    let categories = got(&input.categories, |r| vec![r.department.clone(), r.category.clone(), r.status.clone()]);
+    assert_eq!(categories, want(&e.categories, times), "department × category × status");
+    assert!(input.categories.iter().all(|r| r.service.is_empty() && r.channel.is_empty()));
+    let (active, unnamed) = departments(&input.departments);
+    let want_active: BTreeMap<String, u64> = e.active.iter().map(|(d, h)| (d.clone(), h.len() as u64)).collect();
+    assert_eq!(active, want_active, "active hosts per department");
+    let want_unnamed: BTreeMap<Vec<String>, u64> = e.unnamed.iter().map(|(k, n)| (k.clone(), times * n)).collect();
+    assert_eq!(unnamed, want_unnamed, "unnamed flows per department and reason");
+    let named: BTreeMap<String, u64> = e.named.iter().map(|(k, n)| (k.clone(), times * n)).collect();
+    assert_eq!(input.coverage.named_by_signal, named, "flows by signal");
+    assert_eq!(input.coverage.ech_flows, times * e.ech_flows, "ECH flows");
+    assert_eq!(input.host_method, HostMethod::Sketch { relative_error: 1.04 / 64.0, exact_below: 129, key_epochs: 1 });
+    // One week per Monday of the period; with every flow inside it, its rows are the period's.
+    assert_eq!(input.weeks.len(), 1, "the captures span one day");
+    let week = &input.weeks[0];
+    assert_eq!(got(&week.categories, |r| vec![r.department.clone(), r.category.clone(), r.status.clone()]), categories);
+    assert_eq!(departments(&week.departments).0, active);
+    // The bundled configuration's exemption and k.
+    assert_eq!(input.exemptions.len(), 1, "{:?}", input.exemptions);
+    let ex = &input.exemptions[0];
+    assert_eq!((ex.department.as_str(), ex.service.as_str(), ex.reference.as_deref()), ("legal", "google-drive", Some("EXC-2026-014")));
+    assert_eq!((ex.start.map(|d| d.to_string()), ex.expires.to_string()), (Some("2026-01-01".into()), "2026-12-31".into()));
+    assert_eq!(input.coverage.min_group_size, 1);
+    assert_eq!((input.coverage.catalog_digests.len(), input.coverage.config_digests.len()), (1, 1));
+}
+
+fn inspect_pcaps() -> (Vec<Value>, u64) {
+    let config = root().join("rules/config.toml");
+    let run = inspect(&[&root().join("pcaps")], &["--config", &config.display().to_string(), "--stats"]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let frames = run
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("frames ").and_then(|n| n.parse().ok()))
+        .unwrap_or_else(|| panic!("no frames line in --stats: {}", run.stderr));
+    (run.records, frames)
+}
+
+fn period(e: &Expectation) -> (time::Date, time::Date) {
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    let day = |s: &String| time::Date::parse(s, fmt).unwrap();
+    (day(e.days.first().unwrap()), day(e.days.last().unwrap()))
+}
+
+#[test]
+fn survey_of_pcaps_equals_a_count_from_inspect() {
+    let (records, frames) = inspect_pcaps();
+    let e = expectation(&records);
+    assert!(e.services.len() >= 8 && e.unnamed.len() >= 2 && e.active.len() >= 3, "pcaps/ exercises every kind of row: {e:?}");
+    let input = shadowtap::runtime::survey_input(&root().join("rules/config.toml"), &[root().join("pcaps")], None, None, None).unwrap();
+    let (from, to) = period(&e);
+    assert_eq!((input.from, input.to), (from, to), "the default period is the captures'");
+    assert!(input.source.starts_with("survey of "), "{}", input.source);
+    assert_matches(&input, &e, 1);
+    assert_eq!(input.coverage.packets, frames, "packets: inspect --stats frames");
+    assert_eq!(input.coverage.sensors.len(), 1);
+    assert_eq!(input.coverage.sensors[0].name, shadowtap::runtime::SURVEY_SENSOR);
+
+    // Into a store file when asked: the same facts, and the file stays.
+    let tmp = TempDir::new();
+    let file = tmp.0.join("survey.sqlite");
+    let kept = shadowtap::runtime::survey_input(&root().join("rules/config.toml"), &[root().join("pcaps")], Some(from), Some(to), Some(&file)).unwrap();
+    assert_eq!((kept.services.clone(), kept.departments.clone()), (input.services.clone(), input.departments.clone()));
+    assert_eq!(Store::open_existing(&file).unwrap().load(from, to, None).unwrap().services, input.services);
+}
+
+/// Runs `shadowtap run --pcap pcaps --state-dir DIR` until ready, stops it with SIGTERM and
+/// checks a clean exit.
+fn run_daemon(state: &Path, log: PathBuf) {
+    let [port] = free_ports::<1>();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shadowtap"));
+    cmd.current_dir(root())
+        .args(["run", "--config", "rules/config.toml", "--pcap", "pcaps", "--sensor-name", "test-sensor"])
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--state-dir")
+        .arg(state);
+    let mut sensor = Proc::spawn("shadowtap run", cmd, log);
+    let started = Instant::now();
+    // Ready, and the store flushed (the packet thread flushes once the replay is over).
+    loop {
+        sensor.assert_running("replaying pcaps/");
+        let flushed = http_get(port, "/metrics").ok().is_some_and(|r| {
+            r.body.lines().any(|l| l.starts_with("shadowtap_store_flushes_total{result=\"success\"}") && !l.ends_with(" 0"))
+        });
+        if flushed && http_get(port, "/readyz").is_ok_and(|r| r.status == 200) {
+            break;
+        }
+        assert!(started.elapsed() < READY_TIMEOUT, "no store flush within {READY_TIMEOUT:?}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let metrics = http_get(port, "/metrics").unwrap().body;
+    assert!(metrics.contains("shadowtap_store_flushes_total{result=\"failure\"} 0"), "{metrics}");
+    assert!(metrics.contains("shadowtap_store_last_flush_timestamp_seconds "), "{metrics}");
+    let status = sensor.terminate(EXIT_TIMEOUT).expect("exit after SIGTERM");
+    assert!(status.success(), "exit status {status}");
+}
+
+#[test]
+fn run_writes_a_store_that_agrees_with_inspect_and_hides_hosts() {
+    let (records, frames) = inspect_pcaps();
+    let e = expectation(&records);
+    let (from, to) = period(&e);
+    let tmp = TempDir::new();
+    let state = tmp.0.join("state");
+    let file = state.join("rollup.sqlite");
+
+    run_daemon(&state, tmp.0.join("run1.log"));
+    assert!(file.is_file(), "the store is DIR/rollup.sqlite");
+    let input = Store::open_existing(&file).unwrap().load(from, to, None).unwrap();
+    assert_eq!(input.source, "rollup store");
+    assert_matches(&input, &e, 1);
+    assert_eq!(input.coverage.packets, frames);
+    assert_eq!(input.coverage.sensors.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["test-sensor"]);
+
+    // The same captures again, into the same store: counts add, hosts stay distinct.
+    run_daemon(&state, tmp.0.join("run2.log"));
+    let again = Store::open_existing(&file).unwrap().load(from, to, None).unwrap();
+    assert_matches(&again, &e, 2);
+    assert_eq!(again.coverage.packets, 2 * frames);
+
+    // `shadowtap store backup`: a copy that loads the same, never over an existing file.
+    let copy = tmp.0.join("copy.sqlite");
+    let backup = |to: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_shadowtap")).args(["store", "backup", "--store"]).arg(&file).arg("--to").arg(to).output().unwrap()
+    };
+    let out = backup(&copy);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(Store::open_existing(&copy).unwrap().load(from, to, None).unwrap().services, again.services);
+    let out = backup(&copy);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("already exists"));
+
+    // Privacy: no address and no server name in any file of the store.
+    let mut bytes = Vec::new();
+    let mut texts = String::new();
+    for f in std::fs::read_dir(&state).unwrap() {
+        let f = f.unwrap().path();
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("rollup.sqlite") && !name.ends_with(".keys") {
+            bytes.extend(std::fs::read(&f).unwrap());
+        }
+    }
+    // Every text value of every table (short needles such as `::1` are checked there, where
+    // random sketch bytes cannot look like them).
+    texts.push_str(&text_values(&file));
+    assert!(texts.contains("whatsapp") && texts.contains("finance"), "the dump reads the tables");
+    let contains = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    assert!(!e.addresses.is_empty() && !e.names.is_empty());
+    for a in &e.addresses {
+        assert!(!texts.contains(a.as_str()), "address {a} stored as text");
+        if a.len() >= 7 {
+            assert!(!contains(a.as_bytes()), "address {a} in the store's bytes");
+        }
+        match a.parse::<std::net::IpAddr>().unwrap() {
+            std::net::IpAddr::V4(v4) => assert!(!contains(&v4.octets()), "address {a} in binary form"),
+            // ::1 in binary is fifteen zero bytes and a one: every SQLite file has that. Other
+            // IPv6 addresses are checked in binary.
+            std::net::IpAddr::V6(v6) if v6.octets().iter().filter(|&&b| b == 0).count() < 8 => {
+                assert!(!contains(&v6.octets()), "address {a} in binary form")
+            }
+            std::net::IpAddr::V6(_) => {}
+        }
+    }
+    for n in &e.names {
+        assert!(!texts.contains(n.as_str()) && !contains(n.as_bytes()), "server name {n} in the store");
+    }
+}
+
+/// Every TEXT value of every table of the store, one per line.
+fn text_values(file: &Path) -> String {
+    let conn = rusqlite::Connection::open(file).unwrap();
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(tables.len() >= 9, "{tables:?}");
+    let mut out = String::new();
+    for t in tables {
+        let mut st = conn.prepare(&format!("SELECT * FROM {t}")).unwrap();
+        let n = st.column_count();
+        let mut rows = st.query([]).unwrap();
+        while let Some(r) = rows.next().unwrap() {
+            for i in 0..n {
+                if let rusqlite::types::ValueRef::Text(t) = r.get_ref(i).unwrap() {
+                    out.push_str(&String::from_utf8_lossy(t));
+                    out.push('\n');
+                }
+            }
+        }
+    }
+    out
+}
