@@ -1,4 +1,7 @@
 //! Reports for CISOs and auditors: survey tables, weekly trends, exemptions and methodology,
 //! computed from a [`input::ReportInput`] and rendered as HTML, Markdown, CSV or JSON.
 
+pub mod display;
 pub mod input;
+pub mod model;
+mod suppress;
