@@ -4,4 +4,8 @@
 pub mod display;
 pub mod input;
 pub mod model;
+pub mod render;
 mod suppress;
+
+pub use model::{Report, ReportOptions};
+pub use render::{render, Format};
