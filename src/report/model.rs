@@ -707,10 +707,11 @@ pub fn host_method_text(method: &HostMethod) -> (String, String) {
                 2.0 * pct
             );
             if *key_epochs > 1 {
+                let changes = key_epochs - 1;
                 error.push_str(&format!(
-                    " The pseudonym key changed {} times during the period: a device seen under two keys counts \
-                     twice, so counts are upper bounds.",
-                    key_epochs - 1
+                    " The pseudonym key changed {changes} time{} during the period: a device seen under two keys \
+                     counts twice, so counts are upper bounds.",
+                    if changes == 1 { "" } else { "s" }
                 ));
             }
             ("Distinct devices are counted from daily distinct-count sketches of keyed pseudonyms, merged over the \

@@ -115,10 +115,16 @@ fn num(key: &str, ptr: &str, fmt: &str, text: &str, exact: bool) -> String {
     format!("<td class=\"{class}\"{}>{}</td>", checked(key, ptr, fmt), esc(text))
 }
 
-/// A share cell, coloured like the heatmap.
-fn share_cell(key: &str, ptr: &str, share: f64) -> String {
-    let (bg, fg) = svg::heat(share);
-    format!("<td class=\"n\" style=\"background:{bg};color:{fg}\"{}>{}</td>", checked(key, ptr, "percent"), display::percent(share))
+/// A share cell: coloured like the heatmap when it measures unsanctioned use (`heat`), plain
+/// otherwise (sanctioned use is not a finding).
+fn share_cell(key: &str, ptr: &str, share: f64, heat: bool) -> String {
+    let style = if heat {
+        let (bg, fg) = svg::heat(share);
+        format!(" style=\"background:{bg};color:{fg}\"")
+    } else {
+        String::new()
+    };
+    format!("<td class=\"n\"{style}{}>{}</td>", checked(key, ptr, "percent"), display::percent(share))
 }
 
 /// Which label columns a usage table has.
@@ -166,7 +172,7 @@ fn usage_table(caption: &str, prefix: &str, ptr_base: &str, rows: &[UsageLine], 
         let ptr = |metric: &str| format!("{ptr_base}/{i}/{metric}");
         s += &format!("<td>{}</td>", status(&u.status));
         s += &num(&key("hosts"), &ptr("hosts"), "count", &display::count(u.hosts), u.hosts_exact);
-        s += &share_cell(&key("share"), &ptr("share"), u.share);
+        s += &share_cell(&key("share"), &ptr("share"), u.share, u.status == UNSANCTIONED);
         s += &num(&key("flows"), &ptr("flows"), "count", &display::count(u.flows), true);
         s += &num(&key("bytes_up"), &ptr("bytes_up"), "bytes", &display::bytes(u.bytes_up), true);
         s += &num(&key("bytes_down"), &ptr("bytes_down"), "bytes", &display::bytes(u.bytes_down), true);
@@ -210,7 +216,7 @@ fn findings(r: &Report) -> String {
             let ptr = |m: &str| format!("/headlines/{i}/{m}");
             s += &format!("<tr><td>{}</td><td>{}</td>", esc(&h.category), status(&h.status));
             s += &match h.share {
-                Some(x) => share_cell(&key("share"), &ptr("share"), x),
+                Some(x) => share_cell(&key("share"), &ptr("share"), x, h.status == UNSANCTIONED),
                 None => "<td class=\"n\">&ndash;</td>".into(),
             };
             if let (true, Some(n), Some(m)) = (org, h.departments_using, h.departments_total) {
@@ -256,7 +262,9 @@ fn survey(r: &Report) -> String {
                     &format!("heat/{}/{c}/{UNSANCTIONED}/share", d.department),
                     &format!("/survey/categories/{i}/share"),
                     l.share,
-                ),
+                    true,
+                )
+                .replacen("class=\"n\"", "class=\"c\"", 1),
                 None => "<td class=\"c\">&ndash;</td>".into(),
             };
         }
@@ -306,44 +314,54 @@ fn trend(r: &Report) -> String {
         svg::lines("Weekly share of devices with unsanctioned use, by category", &labels, &series),
         if r.scope == ALL_DEPARTMENTS { "organisation" } else { "department" }
     );
-    s += "<table>\n<caption>Per week: share of active devices, and flows</caption>\n<thead><tr><th>Category</th><th>Status</th>";
-    for l in &labels {
+    s += &trend_table(r, &labels, &keys, "Share of active devices per week", "share", "percent");
+    s += &trend_table(r, &labels, &keys, "Flows per week", "flows", "count");
+    s += "<p class=\"note\">Weeks start on Monday; the first and last may be partial (days in the period).</p>\n";
+    s + "</section>\n"
+}
+
+/// One trend table: a row per category and status, a column per week, `metric` in the cells.
+fn trend_table(r: &Report, labels: &[String], keys: &BTreeSet<(&str, &str)>, caption: &str, metric: &str, fmt: &str) -> String {
+    let t = &r.trend;
+    let mut s = format!("<table class=\"keep\">\n<caption>{}</caption>\n<thead><tr><th>Category</th><th>Status</th>", esc(caption));
+    for l in labels {
         s += &format!("<th class=\"n\">{}</th>", esc(l));
     }
-    s += "</tr></thead>\n<tbody>\n<tr><td colspan=\"2\">Days in the period</td>";
-    for (i, w) in t.weeks.iter().enumerate() {
-        s += &num(&format!("week/{}/days", w.start), &format!("/trend/weeks/{i}/days_in_period"), "count", &w.days_in_period.to_string(), true);
+    s += "</tr></thead>\n<tbody>\n";
+    if metric == "share" {
+        s += "<tr><td colspan=\"2\">Days in the period</td>";
+        for (i, w) in t.weeks.iter().enumerate() {
+            s += &num(&format!("week/{}/days", w.start), &format!("/trend/weeks/{i}/days_in_period"), "count", &w.days_in_period.to_string(), true);
+        }
+        s += "</tr>\n<tr><td colspan=\"2\">Active devices</td>";
+        for (i, w) in t.weeks.iter().enumerate() {
+            s += &match w.active_hosts {
+                Some(n) => num(&format!("week/{}/active_hosts", w.start), &format!("/trend/weeks/{i}/active_hosts"), "count", &display::count(n), true),
+                None => "<td class=\"n\">&ndash;</td>".into(),
+            };
+        }
+        s += "</tr>\n";
     }
-    s += "</tr>\n<tr><td colspan=\"2\">Active devices</td>";
-    for (i, w) in t.weeks.iter().enumerate() {
-        s += &match w.active_hosts {
-            Some(n) => num(&format!("week/{}/active_hosts", w.start), &format!("/trend/weeks/{i}/active_hosts"), "count", &display::count(n), true),
-            None => "<td class=\"n\">&ndash;</td>".into(),
-        };
-    }
-    s += "</tr>\n";
-    for (c, st) in &keys {
+    for (c, st) in keys {
         s += &format!("<tr><td>{}</td><td>{}</td>", esc(c), status(st));
         for w in &t.weeks {
             let found = t.lines.iter().enumerate().find(|(_, l)| l.week == w.start && l.department == r.scope && l.category == *c && l.status == *st);
             s += &match found {
                 Some((i, l)) => {
-                    let key = |m: &str| format!("trend/{}/{}/{c}/{st}/{m}", w.start, l.department);
-                    format!(
-                        "<td class=\"n\"><span{}>{}</span><br><small{}>{}</small></td>",
-                        checked(&key("share"), &format!("/trend/lines/{i}/share"), "percent"),
-                        display::percent(l.share),
-                        checked(&key("flows"), &format!("/trend/lines/{i}/flows"), "count"),
-                        display::count(l.flows)
-                    )
+                    let key = format!("trend/{}/{}/{c}/{st}/{metric}", w.start, l.department);
+                    let ptr = format!("/trend/lines/{i}/{metric}");
+                    if metric == "share" {
+                        share_cell(&key, &ptr, l.share, *st == UNSANCTIONED)
+                    } else {
+                        num(&key, &ptr, fmt, &display::count(l.flows), true)
+                    }
                 }
                 None => "<td class=\"n\">&ndash;</td>".into(),
             };
         }
         s += "</tr>\n";
     }
-    s += "</tbody>\n</table>\n<p class=\"note\">Each cell: share of devices, and flows below it. The first and last weeks may be partial (days in the period).</p>\n";
-    s + "</section>\n"
+    s + "</tbody>\n</table>\n"
 }
 
 fn top(r: &Report) -> String {
@@ -368,7 +386,7 @@ fn top(r: &Report) -> String {
         let ptr = |m: &str| format!("/top_unsanctioned/{i}/{m}");
         s += &format!("<tr><td class=\"n\">{}</td><td>{}</td><td>{}</td>", t.rank, esc(&t.service), esc(&t.category));
         s += &num(&key("hosts"), &ptr("hosts"), "count", &display::count(t.hosts), t.hosts_exact);
-        s += &share_cell(&key("share"), &ptr("share"), t.share);
+        s += &share_cell(&key("share"), &ptr("share"), t.share, true);
         s += &num(&key("flows"), &ptr("flows"), "count", &display::count(t.flows), true);
         s += &num(&key("bytes_up"), &ptr("bytes_up"), "bytes", &display::bytes(t.bytes_up), true);
         s += &num(&key("bytes_down"), &ptr("bytes_down"), "bytes", &display::bytes(t.bytes_down), true);
