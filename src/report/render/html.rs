@@ -3,6 +3,10 @@
 //! reference to anything outside the page, so it can be mailed, archived and printed to PDF
 //! as it is. Every label is escaped.
 //!
+//! Sections, each starting a page in print: findings (the auditor's sentences, their figures,
+//! and the survey matrix of departments × categories), top unsanctioned services, the weekly
+//! trend, the survey tables (by category, service, channel), exemptions, methodology.
+//!
 //! `data-key` names (`/`-separated; labels as in the JSON, `_all` for the organisation):
 //!
 //! | key | value |
@@ -182,9 +186,9 @@ fn usage_table(caption: &str, prefix: &str, ptr_base: &str, rows: &[UsageLine], 
 }
 
 fn header(r: &Report) -> String {
-    let scope = if r.scope == ALL_DEPARTMENTS { "the organisation".to_string() } else { format!("department {}", esc(&r.scope)) };
+    let scope = if r.scope == ALL_DEPARTMENTS { "Whole organisation".to_string() } else { format!("Department {}", esc(&r.scope)) };
     format!(
-        "<header>\n<h1>Shadow-IT survey: {}</h1>\n<p class=\"sub\">Use of {scope}, {} to {} ({} days) &middot; source: {} &middot; \
+        "<header>\n<h1>Shadow-IT survey: {}</h1>\n<p class=\"sub\">{scope}, {} to {} ({} days) &middot; source: {} &middot; \
          minimum group size k = <span{}>{}</span></p>\n</header>\n",
         esc(&r.period.label),
         r.period.from,
@@ -229,16 +233,17 @@ fn findings(r: &Report) -> String {
     }
     s += &format!(
         "<p class=\"note\">Share: devices that used a category over the active devices of the {}. Groups of fewer than {} \
-         devices are never shown; see Methodology.</p>\n</section>\n",
+         devices are never shown; see Methodology.</p>\n",
         if r.scope == ALL_DEPARTMENTS { "organisation" } else { "department" },
         r.k
     );
-    s
+    s += &matrix(r);
+    s + "</section>\n"
 }
 
-fn survey(r: &Report) -> String {
-    let mut s = String::from("<section id=\"survey\">\n<h2>Survey</h2>\n");
-    // The matrix: departments × categories, unsanctioned use.
+/// The survey at a glance: departments × categories, share of devices with unsanctioned use.
+fn matrix(r: &Report) -> String {
+    let mut s = String::new();
     let categories: BTreeSet<&str> =
         r.survey.categories.iter().filter(|l| l.status == UNSANCTIONED).map(|l| l.category.as_str()).collect();
     s += "<table class=\"heat keep\">\n<caption>Share of active devices with unsanctioned use, by department and category</caption>\n\
@@ -275,6 +280,11 @@ fn survey(r: &Report) -> String {
          orange 50% and more. Italic counts are estimates.</p>\n",
         r.k
     );
+    s
+}
+
+fn survey(r: &Report) -> String {
+    let mut s = String::from("<section id=\"survey\">\n<h2>Survey</h2>\n");
     let all = Columns { category: true, service: true, channel: true };
     s += &usage_table("By category (every status)", "cat", "/survey/categories", &r.survey.categories, Columns { service: false, channel: false, ..all });
     s += &usage_table("By service", "svc", "/survey/services", &r.survey.services, Columns { channel: false, ..all });
@@ -530,9 +540,9 @@ pub fn render(r: &Report) -> String {
     );
     s += &header(r);
     s += &findings(r);
-    s += &survey(r);
-    s += &trend(r);
     s += &top(r);
+    s += &trend(r);
+    s += &survey(r);
     s += &exemptions(r);
     s += &methodology(r);
     s + "</body>\n</html>\n"

@@ -90,9 +90,9 @@ fn pct(v: Option<f64>) -> String {
 pub fn render(r: &Report) -> String {
     let org = r.scope == ALL_DEPARTMENTS;
     let mut s = format!(
-        "# Shadow-IT survey: {}\n\nUse of {}, {} to {} ({} days). Source: {}. Minimum group size k = {}.\n\n",
+        "# Shadow-IT survey: {}\n\n{}, {} to {} ({} days). Source: {}. Minimum group size k = {}.\n\n",
         esc(&r.period.label),
-        if org { "the organisation".to_string() } else { format!("department {}", esc(&r.scope)) },
+        if org { "Whole organisation".to_string() } else { format!("Department {}", esc(&r.scope)) },
         r.period.from,
         r.period.to,
         r.period.days,
@@ -108,38 +108,6 @@ pub fn render(r: &Report) -> String {
         s += &format!("- {}\n", esc(&h.text));
     }
     s += "\n";
-
-    s += "## Survey\n\n";
-    let rows = r
-        .departments
-        .iter()
-        .map(|d| vec![dept(&d.department), format!("{}{}", display::count(d.active_hosts), if d.hosts_exact { "" } else { " (est.)" })])
-        .collect();
-    s += &table(&["Department", "Active devices"], 1, rows);
-    s += &usage("By category", &r.survey.categories, false, false);
-    s += &usage("By service", &r.survey.services, true, false);
-    s += &usage("By service and channel", &r.survey.channels, true, true);
-    s += &format!("Groups of fewer than {} devices, and departments with fewer than {} active devices, are not shown.\n\n", r.k, r.k);
-
-    s += "## Trend by week\n\n";
-    if r.trend.weeks.is_empty() {
-        s += "No weekly data.\n\n";
-    } else {
-        let rows = r
-            .trend
-            .weeks
-            .iter()
-            .map(|w| vec![w.start.to_string(), w.days_in_period.to_string(), w.active_hosts.map(display::count).unwrap_or_else(|| "–".into())])
-            .collect();
-        s += &table(&["Week of", "Days in period", "Active devices"], 2, rows);
-        let rows = r
-            .trend
-            .lines
-            .iter()
-            .map(|l| vec![l.week.to_string(), dept(&l.department), esc(&l.category), esc(&l.status), display::count(l.hosts), display::percent(l.share), display::count(l.flows)])
-            .collect();
-        s += &table(&["Week of", "Department", "Category", "Status", "Devices", "Share", "Flows"], 3, rows);
-    }
 
     s += "## Top unsanctioned services\n\n";
     if r.top_unsanctioned.is_empty() {
@@ -164,6 +132,38 @@ pub fn render(r: &Report) -> String {
             .collect();
         s += &table(&["#", "Service", "Category", "Devices", "Share", "Flows", "Up", "Down", "Departments"], 6, rows);
     }
+
+    s += "## Trend by week\n\n";
+    if r.trend.weeks.is_empty() {
+        s += "No weekly data.\n\n";
+    } else {
+        let rows = r
+            .trend
+            .weeks
+            .iter()
+            .map(|w| vec![w.start.to_string(), w.days_in_period.to_string(), w.active_hosts.map(display::count).unwrap_or_else(|| "–".into())])
+            .collect();
+        s += &table(&["Week of", "Days in period", "Active devices"], 2, rows);
+        let rows = r
+            .trend
+            .lines
+            .iter()
+            .map(|l| vec![l.week.to_string(), dept(&l.department), esc(&l.category), esc(&l.status), display::count(l.hosts), display::percent(l.share), display::count(l.flows)])
+            .collect();
+        s += &table(&["Week of", "Department", "Category", "Status", "Devices", "Share", "Flows"], 3, rows);
+    }
+
+    s += "## Survey\n\n";
+    let rows = r
+        .departments
+        .iter()
+        .map(|d| vec![dept(&d.department), format!("{}{}", display::count(d.active_hosts), if d.hosts_exact { "" } else { " (est.)" })])
+        .collect();
+    s += &table(&["Department", "Active devices"], 1, rows);
+    s += &usage("By category", &r.survey.categories, false, false);
+    s += &usage("By service", &r.survey.services, true, false);
+    s += &usage("By service and channel", &r.survey.channels, true, true);
+    s += &format!("Groups of fewer than {} devices, and departments with fewer than {} active devices, are not shown.\n\n", r.k, r.k);
 
     let e = &r.exemptions;
     s += &format!("## Exemptions\n\nAs of {}; expiring: within {} days.\n\n", e.as_of, e.expiring_within_days);
