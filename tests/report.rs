@@ -116,6 +116,10 @@ fn fixture_renders_in_every_format_byte_identically() {
     let csv = String::from_utf8(first["csv"].clone()).unwrap();
     assert!(csv.starts_with("section,department,category,service,channel,status,week,name,metric,value\r\n"));
     assert!(csv.contains("\r\nsurvey_category,finance,messaging,,,unsanctioned,,,share,0.2611\r\n"), "finance: 47 of 180 devices");
+    let html = String::from_utf8(first["html"].clone()).unwrap().to_ascii_lowercase();
+    for banned in ["<script", "http:", "https:", "url(", "@import", "<link", "src="] {
+        assert!(!html.contains(banned), "the page is self-contained: it has {banned:?}");
+    }
     let md = String::from_utf8(first["md"].clone()).unwrap();
     assert!(md.contains("## Methodology and coverage"));
 
@@ -391,6 +395,7 @@ fn prometheus_source_reports_what_the_sensor_exposes() {
     let mut cmd = shadowtap();
     cmd.args(["run", "--config", "rules/config.toml", "--pcap", "pcaps", "--listen", &format!("127.0.0.1:{shadowtap_port}")]);
     let mut sensor = Proc::spawn("shadowtap run", cmd, tmp.0.join("shadowtap.log"));
+    let started_sensor = Instant::now();
     let started = Instant::now();
     loop {
         sensor.assert_running("replaying pcaps/");
@@ -466,6 +471,10 @@ fn prometheus_source_reports_what_the_sensor_exposes() {
     let sensors = json["methodology"]["sensors"].as_array().unwrap();
     assert_eq!(sensors.len(), 1);
     assert_eq!(sensors[0]["name"], format!("127.0.0.1:{shadowtap_port}"));
+    // Up since a few seconds: the uptime counts from the first scrape (to within a step of the
+    // subquery, 120 s for two days), not from the start of the period.
+    let uptime = sensors[0]["uptime_secs"].as_u64().unwrap();
+    assert!(uptime <= started_sensor.elapsed().as_secs() + 180, "uptime {uptime} s");
     assert_eq!(json["methodology"]["catalog_digests"], serde_json::json!([digest]));
 
     let mut rows = 0;

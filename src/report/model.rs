@@ -696,8 +696,8 @@ fn flow_shares(map: &BTreeMap<String, u64>, total: u64) -> Vec<FlowShare> {
     map.iter().map(|(name, &flows)| FlowShare { name: name.clone(), flows, share: share(flows, total) }).collect()
 }
 
-/// The host-counting method and its error, in words.
-pub fn host_method_text(method: &HostMethod) -> (String, String) {
+/// The host-counting method and its error, in words, for a period of `days` days.
+pub fn host_method_text(method: &HostMethod, days: u32) -> (String, String) {
     match method {
         HostMethod::Sketch { relative_error, exact_below, key_epochs } => {
             let pct = relative_error * 100.0;
@@ -718,18 +718,27 @@ pub fn host_method_text(method: &HostMethod) -> (String, String) {
               period (per group, and per department for the denominators)."
                 .into(), error)
         }
-        HostMethod::PrometheusWindow { window } => (
-            format!(
-                "Distinct devices are the sensors' exact distinct-host gauges over the {window} window ending at the \
-                 end of the period, added across sensors; flows and bytes are the counters' increase over the period."
-            ),
-            format!(
-                "Channels of a service and services of a category are folded by their largest group, so shares per \
-                 service and category are lower bounds. The {window} window may begin before the period (devices \
-                 active just before it count) and, for a period longer than 30 days, covers only its last 30 days. \
-                 A device seen by two sensors counts twice."
-            ),
-        ),
+        HostMethod::PrometheusWindow { window } => {
+            let reach = if window == "30d" && days > 30 {
+                format!(
+                    "The period is {days} days long and the sensors' longest window is 30 days: devices are counted \
+                     over the period's last 30 days only, so every device count and share is a lower bound."
+                )
+            } else {
+                format!("The {window} window may begin before the period: devices active just before it count.")
+            };
+            (
+                format!(
+                    "Distinct devices are the sensors' exact distinct-host gauges over the {window} window ending at \
+                     the end of the period, added across sensors; flows and bytes are the counters' increase over the \
+                     period."
+                ),
+                format!(
+                    "Channels of a service and services of a category are folded by their largest group, so shares per \
+                     service and category are lower bounds. {reach} A device seen by two sensors counts twice."
+                ),
+            )
+        }
     }
 }
 
@@ -758,7 +767,7 @@ fn methodology(input: &ReportInput, k_requested: u64, k: u64, withheld: Withheld
     let named_flows = c.named_by_signal.values().fold(0u64, |a, n| a.saturating_add(*n));
     let unnamed_flows = unnamed.values().fold(0u64, |a, n| a.saturating_add(*n));
     let flows = named_flows.saturating_add(unnamed_flows);
-    let (host_method_text, host_error_text) = host_method_text(&input.host_method);
+    let (host_method_text, host_error_text) = host_method_text(&input.host_method, period.days);
     let rows: u64 = withheld.rows.values().sum();
     let notes = vec![
         format!(
@@ -1036,6 +1045,15 @@ pub(crate) mod tests {
         assert!(m.host_error_text.contains("1.0%"));
         assert_eq!(r.period.label, "October 2026");
         assert_eq!(r.period.days, 31);
+    }
+
+    #[test]
+    fn the_method_says_when_the_window_is_shorter_than_the_period() {
+        let w = HostMethod::PrometheusWindow { window: "30d".into() };
+        assert!(host_method_text(&w, 92).1.contains("92 days long") && host_method_text(&w, 92).1.contains("lower bound"));
+        assert!(!host_method_text(&w, 30).1.contains("days long"));
+        let s = HostMethod::Sketch { relative_error: 0.0081, exact_below: 64, key_epochs: 2 };
+        assert!(host_method_text(&s, 31).1.contains("changed 1 time during"));
     }
 
     #[test]
