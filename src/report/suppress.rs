@@ -44,7 +44,10 @@ pub struct Rows<'a> {
 pub fn departments(rows: &[DepartmentRow], k: u64) -> Departments<'_> {
     let mut out = Departments::default();
     for row in rows {
-        if row.active_hosts.count >= k && !out.shown.contains_key(row.department.as_str()) {
+        if out.shown.contains_key(row.department.as_str()) || out.withheld.contains(&row.department.as_str()) {
+            continue; // a duplicate row (corrupt input): the first one counts
+        }
+        if row.active_hosts.count >= k {
             out.shown.insert(&row.department, row);
         } else {
             out.withheld.push(&row.department);
@@ -174,6 +177,14 @@ mod tests {
         assert_eq!(usage(&rows, &sel, 5).shown.len(), 4);
         let rows = [row("_all", "whatsapp", 22), row("finance", "whatsapp", 9), row("legal", "whatsapp", 8)];
         assert_eq!(usage(&rows, &sel, 5).shown.len(), 3, "22 - 17 = 5 hosts elsewhere: not below k");
+    }
+
+    #[test]
+    fn a_duplicate_department_row_is_ignored() {
+        let d = [dept("finance", 50), dept("finance", 2), dept("tiny", 2), dept("tiny", 50)];
+        let sel = departments(&d, 5);
+        assert_eq!(sel.shown["finance"].active_hosts.count, 50);
+        assert_eq!(sel.withheld, ["tiny"]);
     }
 
     #[test]
