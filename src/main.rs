@@ -127,6 +127,10 @@ enum Command {
         #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
+    /// Survey report of a period (HTML, Markdown, CSV or JSON) for CISOs and auditors: use per
+    /// department, category and service, weekly trend, top unsanctioned services, exemptions,
+    /// methodology and coverage. Groups smaller than the minimum group size are never shown.
+    Report(ReportArgs),
     /// Show which service, channel, rule and status a host name or IP address matches.
     Explain {
         /// A host name (`web.whatsapp.com`) or an IP address.
@@ -149,6 +153,117 @@ enum StoreAction {
         #[arg(long, value_name = "FILE")]
         to: PathBuf,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ReportFormatArg {
+    Html,
+    Md,
+    Csv,
+    Json,
+}
+
+/// Where `report` reads the facts of the period: exactly one.
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+struct ReportSource {
+    /// The local rollup store of `shadowtap run`.
+    #[arg(long, value_name = "FILE")]
+    store: Option<PathBuf>,
+    /// A Prometheus server's base URL (all its shadowtap sensors are reported together).
+    #[arg(long, value_name = "URL")]
+    prometheus: Option<String>,
+    /// A saved report input (ReportInput as JSON), e.g. an archived survey.
+    #[arg(long, value_name = "FILE")]
+    input: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// First day of the period (YYYY-MM-DD, UTC); with --input, the input's by default.
+    #[arg(long, value_name = "DATE")]
+    from: Option<String>,
+    /// Last day of the period (YYYY-MM-DD, UTC, inclusive).
+    #[arg(long, value_name = "DATE")]
+    to: Option<String>,
+    /// Report on one department only.
+    #[arg(long, value_name = "ID")]
+    department: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "html")]
+    format: ReportFormatArg,
+    /// Output file (standard output when absent).
+    #[arg(short = 'o', long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Minimum group size: no group of fewer hosts is shown (the sensors' own k applies if larger).
+    #[arg(long, value_name = "N", default_value_t = shadowtap::report::command::DEFAULT_K)]
+    k: u64,
+    /// Day exemptions are judged on (expired, expiring); the last day of the period by default.
+    #[arg(long, value_name = "DATE")]
+    as_of: Option<String>,
+    /// Days after --as-of within which an exemption counts as expiring.
+    #[arg(long, value_name = "DAYS", default_value_t = shadowtap::report::model::DEFAULT_EXPIRING_WITHIN_DAYS)]
+    expiring_within: u32,
+    #[command(flatten)]
+    source: ReportSource,
+    /// Basic-auth user for --prometheus; the password is read from the environment variable
+    /// SHADOWTAP_PROMETHEUS_PASSWORD.
+    #[arg(long, value_name = "USER", requires = "prometheus")]
+    prometheus_user: Option<String>,
+}
+
+/// Environment variable holding the password of --prometheus-user (never on the command line,
+/// where other users could read it).
+const PROMETHEUS_PASSWORD_ENV: &str = "SHADOWTAP_PROMETHEUS_PASSWORD";
+
+/// `shadowtap report`: arguments to a `report::Command`, then run it.
+fn report(args: ReportArgs) -> ExitCode {
+    use shadowtap::report::{self, ReportError};
+    let date = |d: Option<String>| d.as_deref().map(report::command::parse_date).transpose();
+    let command = (|| -> Result<report::Command, ReportError> {
+        let source = match (args.source.store, args.source.prometheus, args.source.input) {
+            (Some(path), _, _) => report::Source::Store(path),
+            (_, Some(url), _) => {
+                let password = std::env::var(PROMETHEUS_PASSWORD_ENV).ok();
+                if args.prometheus_user.is_some() && password.is_none() {
+                    return Err(ReportError::Usage(format!("--prometheus-user needs the password in {PROMETHEUS_PASSWORD_ENV}")));
+                }
+                report::Source::Prometheus(report::prometheus::Server { url, user: args.prometheus_user, password })
+            }
+            (_, _, Some(path)) => report::Source::Input(path),
+            (None, None, None) => return Err(ReportError::Usage("give --store, --prometheus or --input".into())),
+        };
+        Ok(report::Command {
+            source,
+            from: date(args.from)?,
+            to: date(args.to)?,
+            department: args.department,
+            format: match args.format {
+                ReportFormatArg::Html => report::Format::Html,
+                ReportFormatArg::Md => report::Format::Markdown,
+                ReportFormatArg::Csv => report::Format::Csv,
+                ReportFormatArg::Json => report::Format::Json,
+            },
+            output: args.output,
+            k: args.k,
+            as_of: date(args.as_of)?,
+            expiring_within_days: args.expiring_within,
+        })
+    })();
+    // Rounded up: queries run at whole seconds, and a sample scraped in the current second
+    // must be inside the period.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64 + i64::from(d.subsec_nanos() > 0))
+        .unwrap_or(0);
+    let stdout = std::io::stdout();
+    match command.and_then(|c| report::run(&c, now, &mut stdout.lock())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
 }
 
 /// The bundled configuration (example departments and policy over `pcaps/`).
@@ -204,6 +319,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Report(args) => report(args),
         Command::Explain { query, config } => runtime::explain(&config, &query, &mut std::io::stdout()),
         Command::Inspect {
             inputs,

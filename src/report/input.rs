@@ -22,7 +22,14 @@ pub enum HostMethod {
     /// over the period: `relative_error` is the sketch's standard error (exact below
     /// `exact_below` hosts); `key_epochs` > 1 means the period spans pseudonym keys, and a host
     /// seen under two keys counts twice (an upper bound).
-    Sketch { relative_error: f64, exact_below: u64, key_epochs: u32 },
+    Sketch {
+        /// Relative standard error of an estimate above `exact_below` (0.01 = 1%).
+        relative_error: f64,
+        /// Counts below this many hosts are exact.
+        exact_below: u64,
+        /// Pseudonym keys in force during the period (1 = no rotation inside it).
+        key_epochs: u32,
+    },
     /// Prometheus: the sensors' `shadowtap_hosts` gauges over their largest window that covers
     /// the period (`window`), channels folded by max (a lower bound per service and category).
     PrometheusWindow {
@@ -73,6 +80,10 @@ pub struct UsageRow {
 
 /// Active hosts of a department (or the organisation) over the period or a week: the
 /// denominator of every share.
+///
+/// The [`ALL_DEPARTMENTS`] row holds the organisation's totals, departments below the minimum
+/// group size included: the report takes its unnamed flows as the organisation's (and sums the
+/// departments' only when that row is absent).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DepartmentRow {
     /// Department id, or [`ALL_DEPARTMENTS`].
@@ -144,6 +155,12 @@ pub struct Coverage {
 }
 
 /// Everything a report is computed from.
+///
+/// A source fills it for every department, whatever department a report is asked for:
+/// `report::model` applies the minimum group size over all departments before it narrows to
+/// one, so that two reports of the same period never show two figures whose difference
+/// describes fewer than k hosts. Serialised with serde as JSON (dates as `YYYY-MM-DD`), it is
+/// the `--input` of `shadowtap report` and the archive of a survey.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReportInput {
     /// First day of the period (UTC, inclusive).

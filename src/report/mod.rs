@@ -1,4 +1,23 @@
 //! Reports for CISOs and auditors: survey tables, weekly trends, exemptions and methodology,
 //! computed from a [`input::ReportInput`] and rendered as HTML, Markdown, CSV or JSON.
+//!
+//! ```text
+//! source                          input::ReportInput        model::Report::build       render::render
+//! --input FILE.json  ─┐           (aggregated facts:        (k-suppression, shares,    (HTML, Markdown,
+//! --prometheus URL   ─┼─ load ──► no host, no address) ───► headlines, trend, ...) ──► CSV, JSON)
+//! --store FILE       ─┘
+//! ```
+//!
+//! `model` and `render` are pure; only `command` (files) and `prometheus` (HTTP) do I/O.
 
+pub mod command;
+pub mod display;
 pub mod input;
+pub mod model;
+pub mod prometheus;
+pub mod render;
+mod suppress;
+
+pub use command::{run, Command, ReportError, Source};
+pub use model::{Report, ReportOptions};
+pub use render::{render, Format};

@@ -1,0 +1,286 @@
+//! `shadowtap report`: reads the facts of a period from a source, builds the report and writes
+//! it. Sources: a saved [`ReportInput`] (`--input`, JSON), a Prometheus server
+//! (`--prometheus`), or the local rollup store (`--store`, glued in after the store lands).
+
+use std::path::PathBuf;
+
+use time::Date;
+
+use super::input::ReportInput;
+use super::model::{Report, ReportOptions, DEFAULT_EXPIRING_WITHIN_DAYS};
+use super::prometheus::{self, PromError};
+use super::render::{render, Format};
+
+/// Minimum group size of a report unless asked otherwise (the sensors' default too): a report
+/// is handed upwards, so it never shows smaller groups than production sensors would.
+pub const DEFAULT_K: u64 = 5;
+
+/// Where the facts come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A `ReportInput` saved as JSON (an archived survey, a test fixture).
+    Input(PathBuf),
+    /// The local rollup store.
+    Store(PathBuf),
+    /// A Prometheus server's HTTP API.
+    Prometheus(prometheus::Server),
+}
+
+/// What `shadowtap report` was asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    /// The source.
+    pub source: Source,
+    /// First day; required except with [`Source::Input`] (whose period it must then match).
+    pub from: Option<Date>,
+    /// Last day; as `from`.
+    pub to: Option<Date>,
+    /// Narrow to one department.
+    pub department: Option<String>,
+    /// Output format.
+    pub format: Format,
+    /// Output file; standard output when none.
+    pub output: Option<PathBuf>,
+    /// Minimum group size asked for (the larger of this and the sensors' applies).
+    pub k: u64,
+    /// Day exemptions are judged on; `to` when none.
+    pub as_of: Option<Date>,
+    /// Days within which an exemption counts as expiring.
+    pub expiring_within_days: u32,
+}
+
+impl Command {
+    /// A command with the defaults: HTML, every department, k = [`DEFAULT_K`].
+    pub fn new(source: Source, from: Option<Date>, to: Option<Date>) -> Command {
+        Command {
+            source,
+            from,
+            to,
+            department: None,
+            format: Format::Html,
+            output: None,
+            k: DEFAULT_K,
+            as_of: None,
+            expiring_within_days: DEFAULT_EXPIRING_WITHIN_DAYS,
+        }
+    }
+}
+
+/// Why a report could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The command line asks for something impossible (bad dates, empty period...): exit 2.
+    #[error("{0}")]
+    Usage(String),
+    /// The input file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The input file is not a report input.
+    #[error("{path} is not a report input (ReportInput as JSON): {source}")]
+    Input {
+        /// The file.
+        path: PathBuf,
+        /// Where and why it did not parse.
+        source: serde_json::Error,
+    },
+    /// The Prometheus source failed.
+    #[error(transparent)]
+    Prometheus(#[from] PromError),
+    /// The rollup store is not part of this build yet.
+    #[error("--store: the rollup store is not built into this version yet; use --prometheus URL or --input FILE")]
+    StoreNotBuilt,
+    /// The output could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file (`-` for standard output).
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+impl ReportError {
+    /// The process exit code: 2 for a bad command line, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ReportError::Usage(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// Parses a `YYYY-MM-DD` date.
+///
+/// # Errors
+/// [`ReportError::Usage`] naming the text.
+pub fn parse_date(text: &str) -> Result<Date, ReportError> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    Date::parse(text.trim(), format).map_err(|e| ReportError::Usage(format!("bad date {text:?} ({e}): expected YYYY-MM-DD")))
+}
+
+/// Checks the period of a command against the source's needs; returns it.
+fn period(cmd: &Command) -> Result<(Date, Date), ReportError> {
+    let (Some(from), Some(to)) = (cmd.from, cmd.to) else {
+        return Err(ReportError::Usage("--from and --to are required with --store and --prometheus".into()));
+    };
+    if from > to {
+        return Err(ReportError::Usage(format!("empty period: --from {from} is after --to {to}")));
+    }
+    Ok((from, to))
+}
+
+/// Reads a saved input, checking it against `--from`/`--to` when given.
+fn read_input(path: &PathBuf, cmd: &Command) -> Result<ReportInput, ReportError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ReportError::Read { path: path.clone(), source })?;
+    let input: ReportInput = serde_json::from_str(&text).map_err(|source| ReportError::Input { path: path.clone(), source })?;
+    if input.from > input.to {
+        return Err(ReportError::Usage(format!("{}: empty period {} to {}", path.display(), input.from, input.to)));
+    }
+    if cmd.from.is_some_and(|f| f != input.from) || cmd.to.is_some_and(|t| t != input.to) {
+        return Err(ReportError::Usage(format!(
+            "{} covers {} to {}: leave out --from/--to or give that period (a saved input cannot be cut)",
+            path.display(),
+            input.from,
+            input.to
+        )));
+    }
+    Ok(input)
+}
+
+/// The facts of the command's period from its source; `now` is the current Unix time.
+///
+/// # Errors
+/// Usage errors, and the source's errors.
+pub fn load(cmd: &Command, now: i64) -> Result<ReportInput, ReportError> {
+    match &cmd.source {
+        Source::Input(path) => read_input(path, cmd),
+        Source::Prometheus(server) => {
+            let (from, to) = period(cmd)?;
+            Ok(prometheus::load(server, from, to, now)?)
+        }
+        Source::Store(_path) => {
+            let (_from, _to) = period(cmd)?;
+            // GLUE(store): once `crate::store` is merged, replace the next line with
+            //   Ok(crate::store::Store::open(_path)?.load(_from, _to, None)?)
+            // (with `From<StoreError> for ReportError`). Load every department (None), not
+            // `cmd.department`: the model decides suppression over all departments first.
+            Err(ReportError::StoreNotBuilt)
+        }
+    }
+}
+
+/// The rendered report of `input` for the command's options.
+///
+/// # Errors
+/// [`ReportError::Usage`] when `--department` names a department the input does not know.
+pub fn report(cmd: &Command, input: &ReportInput) -> Result<String, ReportError> {
+    if let Some(d) = &cmd.department {
+        if !input.departments.iter().any(|r| &r.department == d) {
+            return Err(ReportError::Usage(format!("department {d:?} has no data in {} to {}", input.from, input.to)));
+        }
+    }
+    let opts = ReportOptions {
+        k: cmd.k,
+        department: cmd.department.clone(),
+        as_of: cmd.as_of.unwrap_or(input.to),
+        expiring_within_days: cmd.expiring_within_days,
+    };
+    Ok(render(&Report::build(input, &opts), cmd.format))
+}
+
+/// Runs `shadowtap report`: loads, builds, renders and writes to `--output` or `stdout`.
+///
+/// # Errors
+/// See [`ReportError`]; [`ReportError::exit_code`] gives the exit status.
+pub fn run(cmd: &Command, now: i64, stdout: &mut dyn std::io::Write) -> Result<(), ReportError> {
+    if cmd.from.is_some() != cmd.to.is_some() {
+        return Err(ReportError::Usage("give both --from and --to".into()));
+    }
+    let input = load(cmd, now)?;
+    let text = report(cmd, &input)?;
+    match &cmd.output {
+        Some(path) => std::fs::write(path, text).map_err(|source| ReportError::Write { path: path.clone(), source }),
+        None => stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).map_err(|source| ReportError::Write { path: "-".into(), source }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::date;
+
+    fn temp(name: &str, text: &str) -> PathBuf {
+        let p = std::env::temp_dir().join(format!("shadowtap-report-{}-{name}", std::process::id()));
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn dates_parse_or_say_what_is_expected() {
+        assert_eq!(parse_date("2026-10-01").unwrap(), date!(2026 - 10 - 01));
+        for bad in ["2026-13-01", "2026-02-30", "01/10/2026", "", "yesterday"] {
+            let e = parse_date(bad).unwrap_err();
+            assert_eq!(e.exit_code(), 2);
+            assert!(e.to_string().contains("YYYY-MM-DD"), "{e}");
+        }
+    }
+
+    #[test]
+    fn empty_periods_and_missing_dates_are_usage_errors() {
+        let prom = Source::Prometheus(prometheus::Server { url: "http://127.0.0.1:1".into(), user: None, password: None });
+        let cmd = Command::new(prom.clone(), Some(date!(2026 - 10 - 31)), Some(date!(2026 - 10 - 01)));
+        let e = run(&cmd, 0, &mut Vec::new()).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("empty period"), "{e}");
+        let e = run(&Command::new(prom.clone(), None, None), 0, &mut Vec::new()).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        let e = run(&Command::new(prom, Some(date!(2026 - 10 - 01)), None), 0, &mut Vec::new()).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn the_store_is_one_clearly_marked_gap() {
+        let cmd = Command::new(Source::Store("x.db".into()), Some(date!(2026 - 10 - 01)), Some(date!(2026 - 10 - 31)));
+        let e = run(&cmd, 0, &mut Vec::new()).unwrap_err();
+        assert!(matches!(e, ReportError::StoreNotBuilt));
+        assert_eq!(e.exit_code(), 1);
+    }
+
+    #[test]
+    fn corrupt_inputs_give_errors_not_panics() {
+        for (name, text) in [("empty", ""), ("junk", "{\"from\": 3"), ("array", "[]"), ("baddate", "{\"from\": \"2026-99-01\"}")] {
+            let p = temp(name, text);
+            let e = run(&Command::new(Source::Input(p.clone()), None, None), 0, &mut Vec::new()).unwrap_err();
+            assert!(matches!(e, ReportError::Input { .. }), "{name}: {e}");
+            assert!(e.to_string().contains("not a report input"));
+            std::fs::remove_file(p).unwrap();
+        }
+        let e = run(&Command::new(Source::Input("/nonexistent/x.json".into()), None, None), 0, &mut Vec::new()).unwrap_err();
+        assert!(matches!(e, ReportError::Read { .. }));
+    }
+
+    #[test]
+    fn a_saved_input_renders_and_keeps_its_period() {
+        let input = crate::report::model::tests::input();
+        let p = temp("ok.json", &serde_json::to_string(&input).unwrap());
+        let mut cmd = Command::new(Source::Input(p.clone()), None, None);
+        cmd.format = Format::Json;
+        let mut out = Vec::new();
+        run(&cmd, 0, &mut out).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["period"]["from"], "2026-10-01");
+        cmd.from = Some(date!(2026 - 10 - 02));
+        cmd.to = Some(date!(2026 - 10 - 31));
+        assert_eq!(run(&cmd, 0, &mut Vec::new()).unwrap_err().exit_code(), 2, "a saved input cannot be cut");
+        cmd.from = None;
+        cmd.to = None;
+        cmd.department = Some("nosuch".into());
+        assert_eq!(run(&cmd, 0, &mut Vec::new()).unwrap_err().exit_code(), 2);
+        std::fs::remove_file(p).unwrap();
+    }
+}

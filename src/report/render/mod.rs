@@ -1,0 +1,96 @@
+//! Renderings of a [`Report`]: self-contained HTML (inline CSS and SVG, prints to A4),
+//! Markdown (GitHub tables), CSV (one long table) and JSON (the report itself).
+//!
+//! All four are pure functions of the report: the same report gives the same bytes. None of
+//! them reads a clock, a locale or an environment variable.
+//!
+//! **Checkable numbers (HTML).** Every number the HTML shows sits in an element with two
+//! attributes: `data-key`, a stable name built from the row's labels (`cat/finance/messaging/
+//! unsanctioned/share`: table, department, labels, metric; see [`html`]), and `data-ptr`, the
+//! JSON pointer (RFC 6901) of the value in the JSON rendering of the same report
+//! (`/survey/categories/3/share`), with `data-fmt` saying how it is printed (`percent`,
+//! `count`, `bytes`, `int`, `text`). The Chromium test reads the rendered page, resolves each
+//! pointer in the JSON and compares.
+
+pub mod csv;
+pub mod html;
+pub mod markdown;
+mod svg;
+
+use super::model::Report;
+
+/// An output format of `shadowtap report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// A self-contained HTML page (no script, no external resource), for screens and PDF.
+    Html,
+    /// Markdown with GitHub tables.
+    Markdown,
+    /// CSV, one long table (see [`csv`] for the columns), RFC 4180.
+    Csv,
+    /// The report as pretty-printed JSON.
+    Json,
+}
+
+impl Format {
+    /// The usual file extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Html => "html",
+            Format::Markdown => "md",
+            Format::Csv => "csv",
+            Format::Json => "json",
+        }
+    }
+}
+
+/// Renders `report` in `format`.
+pub fn render(report: &Report, format: Format) -> String {
+    match format {
+        Format::Html => html::render(report),
+        Format::Markdown => markdown::render(report),
+        Format::Csv => csv::render(report),
+        Format::Json => json(report),
+    }
+}
+
+/// The report as pretty JSON with a final newline; fields in declaration order.
+pub fn json(report: &Report) -> String {
+    // Serialising a report cannot fail: every map key is a string and serde_json writes
+    // non-finite numbers as null. The fallback keeps the function total all the same.
+    match serde_json::to_string_pretty(report) {
+        Ok(mut text) => {
+            text.push('\n');
+            text
+        }
+        Err(e) => format!("{{\"error\": {}}}\n", serde_json::Value::String(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::report::model::{tests::input, Report, ReportOptions};
+
+    pub(crate) fn report() -> Report {
+        let i = input();
+        Report::build(&i, &ReportOptions::for_input(&i))
+    }
+
+    #[test]
+    fn every_format_is_deterministic() {
+        for f in [Format::Html, Format::Markdown, Format::Csv, Format::Json] {
+            assert_eq!(render(&report(), f), render(&report(), f), "{f:?}");
+        }
+    }
+
+    #[test]
+    fn json_round_trips_to_the_same_report() {
+        let r = report();
+        let text = json(&r);
+        assert!(text.ends_with("}\n"));
+        let back: Report = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, r);
+        assert!(text.contains("\"from\": \"2026-10-01\""), "dates as text");
+    }
+}

@@ -1,0 +1,515 @@
+//! `shadowtap report` end to end:
+//!
+//! 1. The synthetic survey of `tests/fixtures/report-input.json` (see the README there) in all
+//!    four formats: JSON and CSV byte-identical across runs and across a JSON round trip of the
+//!    input; no group below k; the auditor's sentences.
+//! 2. The HTML in headless Chromium (Debian `chromium`): every number marked with `data-key`
+//!    in the rendered DOM equals the JSON report's value at its `data-ptr`, every row of the
+//!    JSON is shown, and the PDF Chromium prints (read back with `pdftotext` from
+//!    `poppler-utils`) shows the same numbers in the same order, on several A4 pages.
+//! 3. The Prometheus source: `shadowtap run` replays `pcaps/`, a real Prometheus (Debian
+//!    `prometheus`) scrapes it every second, and `shadowtap report --prometheus` gives the
+//!    flows, hosts and active hosts of the sensor's own `/metrics`.
+//!
+//! `.ci/test` installs chromium, poppler-utils and prometheus.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::root;
+use common::stack::*;
+use serde_json::Value;
+
+const FIXTURE: &str = "tests/fixtures/report-input.json";
+const CHROMIUM_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn shadowtap() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_shadowtap"));
+    c.current_dir(root());
+    c
+}
+
+/// Runs `shadowtap report ARGS`, expecting success; returns stdout.
+fn report(args: &[&str]) -> Vec<u8> {
+    let out = shadowtap().arg("report").args(args).output().unwrap();
+    assert!(out.status.success(), "shadowtap report {args:?}: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+/// Runs a command with stdout and stderr in files, killed after `timeout`.
+fn run_with_timeout(mut cmd: Command, what: &str, dir: &Path, timeout: Duration) -> Output {
+    let (out_path, err_path) = (dir.join(format!("{what}.out")), dir.join(format!("{what}.err")));
+    cmd.stdin(Stdio::null()).stdout(std::fs::File::create(&out_path).unwrap()).stderr(std::fs::File::create(&err_path).unwrap());
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if started.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not finish within {timeout:?}:\n{}", std::fs::read_to_string(&err_path).unwrap_or_default());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Output { status, stdout: std::fs::read(&out_path).unwrap(), stderr: std::fs::read(&err_path).unwrap() }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. The fixture in every format.
+
+#[test]
+fn fixture_renders_in_every_format_byte_identically() {
+    let tmp = TempDir::new();
+    let mut first: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
+    for format in ["json", "csv", "md", "html"] {
+        let a = report(&["--input", FIXTURE, "--format", format]);
+        let file = tmp.0.join(format!("r.{format}"));
+        report(&["--input", FIXTURE, "--format", format, "-o", file.to_str().unwrap()]);
+        let b = std::fs::read(&file).unwrap();
+        assert!(a == b, "{format}: two runs (stdout, -o) differ");
+        first.insert(format, a);
+    }
+    // The same input after a JSON round trip through the library's types.
+    let input: shadowtap::report::input::ReportInput =
+        serde_json::from_str(&std::fs::read_to_string(root().join(FIXTURE)).unwrap()).unwrap();
+    let again = tmp.0.join("again.json");
+    std::fs::write(&again, serde_json::to_string(&input).unwrap()).unwrap();
+    for format in ["json", "csv"] {
+        let b = report(&["--input", again.to_str().unwrap(), "--format", format]);
+        assert!(first[format] == b, "{format}: differs after a JSON round trip of the input");
+    }
+    // Default format: HTML.
+    assert!(report(&["--input", FIXTURE]) == first["html"]);
+
+    let json: Value = serde_json::from_slice(&first["json"]).unwrap();
+    assert_eq!(json["k"], 5);
+    assert_eq!(json["period"]["label"], "October 2026");
+    for table in ["categories", "services", "channels"] {
+        for row in json["survey"][table].as_array().unwrap() {
+            assert!(row["hosts"].as_u64().unwrap() >= 5, "{table}: a group below k is shown: {row}");
+            assert_ne!(row["department"], "audit");
+            assert_ne!(row["department"], "security");
+        }
+    }
+    assert_eq!(json["methodology"]["withheld"]["departments"], 2, "audit and security have fewer than 5 devices");
+    let headlines: Vec<&str> = json["headlines"].as_array().unwrap().iter().map(|h| h["text"].as_str().unwrap()).collect();
+    assert!(
+        headlines.contains(&"In October 2026, 30.2% of active devices in the organisation used unsanctioned messaging (whatsapp, telegram, signal); 13 of 14 departments did."),
+        "{headlines:#?}"
+    );
+    let states: Vec<(&str, &str)> = json["exemptions"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["department"].as_str().unwrap(), e["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(states, [("communications", "expired"), ("international", "expired"), ("legal", "expiring"), ("research", "valid")]);
+    let after: BTreeSet<&str> = json["exemptions"]["after_expiry"].as_array().unwrap().iter().map(|e| e["service"].as_str().unwrap()).collect();
+    assert_eq!(after, BTreeSet::from(["telegram", "wetransfer"]));
+
+    let csv = String::from_utf8(first["csv"].clone()).unwrap();
+    assert!(csv.starts_with("section,department,category,service,channel,status,week,name,metric,value\r\n"));
+    assert!(csv.contains("\r\nsurvey_category,finance,messaging,,,unsanctioned,,,share,0.2611\r\n"), "finance: 47 of 180 devices");
+    let html = String::from_utf8(first["html"].clone()).unwrap().to_ascii_lowercase();
+    for banned in ["<script", "http:", "https:", "url(", "@import", "<link", "src="] {
+        assert!(!html.contains(banned), "the page is self-contained: it has {banned:?}");
+    }
+    let md = String::from_utf8(first["md"].clone()).unwrap();
+    assert!(md.contains("## Methodology and coverage"));
+
+    // One department: only its rows, and the same suppression as the organisation's report.
+    let one: Value = serde_json::from_slice(&report(&["--input", FIXTURE, "--format", "json", "--department", "finance"])).unwrap();
+    let deps: BTreeSet<&str> = one["survey"]["services"].as_array().unwrap().iter().map(|r| r["department"].as_str().unwrap()).collect();
+    assert_eq!(deps, BTreeSet::from(["finance"]));
+    let org: BTreeSet<String> = json["survey"]["services"].as_array().unwrap().iter().filter(|r| r["department"] == "finance").map(|r| r.to_string()).collect();
+    let dep: BTreeSet<String> = one["survey"]["services"].as_array().unwrap().iter().map(|r| r.to_string()).collect();
+    assert_eq!(org, dep, "a department's rows are the same in both reports");
+}
+
+#[test]
+fn bad_command_lines_exit_2_and_bad_inputs_exit_1() {
+    let tmp = TempDir::new();
+    let code = |args: &[&str]| -> (Option<i32>, String) {
+        let out = shadowtap().arg("report").args(args).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (c, e) = code(&["--prometheus", "http://127.0.0.1:9", "--from", "2026-10-31", "--to", "2026-10-01"]);
+    assert_eq!(c, Some(2), "{e}");
+    assert!(e.contains("empty period"), "{e}");
+    let (c, e) = code(&["--prometheus", "http://127.0.0.1:9", "--from", "2026-10-32", "--to", "2026-10-01"]);
+    assert_eq!(c, Some(2), "{e}");
+    assert!(e.contains("YYYY-MM-DD"), "{e}");
+    let (c, _) = code(&["--from", "2026-10-01", "--to", "2026-10-31"]);
+    assert_eq!(c, Some(2), "a source is required");
+    let (c, _) = code(&["--input", FIXTURE, "--store", "x.db"]);
+    assert_eq!(c, Some(2), "one source only");
+    let (c, e) = code(&["--store", "x.db", "--from", "2026-10-01", "--to", "2026-10-31"]);
+    assert_eq!(c, Some(1), "{e}");
+    assert!(e.contains("not built into this version yet"), "{e}");
+    let corrupt = tmp.0.join("corrupt.json");
+    std::fs::write(&corrupt, "{\"from\": \"2026-10-01\", \"to\": ").unwrap();
+    let (c, e) = code(&["--input", corrupt.to_str().unwrap()]);
+    assert_eq!(c, Some(1), "{e}");
+    assert!(e.contains("not a report input") && !e.contains("panicked"), "{e}");
+    let (c, e) = code(&["--prometheus", "http://user:hunter2@127.0.0.1:9", "--from", "2026-10-01", "--to", "2026-10-31"]);
+    assert_eq!(c, Some(1), "{e}");
+    assert!(!e.contains("hunter2"), "a credential never reaches a message: {e}");
+    let [port] = free_ports::<1>();
+    let url = format!("http://127.0.0.1:{port}");
+    let (c, e) = code(&["--prometheus", &url, "--from", "2026-10-01", "--to", "2026-10-31"]);
+    assert_eq!(c, Some(1), "{e}");
+    assert!(e.contains(&format!("{url}/api/v1/query")), "the error names the URL: {e}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Chromium.
+
+fn tool(name: &str) -> PathBuf {
+    on_path(name).unwrap_or_else(|| {
+        panic!(
+            "`{name}` must be on PATH for this test: run .ci/test, which installs the Debian packages \
+             `chromium` and `poppler-utils` (or: apt-get install chromium poppler-utils)"
+        )
+    })
+}
+
+fn chromium(dir: &Path, what: &str, args: &[String]) -> Output {
+    let mut cmd = Command::new(tool("chromium"));
+    cmd.env("HOME", dir)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run", "--no-default-browser-check"])
+        .args(["--disable-extensions", "--hide-scrollbars"])
+        .arg(format!("--user-data-dir={}", dir.join("chromium-profile").display()))
+        .args(args);
+    let out = run_with_timeout(cmd, what, dir, CHROMIUM_TIMEOUT);
+    assert!(out.status.success(), "chromium {what}: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&#39;", "'").replace("&nbsp;", " ").replace("&amp;", "&")
+}
+
+/// One number the page shows.
+#[derive(Debug)]
+struct Shown {
+    key: String,
+    ptr: String,
+    fmt: String,
+    text: String,
+}
+
+/// Every element with a `data-key`, in document order, with its text.
+fn shown_numbers(dom: &str) -> Vec<Shown> {
+    let attr = |tag: &str, name: &str| -> String {
+        let start = tag.find(&format!(" {name}=\"")).unwrap_or_else(|| panic!("no {name} in {tag}")) + name.len() + 3;
+        unescape(&tag[start..start + tag[start..].find('"').unwrap()])
+    };
+    let mut out = Vec::new();
+    let mut rest = dom;
+    while let Some(at) = rest.find(" data-key=\"") {
+        let tag_start = rest[..at].rfind('<').unwrap();
+        let tag_end = at + rest[at..].find('>').unwrap();
+        let tag = &rest[tag_start..tag_end];
+        let text_end = tag_end + 1 + rest[tag_end + 1..].find('<').unwrap();
+        out.push(Shown { key: attr(tag, "data-key"), ptr: attr(tag, "data-ptr"), fmt: attr(tag, "data-fmt"), text: unescape(&rest[tag_end + 1..text_end]).trim().to_string() });
+        rest = &rest[text_end..];
+    }
+    out
+}
+
+/// Whether `text`, printed as `fmt`, shows `value`: exactly for counts, to the printed
+/// precision for percentages (one decimal) and bytes (one decimal of the unit).
+fn agrees(fmt: &str, text: &str, value: &Value) -> bool {
+    match fmt {
+        "count" => text.replace(',', "").parse::<u64>().ok() == value.as_u64(),
+        "int" => text.parse::<i64>().ok() == value.as_i64(),
+        "percent" => {
+            let (Some(shown), Some(v)) = (text.strip_suffix('%').and_then(|t| t.parse::<f64>().ok()), value.as_f64()) else { return false };
+            (shown / 100.0 - v).abs() <= 0.0005 + 1e-9
+        }
+        "bytes" => {
+            let Some(v) = value.as_u64() else { return false };
+            let Some((number, unit)) = text.split_once(' ') else { return false };
+            let scale = match unit {
+                "B" => return number.parse::<u64>().ok() == Some(v),
+                "kB" => 1e3,
+                "MB" => 1e6,
+                "GB" => 1e9,
+                "TB" => 1e12,
+                "PB" => 1e15,
+                "EB" => 1e18,
+                _ => return false,
+            };
+            number.parse::<f64>().is_ok_and(|n| (v as f64 / scale - n).abs() <= 0.05 + 1e-9)
+        }
+        _ => false,
+    }
+}
+
+/// Whether `needles` appear in `hay` in order (not necessarily adjacent).
+fn in_order(hay: &[&str], needles: &[String]) -> Result<(), String> {
+    let mut at = 0;
+    for (i, n) in needles.iter().enumerate() {
+        match hay[at..].iter().position(|t| t == n) {
+            Some(p) => at += p + 1,
+            None => return Err(format!("token {i} {n:?} not found after position {at} (context: {:?})", &needles[i.saturating_sub(5)..(i + 1)])),
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn html_in_chromium_shows_the_numbers_of_the_json() {
+    let (_, _) = (tool("chromium"), tool("pdftotext"));
+    let tmp = TempDir::new();
+    let html = tmp.0.join("report.html");
+    report(&["--input", FIXTURE, "--format", "html", "-o", html.to_str().unwrap()]);
+    let json: Value = serde_json::from_slice(&report(&["--input", FIXTURE, "--format", "json"])).unwrap();
+    let url = format!("file://{}", html.display());
+
+    // The rendered DOM: every marked number against the JSON.
+    let dom = String::from_utf8(chromium(&tmp.0, "dump-dom", &["--dump-dom".into(), url.clone()]).stdout).unwrap();
+    assert!(dom.contains("Shadow-IT survey: October 2026"), "the page rendered");
+    assert!(!dom.contains("<script"), "no script");
+    let shown = shown_numbers(&dom);
+    let mut bad = Vec::new();
+    for s in &shown {
+        match json.pointer(&s.ptr) {
+            Some(v) if agrees(&s.fmt, &s.text, v) => {}
+            other => bad.push(format!("{} ({}): shows {:?}, the JSON has {other:?}", s.key, s.ptr, s.text)),
+        }
+    }
+    assert!(bad.is_empty(), "{} of {} numbers differ from the JSON:\n{}", bad.len(), shown.len(), bad.join("\n"));
+    eprintln!("{} numbers in the rendered page agree with the JSON report", shown.len());
+
+    // Every row of the JSON is shown, under the key its labels give.
+    let keys: BTreeMap<&str, &str> = shown.iter().map(|s| (s.ptr.as_str(), s.key.as_str())).collect();
+    let mut expected = 0;
+    for (table, prefix) in [("categories", "cat"), ("services", "svc"), ("channels", "chan")] {
+        for (i, row) in json["survey"][table].as_array().unwrap().iter().enumerate() {
+            let l = |n: &str| row[n].as_str().unwrap().to_string();
+            let labels = match prefix {
+                "cat" => vec![l("department"), l("category"), l("status")],
+                "svc" => vec![l("department"), l("service"), l("status")],
+                _ => vec![l("department"), l("service"), l("channel"), l("status")],
+            };
+            for metric in ["hosts", "share", "flows", "bytes_up", "bytes_down"] {
+                let ptr = format!("/survey/{table}/{i}/{metric}");
+                let key = format!("{prefix}/{}/{metric}", labels.join("/"));
+                assert_eq!(keys.get(ptr.as_str()).copied(), Some(key.as_str()), "{ptr}");
+                expected += 1;
+            }
+        }
+    }
+    for (list, metrics) in [
+        ("/top_unsanctioned", &["hosts", "share", "flows", "bytes_up", "bytes_down", "departments"][..]),
+        ("/departments", &["active_hosts"][..]),
+        ("/exemptions/list", &["days_left"][..]),
+        ("/methodology/sensors", &["uptime_share"][..]),
+        ("/headlines", &["share", "departments_using", "departments_total"][..]),
+    ] {
+        for i in 0..json.pointer(list).unwrap().as_array().unwrap().len() {
+            for m in metrics {
+                assert!(keys.contains_key(format!("{list}/{i}/{m}").as_str()), "{list}/{i}/{m} is not shown");
+                expected += 1;
+            }
+        }
+    }
+    let scope_lines = json["trend"]["lines"].as_array().unwrap().iter().enumerate().filter(|(_, l)| l["department"] == "_all");
+    for (i, _) in scope_lines {
+        assert!(keys.contains_key(format!("/trend/lines/{i}/share").as_str()) && keys.contains_key(format!("/trend/lines/{i}/flows").as_str()));
+        expected += 2;
+    }
+    assert!(shown.len() >= expected, "{} shown, {expected} expected at least", shown.len());
+
+    // The PDF: A4 pages, the sentences, and the numbers in the order of the page.
+    let pdf = tmp.0.join("report.pdf");
+    chromium(&tmp.0, "print-to-pdf", &["--no-pdf-header-footer".into(), format!("--print-to-pdf={}", pdf.display()), url]);
+    let info = Command::new(tool("pdfinfo")).arg(&pdf).output().unwrap();
+    let info = String::from_utf8_lossy(&info.stdout).into_owned();
+    let pages: u32 = info.lines().find_map(|l| l.strip_prefix("Pages:")).map(|p| p.trim().parse().unwrap()).unwrap_or(0);
+    assert!(pages >= 6, "each of the six sections starts a page: {pages} pages\n{info}");
+    assert!(info.contains("(A4)"), "A4 pages:\n{info}");
+    let text = Command::new(tool("pdftotext")).arg("-layout").arg(&pdf).arg("-").output().unwrap();
+    assert!(text.status.success());
+    let text = String::from_utf8(text.stdout).unwrap();
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    for h in json["headlines"].as_array().unwrap() {
+        let sentence = h["text"].as_str().unwrap();
+        assert!(flat.contains(sentence), "the PDF says {sentence:?}");
+    }
+    // Words of the PDF without the punctuation around them ("17," in "rows: categories 17, ...").
+    let tokens: Vec<&str> = text.split_whitespace().map(|t| t.trim_start_matches('(').trim_end_matches([',', ';', ')', ':'])).collect();
+    let (charts, tables): (Vec<&Shown>, Vec<&Shown>) = shown.iter().partition(|s| s.key.starts_with("chart/"));
+    let needles: Vec<String> = tables.iter().flat_map(|s| s.text.split_whitespace().map(str::to_string).collect::<Vec<_>>()).collect();
+    if let Err(e) = in_order(&tokens, &needles) {
+        panic!("the PDF does not show the page's numbers in order: {e}");
+    }
+    for c in charts {
+        assert!(tokens.contains(&c.text.as_str()), "the chart value {} ({}) is in the PDF", c.text, c.key);
+    }
+    eprintln!("{pages} A4 pages; {} numbers ({} words) found in the PDF text in the page's order", tables.len(), needles.len());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Prometheus.
+
+/// Today's date (UTC) as `YYYY-MM-DD`, and the day before.
+fn today_and_yesterday() -> (String, String) {
+    let now = time::OffsetDateTime::now_utc().date();
+    (now.to_string(), now.previous_day().unwrap().to_string())
+}
+
+/// Samples of a text exposition: (name, labels) → value.
+fn exposition(text: &str) -> Vec<(String, BTreeMap<String, String>, f64)> {
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        let (series, value) = line.rsplit_once(' ').unwrap();
+        let (name, labels) = match series.split_once('{') {
+            Some((n, rest)) => (n, rest.trim_end_matches('}')),
+            None => (series, ""),
+        };
+        let mut map = BTreeMap::new();
+        for pair in labels.split("\",").filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once("=\"").unwrap();
+            map.insert(k.trim_matches(',').to_string(), v.trim_end_matches('"').to_string());
+        }
+        out.push((name.to_string(), map, value.parse().unwrap()));
+    }
+    out
+}
+
+#[test]
+fn prometheus_source_reports_what_the_sensor_exposes() {
+    let (Some(prometheus), Some(_)) = (on_path("prometheus"), on_path("promtool")) else {
+        panic!("`prometheus` must be on PATH for this test: run .ci/test, which installs the Debian package `prometheus`");
+    };
+    let tmp = TempDir::new();
+    let [shadowtap_port, prometheus_port] = free_ports::<2>();
+    let mut cmd = shadowtap();
+    cmd.args(["run", "--config", "rules/config.toml", "--pcap", "pcaps", "--listen", &format!("127.0.0.1:{shadowtap_port}")]);
+    let mut sensor = Proc::spawn("shadowtap run", cmd, tmp.0.join("shadowtap.log"));
+    let started_sensor = Instant::now();
+    let started = Instant::now();
+    loop {
+        sensor.assert_running("replaying pcaps/");
+        if http_get(shadowtap_port, "/readyz").is_ok_and(|r| r.status == 200) {
+            break;
+        }
+        assert!(started.elapsed() < READY_TIMEOUT, "/readyz not 200 within {READY_TIMEOUT:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let yml = tmp.0.join("prometheus.yml");
+    std::fs::write(
+        &yml,
+        format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: shadowtap\n    \
+             static_configs:\n      - targets: ['127.0.0.1:{shadowtap_port}']\n"
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(prometheus);
+    cmd.current_dir(&tmp.0)
+        .arg(format!("--config.file={}", yml.display()))
+        .arg(format!("--storage.tsdb.path={}", tmp.0.join("tsdb").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{prometheus_port}"))
+        .arg("--log.level=warn");
+    let mut prom = Proc::spawn("prometheus", cmd, tmp.0.join("prometheus.log"));
+    let started = Instant::now();
+    loop {
+        prom.assert_running("starting");
+        sensor.assert_running("being scraped");
+        let ok = http_get(prometheus_port, &format!("/api/v1/query?query={}", urlencode("count(shadowtap_flows_total) > 0 and on() up == 1")))
+            .ok()
+            .and_then(|r| serde_json::from_str::<Value>(&r.body).ok())
+            .is_some_and(|v| v["data"]["result"].as_array().is_some_and(|a| !a.is_empty()));
+        if ok {
+            break;
+        }
+        assert!(started.elapsed() < READY_TIMEOUT, "Prometheus did not scrape shadowtap within {READY_TIMEOUT:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // What the sensor exposes (its counters do not move after the replay).
+    let metrics = exposition(&http_get(shadowtap_port, "/metrics").unwrap().body);
+    type Key = (String, String, String); // department, service, status
+    let mut flows: BTreeMap<Key, u64> = BTreeMap::new();
+    let mut up: BTreeMap<Key, u64> = BTreeMap::new();
+    let mut hosts: BTreeMap<Key, u64> = BTreeMap::new();
+    let mut active: BTreeMap<String, u64> = BTreeMap::new();
+    let mut digest = String::new();
+    for (name, l, v) in &metrics {
+        let key = || (l["department"].clone(), l["service"].clone(), l["status"].clone());
+        match name.as_str() {
+            "shadowtap_flows_total" => *flows.entry(key()).or_default() += *v as u64,
+            "shadowtap_bytes_total" if l["direction"] == "up" => *up.entry(key()).or_default() += *v as u64,
+            "shadowtap_hosts" if l["window"] == "7d" => {
+                let e = hosts.entry(key()).or_default();
+                *e = (*e).max(*v as u64);
+            }
+            "shadowtap_department_active_hosts" if l["window"] == "7d" => {
+                active.insert(l["department"].clone(), *v as u64);
+            }
+            "shadowtap_ruleset_info" => digest = l["digest"].clone(),
+            _ => {}
+        }
+    }
+    assert!(flows.keys().any(|k| k.0 == "finance" && k.1 == "whatsapp"), "pcaps/ has WhatsApp in finance: {flows:?}");
+
+    let (today, yesterday) = today_and_yesterday();
+    let url = format!("http://127.0.0.1:{prometheus_port}");
+    let json: Value = serde_json::from_slice(&report(&["--prometheus", &url, "--from", &yesterday, "--to", &today, "--format", "json", "--k", "1"])).unwrap();
+    assert_eq!(json["k"], 1, "the bundled configuration's k");
+    assert_eq!(json["source"], format!("Prometheus at 127.0.0.1:{prometheus_port}"));
+    assert_eq!(json["methodology"]["host_method"], serde_json::json!({"prometheus_window": {"window": "7d"}}));
+    let sensors = json["methodology"]["sensors"].as_array().unwrap();
+    assert_eq!(sensors.len(), 1);
+    assert_eq!(sensors[0]["name"], format!("127.0.0.1:{shadowtap_port}"));
+    // Up since a few seconds: the uptime counts from the first scrape (to within a step of the
+    // subquery, 120 s for two days), not from the start of the period.
+    let uptime = sensors[0]["uptime_secs"].as_u64().unwrap();
+    assert!(uptime <= started_sensor.elapsed().as_secs() + 180, "uptime {uptime} s");
+    assert_eq!(json["methodology"]["catalog_digests"], serde_json::json!([digest]));
+
+    let mut rows = 0;
+    let mut seen: BTreeSet<Key> = BTreeSet::new();
+    for row in json["survey"]["services"].as_array().unwrap() {
+        let key: Key = (row["department"].as_str().unwrap().into(), row["service"].as_str().unwrap().into(), row["status"].as_str().unwrap().into());
+        if key.0 == "_all" {
+            continue;
+        }
+        assert_eq!(row["flows"].as_u64(), flows.get(&key).copied(), "flows of {key:?}");
+        assert_eq!(row["bytes_up"].as_u64(), up.get(&key).copied(), "bytes up of {key:?}");
+        assert_eq!(row["hosts"].as_u64(), hosts.get(&key).copied(), "hosts of {key:?} (largest channel)");
+        seen.insert(key);
+        rows += 1;
+    }
+    let missing: Vec<&Key> = flows.keys().filter(|k| !seen.contains(*k) && hosts.get(*k).copied().unwrap_or(0) >= 1).collect();
+    assert!(missing.is_empty(), "groups of /metrics missing from the report: {missing:?}");
+    let finance_wa = json["survey"]["services"].as_array().unwrap().iter().find(|r| r["department"] == "finance" && r["service"] == "whatsapp").unwrap();
+    assert!(finance_wa["flows"].as_u64().unwrap() > 0);
+    for d in json["departments"].as_array().unwrap() {
+        let name = d["department"].as_str().unwrap();
+        let want = if name == "_all" { active.values().sum::<u64>() } else { active[name] };
+        assert_eq!(d["active_hosts"].as_u64(), Some(want), "active hosts of {name}");
+    }
+    let named = json["methodology"]["named_by_signal"][0]["flows"].as_u64().unwrap();
+    assert_eq!(named, flows.values().sum::<u64>(), "named flows: every flow of shadowtap_flows_total");
+    assert!(!json["trend"]["weeks"].as_array().unwrap().is_empty());
+    eprintln!("{rows} service rows of the report agree with the sensor's /metrics");
+
+    // The same from the HTML side, and a department report.
+    let html = String::from_utf8(report(&["--prometheus", &url, "--from", &yesterday, "--to", &today, "--k", "1"])).unwrap();
+    assert!(html.contains("data-key=\"svc/finance/whatsapp/unsanctioned/flows\""));
+    let one: Value = serde_json::from_slice(&report(&["--prometheus", &url, "--from", &today, "--to", &today, "--format", "json", "--k", "1", "--department", "finance"])).unwrap();
+    assert_eq!(one["methodology"]["host_method"]["prometheus_window"]["window"], "24h");
+    assert!(one["survey"]["services"].as_array().unwrap().iter().all(|r| r["department"] == "finance"));
+    drop(prom);
+    drop(sensor);
+}
