@@ -131,6 +131,9 @@ enum Command {
     /// department, category and service, weekly trend, top unsanctioned services, exemptions,
     /// methodology and coverage. Groups smaller than the minimum group size are never shown.
     Report(ReportArgs),
+    /// The auditor's path: process capture files with a configuration and write the survey
+    /// report directly (no daemon; no store left behind unless --store is given).
+    Survey(SurveyArgs),
     /// Show which service, channel, rule and status a host name or IP address matches.
     Explain {
         /// A host name (`web.whatsapp.com`) or an IP address.
@@ -178,14 +181,9 @@ struct ReportSource {
     input: Option<PathBuf>,
 }
 
+/// How a report is rendered: shared by `report` and `survey`.
 #[derive(clap::Args)]
-struct ReportArgs {
-    /// First day of the period (YYYY-MM-DD, UTC); with --input, the input's by default.
-    #[arg(long, value_name = "DATE")]
-    from: Option<String>,
-    /// Last day of the period (YYYY-MM-DD, UTC, inclusive).
-    #[arg(long, value_name = "DATE")]
-    to: Option<String>,
+struct RenderArgs {
     /// Report on one department only.
     #[arg(long, value_name = "ID")]
     department: Option<String>,
@@ -195,21 +193,62 @@ struct ReportArgs {
     /// Output file (standard output when absent).
     #[arg(short = 'o', long, value_name = "FILE")]
     output: Option<PathBuf>,
-    /// Minimum group size: no group of fewer hosts is shown (the sensors' own k applies if larger).
-    #[arg(long, value_name = "N", default_value_t = shadowtap::report::command::DEFAULT_K)]
-    k: u64,
+    /// Minimum group size: no group of fewer hosts is shown; the sources' own k (the sensors'
+    /// or the configuration's privacy.min_group_size) applies if larger. Default: 5 for
+    /// `report`; for `survey`, the configuration's.
+    #[arg(long, value_name = "N")]
+    k: Option<u64>,
     /// Day exemptions are judged on (expired, expiring); the last day of the period by default.
     #[arg(long, value_name = "DATE")]
     as_of: Option<String>,
     /// Days after --as-of within which an exemption counts as expiring.
     #[arg(long, value_name = "DAYS", default_value_t = shadowtap::report::model::DEFAULT_EXPIRING_WITHIN_DAYS)]
     expiring_within: u32,
+    /// Also write the facts of the period (JSON): `report --input` renders them again next
+    /// year, or in another format.
+    #[arg(long, value_name = "FILE")]
+    save_input: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// First day of the period (YYYY-MM-DD, UTC); with --input, the input's by default.
+    #[arg(long, value_name = "DATE")]
+    from: Option<String>,
+    /// Last day of the period (YYYY-MM-DD, UTC, inclusive).
+    #[arg(long, value_name = "DATE")]
+    to: Option<String>,
+    #[command(flatten)]
+    render: RenderArgs,
     #[command(flatten)]
     source: ReportSource,
     /// Basic-auth user for --prometheus; the password is read from the environment variable
     /// SHADOWTAP_PROMETHEUS_PASSWORD.
     #[arg(long, value_name = "USER", requires = "prometheus")]
     prometheus_user: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct SurveyArgs {
+    /// Configuration file (departments, policy, catalog; its privacy.min_group_size applies
+    /// when larger than --k).
+    #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
+    config: PathBuf,
+    /// Capture files (pcap, pcapng) or directories of them.
+    #[arg(value_name = "PCAP", required = true)]
+    inputs: Vec<PathBuf>,
+    /// First day of the period (YYYY-MM-DD, UTC); the first day with a flow by default.
+    #[arg(long, value_name = "DATE", requires = "to")]
+    from: Option<String>,
+    /// Last day of the period (YYYY-MM-DD, UTC, inclusive); the last day with a flow by default.
+    #[arg(long, value_name = "DATE", requires = "from")]
+    to: Option<String>,
+    /// Keep the rollup in this store (created if needed; its key file beside it) for later
+    /// `report --store`.
+    #[arg(long, value_name = "FILE")]
+    store: Option<PathBuf>,
+    #[command(flatten)]
+    render: RenderArgs,
 }
 
 /// Environment variable holding the password of --prometheus-user (never on the command line,
@@ -219,7 +258,6 @@ const PROMETHEUS_PASSWORD_ENV: &str = "SHADOWTAP_PROMETHEUS_PASSWORD";
 /// `shadowtap report`: arguments to a `report::Command`, then run it.
 fn report(args: ReportArgs) -> ExitCode {
     use shadowtap::report::{self, ReportError};
-    let date = |d: Option<String>| d.as_deref().map(report::command::parse_date).transpose();
     let command = (|| -> Result<report::Command, ReportError> {
         let source = match (args.source.store, args.source.prometheus, args.source.input) {
             (Some(path), _, _) => report::Source::Store(path),
@@ -233,23 +271,42 @@ fn report(args: ReportArgs) -> ExitCode {
             (_, _, Some(path)) => report::Source::Input(path),
             (None, None, None) => return Err(ReportError::Usage("give --store, --prometheus or --input".into())),
         };
-        Ok(report::Command {
-            source,
-            from: date(args.from)?,
-            to: date(args.to)?,
-            department: args.department,
-            format: match args.format {
-                ReportFormatArg::Html => report::Format::Html,
-                ReportFormatArg::Md => report::Format::Markdown,
-                ReportFormatArg::Csv => report::Format::Csv,
-                ReportFormatArg::Json => report::Format::Json,
-            },
-            output: args.output,
-            k: args.k,
-            as_of: date(args.as_of)?,
-            expiring_within_days: args.expiring_within,
-        })
+        report_command(source, args.from, args.to, args.render, report::command::DEFAULT_K)
     })();
+    run_report(command)
+}
+
+/// The `report::Command` of a source, a period and the rendering arguments.
+fn report_command(
+    source: shadowtap::report::Source,
+    from: Option<String>,
+    to: Option<String>,
+    r: RenderArgs,
+    default_k: u64,
+) -> Result<shadowtap::report::Command, shadowtap::report::ReportError> {
+    use shadowtap::report;
+    let date = |d: Option<String>| d.as_deref().map(report::command::parse_date).transpose();
+    Ok(report::Command {
+        source,
+        from: date(from)?,
+        to: date(to)?,
+        department: r.department,
+        format: match r.format {
+            ReportFormatArg::Html => report::Format::Html,
+            ReportFormatArg::Md => report::Format::Markdown,
+            ReportFormatArg::Csv => report::Format::Csv,
+            ReportFormatArg::Json => report::Format::Json,
+        },
+        output: r.output,
+        k: r.k.unwrap_or(default_k),
+        as_of: date(r.as_of)?,
+        expiring_within_days: r.expiring_within,
+        save_input: r.save_input,
+    })
+}
+
+/// Runs a report command; the exit code says how it went (2: bad command line).
+fn run_report(command: Result<shadowtap::report::Command, shadowtap::report::ReportError>) -> ExitCode {
     // Rounded up: queries run at whole seconds, and a sample scraped in the current second
     // must be inside the period.
     let now = std::time::SystemTime::now()
@@ -257,7 +314,7 @@ fn report(args: ReportArgs) -> ExitCode {
         .map(|d| d.as_secs() as i64 + i64::from(d.subsec_nanos() > 0))
         .unwrap_or(0);
     let stdout = std::io::stdout();
-    match command.and_then(|c| report::run(&c, now, &mut stdout.lock())) {
+    match command.and_then(|c| shadowtap::report::run(&c, now, &mut stdout.lock())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -320,6 +377,10 @@ fn main() -> ExitCode {
             }
         }
         Command::Report(args) => report(args),
+        Command::Survey(a) => {
+            let source = shadowtap::report::Source::Captures { config: a.config, inputs: a.inputs, store: a.store };
+            run_report(report_command(source, a.from, a.to, a.render, 1))
+        }
         Command::Explain { query, config } => runtime::explain(&config, &query, &mut std::io::stdout()),
         Command::Inspect {
             inputs,

@@ -354,3 +354,90 @@ fn text_values(file: &Path) -> String {
     }
     out
 }
+
+/// `shadowtap` with these arguments in `dir`; panics with its stderr unless it exits 0.
+fn shadowtap_in(dir: &Path, args: &[&str]) -> Vec<u8> {
+    let out = Command::new(env!("CARGO_BIN_EXE_shadowtap")).current_dir(dir).args(args).output().unwrap();
+    assert!(out.status.success(), "shadowtap {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+/// The survey rows of a JSON report, `[section, department, category, service, channel,
+/// status] → (hosts, share, flows, bytes up, bytes down)`.
+fn survey_rows(report: &Value) -> BTreeMap<Vec<String>, (u64, f64, u64, u64, u64)> {
+    let mut out = BTreeMap::new();
+    for section in ["categories", "services", "channels"] {
+        for r in report["survey"][section].as_array().unwrap_or_else(|| panic!("survey.{section} in {report}")) {
+            let key = ["department", "category", "service", "channel", "status"].iter().map(|k| s(r, k).unwrap_or("").to_string());
+            let key: Vec<String> = std::iter::once(section.to_string()).chain(key).collect();
+            let n = |k: &str| r[k].as_u64().unwrap_or_else(|| panic!("{k} in {r}"));
+            let v = (n("hosts"), r["share"].as_f64().unwrap(), n("flows"), n("bytes_up"), n("bytes_down"));
+            assert!(out.insert(key, v).is_none(), "duplicate survey row {r}");
+        }
+    }
+    out
+}
+
+#[test]
+fn survey_command_reports_the_shares_counted_from_inspect() {
+    let (records, _) = inspect_pcaps();
+    let e = expectation(&records);
+    // Expected survey rows: hosts over the department's active hosts, rounded to 4 decimals
+    // as the report documents; computed from inspect's records only.
+    let share = |d: &str, hosts: usize| ((hosts as f64 / e.active[d].len() as f64) * 10_000.0).round() / 10_000.0;
+    let mut want = BTreeMap::new();
+    let row = |x: &Expected| (x.hosts.len() as u64, x.flows, x.bytes_up, x.bytes_down);
+    for (k, x) in &e.categories {
+        let (h, f, u, d) = row(x);
+        want.insert(vec!["categories".into(), k[0].clone(), k[1].clone(), String::new(), String::new(), k[2].clone()], (h, share(&k[0], x.hosts.len()), f, u, d));
+    }
+    let category_of: BTreeMap<&str, &str> = records.iter().filter_map(|r| Some((s(r, "service")?, s(r, "category")?))).collect();
+    let cat = |service: &str| category_of.get(service).copied().unwrap_or(UNCATALOGUED).to_string();
+    for (k, x) in &e.services {
+        let (h, f, u, d) = row(x);
+        want.insert(vec!["services".into(), k[0].clone(), cat(&k[1]), k[1].clone(), String::new(), k[2].clone()], (h, share(&k[0], x.hosts.len()), f, u, d));
+    }
+    for (k, x) in &e.channels {
+        let (h, f, u, d) = row(x);
+        want.insert(vec!["channels".into(), k[0].clone(), cat(&k[1]), k[1].clone(), k[2].clone(), k[3].clone()], (h, share(&k[0], x.hosts.len()), f, u, d));
+    }
+
+    assert!(want.len() >= 20, "pcaps/ gives many survey rows: {want:?}");
+    let tmp = TempDir::new();
+    let work = tmp.0.join("work");
+    std::fs::create_dir(&work).unwrap();
+    let config = root().join("rules/config.toml").display().to_string();
+    let pcaps = root().join("pcaps").display().to_string();
+    let json = shadowtap_in(&work, &["survey", "--config", &config, &pcaps, "--format", "json", "--save-input", "facts.json"]);
+    let report: Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(report["k"], 1, "the configuration's k (1) applies by default: {}", report["k"]);
+    assert_eq!(survey_rows(&report), want, "survey rows = the count from inspect");
+    // The auditor's path leaves nothing behind but what was asked for.
+    let left: BTreeSet<String> = std::fs::read_dir(&work).unwrap().map(|f| f.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(left, BTreeSet::from(["facts.json".to_string()]), "no store left behind");
+
+    // Repeatable: the saved facts render the same report, byte for byte, next year.
+    let again = shadowtap_in(&work, &["report", "--input", "facts.json", "--format", "json", "--k", "1"]);
+    assert_eq!(again, json, "report --input of the saved facts = the survey");
+    let csv = |dir: &Path| shadowtap_in(dir, &["report", "--input", "facts.json", "--format", "csv", "--k", "1"]);
+    assert_eq!(csv(&work), csv(&work), "CSV is byte-identical for the same input");
+
+    // A larger k withholds every row below it, and only those.
+    let k2: Value = serde_json::from_slice(&shadowtap_in(&work, &["survey", "--config", &config, &pcaps, "--format", "json", "--k", "2"])).unwrap();
+    let shown = survey_rows(&k2);
+    assert!(shown.values().all(|v| v.0 >= 2), "no row of fewer than k = 2 hosts: {shown:?}");
+    let want_k2: BTreeSet<_> = want.iter().filter(|(_, v)| v.0 >= 2).map(|(k, _)| k.clone()).collect();
+    assert!(shown.keys().all(|k| want_k2.contains(k)), "k = 2 shows only rows of at least 2 hosts");
+
+    // Kept in a store when asked: `report --store` over the captures' days gives the same survey.
+    let store = tmp.0.join("kept.sqlite").display().to_string();
+    shadowtap_in(&work, &["survey", "--config", &config, &pcaps, "--format", "json", "--store", &store]);
+    let (from, to) = period(&e);
+    let (from, to) = (from.to_string(), to.to_string());
+    let stored: Value = serde_json::from_slice(&shadowtap_in(
+        &work,
+        &["report", "--store", &store, "--from", &from, "--to", &to, "--format", "json", "--k", "1"],
+    ))
+    .unwrap();
+    assert_eq!(survey_rows(&stored), want, "report --store = the survey = the count from inspect");
+}

@@ -1,6 +1,7 @@
-//! `shadowtap report`: reads the facts of a period from a source, builds the report and writes
-//! it. Sources: a saved [`ReportInput`] (`--input`, JSON), a Prometheus server
-//! (`--prometheus`), or the local rollup store (`--store`, glued in after the store lands).
+//! `shadowtap report` and `shadowtap survey`: read the facts of a period from a source, build
+//! the report and write it. Sources: a saved [`ReportInput`] (`--input`, JSON), a Prometheus
+//! server (`--prometheus`), the local rollup store (`--store`), or capture files processed on
+//! the spot (`survey`).
 
 use std::path::PathBuf;
 
@@ -24,6 +25,16 @@ pub enum Source {
     Store(PathBuf),
     /// A Prometheus server's HTTP API.
     Prometheus(prometheus::Server),
+    /// Capture files processed now with a configuration (`shadowtap survey`): the rollup goes
+    /// to `store` when given, else to memory and nothing is left behind.
+    Captures {
+        /// The configuration (departments, policy, catalog, k).
+        config: PathBuf,
+        /// Capture files or directories.
+        inputs: Vec<PathBuf>,
+        /// A store to keep the rollup in.
+        store: Option<PathBuf>,
+    },
 }
 
 /// What `shadowtap report` was asked.
@@ -47,6 +58,9 @@ pub struct Command {
     pub as_of: Option<Date>,
     /// Days within which an exemption counts as expiring.
     pub expiring_within_days: u32,
+    /// Also write the facts (`ReportInput` as JSON) here: an archive that `--input` renders
+    /// again, or compares with next year's survey.
+    pub save_input: Option<PathBuf>,
 }
 
 impl Command {
@@ -62,6 +76,7 @@ impl Command {
             k: DEFAULT_K,
             as_of: None,
             expiring_within_days: DEFAULT_EXPIRING_WITHIN_DAYS,
+            save_input: None,
         }
     }
 }
@@ -91,9 +106,12 @@ pub enum ReportError {
     /// The Prometheus source failed.
     #[error(transparent)]
     Prometheus(#[from] PromError),
-    /// The rollup store is not part of this build yet.
-    #[error("--store: the rollup store is not built into this version yet; use --prometheus URL or --input FILE")]
-    StoreNotBuilt,
+    /// The captures of a survey could not be processed.
+    #[error("{0:#}")]
+    Survey(anyhow::Error),
+    /// The rollup store could not be read.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     /// The output could not be written.
     #[error("cannot write {path}: {source}")]
     Write {
@@ -163,13 +181,17 @@ pub fn load(cmd: &Command, now: i64) -> Result<ReportInput, ReportError> {
             let (from, to) = period(cmd)?;
             Ok(prometheus::load(server, from, to, now)?)
         }
-        Source::Store(_path) => {
-            let (_from, _to) = period(cmd)?;
-            // GLUE(store): once `crate::store` is merged, replace the next line with
-            //   Ok(crate::store::Store::open(_path)?.load(_from, _to, None)?)
-            // (with `From<StoreError> for ReportError`). Load every department (None), not
-            // `cmd.department`: the model decides suppression over all departments first.
-            Err(ReportError::StoreNotBuilt)
+        Source::Store(path) => {
+            let (from, to) = period(cmd)?;
+            // Every department (None), not `cmd.department`: the model decides suppression
+            // over all departments first.
+            Ok(crate::store::Store::open_existing(path)?.load(from, to, None)?)
+        }
+        Source::Captures { config, inputs, store } => {
+            if cmd.from.is_some() {
+                period(cmd)?; // a reversed period is a usage error; none means the captures' days
+            }
+            crate::runtime::survey_input(config, inputs, cmd.from, cmd.to, store.as_deref()).map_err(ReportError::Survey)
         }
     }
 }
@@ -202,6 +224,11 @@ pub fn run(cmd: &Command, now: i64, stdout: &mut dyn std::io::Write) -> Result<(
         return Err(ReportError::Usage("give both --from and --to".into()));
     }
     let input = load(cmd, now)?;
+    if let Some(path) = &cmd.save_input {
+        let mut json = serde_json::to_string_pretty(&input).expect("a ReportInput serialises");
+        json.push('\n');
+        std::fs::write(path, json).map_err(|source| ReportError::Write { path: path.clone(), source })?;
+    }
     let text = report(cmd, &input)?;
     match &cmd.output {
         Some(path) => std::fs::write(path, text).map_err(|source| ReportError::Write { path: path.clone(), source }),
@@ -244,10 +271,14 @@ mod tests {
     }
 
     #[test]
-    fn the_store_is_one_clearly_marked_gap() {
-        let cmd = Command::new(Source::Store("x.db".into()), Some(date!(2026 - 10 - 01)), Some(date!(2026 - 10 - 31)));
+    fn a_store_that_is_not_there_or_not_a_store_is_an_error() {
+        let cmd = Command::new(Source::Store("absent-store.sqlite".into()), Some(date!(2026 - 10 - 01)), Some(date!(2026 - 10 - 31)));
         let e = run(&cmd, 0, &mut Vec::new()).unwrap_err();
-        assert!(matches!(e, ReportError::StoreNotBuilt));
+        assert!(matches!(e, ReportError::Store(_)), "{e}");
+        assert!(!std::path::Path::new("absent-store.sqlite").exists(), "a report never creates a store");
+        let junk = temp("junk-store", "this is not a database, just text long enough to be read");
+        let e = run(&Command::new(Source::Store(junk), Some(date!(2026 - 10 - 01)), Some(date!(2026 - 10 - 31))), 0, &mut Vec::new()).unwrap_err();
+        assert!(matches!(e, ReportError::Store(_)), "{e}");
         assert_eq!(e.exit_code(), 1);
     }
 

@@ -31,7 +31,7 @@
 //! its end (found by a subquery of [`FIRST_SCRAPE_STEPS`] steps, so to within a step: a
 //! 1440th of the period, and at least a minute). Capture loss comes from the libpcap counters, named flows from
 //! `shadowtap_flows_total` (which has no signal label: reported as `unrecorded`), unnamed ones
-//! from `shadowtap_unnamed_flows_total` (ECH: those unnamed for ECH, a lower bound), digests
+//! from `shadowtap_unnamed_flows_total` (ECH: `shadowtap_ech_flows_total`, every real-ECH flow), digests
 //! from `shadowtap_ruleset_info`, k from `shadowtap_privacy_min_group_size`, exemptions from
 //! `shadowtap_exemption_expiry_timestamp_seconds` (without start or reference).
 
@@ -538,7 +538,10 @@ fn coverage(api: &dyn Api, start: i64, end: i64, snap: &Snapshot) -> Result<Cove
     c.capture_dropped = sum(&counter_deltas(api, "shadowtap_capture_dropped_packets_total", start, end)?);
     let named = snap.groups.values().map(|(v, _)| v.flows).fold(0, u64::saturating_add);
     c.named_by_signal.insert(UNRECORDED.into(), named);
-    c.ech_flows = snap.unnamed.values().filter_map(|m| m.get("ech")).fold(0, |a, n| a.saturating_add(*n));
+    // Every real-ECH flow, named or not (sensors before shadowtap_ech_flows_total exported only
+    // those ECH left unnamed: the larger of the two).
+    let ech_unnamed = snap.unnamed.values().filter_map(|m| m.get("ech")).fold(0u64, |a, n| a.saturating_add(*n));
+    c.ech_flows = sum(&counter_deltas(api, "shadowtap_ech_flows_total", start, end)?).max(ech_unnamed);
     let digests = api.query(&format!("count by (digest, config_digest) (count_over_time(shadowtap_ruleset_info[{range}s]))"), end)?;
     c.catalog_digests = digests.iter().map(|s| s.label("digest").to_string()).filter(|d| !d.is_empty()).collect::<BTreeSet<_>>().into_iter().collect();
     c.config_digests = digests.iter().map(|s| s.label("config_digest").to_string()).filter(|d| !d.is_empty()).collect::<BTreeSet<_>>().into_iter().collect();

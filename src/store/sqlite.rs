@@ -141,7 +141,9 @@ impl Store {
         Self::setup(conn, label, Some(keys::path_for(path)))
     }
 
-    /// Opens an existing store (never creates one: for backups and reports).
+    /// Opens an existing store to read it (never creates one: for backups and reports). The
+    /// key file is not read: reading needs no key, so a report can be made from a backup
+    /// (which has none) and a damaged key file does not stop a backup.
     ///
     /// # Errors
     /// As [`Store::open`], and the SQLite error when the file does not exist.
@@ -149,7 +151,7 @@ impl Store {
         let label = path.display().to_string();
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
         let conn = Connection::open_with_flags(path, flags).at(&label)?;
-        Self::setup(conn, label, Some(keys::path_for(path)))
+        Self::setup(conn, label, None)
     }
 
     /// A store in memory (a survey that leaves nothing behind): keys are never written.

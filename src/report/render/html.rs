@@ -188,12 +188,12 @@ fn usage_table(caption: &str, prefix: &str, ptr_base: &str, rows: &[UsageLine], 
 fn header(r: &Report) -> String {
     let scope = if r.scope == ALL_DEPARTMENTS { "Whole organisation".to_string() } else { format!("Department {}", esc(&r.scope)) };
     format!(
-        "<header>\n<h1>Shadow-IT survey: {}</h1>\n<p class=\"sub\">{scope}, {} to {} ({} days) &middot; source: {} &middot; \
+        "<header>\n<h1>Shadow-IT survey: {}</h1>\n<p class=\"sub\">{scope}, {} to {} ({}) &middot; source: {} &middot; \
          minimum group size k = <span{}>{}</span></p>\n</header>\n",
         esc(&r.period.label),
         r.period.from,
         r.period.to,
-        r.period.days,
+        super::days(r.period.days),
         esc(&r.source),
         checked("meth/k", "/k", "int"),
         r.k
@@ -449,7 +449,7 @@ fn opt_share(key: &str, ptr: &str, v: Option<f64>) -> String {
 fn methodology(r: &Report) -> String {
     let m = &r.methodology;
     let mut s = String::from("<section id=\"methodology\">\n<h2>Methodology and coverage</h2>\n<dl class=\"facts\">\n");
-    s += &format!("<dt>Period</dt><dd>{} to {} ({} days, UTC)</dd>\n", r.period.from, r.period.to, r.period.days);
+    s += &format!("<dt>Period</dt><dd>{} to {} ({}, UTC)</dd>\n", r.period.from, r.period.to, super::days(r.period.days));
     s += &format!("<dt>Source</dt><dd>{}</dd>\n", esc(&m.source));
     s += &format!("<dt>Devices counted</dt><dd>{} {}</dd>\n", esc(&m.host_method_text), esc(&m.host_error_text));
     s += &format!(

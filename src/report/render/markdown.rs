@@ -90,12 +90,12 @@ fn pct(v: Option<f64>) -> String {
 pub fn render(r: &Report) -> String {
     let org = r.scope == ALL_DEPARTMENTS;
     let mut s = format!(
-        "# Shadow-IT survey: {}\n\n{}, {} to {} ({} days). Source: {}. Minimum group size k = {}.\n\n",
+        "# Shadow-IT survey: {}\n\n{}, {} to {} ({}). Source: {}. Minimum group size k = {}.\n\n",
         esc(&r.period.label),
         if org { "Whole organisation".to_string() } else { format!("Department {}", esc(&r.scope)) },
         r.period.from,
         r.period.to,
-        r.period.days,
+        super::days(r.period.days),
         esc(&r.source),
         r.k
     );
@@ -196,7 +196,7 @@ pub fn render(r: &Report) -> String {
     s += "## Methodology and coverage\n\n";
     let digests = |v: &[String]| if v.is_empty() { "not recorded".to_string() } else { v.iter().map(|d| format!("`{}`", d.replace('`', ""))).collect::<Vec<_>>().join(", ") };
     let facts = vec![
-        vec!["Period".into(), format!("{} to {} ({} days, UTC)", r.period.from, r.period.to, r.period.days)],
+        vec!["Period".into(), format!("{} to {} ({}, UTC)", r.period.from, r.period.to, super::days(r.period.days))],
         vec!["Source".into(), esc(&m.source)],
         vec!["Devices counted".into(), format!("{} {}", esc(&m.host_method_text), esc(&m.host_error_text))],
         vec!["Minimum group size".into(), format!("k = {} (asked {}, sensors {})", m.k, m.k_requested, m.k_input)],

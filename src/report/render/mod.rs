@@ -94,3 +94,8 @@ pub(crate) mod tests {
         assert!(text.contains("\"from\": \"2026-10-01\""), "dates as text");
     }
 }
+
+/// "1 day", "31 days".
+pub(crate) fn days(n: impl std::fmt::Display + PartialEq<u32>) -> String {
+    if n == 1 { "1 day".to_string() } else { format!("{n} days") }
+}
