@@ -18,6 +18,8 @@
 //! export/       JSON lines and table output of `shadowtap inspect`
 //!    │ (with `run`: aggregate/ for the metrics, and)
 //! store/        per-day rollup with distinct-host sketches in SQLite, for reports
+//!    │ report::input::ReportInput (also from Prometheus, or a survey of captures)
+//! report/       survey model with minimum group size; HTML, Markdown, CSV, JSON
 //! ```
 //!
 //! Everything between `capture` and `export` is sans-IO: it takes bytes and a packet timestamp and
