@@ -228,6 +228,14 @@ fn survey_of_pcaps_equals_a_count_from_inspect() {
 /// Runs `shadowtap run --pcap pcaps --state-dir DIR` until ready, stops it with SIGTERM and
 /// checks a clean exit.
 fn run_daemon(state: &Path, log: PathBuf) {
+    let mut sensor = start_daemon_until_flushed(state, log);
+    let status = sensor.terminate(EXIT_TIMEOUT).expect("exit after SIGTERM");
+    assert!(status.success(), "exit status {status}");
+}
+
+/// Starts `shadowtap run --pcap pcaps --state-dir DIR` and waits until it has replayed the
+/// captures and flushed its store once.
+fn start_daemon_until_flushed(state: &Path, log: PathBuf) -> Proc {
     let [port] = free_ports::<1>();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_shadowtap"));
     cmd.current_dir(root())
@@ -253,8 +261,27 @@ fn run_daemon(state: &Path, log: PathBuf) {
     let metrics = http_get(port, "/metrics").unwrap().body;
     assert!(metrics.contains("shadowtap_store_flushes_total{result=\"failure\"} 0"), "{metrics}");
     assert!(metrics.contains("shadowtap_store_last_flush_timestamp_seconds "), "{metrics}");
-    let status = sensor.terminate(EXIT_TIMEOUT).expect("exit after SIGTERM");
-    assert!(status.success(), "exit status {status}");
+    sensor
+}
+
+#[test]
+fn a_store_survives_a_killed_sensor() {
+    let (records, _) = inspect_pcaps();
+    let e = expectation(&records);
+    let (from, to) = period(&e);
+    let tmp = TempDir::new();
+    let state = tmp.0.join("state");
+    let mut sensor = start_daemon_until_flushed(&state, tmp.0.join("run.log"));
+    // SIGKILL: no clean stop, no final flush; what was committed must be whole.
+    sensor.child.kill().unwrap();
+    let status = sensor.child.wait().unwrap();
+    assert!(!status.success(), "killed: {status}");
+    let file = state.join("rollup.sqlite");
+    let store = Store::open_existing(&file).expect("a killed sensor leaves a readable store");
+    let conn = rusqlite::Connection::open(&file).unwrap();
+    let ok: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(ok, "ok");
+    assert_matches(&store.load(from, to, None).unwrap(), &e, 1);
 }
 
 #[test]
