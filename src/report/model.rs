@@ -476,7 +476,13 @@ fn period(from: Date, to: Date) -> Period {
         && to.month() == from.month()
         && to.year() == from.year()
         && to.day() == from.month().length(from.year());
-    let label = if whole_month { format!("{} {}", from.month(), from.year()) } else { format!("{from} to {to}") };
+    let label = if whole_month {
+        format!("{} {}", from.month(), from.year())
+    } else if from == to {
+        from.to_string()
+    } else {
+        format!("{from} to {to}")
+    };
     Period { from, to, days, label }
 }
 
@@ -618,9 +624,11 @@ fn headlines(survey: &Survey, departments: &[DepartmentLine], scope: &str, perio
         let label = category_label(category);
         let named = if services.is_empty() { String::new() } else { format!(" ({})", services.join(", ")) };
         let where_ = if org { "the organisation".to_string() } else { scope.to_string() };
+        // "In October 2026", "In 2026-10-03", "From 2026-10-03 to 2026-10-09".
+        let when = if period.from == period.to || !period.label.contains(" to ") { "In" } else { "From" };
         let mut text = match share {
-            Some(s) => format!("In {}, {} of active devices in {where_} used unsanctioned {label}{named}", period.label, display::percent(s)),
-            None => format!("In {}, unsanctioned {label} was used{named}", period.label),
+            Some(s) => format!("{when} {}, {} of active devices in {where_} used unsanctioned {label}{named}", period.label, display::percent(s)),
+            None => format!("{when} {}, unsanctioned {label} was used{named}", period.label),
         };
         if org {
             text.push_str(&format!("; {using} of {total} departments did"));
@@ -1028,6 +1036,15 @@ pub(crate) mod tests {
         let r = build(&input());
         let top: Vec<(u32, &str, u64)> = r.top_unsanctioned.iter().map(|t| (t.rank, t.service.as_str(), t.departments)).collect();
         assert_eq!(top, [(1, "whatsapp", 2), (2, "wetransfer", 1)]);
+    }
+
+    #[test]
+    fn period_labels_read_as_a_month_a_day_or_a_range() {
+        use time::macros::date;
+        assert_eq!(period(date!(2026 - 10 - 01), date!(2026 - 10 - 31)).label, "October 2026");
+        assert_eq!(period(date!(2026 - 10 - 03), date!(2026 - 10 - 03)).label, "2026-10-03");
+        let week = period(date!(2026 - 10 - 03), date!(2026 - 10 - 09));
+        assert_eq!((week.label.as_str(), week.days), ("2026-10-03 to 2026-10-09", 7));
     }
 
     #[test]
