@@ -63,14 +63,21 @@ impl Pseudonymizer {
             }
             Some(_) => {}
         }
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC takes any key length");
-        match addr {
-            IpAddr::V4(a) => mac.update(&a.octets()),
-            IpAddr::V6(a) => mac.update(&a.octets()),
-        }
-        let out = mac.finalize().into_bytes();
-        u64::from_be_bytes([out[0], out[1], out[2], out[3], out[4], out[5], out[6], out[7]])
+        keyed_hash(&self.key, addr)
     }
+}
+
+/// HMAC-SHA256(key, address octets), first 8 bytes: the pseudonym of the live windows and the
+/// host hash of the rollup store's sketches (under their own keys). Without the key it cannot
+/// be tested against an address.
+pub fn keyed_hash(key: &[u8; 32], addr: IpAddr) -> u64 {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    match addr {
+        IpAddr::V4(a) => mac.update(&a.octets()),
+        IpAddr::V6(a) => mac.update(&a.octets()),
+    }
+    let out = mac.finalize().into_bytes();
+    u64::from_be_bytes([out[0], out[1], out[2], out[3], out[4], out[5], out[6], out[7]])
 }
 
 #[cfg(test)]

@@ -25,11 +25,8 @@
 //! An empty sketch is 2 bytes, one host 6, 128 hosts 514, a full sketch 3076. Decoding
 //! validates every field, so a corrupt blob is an error, never a panic or a wrong-shaped sketch.
 
-use std::net::IpAddr;
 
 use cardinality_estimator::CardinalityEstimator;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 
 /// Version byte written first in every blob.
 pub const FORMAT_VERSION: u8 = 1;
@@ -267,21 +264,15 @@ fn register(packed: &[u8], index: usize) -> u32 {
     ((lo | (hi << 8)) >> (bit % 8)) & ((1 << W) - 1)
 }
 
-/// The hash of a host under a store key: HMAC-SHA256(key, address octets), first 8 bytes.
-/// Without the key, a hash (or a sketch register) cannot be tested against an address.
-pub fn host_hash(key: &[u8; 32], addr: IpAddr) -> u64 {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
-    match addr {
-        IpAddr::V4(a) => mac.update(&a.octets()),
-        IpAddr::V6(a) => mac.update(&a.octets()),
-    }
-    let out = mac.finalize().into_bytes();
-    u64::from_be_bytes([out[0], out[1], out[2], out[3], out[4], out[5], out[6], out[7]])
-}
+/// The hash of a host under a store key: the aggregation's keyed hash (HMAC-SHA256, first 8
+/// bytes) under the store's yearly key. Without the key, a hash (or a sketch register) cannot
+/// be tested against an address.
+pub use crate::aggregate::pseudonym::keyed_hash as host_hash;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::IpAddr;
     use crate::testutil::XorShift;
 
     fn hashes(n: u64, seed: u64) -> impl Iterator<Item = u64> {
