@@ -319,8 +319,7 @@ fn received(bodies: &[String], alertname: &str) -> Vec<Value> {
 
 #[test]
 fn unsanctioned_messaging_reaches_the_alertmanager_webhook() {
-    let prometheus = tool("prometheus");
-    let promtool_bin = tool("promtool");
+    tool("prometheus");
     let alertmanager = tool("prometheus-alertmanager");
     let help = Command::new(env!("CARGO_BIN_EXE_shadowtap")).args(["run", "--help"]).output().unwrap();
     assert!(help.status.success(), "`shadowtap run --help` failed: {}", String::from_utf8_lossy(&help.stderr));
@@ -385,49 +384,23 @@ fn unsanctioned_messaging_reaches_the_alertmanager_webhook() {
     }
 
     // 3. Prometheus with the rules, scraping and evaluating every second.
-    let prom_yml = tmp.0.join("prometheus.yml");
-    std::fs::write(
-        &prom_yml,
-        format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-             rule_files:\n  - {}\n  - {}\n\
+    let mut prom = start_prometheus(
+        &tmp,
+        prometheus_port,
+        &format!(
+            "rule_files:\n  - {}\n  - {}\n\
              alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{alertmanager_port}']\n\
              scrape_configs:\n  - job_name: shadowtap\n    static_configs:\n      - targets: ['127.0.0.1:{sensor_port}']\n",
             yaml_path(&rules_dir().join("recording.yml")),
             yaml_path(&rules_dir().join("alerts.yml")),
         ),
-    )
-    .unwrap();
-    let check = Command::new(&promtool_bin).args(["check", "config"]).arg(&prom_yml).output().unwrap();
-    assert!(
-        check.status.success(),
-        "promtool check config: {}{}",
-        String::from_utf8_lossy(&check.stdout),
-        String::from_utf8_lossy(&check.stderr)
+        &["--rules.alert.resend-delay=1s"],
     );
-    let mut cmd = Command::new(&prometheus);
-    cmd.current_dir(&tmp.0)
-        .arg(format!("--config.file={}", prom_yml.display()))
-        .arg(format!("--storage.tsdb.path={}", tmp.0.join("tsdb").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{prometheus_port}"))
-        .arg("--rules.alert.resend-delay=1s")
-        .arg("--log.level=warn");
-    let mut prom = Proc::spawn("prometheus", cmd, tmp.0.join("prometheus.log"));
     let started = Instant::now();
-    loop {
-        prom.assert_running("starting (waiting for up{job=\"shadowtap\"} == 1)");
-        sensor.assert_running("being scraped");
-        let up = http_get(prometheus_port, &format!("/api/v1/query?query={}", urlencode("up{job=\"shadowtap\"}")))
-            .ok()
-            .filter(|r| r.status == 200)
-            .and_then(|r| serde_json::from_str::<Value>(&r.body).ok())
-            .and_then(|v| v["data"]["result"][0]["value"][1].as_str().map(str::to_string));
-        if up.as_deref() == Some("1") {
-            break;
-        }
-        assert!(started.elapsed() < READY_TIMEOUT, "Prometheus did not scrape shadowtap within {READY_TIMEOUT:?} ({up:?})");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let up = wait_until(READY_TIMEOUT, &mut [&mut prom, &mut sensor], "waiting for up{job=\"shadowtap\"} == 1", || {
+        first_value(prometheus_port, "up{job=\"shadowtap\"}") == Some(1.0)
+    });
+    assert!(up, "Prometheus did not scrape shadowtap within {READY_TIMEOUT:?}");
     eprintln!("prometheus scraped shadowtap after {:.1?}", started.elapsed());
 
     // 4. The webhook receives the alert.

@@ -24,7 +24,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::root;
 use common::stack::*;
@@ -509,35 +509,6 @@ fn dashboards_lint() {
 // ---------------------------------------------------------------------------------------------
 // Real Prometheus.
 
-/// Instant query; Err with Prometheus's answer when it is not a success.
-fn try_query(port: u16, promql: &str) -> Result<Vec<Value>, String> {
-    let resp = http_get(port, &format!("/api/v1/query?query={}", urlencode(promql))).map_err(|e| e.to_string())?;
-    let v: Value = serde_json::from_str(&resp.body).map_err(|e| format!("{e}: {}", resp.body))?;
-    if resp.status != 200 || v["status"] != "success" {
-        return Err(format!("HTTP {}: {}", resp.status, v["error"].as_str().unwrap_or(&resp.body)));
-    }
-    match v["data"]["resultType"].as_str() {
-        Some("vector") => Ok(v["data"]["result"].as_array().cloned().unwrap_or_default()),
-        Some("scalar") => Ok(vec![serde_json::json!({"metric": {}, "value": v["data"]["result"]})]),
-        other => Err(format!("result type {other:?}")),
-    }
-}
-
-/// Polls `check` every 200 ms until it is true or `timeout` passes; says whether it became true.
-fn wait_for(timeout: Duration, procs: &mut [&mut Proc], doing: &str, mut check: impl FnMut() -> bool) -> bool {
-    let started = Instant::now();
-    while started.elapsed() < timeout {
-        for p in procs.iter_mut() {
-            p.assert_running(doing);
-        }
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    false
-}
-
 struct Row {
     dashboard: String,
     panel: String,
@@ -563,7 +534,7 @@ fn start_sensor(tmp: &TempDir, name: &'static str, port: u16) -> Proc {
         .arg("--listen")
         .arg(format!("127.0.0.1:{port}"));
     let mut sensor = Proc::spawn(name, cmd, tmp.0.join(format!("{name}.log")));
-    let ready = wait_for(READY_TIMEOUT, &mut [&mut sensor], "replaying pcaps/ (waiting for /readyz)", || {
+    let ready = wait_until(READY_TIMEOUT, &mut [&mut sensor], "replaying pcaps/ (waiting for /readyz)", || {
         http_get(port, "/readyz").is_ok_and(|r| r.status == 200)
     });
     assert!(ready, "{name}: /readyz not 200 within {READY_TIMEOUT:?}");
@@ -572,12 +543,6 @@ fn start_sensor(tmp: &TempDir, name: &'static str, port: u16) -> Proc {
 
 #[test]
 fn dashboard_queries_return_data() {
-    let (Some(prometheus), Some(promtool)) = (on_path("prometheus"), on_path("promtool")) else {
-        panic!(
-            "`prometheus` and `promtool` must be on PATH for this test: run .ci/test, which installs \
-             the Debian package `prometheus` (or: apt-get install prometheus)"
-        );
-    };
     let dashboards = load_dashboards();
     let rules = root().join(RULES_FILE);
 
@@ -589,47 +554,28 @@ fn dashboard_queries_return_data() {
     let mut sensor_b = start_sensor(&tmp, "sensor-b", port_b);
 
     // Prometheus scraping both every second and evaluating the recording rules.
-    let yml = tmp.0.join("prometheus.yml");
-    std::fs::write(
-        &yml,
-        format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-             rule_files:\n  - '{}'\n\
-             scrape_configs:\n  - job_name: shadowtap\n    static_configs:\n      \
+    let mut prom = start_prometheus(
+        &tmp,
+        prometheus_port,
+        &format!(
+            "rule_files:\n  - '{}'\nscrape_configs:\n  - job_name: shadowtap\n    static_configs:\n      \
              - targets: ['127.0.0.1:{port_a}', '127.0.0.1:{port_b}']\n",
             rules.display()
         ),
-    )
-    .unwrap();
-    let check = Command::new(&promtool).args(["check", "config"]).arg(&yml).output().unwrap();
-    assert!(
-        check.status.success(),
-        "promtool check config: {}{}",
-        String::from_utf8_lossy(&check.stdout),
-        String::from_utf8_lossy(&check.stderr)
+        &[],
     );
-    let mut cmd = Command::new(&prometheus);
-    cmd.current_dir(&tmp.0)
-        .arg(format!("--config.file={}", yml.display()))
-        .arg(format!("--storage.tsdb.path={}", tmp.0.join("tsdb").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{prometheus_port}"))
-        .arg("--log.level=warn");
-    let mut prom = Proc::spawn("prometheus", cmd, tmp.0.join("prometheus.log"));
-    let first = |promql: &str| try_query(prometheus_port, promql).ok().and_then(|r| r.first().map(value));
-    let procs = |p: &mut Proc, a: &mut Proc, b: &mut Proc, doing: &str, timeout: Duration, check: &mut dyn FnMut() -> bool| {
-        wait_for(timeout, &mut [p, a, b], doing, check)
-    };
-    let up = procs(&mut prom, &mut sensor_a, &mut sensor_b, "waiting for both sensors up", READY_TIMEOUT, &mut || {
+    let first = |promql: &str| first_value(prometheus_port, promql);
+    let up = wait_until(READY_TIMEOUT, &mut [&mut prom, &mut sensor_a, &mut sensor_b], "waiting for both sensors up", || {
         first("sum(up{job=\"shadowtap\"})") == Some(2.0)
     });
     assert!(up, "Prometheus did not scrape both sensors successfully within {READY_TIMEOUT:?}");
     // rate() and increase() need two samples in their range: wait for at least 6 scrapes.
-    let scraped = procs(&mut prom, &mut sensor_a, &mut sensor_b, "waiting for 6 scrapes", Duration::from_secs(30), &mut || {
+    let scraped = wait_until(Duration::from_secs(30), &mut [&mut prom, &mut sensor_a, &mut sensor_b], "waiting for 6 scrapes", || {
         first("min(count_over_time(up{job=\"shadowtap\"}[1m]))").is_some_and(|n| n >= 6.0)
     });
     assert!(scraped, "Prometheus did not scrape the sensors 6 times within 30 s");
     // Rules over rate(...[5m]) have a value once their inputs have two samples.
-    let evaluated = procs(&mut prom, &mut sensor_a, &mut sensor_b, "waiting for the recording rules", Duration::from_secs(30), &mut || {
+    let evaluated = wait_until(Duration::from_secs(30), &mut [&mut prom, &mut sensor_a, &mut sensor_b], "waiting for the recording rules", || {
         first("count(shadowtap:flows:rate5m)").is_some()
     });
     assert!(evaluated, "the recording rules of {RULES_FILE} gave no shadowtap:flows:rate5m within 30 s");

@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use common::stack::*;
 use common::{inspect, root, s};
-use serde_json::Value;
 
 const WINDOWS: [&str; 4] = ["1h", "24h", "7d", "30d"];
 
@@ -53,7 +52,7 @@ fn fmt_num(v: Option<f64>) -> String {
 #[test]
 fn prometheus_scrapes_run_and_agrees_with_inspect() {
     // 0. The tools: Prometheus from the Debian package, and the `run` command.
-    let (Some(prometheus), Some(promtool)) = (on_path("prometheus"), on_path("promtool")) else {
+    let Some(promtool) = on_path("promtool") else {
         panic!(
             "`prometheus` and `promtool` must be on PATH for this test: run .ci/test, which installs \
              the Debian package `prometheus` (or: apt-get install prometheus)"
@@ -140,42 +139,17 @@ fn prometheus_scrapes_run_and_agrees_with_inspect() {
     );
 
     // 3. Prometheus scraping it every second.
-    let yml = tmp.0.join("prometheus.yml");
-    std::fs::write(
-        &yml,
-        format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-             scrape_configs:\n  - job_name: shadowtap\n    static_configs:\n      - targets: ['127.0.0.1:{shadowtap_port}']\n"
-        ),
-    )
-    .unwrap();
-    let check = Command::new(&promtool).args(["check", "config"]).arg(&yml).output().unwrap();
-    assert!(check.status.success(), "promtool check config: {}{}", String::from_utf8_lossy(&check.stdout), String::from_utf8_lossy(&check.stderr));
-    let mut cmd = Command::new(&prometheus);
-    cmd.current_dir(&tmp.0)
-        .arg(format!("--config.file={}", yml.display()))
-        .arg(format!("--storage.tsdb.path={}", tmp.0.join("tsdb").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{prometheus_port}"))
-        .arg("--log.level=warn");
-    let mut prom = Proc::spawn("prometheus", cmd, tmp.0.join("prometheus.log"));
+    let mut prom = start_prometheus(
+        &tmp,
+        prometheus_port,
+        &format!("scrape_configs:\n  - job_name: shadowtap\n    static_configs:\n      - targets: ['127.0.0.1:{shadowtap_port}']\n"),
+        &[],
+    );
     let started = Instant::now();
-    loop {
-        prom.assert_running("starting (waiting for up{job=\"shadowtap\"} == 1)");
-        sensor.assert_running("being scraped");
-        let up = http_get(prometheus_port, &format!("/api/v1/query?query={}", urlencode("up{job=\"shadowtap\"}")))
-            .ok()
-            .filter(|r| r.status == 200)
-            .and_then(|r| serde_json::from_str::<Value>(&r.body).ok())
-            .and_then(|v| v["data"]["result"][0]["value"][1].as_str().map(str::to_string));
-        if up.as_deref() == Some("1") {
-            break;
-        }
-        assert!(
-            started.elapsed() < READY_TIMEOUT,
-            "Prometheus did not scrape shadowtap successfully within {READY_TIMEOUT:?} (up = {up:?})"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let up = wait_until(READY_TIMEOUT, &mut [&mut prom, &mut sensor], "waiting for up{job=\"shadowtap\"} == 1", || {
+        first_value(prometheus_port, "up{job=\"shadowtap\"}") == Some(1.0)
+    });
+    assert!(up, "Prometheus did not scrape shadowtap successfully within {READY_TIMEOUT:?}");
     eprintln!("prometheus scraped shadowtap after {:.1?}", started.elapsed());
 
     // 4. PromQL against the expectation.

@@ -388,9 +388,6 @@ fn exposition(text: &str) -> Vec<(String, BTreeMap<String, String>, f64)> {
 
 #[test]
 fn prometheus_source_reports_what_the_sensor_exposes() {
-    let (Some(prometheus), Some(_)) = (on_path("prometheus"), on_path("promtool")) else {
-        panic!("`prometheus` must be on PATH for this test: run .ci/test, which installs the Debian package `prometheus`");
-    };
     let tmp = TempDir::new();
     let [shadowtap_port, prometheus_port] = free_ports::<2>();
     let mut cmd = shadowtap();
@@ -406,36 +403,16 @@ fn prometheus_source_reports_what_the_sensor_exposes() {
         assert!(started.elapsed() < READY_TIMEOUT, "/readyz not 200 within {READY_TIMEOUT:?}");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let yml = tmp.0.join("prometheus.yml");
-    std::fs::write(
-        &yml,
-        format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: shadowtap\n    \
-             static_configs:\n      - targets: ['127.0.0.1:{shadowtap_port}']\n"
-        ),
-    )
-    .unwrap();
-    let mut cmd = Command::new(prometheus);
-    cmd.current_dir(&tmp.0)
-        .arg(format!("--config.file={}", yml.display()))
-        .arg(format!("--storage.tsdb.path={}", tmp.0.join("tsdb").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{prometheus_port}"))
-        .arg("--log.level=warn");
-    let mut prom = Proc::spawn("prometheus", cmd, tmp.0.join("prometheus.log"));
-    let started = Instant::now();
-    loop {
-        prom.assert_running("starting");
-        sensor.assert_running("being scraped");
-        let ok = http_get(prometheus_port, &format!("/api/v1/query?query={}", urlencode("count(shadowtap_flows_total) > 0 and on() up == 1")))
-            .ok()
-            .and_then(|r| serde_json::from_str::<Value>(&r.body).ok())
-            .is_some_and(|v| v["data"]["result"].as_array().is_some_and(|a| !a.is_empty()));
-        if ok {
-            break;
-        }
-        assert!(started.elapsed() < READY_TIMEOUT, "Prometheus did not scrape shadowtap within {READY_TIMEOUT:?}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let mut prom = start_prometheus(
+        &tmp,
+        prometheus_port,
+        &format!("scrape_configs:\n  - job_name: shadowtap\n    static_configs:\n      - targets: ['127.0.0.1:{shadowtap_port}']\n"),
+        &[],
+    );
+    let scraped = wait_until(READY_TIMEOUT, &mut [&mut prom, &mut sensor], "being scraped", || {
+        try_query(prometheus_port, "count(shadowtap_flows_total) > 0 and on() up == 1").is_ok_and(|r| !r.is_empty())
+    });
+    assert!(scraped, "Prometheus did not scrape shadowtap within {READY_TIMEOUT:?}");
 
     // What the sensor exposes (its counters do not move after the replay).
     let metrics = exposition(&http_get(shadowtap_port, "/metrics").unwrap().body);

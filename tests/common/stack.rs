@@ -183,6 +183,72 @@ pub fn query(port: u16, promql: &str) -> Vec<Value> {
     v["data"]["result"].as_array().cloned().unwrap_or_default()
 }
 
+/// Instant query; Err with Prometheus's answer (or the connection error) unless it succeeded.
+/// A scalar result comes back as one sample without labels.
+pub fn try_query(port: u16, promql: &str) -> Result<Vec<Value>, String> {
+    let resp = http_get(port, &format!("/api/v1/query?query={}", urlencode(promql))).map_err(|e| e.to_string())?;
+    let v: Value = serde_json::from_str(&resp.body).map_err(|e| format!("{e}: {}", resp.body))?;
+    if resp.status != 200 || v["status"] != "success" {
+        return Err(format!("HTTP {}: {}", resp.status, v["error"].as_str().unwrap_or(&resp.body)));
+    }
+    match v["data"]["resultType"].as_str() {
+        Some("vector") => Ok(v["data"]["result"].as_array().cloned().unwrap_or_default()),
+        Some("scalar") => Ok(vec![serde_json::json!({"metric": {}, "value": v["data"]["result"]})]),
+        other => Err(format!("result type {other:?}")),
+    }
+}
+
+/// The value of an instant query's first sample; None while Prometheus does not answer or the
+/// result is empty.
+pub fn first_value(port: u16, promql: &str) -> Option<f64> {
+    try_query(port, promql).ok()?.first().map(value)
+}
+
+/// Polls `check` every 200 ms until it is true or `timeout` passes, asserting that every
+/// process of `procs` still runs; says whether it became true.
+pub fn wait_until(timeout: Duration, procs: &mut [&mut Proc], doing: &str, mut check: impl FnMut() -> bool) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < timeout {
+        for p in procs.iter_mut() {
+            p.assert_running(doing);
+        }
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
+
+/// Prometheus (the Debian package) on 127.0.0.1:`port`: writes `prometheus.yml` into `tmp`
+/// (scrape and evaluation every second, then `rest`: rule_files, alerting, scrape_configs), has
+/// `promtool check config` accept it, and starts it with `extra` arguments.
+pub fn start_prometheus(tmp: &TempDir, port: u16, rest: &str, extra: &[&str]) -> Proc {
+    let (Some(prometheus), Some(promtool)) = (on_path("prometheus"), on_path("promtool")) else {
+        panic!(
+            "`prometheus` and `promtool` must be on PATH for this test: run .ci/test, which installs \
+             the Debian package `prometheus` (or: apt-get install prometheus)"
+        );
+    };
+    let yml = tmp.0.join("prometheus.yml");
+    std::fs::write(&yml, format!("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n{rest}")).unwrap();
+    let check = Command::new(&promtool).args(["check", "config"]).arg(&yml).output().unwrap();
+    assert!(
+        check.status.success(),
+        "promtool check config: {}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let mut cmd = Command::new(&prometheus);
+    cmd.current_dir(&tmp.0)
+        .arg(format!("--config.file={}", yml.display()))
+        .arg(format!("--storage.tsdb.path={}", tmp.0.join("tsdb").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--log.level=warn")
+        .args(extra);
+    Proc::spawn("prometheus", cmd, tmp.0.join("prometheus.log"))
+}
+
 /// The sample value of one element of a query result.
 pub fn value(sample: &Value) -> f64 {
     let text = sample["value"][1].as_str().unwrap_or_else(|| panic!("no value in {sample}"));
