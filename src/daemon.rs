@@ -391,8 +391,8 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
     }
     signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))?;
     let web = match &opts.web_config {
-        Some(p) => crate::web::WebConfig::read(p).map_err(|e| anyhow::anyhow!(e))?,
-        None => crate::web::WebConfig::default(),
+        Some(p) => crate::serve::web::WebConfig::read(p).map_err(|e| anyhow::anyhow!(e))?,
+        None => crate::serve::web::WebConfig::default(),
     };
     let state = Arc::new(Mutex::new(State::default()));
     let listener = std::net::TcpListener::bind(opts.listen)
@@ -480,86 +480,10 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
     })?;
 
     let rt = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;
-    rt.block_on(serve(listener, state, Arc::clone(&stop), web))?;
+    rt.block_on(crate::serve::serve(listener, state, Arc::clone(&stop), web))?;
     stop.store(true, Ordering::Relaxed);
     match packets.join() {
         Ok(r) => r,
         Err(_) => anyhow::bail!("the packet thread failed"),
     }
-}
-
-async fn serve(
-    listener: std::net::TcpListener,
-    state: Arc<Mutex<State>>,
-    stop: Arc<AtomicBool>,
-    web: crate::web::WebConfig,
-) -> anyhow::Result<()> {
-    use axum::http::{header, StatusCode};
-    use axum::response::IntoResponse;
-    use axum::routing::get;
-    let auth = Arc::new(crate::web::BasicAuth::new(web.basic_auth_users.clone()));
-    let metrics_state = Arc::clone(&state);
-    let ready_state = Arc::clone(&state);
-    let app = axum::Router::new()
-        .route(
-            "/metrics",
-            get(move || {
-                let st = metrics_state.lock().map(|s| s.clone()).unwrap_or_default();
-                async move {
-                    match metrics::encode(&st) {
-                        Ok(body) => (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body),
-                        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, [(header::CONTENT_TYPE, "text/plain")], e.to_string().into_bytes()),
-                    }
-                }
-            }),
-        )
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route(
-            "/readyz",
-            get(move || {
-                let ready = ready_state.lock().map(|s| s.replay_done).unwrap_or(false);
-                async move {
-                    if ready {
-                        (StatusCode::OK, "ready\n")
-                    } else {
-                        (StatusCode::SERVICE_UNAVAILABLE, "replaying\n")
-                    }
-                }
-            }),
-        );
-    let app = app.layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
-        let auth = Arc::clone(&auth);
-        async move {
-            let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-            if auth.allows(given) {
-                next.run(req).await
-            } else {
-                (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Basic realm=\"shadowtap\"")], "unauthorized\n")
-                    .into_response()
-            }
-        }
-    }));
-    let stopped = async move {
-        while !stop.load(Ordering::Relaxed) {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    };
-    if let Some(tls) = &web.tls_server_config {
-        // ring as the one crypto provider (no C toolchain beyond what libpcap already needs).
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert_file, &tls.key_file)
-            .await
-            .map_err(|e| anyhow::anyhow!("TLS certificate {} / key {}: {e}", tls.cert_file.display(), tls.key_file.display()))?;
-        let handle = axum_server::Handle::new();
-        let h = handle.clone();
-        tokio::spawn(async move {
-            stopped.await;
-            h.graceful_shutdown(Some(Duration::from_secs(5)));
-        });
-        axum_server::tls_rustls::from_tcp_rustls(listener, config)?.handle(handle).serve(app.into_make_service()).await?;
-    } else {
-        let listener = tokio::net::TcpListener::from_std(listener)?;
-        axum::serve(listener, app).with_graceful_shutdown(stopped).await?;
-    }
-    Ok(())
 }

@@ -43,7 +43,7 @@ pub mod report;
 pub mod runtime;
 pub mod store;
 pub mod time;
-pub mod web;
+pub mod serve;
 
 #[cfg(test)]
 mod testutil;

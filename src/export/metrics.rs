@@ -50,6 +50,100 @@ pub struct State {
     pub events_written: [u64; 2],
     /// Rollup store counters (None without a store).
     pub store: Option<crate::store::StoreStats>,
+    /// Every capture source the sensor was asked to read, with what it is doing now.
+    pub sources: Vec<SourceStatus>,
+}
+
+/// Kind of a capture source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// A capture file (replayed).
+    File,
+    /// A live interface.
+    Interface,
+}
+
+impl SourceKind {
+    /// Label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::File => "file",
+            SourceKind::Interface => "interface",
+        }
+    }
+}
+
+/// What a capture source is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceState {
+    /// Not read yet (a file waiting for its turn).
+    Pending,
+    /// Being read.
+    Reading,
+    /// Read to its end (files only).
+    Done,
+    /// Could not be opened, or failed while being read: the sensor is blind to it.
+    Failed,
+}
+
+impl SourceState {
+    /// Every state, in label order.
+    pub const ALL: [SourceState; 4] = [SourceState::Pending, SourceState::Reading, SourceState::Done, SourceState::Failed];
+
+    /// Label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceState::Pending => "pending",
+            SourceState::Reading => "reading",
+            SourceState::Done => "done",
+            SourceState::Failed => "failed",
+        }
+    }
+}
+
+/// One capture source as the exporter shows it (its name only in `/readyz`'s text, never in a
+/// label: interface names are bounded, file names are not).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceStatus {
+    /// File or interface.
+    pub kind: SourceKind,
+    /// Path or interface name.
+    pub name: String,
+    /// What it is doing.
+    pub state: SourceState,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+impl State {
+    /// Whether the sensor sees what it was asked to see: `Err` with the reason while a replay
+    /// is still running or when any source has failed (a blind sensor must never look ready).
+    ///
+    /// # Errors
+    /// The reason it is not ready, one line.
+    pub fn readiness(&self) -> Result<(), String> {
+        let failed: Vec<String> = self
+            .sources
+            .iter()
+            .filter(|s| s.state == SourceState::Failed)
+            .map(|s| format!("{} {}: {}", s.kind.as_str(), s.name, s.error.as_deref().unwrap_or("failed")))
+            .collect();
+        if !failed.is_empty() {
+            return Err(format!("blind: {}", failed.join("; ")));
+        }
+        if !self.replay_done {
+            return Err("replaying".into());
+        }
+        Ok(())
+    }
+}
+
+/// `shadowtap_ready`: 1 when `/readyz` would answer 200 (see [`State::readiness`]).
+fn g1_ready(r: &Registry, s: &State) -> prometheus::Result<()> {
+    gauge(r, "shadowtap_ready", "1 when every requested source is being read (or was read to its end) and the replay is over; 0 while replaying or blind.", &[])?
+        .with_label_values(&[] as &[&str])
+        .set(s.readiness().is_ok() as i64);
+    Ok(())
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
@@ -127,6 +221,14 @@ pub fn encode(s: &State) -> prometheus::Result<Vec<u8>> {
         cap.with_label_values(&[iface.as_str(), "interface"]).inc_by(c.if_dropped);
         recv.with_label_values(&[iface.as_str()]).inc_by(c.received);
     }
+    let sources = gauge(&r, "shadowtap_sources", "Capture sources the sensor was asked to read, by kind (file, interface) and state (pending, reading, done, failed); a failed one means the sensor is blind to it.", &["kind", "state"])?;
+    for kind in [SourceKind::File, SourceKind::Interface] {
+        for state in SourceState::ALL {
+            let n = s.sources.iter().filter(|x| x.kind == kind && x.state == state).count();
+            sources.with_label_values(&[kind.as_str(), state.as_str()]).set(n as i64);
+        }
+    }
+    g1_ready(&r, s)?;
     let g1 = |name: &str, help: &str, v: i64| -> prometheus::Result<()> {
         gauge(&r, name, help, &[])?.with_label_values(&[] as &[&str]).set(v);
         Ok(())

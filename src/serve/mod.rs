@@ -1,0 +1,92 @@
+//! The HTTP side of `shadowtap run`: `/metrics`, `/healthz` and `/readyz` over axum, with the
+//! exporter-toolkit web configuration ([`web`]: TLS and basic authentication).
+//!
+//! It only reads the [`State`] the packet thread publishes; it never touches the engine, so a
+//! slow or hostile client cannot stall packet processing.
+
+pub mod web;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::export::metrics::{self, State};
+
+/// Serves until `stop` is set, then drains.
+///
+/// # Errors
+/// A TLS certificate or key that cannot be loaded, or an I/O failure of the listener.
+pub async fn serve(
+    listener: std::net::TcpListener,
+    state: Arc<Mutex<State>>,
+    stop: Arc<AtomicBool>,
+    web: web::WebConfig,
+) -> anyhow::Result<()> {
+    use axum::http::{header, StatusCode};
+    use axum::response::IntoResponse;
+    use axum::routing::get;
+    let auth = Arc::new(web::BasicAuth::new(web.basic_auth_users.clone()));
+    let metrics_state = Arc::clone(&state);
+    let ready_state = Arc::clone(&state);
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let st = metrics_state.lock().map(|s| s.clone()).unwrap_or_default();
+                async move {
+                    match metrics::encode(&st) {
+                        Ok(body) => (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body),
+                        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, [(header::CONTENT_TYPE, "text/plain")], e.to_string().into_bytes()),
+                    }
+                }
+            }),
+        )
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = ready_state.lock().map(|s| s.readiness()).unwrap_or_else(|_| Err("state unavailable".into()));
+                async move {
+                    match ready {
+                        Ok(()) => (StatusCode::OK, "ready\n".to_string()),
+                        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),
+                    }
+                }
+            }),
+        );
+    let app = app.layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
+        let auth = Arc::clone(&auth);
+        async move {
+            let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+            if auth.allows(given) {
+                next.run(req).await
+            } else {
+                (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Basic realm=\"shadowtap\"")], "unauthorized\n")
+                    .into_response()
+            }
+        }
+    }));
+    let stopped = async move {
+        while !stop.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    if let Some(tls) = &web.tls_server_config {
+        // ring as the one crypto provider (no C toolchain beyond what libpcap already needs).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert_file, &tls.key_file)
+            .await
+            .map_err(|e| anyhow::anyhow!("TLS certificate {} / key {}: {e}", tls.cert_file.display(), tls.key_file.display()))?;
+        let handle = axum_server::Handle::new();
+        let h = handle.clone();
+        tokio::spawn(async move {
+            stopped.await;
+            h.graceful_shutdown(Some(Duration::from_secs(5)));
+        });
+        axum_server::tls_rustls::from_tcp_rustls(listener, config)?.handle(handle).serve(app.into_make_service()).await?;
+    } else {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        axum::serve(listener, app).with_graceful_shutdown(stopped).await?;
+    }
+    Ok(())
+}
