@@ -23,7 +23,7 @@ use crate::capture::{self, LiveOptions, Next, Source};
 use crate::classify::Classifier;
 use crate::engine::{self, Engine, FlowRecord};
 use crate::export::events::{self, Events};
-use crate::export::metrics::{self, State};
+use crate::export::metrics::State;
 use crate::store::{self, ConfigFacts, Counters, Writer};
 
 /// Default listen address: loopback, on a port of Prometheus's exporter range.
@@ -202,6 +202,7 @@ impl Worker {
             events: self.events.stats.emitted.clone(),
             events_written: self.events_written,
             store: self.store.as_ref().map(|w| w.store.stats),
+            sources: Vec::new(),
         };
         if let Ok(mut s) = self.state.lock() {
             *s = st;
