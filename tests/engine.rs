@@ -37,9 +37,9 @@ fn batch_and_single_frame_handling_agree() {
         let single = run_single(&fr);
         let mut e = Engine::new(Config::default());
         for chunk in fr.chunks(7) {
-            let batch: Vec<shadowtap::capture::Frame<'_>> = chunk
+            let batch: Vec<shadowtap::decode::Frame<'_>> = chunk
                 .iter()
-                .map(|(ts, link, data, len, dlt)| shadowtap::capture::Frame { ts: *ts, data, wire_len: *len, link: *link, dlt: *dlt })
+                .map(|(ts, link, data, len, dlt)| shadowtap::decode::Frame { ts: *ts, data, wire_len: *len, link: *link, dlt: *dlt })
                 .collect();
             e.handle_batch(&batch);
         }

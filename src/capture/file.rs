@@ -17,8 +17,8 @@ use pcap_parser::nom;
 use pcap_parser::pcapng::Block;
 use pcap_parser::{PcapError, PcapHeader};
 
-use super::{CaptureError, Frame};
-use crate::decode::LinkType;
+use super::CaptureError;
+use crate::decode::{Frame, LinkType};
 use crate::time::Timestamp;
 
 /// Bytes read per `read` call and the size of the parse buffer (1 MiB).

@@ -11,6 +11,9 @@ use std::path::PathBuf;
 
 use pcap::{Active, Capture};
 
+/// Re-exported from `decode`, where it lives so that the sans-IO core does not depend on this
+/// module; the path `capture::Frame` keeps working for the drivers.
+pub use crate::decode::Frame;
 use crate::decode::LinkType;
 use crate::time::Timestamp;
 
@@ -74,21 +77,6 @@ pub struct LiveOptions {
     pub buffer_bytes: i32,
     /// Promiscuous mode (needed on a mirror port or TAP).
     pub promiscuous: bool,
-}
-
-/// One captured frame, borrowed from libpcap's buffer until the next read.
-#[derive(Debug, Clone, Copy)]
-pub struct Frame<'a> {
-    /// Capture timestamp.
-    pub ts: Timestamp,
-    /// Captured bytes (at most the snapshot length).
-    pub data: &'a [u8],
-    /// Length of the frame on the wire.
-    pub wire_len: u32,
-    /// Link type of the frame, if the decoder supports it.
-    pub link: Option<LinkType>,
-    /// libpcap data link type number of the frame.
-    pub dlt: i32,
 }
 
 /// The result of one read.

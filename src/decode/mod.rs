@@ -40,6 +40,7 @@
 //! tunnels, and both loops are bounded by [`MAX_LINK_HEADERS`] and [`MAX_ENCAP_DEPTH`].
 
 mod drop;
+mod frame;
 mod ip;
 mod link;
 mod tunnel;
@@ -48,6 +49,7 @@ use core::ops::BitOr;
 use std::net::IpAddr;
 
 pub use drop::{DropReason, Layer};
+pub use frame::Frame;
 
 use ip::Version;
 

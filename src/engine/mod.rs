@@ -15,8 +15,7 @@ pub mod record;
 mod tcp;
 mod udp;
 
-use crate::capture::Frame;
-use crate::decode::{self, DropReason, LinkType, Packet, TcpFlags, Transport, Tunnel};
+use crate::decode::{self, DropReason, Frame, LinkType, Packet, TcpFlags, Transport, Tunnel};
 use crate::dnscache::{self, DnsCache};
 use crate::flow::key::{Key, Side, TCP, UDP};
 use crate::flow::reassembly::{self, Stream};
