@@ -28,6 +28,7 @@
 
 use std::collections::BTreeSet;
 
+use super::escape::{checked, esc};
 use super::svg;
 use crate::report::display;
 use crate::report::input::ALL_DEPARTMENTS;
@@ -77,27 +78,6 @@ dl.facts dd { margin: 0; }
   h2, h3, caption { break-after: avoid; }
 }
 "#;
-
-/// Escapes text for HTML content and attribute values.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// The attributes that let a test check a printed number against the JSON.
-pub fn checked(key: &str, ptr: &str, fmt: &str) -> String {
-    format!(" data-key=\"{}\" data-ptr=\"{}\" data-fmt=\"{fmt}\"", esc(key), esc(ptr))
-}
 
 /// A department id for people: the organisation has a name of its own.
 fn dept_label(d: &str) -> String {

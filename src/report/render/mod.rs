@@ -13,6 +13,7 @@
 //! pointer in the JSON and compares.
 
 pub mod csv;
+mod escape;
 pub mod html;
 pub mod markdown;
 mod svg;

@@ -2,7 +2,7 @@
 //! SVG elements with presentation attributes only (no script, no link, no font file), so they
 //! print as vectors; every label is escaped.
 
-use super::html::{checked, esc};
+use super::escape::{checked, esc};
 use crate::report::display;
 
 /// Line colours, in the order of the series (colour-blind friendly, readable in grey print).
