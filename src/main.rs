@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use shadowtap::capture::{LiveOptions, DEFAULT_BUFFER_BYTES, DEFAULT_SNAPLEN};
 use shadowtap::engine;
+use shadowtap::runtime::report as command;
 use shadowtap::runtime::{self, Format, InspectOptions};
 
 #[derive(Parser)]
@@ -72,22 +73,28 @@ enum Command {
         /// Configuration file.
         #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
-        /// Capture files or directories to replay (repeatable). With neither --pcap nor
-        /// --interface, the bundled captures in pcaps/ are replayed.
+        /// Capture files or directories to replay (repeatable). At least one --pcap or
+        /// --interface is required.
         #[arg(long = "pcap", value_name = "PATH")]
         pcaps: Vec<PathBuf>,
         /// Live interface (repeatable).
         #[arg(short = 'i', long = "interface", value_name = "IF")]
         interfaces: Vec<String>,
         /// HTTP address of /metrics, /healthz and /readyz.
-        #[arg(long, default_value = shadowtap::daemon::DEFAULT_LISTEN)]
+        #[arg(long, default_value = shadowtap::runtime::run::DEFAULT_LISTEN)]
         listen: std::net::SocketAddr,
         /// Replay captures at their recorded pace.
         #[arg(long)]
         realtime: bool,
+        /// BPF filter (tcpdump syntax) for files and interfaces.
+        #[arg(short = 'f', long)]
+        filter: Option<String>,
         /// Snapshot length of live captures, bytes.
         #[arg(long, default_value_t = DEFAULT_SNAPLEN)]
         snaplen: i32,
+        /// Kernel buffer size of live captures, bytes.
+        #[arg(long, default_value_t = DEFAULT_BUFFER_BYTES)]
+        buffer_size: i32,
         /// Do not put interfaces in promiscuous mode.
         #[arg(long)]
         no_promisc: bool,
@@ -255,38 +262,39 @@ struct SurveyArgs {
 /// where other users could read it).
 const PROMETHEUS_PASSWORD_ENV: &str = "SHADOWTAP_PROMETHEUS_PASSWORD";
 
-/// `shadowtap report`: arguments to a `report::Command`, then run it.
+/// `shadowtap report`: arguments to a `command::Command`, then run it.
 fn report(args: ReportArgs) -> ExitCode {
-    use shadowtap::report::{self, ReportError};
-    let command = (|| -> Result<report::Command, ReportError> {
+    use shadowtap::report;
+    use command::{self as command, ReportError};
+    let command = (|| -> Result<command::Command, ReportError> {
         let source = match (args.source.store, args.source.prometheus, args.source.input) {
-            (Some(path), _, _) => report::Source::Store(path),
+            (Some(path), _, _) => command::Source::Store(path),
             (_, Some(url), _) => {
                 let password = std::env::var(PROMETHEUS_PASSWORD_ENV).ok();
                 if args.prometheus_user.is_some() && password.is_none() {
                     return Err(ReportError::Usage(format!("--prometheus-user needs the password in {PROMETHEUS_PASSWORD_ENV}")));
                 }
-                report::Source::Prometheus(report::prometheus::Server { url, user: args.prometheus_user, password })
+                command::Source::Prometheus(report::prometheus::Server { url, user: args.prometheus_user, password })
             }
-            (_, _, Some(path)) => report::Source::Input(path),
+            (_, _, Some(path)) => command::Source::Input(path),
             (None, None, None) => return Err(ReportError::Usage("give --store, --prometheus or --input".into())),
         };
-        report_command(source, args.from, args.to, args.render, report::command::DEFAULT_K)
+        report_command(source, args.from, args.to, args.render, command::DEFAULT_K)
     })();
     run_report(command)
 }
 
-/// The `report::Command` of a source, a period and the rendering arguments.
+/// The `command::Command` of a source, a period and the rendering arguments.
 fn report_command(
-    source: shadowtap::report::Source,
+    source: command::Source,
     from: Option<String>,
     to: Option<String>,
     r: RenderArgs,
     default_k: u64,
-) -> Result<shadowtap::report::Command, shadowtap::report::ReportError> {
+) -> Result<command::Command, command::ReportError> {
     use shadowtap::report;
-    let date = |d: Option<String>| d.as_deref().map(report::command::parse_date).transpose();
-    Ok(report::Command {
+    let date = |d: Option<String>| d.as_deref().map(command::parse_date).transpose();
+    Ok(command::Command {
         source,
         from: date(from)?,
         to: date(to)?,
@@ -306,7 +314,7 @@ fn report_command(
 }
 
 /// Runs a report command; the exit code says how it went (2: bad command line).
-fn run_report(command: Result<shadowtap::report::Command, shadowtap::report::ReportError>) -> ExitCode {
+fn run_report(command: Result<command::Command, command::ReportError>) -> ExitCode {
     // Rounded up: queries run at whole seconds, and a sample scraped in the current second
     // must be inside the period.
     let now = std::time::SystemTime::now()
@@ -314,7 +322,7 @@ fn run_report(command: Result<shadowtap::report::Command, shadowtap::report::Rep
         .map(|d| d.as_secs() as i64 + i64::from(d.subsec_nanos() > 0))
         .unwrap_or(0);
     let stdout = std::io::stdout();
-    match command.and_then(|c| shadowtap::report::run(&c, now, &mut stdout.lock())) {
+    match command.and_then(|c| command::run(&c, now, &mut stdout.lock())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -323,8 +331,8 @@ fn run_report(command: Result<shadowtap::report::Command, shadowtap::report::Rep
     }
 }
 
-/// The bundled configuration (example departments and policy over `pcaps/`).
-const DEFAULT_CONFIG: &str = "rules/config.toml";
+/// Where the configuration is unless `--config` says otherwise.
+const DEFAULT_CONFIG: &str = shadowtap::config::DEFAULT_PATH;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -333,11 +341,13 @@ fn main() -> ExitCode {
         Command::Store { action: StoreAction::Backup { store, to } } => runtime::store_backup(&store, &to, &mut std::io::stdout()),
         Command::Run {
             config,
-            mut pcaps,
+            pcaps,
             interfaces,
             listen,
             realtime,
+            filter,
             snaplen,
+            buffer_size,
             no_promisc,
             state_dir,
             save_interval,
@@ -347,19 +357,16 @@ fn main() -> ExitCode {
             store,
             sensor_name,
         } => {
-            if pcaps.is_empty() && interfaces.is_empty() {
-                pcaps.push(PathBuf::from("pcaps"));
-            }
-            let opts = shadowtap::daemon::RunOptions {
+            let opts = shadowtap::runtime::run::RunOptions {
                 config,
                 pcaps,
                 live: interfaces
                     .into_iter()
-                    .map(|interface| LiveOptions { interface, snaplen, buffer_bytes: DEFAULT_BUFFER_BYTES, promiscuous: !no_promisc })
+                    .map(|interface| LiveOptions { interface, snaplen, buffer_bytes: buffer_size, promiscuous: !no_promisc })
                     .collect(),
+                filter,
                 listen,
                 realtime,
-                engine: engine::Config::default(),
                 state_dir,
                 save_every: std::time::Duration::from_secs(save_interval.max(1)),
                 user,
@@ -368,17 +375,17 @@ fn main() -> ExitCode {
                 store,
                 sensor_name,
             };
-            match shadowtap::daemon::run(opts) {
+            match shadowtap::runtime::run::run(opts) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::FAILURE
+                    eprintln!("error: {e}");
+                    ExitCode::from(e.exit_code())
                 }
             }
         }
         Command::Report(args) => report(args),
         Command::Survey(a) => {
-            let source = shadowtap::report::Source::Captures { config: a.config, inputs: a.inputs, store: a.store };
+            let source = command::Source::Captures { config: a.config, inputs: a.inputs, store: a.store };
             run_report(report_command(source, a.from, a.to, a.render, 1))
         }
         Command::Explain { query, config } => runtime::explain(&config, &query, &mut std::io::stdout()),

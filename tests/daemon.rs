@@ -226,7 +226,7 @@ fn tls_and_basic_auth_with_an_exporter_toolkit_web_config() {
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_shadowtap"))
         .current_dir(root())
-        .args(["run", "--pcap", "pcaps/curl-tls13.pcap", "--listen", &format!("127.0.0.1:{port}"), "--web-config"])
+        .args(["run", "--config", "rules/config.toml", "--pcap", "pcaps/curl-tls13.pcap", "--listen", &format!("127.0.0.1:{port}"), "--web-config"])
         .arg(dir.join("web.yml"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -12,11 +12,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-/// Cycles tolerated for now, each as its sorted modules. It must become empty: the control-plane
-/// cycle below is being broken on another branch, which empties this list when it merges. A
-/// listed cycle that no longer exists fails the test too, so the list cannot go stale.
-const KNOWN_CYCLES: &[&[&str]] = &[&["aggregate", "classify", "export/events"]];
-
 /// Module name -> the modules it imports.
 type Graph = BTreeMap<String, BTreeSet<String>>;
 
@@ -235,15 +230,12 @@ fn describe(g: &Graph, cycles: &[&Vec<String>]) -> String {
 }
 
 #[test]
-fn src_has_no_import_cycles_but_the_known_ones() {
+fn src_has_no_import_cycles() {
     let g = graph(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
     assert!(g["engine"].contains("flow/table") && !g.contains_key("testutil"), "the scan lost its way: {g:?}");
     let found = cycles(&g);
-    let known = |c: &Vec<String>| KNOWN_CYCLES.iter().any(|k| k.iter().eq(c.iter()));
-    let new: Vec<&Vec<String>> = found.iter().filter(|c| !known(c)).collect();
-    assert!(new.is_empty(), "import cycles among the modules of src/ (break them):\n{}", describe(&g, &new));
-    let gone: Vec<_> = KNOWN_CYCLES.iter().filter(|k| !found.iter().any(|c| k.iter().eq(c.iter()))).collect();
-    assert!(gone.is_empty(), "{gone:?} no longer form a cycle: remove them from KNOWN_CYCLES");
+    let all: Vec<&Vec<String>> = found.iter().collect();
+    assert!(all.is_empty(), "import cycles among the modules of src/ (break them):\n{}", describe(&g, &all));
 }
 
 /// Writes `files` under a fresh directory and returns the graph of that tree.

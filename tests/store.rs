@@ -1,6 +1,6 @@
 //! The rollup store over `pcaps/`, against an independent count from `shadowtap inspect`.
 //!
-//! 1. `runtime::survey_input` over `pcaps/` with `rules/config.toml` gives, per department ×
+//! 1. `runtime::survey::input` over `pcaps/` with `rules/config.toml` gives, per department ×
 //!    service × status, department × service × channel × status and department × category ×
 //!    status (and for `_all`): flows, bytes each way and distinct client addresses; active hosts
 //!    and unnamed flows per department; flows by signal, ECH flows and packets — equal to what
@@ -208,19 +208,19 @@ fn survey_of_pcaps_equals_a_count_from_inspect() {
     let (records, frames) = inspect_pcaps();
     let e = expectation(&records);
     assert!(e.services.len() >= 8 && e.unnamed.len() >= 2 && e.active.len() >= 3, "pcaps/ exercises every kind of row: {e:?}");
-    let input = shadowtap::runtime::survey_input(&root().join("rules/config.toml"), &[root().join("pcaps")], None, None, None).unwrap();
+    let input = shadowtap::runtime::survey::input(&root().join("rules/config.toml"), &[root().join("pcaps")], None, None, None).unwrap();
     let (from, to) = period(&e);
     assert_eq!((input.from, input.to), (from, to), "the default period is the captures'");
     assert!(input.source.starts_with("survey of "), "{}", input.source);
     assert_matches(&input, &e, 1);
     assert_eq!(input.coverage.packets, frames, "packets: inspect --stats frames");
     assert_eq!(input.coverage.sensors.len(), 1);
-    assert_eq!(input.coverage.sensors[0].name, shadowtap::runtime::SURVEY_SENSOR);
+    assert_eq!(input.coverage.sensors[0].name, shadowtap::runtime::survey::SURVEY_SENSOR);
 
     // Into a store file when asked: the same facts, and the file stays.
     let tmp = TempDir::new();
     let file = tmp.0.join("survey.sqlite");
-    let kept = shadowtap::runtime::survey_input(&root().join("rules/config.toml"), &[root().join("pcaps")], Some(from), Some(to), Some(&file)).unwrap();
+    let kept = shadowtap::runtime::survey::input(&root().join("rules/config.toml"), &[root().join("pcaps")], Some(from), Some(to), Some(&file)).unwrap();
     assert_eq!((kept.services.clone(), kept.departments.clone()), (input.services.clone(), input.departments.clone()));
     assert_eq!(Store::open_existing(&file).unwrap().load(from, to, None).unwrap().services, input.services);
 }

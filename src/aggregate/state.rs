@@ -150,12 +150,21 @@ impl Aggregator {
 /// # Errors
 /// The I/O error.
 pub fn save(dir: &Path, agg: &Aggregator) -> std::io::Result<PathBuf> {
+    write(dir, &agg.to_saved())
+}
+
+/// Writes a saved state atomically into `dir` (temporary file, fsync, rename): what the
+/// daemon's background writer does with the snapshot the packet thread took.
+///
+/// # Errors
+/// The I/O error.
+pub fn write(dir: &Path, saved: &Saved) -> std::io::Result<PathBuf> {
     use std::io::Write;
     std::fs::create_dir_all(dir)?;
     let path = dir.join(STATE_FILE);
     let tmp = dir.join(format!("{STATE_FILE}.tmp"));
     let mut f = std::fs::File::create(&tmp)?;
-    serde_json::to_writer(&mut f, &agg.to_saved())?;
+    serde_json::to_writer(&mut f, saved)?;
     f.flush()?;
     f.sync_all()?;
     std::fs::rename(&tmp, &path)?;

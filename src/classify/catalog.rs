@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use toml::Spanned;
 
 use super::addr::AddrTable;
-use super::diag::{self, Diagnostic};
+use crate::diag::{self, Diagnostic};
 
 /// Service categories (the `category` key).
 pub const CATEGORIES: &[&str] = &[
@@ -413,35 +413,10 @@ impl Builder<'_> {
 }
 
 impl Catalog {
-    /// Loads every `*.toml` file of `dir` (sorted by name).
-    ///
-    /// # Errors
-    /// Every problem found, each with file and line; the catalog is not returned if there is any.
-    pub fn load_dir(dir: &Path) -> Result<Catalog, Vec<Diagnostic>> {
-        let io = |e: std::io::Error| vec![Diagnostic { file: dir.to_path_buf(), line: None, message: e.to_string() }];
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(io)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-            .collect();
-        files.sort();
-        if files.is_empty() {
-            return Err(vec![Diagnostic { file: dir.to_path_buf(), line: None, message: "no .toml service files".into() }]);
-        }
-        let mut texts = Vec::new();
-        for f in &files {
-            match std::fs::read_to_string(f) {
-                Ok(t) => texts.push((f.clone(), t)),
-                Err(e) => return Err(vec![Diagnostic { file: f.clone(), line: None, message: e.to_string() }]),
-            }
-        }
-        Self::from_texts(&texts)
-    }
-
     /// Compiles a catalog from (file name, contents) pairs.
     ///
     /// # Errors
-    /// As [`Catalog::load_dir`].
+    /// Every problem found, each with file and line; the catalog is not returned if there is any.
     pub fn from_texts(texts: &[(PathBuf, String)]) -> Result<Catalog, Vec<Diagnostic>> {
         let mut cat = Catalog::default();
         let mut errors = Vec::new();

@@ -9,17 +9,13 @@
 
 pub mod addr;
 pub mod catalog;
-pub mod diag;
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
-use std::path::Path;
 
 use addr::AddrTable;
 use catalog::{Catalog, Target};
-use diag::Diagnostic;
 
-use crate::config::Loaded;
 use crate::engine::{FlowRecord, Signal};
 use crate::time::Timestamp;
 
@@ -98,260 +94,86 @@ pub struct Attribution {
     pub server_country: Option<String>,
 }
 
-#[derive(Debug, Clone)]
-struct ExemptionRule {
-    department: String,
-    service: usize,
-    from: Timestamp,
-    until: Timestamp,
-    reference: String,
+/// A time-limited exemption for one service in one department, compiled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExemptionRule {
+    /// Department id.
+    pub department: String,
+    /// Service (index into the catalog).
+    pub service: usize,
+    /// Start of its first day.
+    pub from: Timestamp,
+    /// End of its last day: the first instant it no longer covers.
+    pub until: Timestamp,
+    /// Ticket or decision reference.
+    pub reference: String,
 }
 
-/// The catalog, departments and policy, compiled.
+/// Departments and policy, compiled and validated by `config` against the catalog (service
+/// indices, parsed prefixes): [`Classifier::build`] only assembles them.
+#[derive(Default)]
+pub struct Policy {
+    /// Department prefixes → index into `department_ids`.
+    pub departments: AddrTable<usize>,
+    /// Configured department ids.
+    pub department_ids: Vec<String>,
+    /// Mapping-file entries (address → index into `department_ids`); they override prefixes.
+    pub mapping: HashMap<IpAddr, usize>,
+    /// Services sanctioned for everyone.
+    pub sanctioned: HashSet<usize>,
+    /// Services sanctioned per department id.
+    pub sanctioned_by_department: HashMap<String, HashSet<usize>>,
+    /// Exemptions.
+    pub exemptions: Vec<ExemptionRule>,
+    /// The organisation's own tenants per corporate service (lower case).
+    pub own_tenants: HashMap<usize, Vec<String>>,
+}
+
+/// GeoIP databases, opened by `config` (each optional: without it that signal is off).
+#[derive(Default)]
+pub struct GeoIp {
+    /// GeoLite2-ASN format.
+    pub asn: Option<maxminddb::Reader<Vec<u8>>>,
+    /// GeoLite2-Country format.
+    pub country: Option<maxminddb::Reader<Vec<u8>>>,
+}
+
+/// The catalog, departments and policy, compiled. Pure: it reads no file; `config` loads what
+/// it is built from, and a reload builds a new one off the packet thread.
 pub struct Classifier {
     /// The service catalog.
     pub catalog: Catalog,
-    departments: AddrTable<usize>,
-    department_ids: Vec<String>,
-    mapping: HashMap<IpAddr, usize>,
-    sanctioned: HashSet<usize>,
-    sanctioned_by_department: HashMap<String, HashSet<usize>>,
-    exemptions: Vec<ExemptionRule>,
-    own_tenants: HashMap<usize, Vec<String>>,
-    asn_db: Option<maxminddb::Reader<Vec<u8>>>,
-    country_db: Option<maxminddb::Reader<Vec<u8>>>,
-    /// The mapping file and its modification time when read.
-    mapping_file: Option<(std::path::PathBuf, Option<std::time::SystemTime>)>,
-    /// SHA-256 of the configuration file: the version reports cite.
-    pub config_digest: String,
-    /// Privacy settings of the configuration.
-    pub privacy: crate::aggregate::Privacy,
-    /// Event thresholds of the configuration.
-    pub events: crate::export::events::EventConfig,
-    /// Rollup store settings of the configuration.
-    pub store: crate::store::Settings,
-    /// Warnings that do not stop loading (absent GeoIP databases, expired exemptions).
-    pub warnings: Vec<Diagnostic>,
-}
-
-/// Converts a TOML date to the start of that day (UTC).
-fn day_start(d: &toml::value::Datetime) -> Option<Timestamp> {
-    let date = d.date?;
-    let month = time::Month::try_from(date.month).ok()?;
-    let day = time::Date::from_calendar_date(date.year as i32, month, date.day).ok()?;
-    Some(Timestamp::from_parts(day.midnight().assume_utc().unix_timestamp(), 0))
+    policy: Policy,
+    geoip: GeoIp,
 }
 
 impl Classifier {
-    /// Loads the configuration at `path` and everything it names.
-    ///
-    /// # Errors
-    /// Every problem found, each with file and line.
-    pub fn load(path: &Path) -> Result<Classifier, Vec<Diagnostic>> {
-        let loaded = Loaded::read(path)?;
-        let catalog = Catalog::load_dir(&loaded.resolve(&loaded.config.catalog))?;
-        Self::build(&loaded, catalog)
+    /// Assembles a classifier from a catalog, a policy compiled against it and GeoIP readers.
+    pub fn build(catalog: Catalog, policy: Policy, geoip: GeoIp) -> Classifier {
+        Classifier { catalog, policy, geoip }
     }
 
-    /// Compiles a loaded configuration against a catalog.
-    ///
-    /// # Errors
-    /// Every problem found, each with file and line.
-    pub fn build(loaded: &Loaded, catalog: Catalog) -> Result<Classifier, Vec<Diagnostic>> {
-        use sha2::Digest;
-        let cfg = &loaded.config;
-        let mut errors = Vec::new();
-        let mut warnings = Vec::new();
-        let mut departments = AddrTable::default();
-        let mut department_ids = Vec::new();
-        for d in &cfg.department {
-            let id = d.id.get_ref();
-            if department_ids.contains(id) || id == UNMAPPED {
-                errors.push(loaded.diag(&d.id, format!("duplicate or reserved department id {id:?}")));
-                continue;
-            }
-            department_ids.push(id.clone());
-            for c in &d.cidrs {
-                match c.get_ref().parse::<ipnet::IpNet>() {
-                    Ok(net) => {
-                        if let Some(prev) = departments.insert(net, department_ids.len() - 1) {
-                            errors.push(loaded.diag(c, format!("{net} is already in department {}", department_ids[prev])));
-                        }
-                    }
-                    Err(_) => errors.push(loaded.diag(c, format!("{id}: invalid CIDR {:?}", c.get_ref()))),
-                }
-            }
-        }
-        let service = |s: &toml::Spanned<String>, errors: &mut Vec<Diagnostic>| {
-            let found = catalog.find(s.get_ref());
-            if found.is_none() {
-                errors.push(loaded.diag(s, format!("unknown service {:?}", s.get_ref())));
-            }
-            found
-        };
-        let sanctioned = cfg.policy.sanctioned.iter().filter_map(|s| service(s, &mut errors)).collect();
-        let mut sanctioned_by_department = HashMap::new();
-        for (dept, allow) in &cfg.policy.departments {
-            if !department_ids.contains(dept) {
-                errors.push(Diagnostic { file: loaded.path.clone(), line: None, message: format!("policy names unknown department {dept:?}") });
-            }
-            let set = allow.sanctioned.iter().filter_map(|s| service(s, &mut errors)).collect();
-            sanctioned_by_department.insert(dept.clone(), set);
-        }
-        let mut exemptions = Vec::new();
-        for e in &cfg.exemption {
-            if !department_ids.contains(e.department.get_ref()) {
-                errors.push(loaded.diag(&e.department, format!("unknown department {:?}", e.department.get_ref())));
-            }
-            let svc = service(&e.service, &mut errors);
-            let (from, until) = (day_start(e.start.get_ref()), day_start(e.expires.get_ref()));
-            let (Some(from), Some(until)) = (from, until) else {
-                errors.push(loaded.diag(&e.start, "start and expires must be dates (YYYY-MM-DD)"));
-                continue;
-            };
-            let until = until.plus_secs(86_400);
-            if until <= from {
-                errors.push(loaded.diag(&e.expires, "exemption expires before it starts"));
-            }
-            if let Some(service) = svc {
-                exemptions.push(ExemptionRule {
-                    department: e.department.get_ref().clone(),
-                    service,
-                    from,
-                    until,
-                    reference: e.reference.clone(),
-                });
-            }
-        }
-        let mut own_tenants = HashMap::new();
-        for (sid, tenants) in &cfg.tenants {
-            match catalog.find(sid) {
-                Some(i) => {
-                    own_tenants.insert(i, tenants.iter().map(|t| t.to_ascii_lowercase()).collect());
-                }
-                None => errors.push(Diagnostic { file: loaded.path.clone(), line: None, message: format!("tenants: unknown service {sid:?}") }),
-            }
-        }
-        let mut mapping = HashMap::new();
-        let mut mapping_file = None;
-        if let Some(f) = &cfg.departments.mapping_file {
-            let path = loaded.resolve(f);
-            mapping_file = Some((path.clone(), modified(&path)));
-            match read_mapping(&path, &department_ids) {
-                Ok(m) => mapping = m,
-                Err(mut e) => errors.append(&mut e),
-            }
-        }
-        let mut open_db = |p: &Option<String>, what: &str| match p {
-            Some(p) => match maxminddb::Reader::open_readfile(loaded.resolve(p)) {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    warnings.push(Diagnostic { file: loaded.resolve(p), line: None, message: format!("{what} database not loaded ({e}); the {what} signal is off") });
-                    None
-                }
-            },
-            None => None,
-        };
-        if cfg.store.retention_days == 0 {
-            errors.push(Diagnostic { file: loaded.path.clone(), line: None, message: "store.retention_days must be at least 1".into() });
-        }
-        let asn_db = open_db(&cfg.geoip_asn, "ASN");
-        let country_db = open_db(&cfg.geoip_country, "country");
-        if !errors.is_empty() {
-            return Err(errors);
-        }
-        Ok(Classifier {
-            catalog,
-            departments,
-            department_ids,
-            mapping,
-            sanctioned,
-            sanctioned_by_department,
-            exemptions,
-            own_tenants,
-            asn_db,
-            country_db,
-            mapping_file,
-            config_digest: format!("{:x}", sha2::Sha256::digest(loaded.text.as_bytes())),
-            privacy: crate::aggregate::Privacy {
-                min_group_size: cfg.privacy.min_group_size.max(1),
-                reveal_hosts: cfg.privacy.reveal_hosts,
-                key_rotation_secs: cfg.privacy.key_rotation_days.max(1).saturating_mul(86_400),
-            },
-            events: crate::export::events::EventConfig {
-                upload_threshold_bytes: cfg.events.upload_threshold_mib.saturating_mul(1 << 20),
-                capture_loss_ratio: (cfg.events.capture_loss_percent / 100.0).clamp(0.0, 1.0),
-                exemption_warn_days: cfg.events.exemption_warn_days,
-                min_group_size: cfg.privacy.min_group_size.max(1),
-            },
-            store: crate::store::Settings { retention_days: cfg.store.retention_days, key_grace_days: cfg.store.key_grace_days },
-            warnings,
-        })
-    }
-
-    /// The exemptions in force or pending, for the events that warn of their expiry.
-    pub fn exemptions(&self) -> Vec<crate::export::events::ExemptionInfo> {
-        self.exemptions
-            .iter()
-            .map(|e| crate::export::events::ExemptionInfo {
-                department: e.department.clone(),
-                service: self.catalog.services[e.service].id.clone(),
-                reference: e.reference.clone(),
-                expires_end: e.until,
-            })
-            .collect()
-    }
-
-    /// The exemptions as configured (first and last day, reference), for the record of
-    /// configurations in the rollup store.
-    pub fn exemptions_configured(&self) -> Vec<crate::report::input::Exemption> {
-        self.exemptions
-            .iter()
-            .filter_map(|e| {
-                Some(crate::report::input::Exemption {
-                    department: e.department.clone(),
-                    service: self.catalog.services[e.service].id.clone(),
-                    start: Some(e.from.utc_date()?),
-                    // `until` is the end of the last day.
-                    expires: Timestamp(e.until.0 - 1).utc_date()?,
-                    reference: (!e.reference.is_empty()).then(|| e.reference.clone()),
-                })
-            })
-            .collect()
-    }
-
-    /// True when the mapping file changed since it was read (the caller reloads).
-    pub fn mapping_changed(&self) -> bool {
-        self.mapping_file.as_ref().is_some_and(|(p, t)| modified(p) != *t)
-    }
-
-    /// Exemptions that have expired by `now`, as warnings for `check`.
-    pub fn expired_exemptions(&self, loaded: &Loaded, now: Timestamp) -> Vec<Diagnostic> {
-        loaded
-            .config
-            .exemption
-            .iter()
-            .filter(|e| day_start(e.expires.get_ref()).is_some_and(|t| t.plus_secs(86_400) <= now))
-            .map(|e| loaded.diag(&e.expires, format!("exemption for {} in {} has expired", e.service.get_ref(), e.department.get_ref())))
-            .collect()
+    /// The exemptions in force or pending.
+    pub fn exemptions(&self) -> &[ExemptionRule] {
+        &self.policy.exemptions
     }
 
     /// The department of `addr`: a mapping-file entry, else the longest matching prefix.
     pub fn department(&self, addr: IpAddr) -> &str {
-        self.mapping
+        self.policy.mapping
             .get(&addr)
-            .or_else(|| self.departments.lookup(addr).map(|(_, i)| i))
-            .map(|&i| self.department_ids[i].as_str())
+            .or_else(|| self.policy.departments.lookup(addr).map(|(_, i)| i))
+            .map(|&i| self.policy.department_ids[i].as_str())
             .unwrap_or(UNMAPPED)
     }
 
     /// Configured department ids.
     pub fn department_ids(&self) -> &[String] {
-        &self.department_ids
+        &self.policy.department_ids
     }
 
     fn asn(&self, addr: IpAddr) -> Option<u32> {
-        let db = self.asn_db.as_ref()?;
+        let db = self.geoip.asn.as_ref()?;
         let r = db.lookup(addr).ok()?;
         let asn: maxminddb::geoip2::Asn = r.decode().ok()??;
         asn.autonomous_system_number
@@ -359,12 +181,12 @@ impl Classifier {
 
     /// Which GeoIP signals are on: (ASN, country).
     pub fn geoip(&self) -> (bool, bool) {
-        (self.asn_db.is_some(), self.country_db.is_some())
+        (self.geoip.asn.is_some(), self.geoip.country.is_some())
     }
 
     /// ISO 3166-1 country of `addr` from the country database, if one is loaded.
     pub fn country(&self, addr: IpAddr) -> Option<String> {
-        let r = self.country_db.as_ref()?.lookup(addr).ok()?;
+        let r = self.geoip.country.as_ref()?.lookup(addr).ok()?;
         let c: maxminddb::geoip2::Country = r.decode().ok()??;
         c.country.iso_code.map(str::to_string)
     }
@@ -387,12 +209,12 @@ impl Classifier {
     }
 
     fn status(&self, service: usize, tenant: Option<&str>, department: &str, at: Timestamp) -> Status {
-        let foreign_tenant = tenant.is_some_and(|t| !self.own_tenants.get(&service).is_some_and(|own| own.iter().any(|o| o == t)));
-        let allowed = self.sanctioned.contains(&service)
-            || self.sanctioned_by_department.get(department).is_some_and(|s| s.contains(&service));
+        let foreign_tenant = tenant.is_some_and(|t| !self.policy.own_tenants.get(&service).is_some_and(|own| own.iter().any(|o| o == t)));
+        let allowed = self.policy.sanctioned.contains(&service)
+            || self.policy.sanctioned_by_department.get(department).is_some_and(|s| s.contains(&service));
         if allowed && !foreign_tenant {
             Status::Sanctioned
-        } else if self.exemptions.iter().any(|e| e.service == service && e.department == department && e.from <= at && at < e.until) {
+        } else if self.policy.exemptions.iter().any(|e| e.service == service && e.department == department && e.from <= at && at < e.until) {
             Status::Exempted
         } else {
             Status::Unsanctioned
@@ -492,10 +314,10 @@ impl Classifier {
                 Some(hit) => {
                     out.push(format!("name {query}: matches {:?}: {}", hit.pattern, describe(hit.target)));
                     if let Some(t) = self.catalog.tenant(hit.target, query.as_bytes()) {
-                        let own = self.own_tenants.get(&(hit.target.service as usize)).is_some_and(|o| o.contains(&t));
+                        let own = self.policy.own_tenants.get(&(hit.target.service as usize)).is_some_and(|o| o.contains(&t));
                         out.push(format!("tenant: {t} ({})", if own { "own" } else { "foreign" }));
                     }
-                    for dept in self.department_ids.iter().map(String::as_str).chain([UNMAPPED]) {
+                    for dept in self.policy.department_ids.iter().map(String::as_str).chain([UNMAPPED]) {
                         let st = self.status(hit.target.service as usize, self.catalog.tenant(hit.target, query.as_bytes()).as_deref(), dept, now);
                         out.push(format!("status in {dept}: {}", st.as_str()));
                     }
@@ -507,10 +329,6 @@ impl Classifier {
     }
 }
 
-fn modified(p: &Path) -> Option<std::time::SystemTime> {
-    std::fs::metadata(p).and_then(|m| m.modified()).ok()
-}
-
 /// `host:port` → `host` (IPv6 literals in brackets keep their address).
 fn strip_port(h: &[u8]) -> &[u8] {
     if h.first() == Some(&b'[') {
@@ -519,36 +337,6 @@ fn strip_port(h: &[u8]) -> &[u8] {
     match h.iter().rposition(|&b| b == b':') {
         Some(i) if h[i + 1..].iter().all(u8::is_ascii_digit) && h[..i].iter().filter(|&&b| b == b':').count() == 0 => &h[..i],
         _ => h,
-    }
-}
-
-/// Reads a `address,department` CSV (lines starting with `#` and blank lines skipped).
-fn read_mapping(path: &Path, departments: &[String]) -> Result<HashMap<IpAddr, usize>, Vec<Diagnostic>> {
-    let text = std::fs::read_to_string(path).map_err(|e| vec![Diagnostic { file: path.to_path_buf(), line: None, message: e.to_string() }])?;
-    let mut map = HashMap::new();
-    let mut errors = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let err = |m: String| Diagnostic { file: path.to_path_buf(), line: Some(n + 1), message: m };
-        let Some((a, d)) = line.split_once(',') else {
-            errors.push(err(format!("expected address,department: {line:?}")));
-            continue;
-        };
-        match (a.trim().parse::<IpAddr>(), departments.iter().position(|x| x == d.trim())) {
-            (Ok(ip), Some(i)) => {
-                map.insert(ip, i);
-            }
-            (Err(_), _) => errors.push(err(format!("invalid address {:?}", a.trim()))),
-            (_, None) => errors.push(err(format!("unknown department {:?}", d.trim()))),
-        }
-    }
-    if errors.is_empty() {
-        Ok(map)
-    } else {
-        Err(errors)
     }
 }
 

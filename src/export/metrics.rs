@@ -52,6 +52,37 @@ pub struct State {
     pub store: Option<crate::store::StoreStats>,
     /// Every capture source the sensor was asked to read, with what it is doing now.
     pub sources: Vec<SourceStatus>,
+    /// Longest time the packet loop went without reading packets (work between two reads).
+    pub longest_stall: std::time::Duration,
+    /// Jobs the background writer's queue could not take: store rows, state saves, event
+    /// batches.
+    pub writer_dropped: [u64; 3],
+}
+
+/// What the daemon's background writer could not take, as labelled in
+/// `shadowtap_writer_dropped_total{what}`; the discriminant indexes [`State::writer_dropped`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriterDrop {
+    /// Rollup rows beyond the pending bound.
+    Store = 0,
+    /// A state save (the next one supersedes it).
+    State = 1,
+    /// A batch of events.
+    Events = 2,
+}
+
+impl WriterDrop {
+    /// Every kind, in index order.
+    pub const ALL: [WriterDrop; 3] = [WriterDrop::Store, WriterDrop::State, WriterDrop::Events];
+
+    /// Label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WriterDrop::Store => "store",
+            WriterDrop::State => "state",
+            WriterDrop::Events => "events",
+        }
+    }
 }
 
 /// Kind of a capture source.
@@ -146,6 +177,13 @@ fn g1_ready(r: &Registry, s: &State) -> prometheus::Result<()> {
     Ok(())
 }
 
+fn gauge_f(r: &Registry, name: &str, help: &str, v: f64) -> prometheus::Result<()> {
+    let g = prometheus::Gauge::new(name, help)?;
+    r.register(Box::new(g.clone()))?;
+    g.set(v);
+    Ok(())
+}
+
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
     let c = IntCounterVec::new(Opts::new(name, help), labels)?;
     r.register(Box::new(c.clone()))?;
@@ -229,6 +267,11 @@ pub fn encode(s: &State) -> prometheus::Result<Vec<u8>> {
         }
     }
     g1_ready(&r, s)?;
+    gauge_f(&r, "shadowtap_packet_loop_stall_seconds_max", "Longest time the packet thread spent between two reads of packets since start (processing, hand-offs, reloads): what a blocking step would cost in kernel drops on a live link.", s.longest_stall.as_secs_f64())?;
+    let wd = counter(&r, "shadowtap_writer_dropped_total", "Work the background writer's bounded queue could not take, by what: store rows beyond the pending bound, state saves (superseded by the next), event batches.", &["what"])?;
+    for what in WriterDrop::ALL {
+        wd.with_label_values(&[what.as_str()]).inc_by(s.writer_dropped[what as usize]);
+    }
     let g1 = |name: &str, help: &str, v: i64| -> prometheus::Result<()> {
         gauge(&r, name, help, &[])?.with_label_values(&[] as &[&str]).set(v);
         Ok(())

@@ -8,9 +8,9 @@
 //! --store FILE       ─┘
 //! ```
 //!
-//! `model` and `render` are pure; only `command` (files) and `prometheus` (HTTP) do I/O.
+//! `model` and `render` are pure; only `prometheus` (HTTP) does I/O; the command that reads files and
+//! stores is the driver's (`runtime::report`).
 
-pub mod command;
 pub mod display;
 pub mod input;
 pub mod model;
@@ -18,6 +18,5 @@ pub mod prometheus;
 pub mod render;
 mod suppress;
 
-pub use command::{run, Command, ReportError, Source};
 pub use model::{Report, ReportOptions};
 pub use render::{render, Format};

@@ -174,8 +174,18 @@ impl Writer {
     /// The store's error; the delta is kept for the next flush (at most [`MAX_PENDING_ROWS`]
     /// rows, the oldest days dropped and counted beyond).
     pub fn flush(&mut self) -> Result<Flushed, StoreError> {
+        let delta = self.rollup.take();
+        self.flush_delta(delta)
+    }
+
+    /// Flushes `delta` (taken from a rollup kept elsewhere, e.g. on the packet thread) with
+    /// what failed flushes kept.
+    ///
+    /// # Errors
+    /// As [`Writer::flush`].
+    pub fn flush_delta(&mut self, newer: Delta) -> Result<Flushed, StoreError> {
         let mut delta = self.pending.take().unwrap_or_default();
-        delta.merge(self.rollup.take());
+        delta.merge(newer);
         match self.store.flush(&delta) {
             Ok(f) => Ok(f),
             Err(e) => {

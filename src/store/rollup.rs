@@ -17,7 +17,7 @@ use super::keys::Keyring;
 use super::sketch::Sketch;
 use crate::aggregate::{place, GroupKey, Placement};
 use crate::classify::catalog::Catalog;
-use crate::classify::{Attribution, Classifier};
+use crate::classify::Attribution;
 use crate::engine::FlowRecord;
 use crate::report::input::Exemption;
 use crate::time::Timestamp;
@@ -72,18 +72,6 @@ pub struct ConfigFacts {
     pub min_group_size: u64,
     /// Exemptions as configured.
     pub exemptions: Vec<Exemption>,
-}
-
-impl ConfigFacts {
-    /// The facts of a loaded configuration.
-    pub fn of(c: &Classifier) -> ConfigFacts {
-        ConfigFacts {
-            catalog_digest: c.catalog.digest.clone(),
-            config_digest: c.config_digest.clone(),
-            min_group_size: c.privacy.min_group_size as u64,
-            exemptions: c.exemptions_configured(),
-        }
-    }
 }
 
 /// One day's delta.

@@ -7,10 +7,10 @@ use std::path::PathBuf;
 
 use time::Date;
 
-use super::input::ReportInput;
-use super::model::{Report, ReportOptions, DEFAULT_EXPIRING_WITHIN_DAYS};
-use super::prometheus::{self, PromError};
-use super::render::{render, Format};
+use crate::report::input::ReportInput;
+use crate::report::model::{Report, ReportOptions, DEFAULT_EXPIRING_WITHIN_DAYS};
+use crate::report::prometheus::{self, PromError};
+use crate::report::render::{render, Format};
 
 /// Minimum group size of a report unless asked otherwise (the sensors' default too): a report
 /// is handed upwards, so it never shows smaller groups than production sensors would.
@@ -191,7 +191,7 @@ pub fn load(cmd: &Command, now: i64) -> Result<ReportInput, ReportError> {
             if cmd.from.is_some() {
                 period(cmd)?; // a reversed period is a usage error; none means the captures' days
             }
-            crate::runtime::survey_input(config, inputs, cmd.from, cmd.to, store.as_deref()).map_err(ReportError::Survey)
+            super::survey::input(config, inputs, cmd.from, cmd.to, store.as_deref()).map_err(ReportError::Survey)
         }
     }
 }

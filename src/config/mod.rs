@@ -10,7 +10,16 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::classify::diag::{self, Diagnostic};
+use crate::diag::{self, Diagnostic};
+use crate::engine;
+
+pub mod settings;
+
+pub use settings::Settings;
+
+/// Where `shadowtap run`, `check`, `explain` and `survey` look for the configuration unless
+/// told otherwise (the Debian package installs it there).
+pub const DEFAULT_PATH: &str = "/etc/shadowtap/config.toml";
 
 /// A department: the hosts whose addresses fall in its prefixes (VPN pools included).
 #[derive(Debug, Clone, Deserialize)]
@@ -166,6 +175,62 @@ impl Default for StoreDef {
     }
 }
 
+/// Flow-table and reassembly limits (`[engine]`); each key defaults to
+/// [`engine::Config::default`]'s value, whose documentation states its cost.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineDef {
+    /// Flows held at once (the least recently seen are evicted beyond it).
+    pub max_flows: Option<usize>,
+    /// Leading bytes reassembled per TCP direction while a flow is being identified.
+    pub reassembly_limit: Option<usize>,
+    /// Idle seconds before an open TCP flow ends.
+    pub tcp_idle_secs: Option<u64>,
+    /// Seconds a closed TCP flow is kept for its last packets.
+    pub tcp_closed_secs: Option<u64>,
+    /// Idle seconds before a UDP flow ends.
+    pub udp_idle_secs: Option<u64>,
+    /// Idle seconds before a DNS-over-UDP flow ends.
+    pub dns_idle_secs: Option<u64>,
+    /// Addresses held in the DNS answer cache.
+    pub dns_cache_addrs: Option<usize>,
+}
+
+/// Largest `engine.max_flows` accepted: 16 Mi flows are about 2.5 GiB of base state.
+pub const MAX_ENGINE_FLOWS: usize = 1 << 24;
+
+/// Largest `engine.reassembly_limit` accepted (bytes per direction of a flow being identified).
+pub const MAX_REASSEMBLY_LIMIT: usize = 1 << 20;
+
+impl EngineDef {
+    /// The engine limits, defaults filled in.
+    ///
+    /// # Errors
+    /// A value out of its range, as a message.
+    pub fn compile(&self) -> Result<engine::Config, String> {
+        let d = engine::Config::default();
+        let c = engine::Config {
+            max_flows: self.max_flows.unwrap_or(d.max_flows),
+            reassembly_limit: self.reassembly_limit.unwrap_or(d.reassembly_limit),
+            tcp_idle_secs: self.tcp_idle_secs.unwrap_or(d.tcp_idle_secs),
+            tcp_closed_secs: self.tcp_closed_secs.unwrap_or(d.tcp_closed_secs),
+            udp_idle_secs: self.udp_idle_secs.unwrap_or(d.udp_idle_secs),
+            dns_idle_secs: self.dns_idle_secs.unwrap_or(d.dns_idle_secs),
+            dns_cache_addrs: self.dns_cache_addrs.unwrap_or(d.dns_cache_addrs),
+        };
+        if !(1..=MAX_ENGINE_FLOWS).contains(&c.max_flows) {
+            return Err(format!("engine.max_flows must be 1 to {MAX_ENGINE_FLOWS}"));
+        }
+        if !(512..=MAX_REASSEMBLY_LIMIT).contains(&c.reassembly_limit) {
+            return Err(format!("engine.reassembly_limit must be 512 to {MAX_REASSEMBLY_LIMIT} bytes"));
+        }
+        if c.tcp_idle_secs == 0 || c.udp_idle_secs == 0 || c.dns_idle_secs == 0 {
+            return Err("engine idle timeouts must be at least 1 second".into());
+        }
+        Ok(c)
+    }
+}
+
 /// The configuration file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -201,6 +266,9 @@ pub struct Config {
     /// Rollup store settings.
     #[serde(default)]
     pub store: StoreDef,
+    /// Flow-table and reassembly limits.
+    #[serde(default)]
+    pub engine: EngineDef,
 }
 
 fn default_catalog() -> String {
@@ -226,6 +294,24 @@ impl Loaded {
     pub fn read(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| vec![Diagnostic { file: path.to_path_buf(), line: None, message: e.to_string() }])?;
+        Self::parse(path, text)
+    }
+
+    /// Parses the text of the file at `path`. A file without any setting (empty, or only
+    /// comments) is an error: every host would be unmapped and every allow-list gone, which
+    /// must never happen by accident (a truncated deploy, a wrong path to a template).
+    ///
+    /// # Errors
+    /// A diagnostic naming the file (and line, for syntax errors and unknown keys).
+    pub fn parse(path: &Path, text: String) -> Result<Loaded, Vec<Diagnostic>> {
+        let table: toml::Table = toml::from_str(&text).map_err(|e| vec![diag::from_toml(path, &text, &e)])?;
+        if table.is_empty() {
+            return Err(vec![Diagnostic {
+                file: path.to_path_buf(),
+                line: None,
+                message: "the configuration is empty (no department, no policy): refusing it".into(),
+            }]);
+        }
         let config = toml::from_str(&text).map_err(|e| vec![diag::from_toml(path, &text, &e)])?;
         Ok(Loaded { path: path.to_path_buf(), text, config })
     }

@@ -1,0 +1,391 @@
+//! The composition layer: one configuration file and everything it names (catalog directory,
+//! mapping file, GeoIP databases) loaded, validated and compiled into one [`Settings`] value
+//! with a part per stage. Stages never read the configuration themselves; a reload builds a
+//! new `Settings` off the packet thread and hands each stage its part.
+//!
+//! This is the one place of the control plane that reads configuration files, so it imports
+//! each stage's settings type (classifier, privacy, events, store, engine) and none of them
+//! imports it.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::aggregate::Privacy;
+use crate::classify::addr::AddrTable;
+use crate::classify::catalog::Catalog;
+use crate::classify::{Classifier, ExemptionRule, GeoIp, Policy, UNMAPPED};
+use crate::diag::Diagnostic;
+use crate::engine;
+use crate::export::events::{EventConfig, ExemptionInfo};
+use crate::store;
+use crate::time::Timestamp;
+
+use super::Loaded;
+
+/// A configuration file and everything it names, compiled: what every stage runs with.
+pub struct Settings {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// The catalog, departments and policy.
+    pub classifier: Classifier,
+    /// Minimum group size, host identities, pseudonym key lifetime.
+    pub privacy: Privacy,
+    /// Event thresholds.
+    pub events: EventConfig,
+    /// Rollup store settings.
+    pub store: store::Settings,
+    /// Flow-table and reassembly limits (`[engine]`). They take effect at start: a reload
+    /// keeps the running engine's limits (its table is not rebuilt under traffic).
+    pub engine: engine::Config,
+    /// SHA-256 of the configuration file: the version reports cite.
+    pub config_digest: String,
+    /// Department display names by id (the id where none is configured).
+    pub department_names: Vec<(String, String)>,
+    /// Warnings that do not stop loading (absent GeoIP databases).
+    pub warnings: Vec<Diagnostic>,
+    /// The mapping file and its modification time when read.
+    mapping_file: Option<(PathBuf, Option<SystemTime>)>,
+    /// The file as read (for `expired_exemptions`' line numbers).
+    loaded: Loaded,
+}
+
+impl Settings {
+    /// Reads the configuration at `path` and everything it names, and compiles it.
+    ///
+    /// # Errors
+    /// Every problem found, each with file and line.
+    pub fn load(path: &Path) -> Result<Settings, Vec<Diagnostic>> {
+        let loaded = Loaded::read(path)?;
+        let catalog = read_catalog_dir(&loaded.resolve(&loaded.config.catalog))?;
+        let mapping_file = loaded.config.departments.mapping_file.as_ref().map(|f| loaded.resolve(f));
+        let mapping_text = match &mapping_file {
+            Some(p) => Some(std::fs::read_to_string(p).map_err(|e| vec![Diagnostic { file: p.clone(), line: None, message: e.to_string() }])?),
+            None => None,
+        };
+        let mut warnings = Vec::new();
+        let mut open_db = |p: &Option<String>, what: &str| {
+            let p = loaded.resolve(p.as_deref()?);
+            match maxminddb::Reader::open_readfile(&p) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    warnings.push(Diagnostic { file: p, line: None, message: format!("{what} database not loaded ({e}); the {what} signal is off") });
+                    None
+                }
+            }
+        };
+        let geoip = GeoIp { asn: open_db(&loaded.config.geoip_asn, "ASN"), country: open_db(&loaded.config.geoip_country, "country") };
+        let mapping_file = mapping_file.map(|p| {
+            let t = modified(&p);
+            (p, t)
+        });
+        let mut s = Self::compile(loaded, catalog, mapping_file.as_ref().map(|(p, _)| p.as_path()).zip(mapping_text.as_deref()), geoip)?;
+        s.mapping_file = mapping_file;
+        s.warnings.splice(0..0, warnings);
+        Ok(s)
+    }
+
+    /// Compiles a read configuration against a catalog, the mapping file's text (with its path,
+    /// for diagnostics) and opened GeoIP databases. Pure: no file is read.
+    ///
+    /// # Errors
+    /// Every problem found, each with file and line.
+    pub fn compile(loaded: Loaded, catalog: Catalog, mapping: Option<(&Path, &str)>, geoip: GeoIp) -> Result<Settings, Vec<Diagnostic>> {
+        use sha2::Digest;
+        let cfg = &loaded.config;
+        let mut errors = Vec::new();
+        let mut policy = Policy { departments: AddrTable::default(), ..Policy::default() };
+        let mut department_names = Vec::new();
+        for d in &cfg.department {
+            let id = d.id.get_ref();
+            if policy.department_ids.contains(id) || id == UNMAPPED {
+                errors.push(loaded.diag(&d.id, format!("duplicate or reserved department id {id:?}")));
+                continue;
+            }
+            policy.department_ids.push(id.clone());
+            department_names.push((id.clone(), if d.name.is_empty() { id.clone() } else { d.name.clone() }));
+            for c in &d.cidrs {
+                match c.get_ref().parse::<ipnet::IpNet>() {
+                    Ok(net) => {
+                        if let Some(prev) = policy.departments.insert(net, policy.department_ids.len() - 1) {
+                            errors.push(loaded.diag(c, format!("{net} is already in department {}", policy.department_ids[prev])));
+                        }
+                    }
+                    Err(_) => errors.push(loaded.diag(c, format!("{id}: invalid CIDR {:?}", c.get_ref()))),
+                }
+            }
+        }
+        let service = |s: &toml::Spanned<String>, errors: &mut Vec<Diagnostic>| {
+            let found = catalog.find(s.get_ref());
+            if found.is_none() {
+                errors.push(loaded.diag(s, format!("unknown service {:?}", s.get_ref())));
+            }
+            found
+        };
+        policy.sanctioned = cfg.policy.sanctioned.iter().filter_map(|s| service(s, &mut errors)).collect();
+        for (dept, allow) in &cfg.policy.departments {
+            if !policy.department_ids.contains(dept) {
+                errors.push(Diagnostic { file: loaded.path.clone(), line: None, message: format!("policy names unknown department {dept:?}") });
+            }
+            let set: HashSet<usize> = allow.sanctioned.iter().filter_map(|s| service(s, &mut errors)).collect();
+            policy.sanctioned_by_department.insert(dept.clone(), set);
+        }
+        for e in &cfg.exemption {
+            if !policy.department_ids.contains(e.department.get_ref()) {
+                errors.push(loaded.diag(&e.department, format!("unknown department {:?}", e.department.get_ref())));
+            }
+            let svc = service(&e.service, &mut errors);
+            let (Some(from), Some(until)) = (day_start(e.start.get_ref()), day_start(e.expires.get_ref())) else {
+                errors.push(loaded.diag(&e.start, "start and expires must be dates (YYYY-MM-DD)"));
+                continue;
+            };
+            let until = until.plus_secs(86_400);
+            if until <= from {
+                errors.push(loaded.diag(&e.expires, "exemption expires before it starts"));
+            }
+            if let Some(service) = svc {
+                policy.exemptions.push(ExemptionRule { department: e.department.get_ref().clone(), service, from, until, reference: e.reference.clone() });
+            }
+        }
+        for (sid, tenants) in &cfg.tenants {
+            match catalog.find(sid) {
+                Some(i) => {
+                    policy.own_tenants.insert(i, tenants.iter().map(|t| t.to_ascii_lowercase()).collect());
+                }
+                None => errors.push(Diagnostic { file: loaded.path.clone(), line: None, message: format!("tenants: unknown service {sid:?}") }),
+            }
+        }
+        if let Some((path, text)) = mapping {
+            match parse_mapping(path, text, &policy.department_ids) {
+                Ok(m) => policy.mapping = m,
+                Err(mut e) => errors.append(&mut e),
+            }
+        }
+        if cfg.store.retention_days == 0 {
+            errors.push(Diagnostic { file: loaded.path.clone(), line: None, message: "store.retention_days must be at least 1".into() });
+        }
+        let engine = match cfg.engine.compile() {
+            Ok(e) => e,
+            Err(m) => {
+                errors.push(Diagnostic { file: loaded.path.clone(), line: None, message: m });
+                engine::Config::default()
+            }
+        };
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let k = cfg.privacy.min_group_size.max(1);
+        Ok(Settings {
+            path: loaded.path.clone(),
+            privacy: Privacy {
+                min_group_size: k,
+                reveal_hosts: cfg.privacy.reveal_hosts,
+                key_rotation_secs: cfg.privacy.key_rotation_days.max(1).saturating_mul(86_400),
+            },
+            events: EventConfig {
+                upload_threshold_bytes: cfg.events.upload_threshold_mib.saturating_mul(1 << 20),
+                capture_loss_ratio: (cfg.events.capture_loss_percent / 100.0).clamp(0.0, 1.0),
+                exemption_warn_days: cfg.events.exemption_warn_days,
+                min_group_size: k,
+            },
+            store: store::Settings { retention_days: cfg.store.retention_days, key_grace_days: cfg.store.key_grace_days },
+            engine,
+            config_digest: format!("{:x}", sha2::Sha256::digest(loaded.text.as_bytes())),
+            classifier: Classifier::build(catalog, policy, geoip),
+            department_names,
+            warnings: Vec::new(),
+            mapping_file: None,
+            loaded,
+        })
+    }
+
+    /// A watch on the mapping file as it was read (None without one), for the thread that
+    /// reloads when it changes.
+    pub fn mapping_watch(&self) -> Option<MappingWatch> {
+        self.mapping_file.as_ref().map(|(path, modified)| MappingWatch { path: path.clone(), modified: *modified })
+    }
+
+    /// The configuration's facts recorded with the rollup store (digests, k, exemptions).
+    pub fn facts(&self) -> store::ConfigFacts {
+        let c = &self.classifier;
+        store::ConfigFacts {
+            catalog_digest: c.catalog.digest.clone(),
+            config_digest: self.config_digest.clone(),
+            min_group_size: self.privacy.min_group_size as u64,
+            exemptions: c
+                .exemptions()
+                .iter()
+                .filter_map(|e| {
+                    Some(crate::report::input::Exemption {
+                        department: e.department.clone(),
+                        service: c.catalog.services[e.service].id.clone(),
+                        start: Some(e.from.utc_date()?),
+                        // `until` is the end of the last day.
+                        expires: Timestamp(e.until.0 - 1).utc_date()?,
+                        reference: (!e.reference.is_empty()).then(|| e.reference.clone()),
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    /// The exemptions as the event stage checks them.
+    pub fn exemption_infos(&self) -> Vec<ExemptionInfo> {
+        let c = &self.classifier;
+        c.exemptions()
+            .iter()
+            .map(|e| ExemptionInfo {
+                department: e.department.clone(),
+                service: c.catalog.services[e.service].id.clone(),
+                reference: e.reference.clone(),
+                expires_end: e.until,
+            })
+            .collect()
+    }
+
+    /// Exemptions that have expired by `now`, as problems for `check` (with their line).
+    pub fn expired_exemptions(&self, now: Timestamp) -> Vec<Diagnostic> {
+        let l = &self.loaded;
+        l.config
+            .exemption
+            .iter()
+            .filter(|e| day_start(e.expires.get_ref()).is_some_and(|t| t.plus_secs(86_400) <= now))
+            .map(|e| l.diag(&e.expires, format!("exemption for {} in {} has expired", e.service.get_ref(), e.department.get_ref())))
+            .collect()
+    }
+}
+
+/// The mapping file (DHCP or VPN lease export) and its modification time when last seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappingWatch {
+    /// The file.
+    pub path: PathBuf,
+    modified: Option<SystemTime>,
+}
+
+impl MappingWatch {
+    /// True once when the file changed since the last call (or since it was read). It stats a
+    /// file: call it off the packet thread.
+    pub fn changed(&mut self) -> bool {
+        let now = modified(&self.path);
+        let changed = now != self.modified;
+        self.modified = now;
+        changed
+    }
+}
+
+/// Converts a TOML date to the start of that day (UTC).
+fn day_start(d: &toml::value::Datetime) -> Option<Timestamp> {
+    let date = d.date?;
+    let month = time::Month::try_from(date.month).ok()?;
+    let day = time::Date::from_calendar_date(date.year as i32, month, date.day).ok()?;
+    Some(Timestamp::from_parts(day.midnight().assume_utc().unix_timestamp(), 0))
+}
+
+fn modified(p: &Path) -> Option<SystemTime> {
+    std::fs::metadata(p).and_then(|m| m.modified()).ok()
+}
+
+/// Reads every `*.toml` file of `dir` (sorted by name) and compiles the catalog.
+///
+/// # Errors
+/// Every problem found, each with file and line; the catalog is not returned if there is any.
+pub fn read_catalog_dir(dir: &Path) -> Result<Catalog, Vec<Diagnostic>> {
+    let io = |e: std::io::Error| vec![Diagnostic { file: dir.to_path_buf(), line: None, message: e.to_string() }];
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(vec![Diagnostic { file: dir.to_path_buf(), line: None, message: "no .toml service files".into() }]);
+    }
+    let mut texts = Vec::new();
+    for f in &files {
+        match std::fs::read_to_string(f) {
+            Ok(t) => texts.push((f.clone(), t)),
+            Err(e) => return Err(vec![Diagnostic { file: f.clone(), line: None, message: e.to_string() }]),
+        }
+    }
+    Catalog::from_texts(&texts)
+}
+
+/// Parses an `address,department` CSV (lines starting with `#` and blank lines skipped).
+fn parse_mapping(path: &Path, text: &str, departments: &[String]) -> Result<HashMap<IpAddr, usize>, Vec<Diagnostic>> {
+    let mut map = HashMap::new();
+    let mut errors = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let err = |m: String| Diagnostic { file: path.to_path_buf(), line: Some(n + 1), message: m };
+        let Some((a, d)) = line.split_once(',') else {
+            errors.push(err(format!("expected address,department: {line:?}")));
+            continue;
+        };
+        match (a.trim().parse::<IpAddr>(), departments.iter().position(|x| x == d.trim())) {
+            (Ok(ip), Some(i)) => {
+                map.insert(ip, i);
+            }
+            (Err(_), _) => errors.push(err(format!("invalid address {:?}", a.trim()))),
+            (_, None) => errors.push(err(format!("unknown department {:?}", d.trim()))),
+        }
+    }
+    if errors.is_empty() {
+        Ok(map)
+    } else {
+        Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loaded(text: &str) -> Result<Loaded, Vec<Diagnostic>> {
+        Loaded::parse(Path::new("/etc/shadowtap/config.toml"), text.to_string())
+    }
+
+    fn catalog() -> Catalog {
+        let svc = "[[service]]\nid = \"whatsapp\"\nname = \"WhatsApp\"\ncategory = \"messaging\"\nvendor = \"Meta\"\nvendor_country = \"US\"\nsni = [\"whatsapp.net\"]\n";
+        Catalog::from_texts(&[(PathBuf::from("messaging.toml"), svc.to_string())]).map_err(|d| format!("{d:?}")).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn compiles_departments_policy_engine_and_mapping_without_reading_files() {
+        let text = "[[department]]\nid = \"finance\"\nname = \"Finance\"\ncidrs = [\"10.1.0.0/16\"]\n[policy]\nsanctioned = [\"whatsapp\"]\n[engine]\nmax_flows = 1000\n";
+        let l = loaded(text).map_err(|d| format!("{d:?}")).unwrap_or_else(|e| panic!("{e}"));
+        let s = Settings::compile(l, catalog(), Some((Path::new("map.csv"), "# lease export\n10.9.0.7,finance\n")), GeoIp::default())
+            .map_err(|d| format!("{d:?}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.classifier.department("10.1.2.3".parse().unwrap_or(IpAddr::from([0; 4]))), "finance");
+        assert_eq!(s.classifier.department("10.9.0.7".parse().unwrap_or(IpAddr::from([0; 4]))), "finance");
+        assert_eq!(s.classifier.department("10.2.0.1".parse().unwrap_or(IpAddr::from([0; 4]))), UNMAPPED);
+        assert_eq!(s.engine.max_flows, 1000);
+        assert_eq!(s.department_names, vec![("finance".to_string(), "Finance".to_string())]);
+        assert_eq!(s.config_digest.len(), 64);
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_line() {
+        let text = "[[department]]\nid = \"finance\"\ncidrs = [\"10.1.0.0/16\", \"nonsense\"]\n[policy]\nsanctioned = [\"nosuch\"]\n";
+        let l = loaded(text).map_err(|d| format!("{d:?}")).unwrap_or_else(|e| panic!("{e}"));
+        let Err(errs) = Settings::compile(l, catalog(), Some((Path::new("map.csv"), "10.9.0.7,sales\n")), GeoIp::default()) else {
+            panic!("accepted");
+        };
+        let text: Vec<String> = errs.iter().map(|d| d.to_string()).collect();
+        assert_eq!(errs.len(), 3, "{text:?}");
+        assert!(text[0].contains(":3:") && text[0].contains("invalid CIDR"), "{text:?}");
+        assert!(text[1].contains(":5:") && text[1].contains("unknown service"), "{text:?}");
+        assert!(text[2].starts_with("map.csv:1:") && text[2].contains("unknown department"), "{text:?}");
+    }
+
+    #[test]
+    fn engine_limits_out_of_range_are_errors() {
+        let l = loaded("[[department]]\nid = \"a\"\n[engine]\nmax_flows = 0\n").map_err(|d| format!("{d:?}")).unwrap_or_else(|e| panic!("{e}"));
+        assert!(Settings::compile(l, catalog(), None, GeoIp::default()).is_err());
+    }
+}

@@ -1,0 +1,203 @@
+//! `shadowtap inspect`: one record per flow, as JSON lines or a table, from the pipeline.
+//!
+//! Records of a capture file are written in the order of their flows' first packets (a flow
+//! that ended early waits for every earlier-starting one); records of a live interface are
+//! written, and flushed, as their flows end, so a first look at a SPAN port shows flows at once.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::control::{Control, Reload};
+use super::pipeline::{self, Origin, Pipeline, Sink, SystemClock, View};
+use crate::capture::LiveOptions;
+use crate::classify::Classifier;
+use crate::config::Settings;
+use crate::engine::{self, Engine, FlowRecord};
+use crate::export;
+
+/// Time `inspect` has to end after SIGINT/SIGTERM before it exits regardless (it may be
+/// blocked opening a FIFO or reading an idle standard input).
+pub const STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// Output format of `inspect`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// One JSON object per line.
+    Jsonl,
+    /// A fixed-width table.
+    Table,
+}
+
+/// What `inspect` reads and how.
+#[derive(Debug, Clone)]
+pub struct InspectOptions {
+    /// Capture files or directories (`-` = standard input).
+    pub inputs: Vec<PathBuf>,
+    /// Live interfaces.
+    pub live: Vec<LiveOptions>,
+    /// BPF filter applied to every source.
+    pub filter: Option<String>,
+    /// Output format.
+    pub format: Format,
+    /// Engine limits.
+    pub engine: engine::Config,
+    /// Print counters to stderr at the end.
+    pub stats: bool,
+    /// Configuration (catalog, departments, policy): adds service and status to each record.
+    pub config: Option<PathBuf>,
+    /// Stop a live capture after this many frames (live records are written as flows end).
+    pub max_frames: Option<u64>,
+}
+
+/// The result of an `inspect` run.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Flow records written.
+    pub records: u64,
+    /// Inputs that failed (could not be opened or were corrupt): each already reported.
+    pub failed_inputs: usize,
+    /// Inputs that ended mid-record (what they held was used).
+    pub truncated_inputs: usize,
+}
+
+/// The inspect sink: ordered records, with the classifier in force (reloads between records).
+struct Ordered<'w, W: Write> {
+    out: &'w mut W,
+    classifier: Option<Classifier>,
+    control: &'w Control,
+    /// Configuration reloads that took effect / were rejected (the old one stayed in force).
+    reloads: [u64; 2],
+    format: Format,
+    pending: BTreeMap<u64, (FlowRecord, Arc<str>)>,
+    next: u64,
+    written: u64,
+}
+
+impl<W: Write> Ordered<'_, W> {
+    fn emit(&mut self, r: &FlowRecord, capture: &str) -> std::io::Result<()> {
+        self.written += 1;
+        let attribution = self.classifier.as_ref().map(|c| c.attribute(r));
+        let attributed = attribution.as_ref().zip(self.classifier.as_ref().map(|c| &c.catalog));
+        match self.format {
+            Format::Jsonl => export::jsonl::write(self.out, r, capture, attributed),
+            Format::Table => export::table::write(self.out, r, capture, attributed),
+        }
+    }
+}
+
+impl<W: Write> Sink for Ordered<'_, W> {
+    fn flow(&mut self, r: FlowRecord, origin: &Origin) -> std::io::Result<()> {
+        if origin.live {
+            self.emit(&r, &origin.name)?;
+            return self.out.flush();
+        }
+        self.pending.insert(r.seq, (r, origin.name.clone()));
+        while let Some(entry) = self.pending.first_entry() {
+            if *entry.key() != self.next {
+                break;
+            }
+            let (r, cap) = entry.remove();
+            self.emit(&r, &cap)?;
+            self.next += 1;
+        }
+        Ok(())
+    }
+
+    /// Puts a reloaded configuration in force between two records.
+    fn tick(&mut self, _: &View<'_>, log: &mut dyn Write) -> std::io::Result<()> {
+        while let Some(reload) = self.control.try_reload() {
+            match reload {
+                Reload::Loaded(s, why) => {
+                    writeln!(log, "{}: configuration reloaded ({})", s.path.display(), why.as_str())?;
+                    self.classifier = Some(s.classifier);
+                    self.reloads[0] += 1;
+                }
+                Reload::Rejected(diags, _) => {
+                    for d in &diags {
+                        writeln!(log, "error: {d}")?;
+                    }
+                    writeln!(log, "error: reload rejected; the previous configuration stays in force")?;
+                    self.reloads[1] += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes everything still held (end of a capture: every flow has ended).
+    fn capture_done(&mut self, _: Option<(crate::time::Timestamp, crate::time::Timestamp)>) -> std::io::Result<()> {
+        while let Some((seq, (r, cap))) = self.pending.pop_first() {
+            self.emit(&r, &cap)?;
+            self.next = seq + 1;
+        }
+        self.out.flush()
+    }
+}
+
+/// Runs `inspect`: every input in turn (each file is its own capture: its flows end with it),
+/// then every live interface until interrupted.
+///
+/// Errors of one input are reported on `err` and the run goes on with the next; the caller turns
+/// [`Outcome::failed_inputs`] into the exit status.
+///
+/// # Errors
+/// Only an I/O error on `out` (e.g. a closed pipe), an invalid configuration or signal handlers
+/// that cannot be set up stop the run.
+pub fn inspect(opts: &InspectOptions, out: &mut impl Write, err: &mut impl Write) -> anyhow::Result<Outcome> {
+    let settings = match &opts.config {
+        Some(path) => match Settings::load(path) {
+            Ok(s) => {
+                for w in &s.warnings {
+                    writeln!(err, "warning: {w}")?;
+                }
+                Some(s)
+            }
+            Err(diags) => {
+                for d in &diags {
+                    writeln!(err, "error: {d}")?;
+                }
+                anyhow::bail!("{}: configuration has {} error(s); `shadowtap check` lists them", path.display(), diags.len());
+            }
+        },
+        None => None,
+    };
+    let control = Control::start(settings.as_ref().map(|s| (s.path.clone(), s.mapping_watch())), STOP_GRACE)?;
+    let popts = pipeline::Options {
+        inputs: opts.inputs.clone(),
+        live: opts.live.clone(),
+        filter: opts.filter.clone(),
+        realtime: false,
+        max_frames: opts.max_frames,
+        linger: false,
+    };
+    let mut pipe = Pipeline::open(Engine::new(opts.engine), popts, Arc::clone(&control.stop), Arc::new(SystemClock), err)?;
+    let mut ordered = Ordered {
+        out,
+        classifier: settings.map(|s| s.classifier),
+        control: &control,
+        reloads: [0; 2],
+        format: opts.format,
+        pending: BTreeMap::new(),
+        next: 0,
+        written: 0,
+    };
+    if opts.format == Format::Table {
+        export::table::write_header(ordered.out)?;
+    }
+    let done = pipe.run(&mut ordered, err);
+    let (reloads, written) = (ordered.reloads, ordered.written);
+    ordered.out.flush()?;
+    drop(ordered);
+    let done = done?;
+    if opts.stats {
+        super::write_stats(err, &pipe.engine)?;
+        if opts.config.is_some() {
+            writeln!(err, "config_reloads {}", reloads[0])?;
+            writeln!(err, "config_reload_failures {}", reloads[1])?;
+        }
+    }
+    Ok(Outcome { records: written, failed_inputs: done.failed, truncated_inputs: done.truncated })
+}

@@ -1,0 +1,156 @@
+//! The drivers: what each command wires together, and everything that touches signals,
+//! threads and the terminal. Only this module, `capture`, `serve` and `export` do I/O.
+//!
+//! ```text
+//! pipeline   sources (files, interfaces) → engine → Sink      one loop for every command
+//! control    signals → stop flag; SIGHUP / mapping change → Settings built off the packet thread
+//! inspect    Sink: ordered JSON lines or table
+//! survey     Sink: rollup into a store → report facts
+//! run        Sink: attribute → aggregate, events, rollup → writer thread; HTTP on the main thread
+//! writer     the daemon's background writer (store flushes, state saves, events)
+//! report     `shadowtap report` / `survey`: facts from a source → report::model → render
+//! ```
+
+pub mod control;
+pub mod inspect;
+pub mod pipeline;
+pub mod report;
+pub mod run;
+pub mod survey;
+mod writer;
+
+use std::io::Write;
+
+use crate::config::Settings;
+use crate::decode::DropReason;
+use crate::engine::Engine;
+
+pub use inspect::{inspect, Format, InspectOptions, Outcome};
+pub use pipeline::wall_clock;
+
+/// Prints the engine's counters, one `name value` per line (zero counters omitted).
+pub fn write_stats(err: &mut impl Write, engine: &Engine) -> std::io::Result<()> {
+    let s = &engine.stats;
+    let t = engine.table_stats();
+    writeln!(err, "frames {}", s.frames)?;
+    writeln!(err, "frame_bytes {}", s.frame_bytes)?;
+    writeln!(err, "flows_created {}", t.created)?;
+    writeln!(err, "flows_peak {}", t.peak)?;
+    writeln!(err, "flows_evicted {}", t.evicted)?;
+    writeln!(err, "client_hellos {}", s.client_hellos)?;
+    writeln!(err, "server_hellos {}", s.server_hellos)?;
+    let mut nonzero = |label: String, v: u64| -> std::io::Result<()> {
+        if v > 0 {
+            writeln!(err, "{label} {v}")?;
+        }
+        Ok(())
+    };
+    nonzero("unsupported_link".into(), s.unsupported_link)?;
+    nonzero("other_transport".into(), s.other_transport)?;
+    nonzero("orientation_fixed".into(), s.orientation_fixed)?;
+    nonzero("inconsistent_overlaps".into(), s.inconsistent_overlaps)?;
+    for r in DropReason::ALL {
+        nonzero(format!("decode_drop.{}", r.as_str()), s.decode_drops[r.index()])?;
+    }
+    for (k, v) in &s.reassembly_giveups {
+        nonzero(format!("reassembly_giveup.{k}"), *v)?;
+    }
+    nonzero("dns_messages".into(), s.dns_messages)?;
+    let (cache, cache_len) = engine.dns_cache_stats();
+    nonzero("dns_cache_inserted".into(), cache.inserted)?;
+    nonzero("dns_cache_hits".into(), cache.hits)?;
+    nonzero("dns_cache_evicted".into(), cache.evicted)?;
+    nonzero("dns_cache_addresses".into(), cache_len as u64)?;
+    for (prefix, map) in [
+        ("tls_error", &s.tls_errors),
+        ("quic_giveup", &s.quic_giveups),
+        ("dns_error", &s.dns_errors),
+        ("named", &s.named),
+        ("unnamed", &s.unnamed),
+    ] {
+        for (k, v) in map {
+            nonzero(format!("{prefix}.{k}"), *v)?;
+        }
+    }
+    for (k, v) in &s.flows_ended {
+        nonzero(format!("flows_ended.{k}"), *v)?;
+    }
+    Ok(())
+}
+
+/// `shadowtap check`: loads the configuration and the catalog, prints every problem (with file
+/// and line) and a summary; expired exemptions count as problems.
+pub fn check(path: &std::path::Path, out: &mut impl Write) -> std::process::ExitCode {
+    let (problems, summary) = match Settings::load(path) {
+        Ok(s) => {
+            for w in &s.warnings {
+                let _ = writeln!(out, "warning: {w}");
+            }
+            let c = &s.classifier;
+            let (asn, country) = c.geoip();
+            let onoff = |b: bool| if b { "on" } else { "off" };
+            let summary = format!(
+                "{} services in {} files (catalog {}), {} departments, config {}, ASN signal {}, country {}",
+                c.catalog.services.len(),
+                c.catalog.files.len(),
+                &c.catalog.digest[..12],
+                c.department_ids().len(),
+                &s.config_digest[..12],
+                onoff(asn),
+                onoff(country)
+            );
+            (s.expired_exemptions(wall_clock()), Some(summary))
+        }
+        Err(diags) => (diags, None),
+    };
+    for p in &problems {
+        let _ = writeln!(out, "error: {p}");
+    }
+    if let Some(s) = summary {
+        let _ = writeln!(out, "{s}");
+    }
+    if problems.is_empty() {
+        let _ = writeln!(out, "ok");
+        std::process::ExitCode::SUCCESS
+    } else {
+        let _ = writeln!(out, "{} problem(s)", problems.len());
+        std::process::ExitCode::FAILURE
+    }
+}
+
+/// `shadowtap explain HOST|IP`: which service, channel, rule and status a name or address matches.
+pub fn explain(path: &std::path::Path, query: &str, out: &mut impl Write) -> std::process::ExitCode {
+    match Settings::load(path) {
+        Ok(s) => {
+            for line in s.classifier.explain(query, wall_clock()) {
+                let _ = writeln!(out, "{line}");
+            }
+            std::process::ExitCode::SUCCESS
+        }
+        Err(diags) => {
+            for d in diags {
+                let _ = writeln!(out, "error: {d}");
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `shadowtap store backup`: copies a store while a sensor may be writing it.
+pub fn store_backup(store: &std::path::Path, to: &std::path::Path, out: &mut impl Write) -> std::process::ExitCode {
+    match crate::store::Store::open_existing(store).and_then(|s| s.backup(to)) {
+        Ok(()) => {
+            let _ = writeln!(
+                out,
+                "{} written (the key file {} is not part of a backup)",
+                to.display(),
+                crate::store::keys::path_for(store).display()
+            );
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,481 @@
+//! The one capture → engine loop of every command: capture files in turn (each its own
+//! capture: its flows end with it), then live interfaces, in batches, until the sources end or
+//! a stop is asked. What happens to finished flows is the [`Sink`]'s business: ordered JSON
+//! lines (`inspect`), the rollup of a survey, or attribution, aggregation and hand-off to the
+//! background writer (`run`).
+//!
+//! The loop owns the engine and the state of every source (what `/readyz` and
+//! `shadowtap_sources` show); it does no blocking I/O besides reading packets, and it measures
+//! its own longest stall (the time between two reads), so a sink that blocks shows in a
+//! metric.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::capture::file::{self, FileReader};
+use crate::capture::{self, CaptureStats, LiveOptions, LiveStatus, OfflineFilter, Source};
+use crate::engine::{Engine, FlowRecord};
+use crate::export::metrics::{SourceKind, SourceState, SourceStatus};
+use crate::time::Timestamp;
+
+/// The wall clock, injected into the pipeline: live packets carry wall-clock timestamps, so a
+/// quiet link still ends its idle flows on it; tests drive it by hand.
+pub trait Clock: Send + Sync {
+    /// Now, as a packet timestamp.
+    fn now(&self) -> Timestamp;
+}
+
+/// The system's clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        wall_clock()
+    }
+}
+
+/// The wall clock as a [`Timestamp`] (whole seconds): for the drivers only, never inside the
+/// packet path.
+pub fn wall_clock() -> Timestamp {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    Timestamp::from_parts(secs, 0)
+}
+
+/// What the pipeline reads and how.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Capture files or directories (`-` = standard input), read in turn first.
+    pub inputs: Vec<PathBuf>,
+    /// Live interfaces, read together after the files.
+    pub live: Vec<LiveOptions>,
+    /// BPF filter applied to every source.
+    pub filter: Option<String>,
+    /// Replay files at their recorded pace instead of as fast as possible.
+    pub realtime: bool,
+    /// Stop reading an interface after this many frames.
+    pub max_frames: Option<u64>,
+    /// Once every source has ended, keep calling the sink's `tick` until a stop is asked (the
+    /// daemon keeps serving, reloading and saving after a replay).
+    pub linger: bool,
+}
+
+/// Where a finished flow came from.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// The capture's name as records show it (a file name, or an interface).
+    pub name: Arc<str>,
+    /// From a live interface: write it at once (no later flow can start before it).
+    pub live: bool,
+}
+
+/// What the pipeline shows its sink at every tick.
+pub struct View<'a> {
+    /// The engine (counters, table).
+    pub engine: &'a Engine,
+    /// Every source asked for, with its state.
+    pub sources: &'a [SourceStatus],
+    /// libpcap statistics of the live interfaces.
+    pub capture: &'a [(String, CaptureStats)],
+    /// Every file has been read.
+    pub replay_done: bool,
+    /// Longest time between two reads of packets so far.
+    pub longest_stall: Duration,
+}
+
+/// The stage behind the engine.
+pub trait Sink {
+    /// A flow ended.
+    ///
+    /// # Errors
+    /// An output error stops the pipeline (a closed pipe under `inspect`).
+    fn flow(&mut self, record: FlowRecord, origin: &Origin) -> std::io::Result<()>;
+
+    /// Called after every batch and every idle read (at least every
+    /// [`capture::LIVE_READ_TIMEOUT_MS`] on a live link, every [`LINGER_TICK`] after the
+    /// sources ended): publish, hand off, apply a reload (diagnostics go to `log`). It must
+    /// not block.
+    ///
+    /// # Errors
+    /// As [`Sink::flow`].
+    fn tick(&mut self, view: &View<'_>, log: &mut dyn Write) -> std::io::Result<()>;
+
+    /// Every flow of a capture file has been delivered (records held for ordering can go);
+    /// `span` is the time of its first and last frame, if it had any.
+    ///
+    /// # Errors
+    /// As [`Sink::flow`].
+    fn capture_done(&mut self, span: Option<(Timestamp, Timestamp)>) -> std::io::Result<()> {
+        let _ = span;
+        Ok(())
+    }
+}
+
+/// Pause between two ticks once every source has ended (`Options::linger`).
+pub const LINGER_TICK: Duration = Duration::from_millis(100);
+
+/// Longest single sleep of `--realtime` pacing: a stop is noticed within it.
+pub const MAX_PACING_SLEEP: Duration = Duration::from_secs(1);
+
+/// How a run ended.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// Sources that could not be opened or failed (each already reported).
+    pub failed: usize,
+    /// Files that ended mid-record (what they held was used).
+    pub truncated: usize,
+    /// Frames read.
+    pub frames: u64,
+}
+
+/// One capture → engine loop over a set of sources.
+pub struct Pipeline {
+    /// The engine.
+    pub engine: Engine,
+    /// Every source asked for: files first (in reading order), then interfaces.
+    pub sources: Vec<SourceStatus>,
+    files: Vec<(usize, PathBuf)>,
+    live: Vec<(usize, Source)>,
+    capture: Vec<(String, CaptureStats)>,
+    /// Name of the flows ended at a stop (the interface's, when there is one).
+    live_origin: Origin,
+    opts: Options,
+    stop: Arc<AtomicBool>,
+    clock: Arc<dyn Clock>,
+    outcome: Outcome,
+    replay_done: bool,
+    longest_stall: Duration,
+}
+
+impl Pipeline {
+    /// Opens the live interfaces (they may need privileges: the caller gives them up after
+    /// this) and lists the files. What cannot be opened is reported on `log`, marked failed and
+    /// counted; the caller decides whether that is fatal ([`Pipeline::failed`]).
+    ///
+    /// # Errors
+    /// Only an error writing `log`.
+    pub fn open(engine: Engine, opts: Options, stop: Arc<AtomicBool>, clock: Arc<dyn Clock>, log: &mut dyn Write) -> std::io::Result<Pipeline> {
+        let mut p = Pipeline {
+            engine,
+            sources: Vec::new(),
+            files: Vec::new(),
+            live: Vec::new(),
+            capture: Vec::new(),
+            live_origin: Origin { name: Arc::from("-"), live: true },
+            stop,
+            clock,
+            outcome: Outcome::default(),
+            replay_done: false,
+            longest_stall: Duration::ZERO,
+            opts,
+        };
+        for input in p.opts.inputs.clone() {
+            match capture::expand_inputs(std::slice::from_ref(&input)) {
+                Ok(files) => {
+                    for f in files {
+                        p.files.push((p.sources.len(), f.clone()));
+                        p.sources.push(status(SourceKind::File, f.display().to_string(), SourceState::Pending));
+                    }
+                }
+                Err(e) => {
+                    writeln!(log, "error: {e}")?;
+                    p.fail_new(SourceKind::File, input.display().to_string(), e.to_string());
+                }
+            }
+        }
+        for l in p.opts.live.clone() {
+            let opened = Source::open_live(&l).and_then(|mut s| {
+                if let Some(f) = &p.opts.filter {
+                    s.set_filter(f)?;
+                }
+                Ok(s)
+            });
+            match opened {
+                Ok(s) => {
+                    if s.link.is_none() {
+                        writeln!(log, "warning: {}: link type {} is not supported; its frames are counted as unsupported_link", s.name, s.dlt)?;
+                    }
+                    p.live.push((p.sources.len(), s));
+                    p.sources.push(status(SourceKind::Interface, l.interface.clone(), SourceState::Pending));
+                }
+                Err(e) => {
+                    writeln!(log, "error: {e}")?;
+                    p.fail_new(SourceKind::Interface, l.interface.clone(), e.to_string());
+                }
+            }
+        }
+        Ok(p)
+    }
+
+    fn fail_new(&mut self, kind: SourceKind, name: String, error: String) {
+        self.outcome.failed += 1;
+        self.sources.push(SourceStatus { kind, name, state: SourceState::Failed, error: Some(error) });
+    }
+
+    fn fail(&mut self, i: usize, error: String) {
+        self.outcome.failed += 1;
+        if let Some(s) = self.sources.get_mut(i) {
+            s.state = SourceState::Failed;
+            s.error = Some(error);
+        }
+    }
+
+    fn set(&mut self, i: usize, state: SourceState) {
+        if let Some(s) = self.sources.get_mut(i) {
+            s.state = state;
+        }
+    }
+
+    /// Sources that could not be opened or failed so far.
+    pub fn failed(&self) -> usize {
+        self.outcome.failed
+    }
+
+    /// Reads every source to its end (or until a stop is asked), then, with
+    /// [`Options::linger`], keeps ticking until a stop is asked. Flows still in progress at a
+    /// stop are ended and delivered.
+    ///
+    /// # Errors
+    /// An error of the sink or of `log` (a closed pipe).
+    pub fn run(&mut self, sink: &mut dyn Sink, log: &mut dyn Write) -> std::io::Result<Outcome> {
+        let files = std::mem::take(&mut self.files);
+        for (i, path) in &files {
+            if self.stopped() {
+                break;
+            }
+            self.read_file(*i, path, sink, log)?;
+        }
+        self.replay_done = true;
+        self.tick(sink, log)?;
+        if !self.live.is_empty() {
+            self.read_live(sink, log)?;
+        }
+        while self.opts.linger && !self.stopped() {
+            std::thread::sleep(LINGER_TICK);
+            self.tick(sink, log)?;
+        }
+        let origin = self.live_origin.clone();
+        self.finish(sink, &origin)?;
+        Ok(self.outcome)
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// What the sink is shown now.
+    pub fn view(&self) -> View<'_> {
+        View {
+            engine: &self.engine,
+            sources: &self.sources,
+            capture: &self.capture,
+            replay_done: self.replay_done,
+            longest_stall: self.longest_stall,
+        }
+    }
+
+    fn tick(&mut self, sink: &mut dyn Sink, log: &mut dyn Write) -> std::io::Result<()> {
+        sink.tick(&self.view(), log)
+    }
+
+    /// Hands the engine's finished records to the sink, keeping the buffer's capacity.
+    fn deliver(&mut self, sink: &mut dyn Sink, origin: &Origin) -> std::io::Result<()> {
+        let mut records = std::mem::take(&mut self.engine.records);
+        let result = records.drain(..).try_for_each(|r| sink.flow(r, origin));
+        self.engine.records = records;
+        result
+    }
+
+    /// Ends every flow still held and delivers it.
+    fn finish(&mut self, sink: &mut dyn Sink, origin: &Origin) -> std::io::Result<()> {
+        self.deliver(sink, origin)?;
+        self.engine.finish_with(|r| sink.flow(r, origin))
+    }
+
+    /// Notes the time since the last read as a stall candidate, and restarts the count.
+    fn read_starts(&mut self, since: &mut Instant) {
+        self.longest_stall = self.longest_stall.max(since.elapsed());
+    }
+
+    fn read_file(&mut self, i: usize, path: &std::path::Path, sink: &mut dyn Sink, log: &mut dyn Write) -> std::io::Result<()> {
+        let mut reader = match FileReader::open(path) {
+            Ok(r) => r,
+            Err(e) => {
+                writeln!(log, "error: {e}")?;
+                self.fail(i, e.to_string());
+                return self.tick(sink, log);
+            }
+        };
+        self.set(i, SourceState::Reading);
+        let origin = Origin { name: display_name(&path.display().to_string()), live: false };
+        let mut filter = self.opts.filter.as_deref().map(OfflineFilter::new);
+        let (mut frames, mut warned) = (0u64, 0usize);
+        let mut span: Option<(Timestamp, Timestamp)> = None;
+        // Pacing of --realtime: wall time at which the file's first frame is "now".
+        let mut pace: Option<(Instant, Timestamp)> = None;
+        let mut last_read = Instant::now();
+        let mut ended = SourceState::Done;
+        loop {
+            if self.stopped() {
+                break;
+            }
+            self.read_starts(&mut last_read);
+            let (mut batch, status) = reader.next_batch();
+            if self.opts.realtime {
+                if let Some(first) = batch.first() {
+                    pace_wait(&mut pace, first.ts);
+                }
+            }
+            last_read = Instant::now();
+            if let Some(f) = filter.as_mut() {
+                let mut keep = Vec::with_capacity(batch.len());
+                for fr in batch.drain(..) {
+                    match f.matches(&path.display().to_string(), &fr) {
+                        Ok(true) => keep.push(fr),
+                        Ok(false) => {}
+                        Err(e) => {
+                            writeln!(log, "error: {e}")?;
+                            drop(keep);
+                            self.fail(i, e.to_string());
+                            return self.finish_capture(sink, &origin, span, log);
+                        }
+                    }
+                }
+                batch = keep;
+            }
+            frames += batch.len() as u64;
+            if let (Some(first), Some(last)) = (batch.first(), batch.last()) {
+                span = Some((span.map_or(first.ts, |s| s.0), last.ts));
+            }
+            self.engine.handle_batch(&batch);
+            drop(batch);
+            self.deliver(sink, &origin)?;
+            if reader.unsupported_dlts.len() > warned {
+                for dlt in &reader.unsupported_dlts[warned..] {
+                    writeln!(log, "warning: {}: link type {dlt} is not supported; its frames are counted as unsupported_link", path.display())?;
+                }
+                warned = reader.unsupported_dlts.len();
+            }
+            match status {
+                file::Next::More => {}
+                file::Next::End => break,
+                file::Next::Truncated(msg) => {
+                    writeln!(log, "warning: {}: truncated capture ({msg}); used the {frames} frames before the cut", path.display())?;
+                    self.outcome.truncated += 1;
+                    break;
+                }
+                file::Next::Failed(msg) => {
+                    writeln!(log, "error: {}: corrupt after {frames} frames: {msg}", path.display())?;
+                    self.fail(i, format!("corrupt after {frames} frames: {msg}"));
+                    ended = SourceState::Failed;
+                    break;
+                }
+            }
+            self.tick(sink, log)?;
+        }
+        self.outcome.frames += frames;
+        if ended == SourceState::Done {
+            self.set(i, SourceState::Done);
+        }
+        self.finish_capture(sink, &origin, span, log)
+    }
+
+    /// End of a capture file: its flows end with it, and so do its DNS answers.
+    fn finish_capture(&mut self, sink: &mut dyn Sink, origin: &Origin, span: Option<(Timestamp, Timestamp)>, log: &mut dyn Write) -> std::io::Result<()> {
+        self.finish(sink, origin)?;
+        sink.capture_done(span)?;
+        self.engine.forget_dns_answers();
+        self.tick(sink, log)
+    }
+
+    fn read_live(&mut self, sink: &mut dyn Sink, log: &mut dyn Write) -> std::io::Result<()> {
+        let mut live = std::mem::take(&mut self.live);
+        let origins: Vec<Origin> = live.iter().map(|(_, s)| Origin { name: display_name(&s.name), live: true }).collect();
+        // Flows ended by the clock or at a stop are named after the interface when there is one.
+        let all = match origins.as_slice() {
+            [one] => one.clone(),
+            _ => Origin { name: Arc::from("-"), live: true },
+        };
+        let mut frames = vec![0u64; live.len()];
+        let mut open: Vec<bool> = vec![true; live.len()];
+        for (i, _) in &live {
+            self.set(*i, SourceState::Reading);
+        }
+        let mut last_read = Instant::now();
+        while open.iter().any(|o| *o) && !self.stopped() {
+            for (n, (i, source)) in live.iter_mut().enumerate() {
+                if !open[n] {
+                    continue;
+                }
+                self.read_starts(&mut last_read);
+                // Each read waits at most LIVE_READ_TIMEOUT_MS, so several interfaces interleave.
+                let (batch, status) = source.next_batch();
+                last_read = Instant::now();
+                let room = self.opts.max_frames.map_or(usize::MAX, |m| m.saturating_sub(frames[n]) as usize);
+                let take = batch.len().min(room);
+                self.engine.handle_batch(&batch[..take]);
+                frames[n] += take as u64;
+                drop(batch);
+                self.deliver(sink, &origins[n])?;
+                match status {
+                    LiveStatus::More | LiveStatus::Idle => {}
+                    LiveStatus::End => {
+                        open[n] = false;
+                        self.set(*i, SourceState::Done);
+                    }
+                    LiveStatus::Failed(msg) => {
+                        writeln!(log, "error: {}: capture failed after {} frames: {msg}", source.name, frames[n])?;
+                        open[n] = false;
+                        self.fail(*i, format!("capture failed: {msg}"));
+                    }
+                }
+                if self.opts.max_frames.is_some_and(|m| frames[n] >= m) {
+                    open[n] = false;
+                    self.set(*i, SourceState::Done);
+                }
+            }
+            // Live packets carry wall-clock timestamps: a quiet link still ends its idle flows.
+            self.engine.tick(self.clock.now());
+            self.deliver(sink, &all)?;
+            self.capture = live.iter_mut().filter_map(|(_, s)| s.stats().map(|c| (s.name.clone(), c))).collect();
+            self.tick(sink, log)?;
+        }
+        for (n, (_, s)) in live.iter_mut().enumerate() {
+            if let Some(st) = s.stats() {
+                writeln!(log, "{}: received {} dropped-by-kernel {} dropped-by-interface {}", s.name, st.received, st.dropped, st.if_dropped)?;
+            }
+            self.outcome.frames += frames[n];
+        }
+        self.live = live;
+        self.live_origin = all;
+        Ok(())
+    }
+}
+
+fn status(kind: SourceKind, name: String, state: SourceState) -> SourceStatus {
+    SourceStatus { kind, name, state, error: None }
+}
+
+/// `--realtime`: waits until a batch's first frame's recorded time has come (at most
+/// [`MAX_PACING_SLEEP`] per call, so a stop is noticed).
+fn pace_wait(pace: &mut Option<(Instant, Timestamp)>, next: Timestamp) {
+    let (t0, p0) = *pace.get_or_insert((Instant::now(), next));
+    let due = t0 + Duration::from_micros(next.micros_since(p0));
+    let wait = due.saturating_duration_since(Instant::now());
+    if !wait.is_zero() {
+        std::thread::sleep(wait.min(MAX_PACING_SLEEP));
+    }
+}
+
+/// The file name of a path (what the `capture` field shows).
+pub fn display_name(source: &str) -> Arc<str> {
+    Arc::from(
+        std::path::Path::new(source)
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_else(|| source.to_string()),
+    )
+}
