@@ -345,47 +345,79 @@ fn parse_mapping(path: &Path, text: &str, departments: &[String]) -> Result<Hash
 mod tests {
     use super::*;
 
-    fn loaded(text: &str) -> Result<Loaded, Vec<Diagnostic>> {
-        Loaded::parse(Path::new("/etc/shadowtap/config.toml"), text.to_string())
+    type Result<T> = std::result::Result<T, String>;
+
+    fn loaded(text: &str) -> Result<Loaded> {
+        Loaded::parse(Path::new("/etc/shadowtap/config.toml"), text.to_string()).map_err(|d| format!("{d:?}"))
     }
 
-    fn catalog() -> Catalog {
-        let svc = "[[service]]\nid = \"whatsapp\"\nname = \"WhatsApp\"\ncategory = \"messaging\"\nvendor = \"Meta\"\nvendor_country = \"US\"\nsni = [\"whatsapp.net\"]\n";
-        Catalog::from_texts(&[(PathBuf::from("messaging.toml"), svc.to_string())]).map_err(|d| format!("{d:?}")).unwrap_or_else(|e| panic!("{e}"))
+    fn catalog() -> Result<Catalog> {
+        let svc = "[[service]]\nid = \"whatsapp\"\nname = \"WhatsApp\"\ncategory = \"messaging\"\nvendor = \"Meta\"\nvendor_country = \"US\"\ndomains = [\"whatsapp.net\"]\n";
+        Catalog::from_texts(&[(PathBuf::from("messaging.toml"), svc.to_string())]).map_err(|d| format!("{d:?}"))
+    }
+
+    fn ip(s: &str) -> Result<IpAddr> {
+        s.parse().map_err(|e| format!("{s}: {e}"))
     }
 
     #[test]
-    fn compiles_departments_policy_engine_and_mapping_without_reading_files() {
+    fn compiles_departments_policy_engine_and_mapping_without_reading_files() -> Result<()> {
         let text = "[[department]]\nid = \"finance\"\nname = \"Finance\"\ncidrs = [\"10.1.0.0/16\"]\n[policy]\nsanctioned = [\"whatsapp\"]\n[engine]\nmax_flows = 1000\n";
-        let l = loaded(text).map_err(|d| format!("{d:?}")).unwrap_or_else(|e| panic!("{e}"));
-        let s = Settings::compile(l, catalog(), Some((Path::new("map.csv"), "# lease export\n10.9.0.7,finance\n")), GeoIp::default())
-            .map_err(|d| format!("{d:?}"))
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(s.classifier.department("10.1.2.3".parse().unwrap_or(IpAddr::from([0; 4]))), "finance");
-        assert_eq!(s.classifier.department("10.9.0.7".parse().unwrap_or(IpAddr::from([0; 4]))), "finance");
-        assert_eq!(s.classifier.department("10.2.0.1".parse().unwrap_or(IpAddr::from([0; 4]))), UNMAPPED);
+        let s = Settings::compile(loaded(text)?, catalog()?, Some((Path::new("map.csv"), "# lease export\n10.9.0.7,finance\n")), GeoIp::default())
+            .map_err(|d| format!("{d:?}"))?;
+        assert_eq!(s.classifier.department(ip("10.1.2.3")?), "finance");
+        assert_eq!(s.classifier.department(ip("10.9.0.7")?), "finance");
+        assert_eq!(s.classifier.department(ip("10.2.0.1")?), UNMAPPED);
         assert_eq!(s.engine.max_flows, 1000);
+        assert_eq!(s.engine.reassembly_limit, engine::Config::default().reassembly_limit);
         assert_eq!(s.department_names, vec![("finance".to_string(), "Finance".to_string())]);
         assert_eq!(s.config_digest.len(), 64);
+        Ok(())
     }
 
     #[test]
-    fn every_problem_is_reported_with_its_line() {
+    fn every_problem_is_reported_with_its_line() -> Result<()> {
         let text = "[[department]]\nid = \"finance\"\ncidrs = [\"10.1.0.0/16\", \"nonsense\"]\n[policy]\nsanctioned = [\"nosuch\"]\n";
-        let l = loaded(text).map_err(|d| format!("{d:?}")).unwrap_or_else(|e| panic!("{e}"));
-        let Err(errs) = Settings::compile(l, catalog(), Some((Path::new("map.csv"), "10.9.0.7,sales\n")), GeoIp::default()) else {
-            panic!("accepted");
+        let Err(errs) = Settings::compile(loaded(text)?, catalog()?, Some((Path::new("map.csv"), "10.9.0.7,sales\n")), GeoIp::default()) else {
+            return Err("accepted".into());
         };
         let text: Vec<String> = errs.iter().map(|d| d.to_string()).collect();
         assert_eq!(errs.len(), 3, "{text:?}");
         assert!(text[0].contains(":3:") && text[0].contains("invalid CIDR"), "{text:?}");
         assert!(text[1].contains(":5:") && text[1].contains("unknown service"), "{text:?}");
         assert!(text[2].starts_with("map.csv:1:") && text[2].contains("unknown department"), "{text:?}");
+        Ok(())
     }
 
     #[test]
-    fn engine_limits_out_of_range_are_errors() {
-        let l = loaded("[[department]]\nid = \"a\"\n[engine]\nmax_flows = 0\n").map_err(|d| format!("{d:?}")).unwrap_or_else(|e| panic!("{e}"));
-        assert!(Settings::compile(l, catalog(), None, GeoIp::default()).is_err());
+    fn engine_limits_out_of_range_are_errors() -> Result<()> {
+        for bad in ["max_flows = 0", "reassembly_limit = 100", "udp_idle_secs = 0"] {
+            let l = loaded(&format!("[[department]]\nid = \"a\"\n[engine]\n{bad}\n"))?;
+            assert!(Settings::compile(l, catalog()?, None, GeoIp::default()).is_err(), "{bad} accepted");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn an_empty_or_comments_only_configuration_is_refused() {
+        for text in ["", "\n\n", "# all commented out\n# [[department]]\n"] {
+            let Err(d) = loaded(text) else { panic!("{text:?} accepted") };
+            assert!(d.contains("empty"), "{d}");
+        }
+    }
+
+    #[test]
+    fn a_mapping_watch_sees_a_change_once() -> Result<()> {
+        let dir = std::env::temp_dir().join(format!("shadowtap-watch-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let path = dir.join("map.csv");
+        std::fs::write(&path, "10.0.0.1,a\n").map_err(|e| e.to_string())?;
+        let mut w = MappingWatch { modified: modified(&path), path: path.clone() };
+        assert!(!w.changed());
+        std::fs::remove_file(&path).map_err(|e| e.to_string())?;
+        assert!(w.changed(), "a removed file is a change");
+        assert!(!w.changed(), "and only once");
+        std::fs::remove_dir_all(&dir).map_err(|e| e.to_string())?;
+        Ok(())
     }
 }

@@ -318,6 +318,21 @@ impl Sink for Sensor {
     }
 }
 
+/// The daemon's diagnostics: standard error, whose failure (a restarted journal) must never
+/// stop packet processing, so it is ignored.
+struct Log;
+
+impl Write for Log {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 fn capture_totals(capture: &[(String, CaptureStats)]) -> (u64, u64) {
     capture.iter().fold((0, 0), |(r, d), (_, c)| (r + c.received, d + c.dropped + c.if_dropped))
 }
@@ -336,7 +351,7 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
     if opts.pcaps.is_empty() && opts.live.is_empty() {
         return Err(RunError::NoSource);
     }
-    let mut log = std::io::stderr();
+    let mut log = Log;
     let settings = match Settings::load(&opts.config) {
         Ok(s) => s,
         Err(diags) => {
@@ -456,7 +471,13 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
         uptime_until: now,
         control,
     };
-    let packets = std::thread::Builder::new().name("packets".into()).spawn(move || packet_thread(pipe, sensor))?;
+    let ended = Arc::clone(&stop);
+    let packets = std::thread::Builder::new().name("packets".into()).spawn(move || {
+        let r = packet_thread(pipe, sensor);
+        // Without its packet thread the sensor must not pretend to run: stop serving.
+        ended.store(true, Ordering::Relaxed);
+        r
+    })?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;
     let served = rt.block_on(crate::serve::serve(listener, state, Arc::clone(&stop), web));
     // Without its HTTP side the sensor must not go on unseen: stop the packet thread too.
@@ -469,7 +490,7 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
 /// The packet thread: the pipeline into the sensor until a stop, then the final publication,
 /// save and flush (waited for), and one line of what was seen.
 fn packet_thread(mut pipe: Pipeline, mut sensor: Sensor) -> std::io::Result<()> {
-    let mut log = std::io::stderr();
+    let mut log = Log;
     let result = pipe.run(&mut sensor, &mut log);
     // Clean stop: flows in progress were accounted by the pipeline; publish and save them.
     let view = pipe.view();
