@@ -11,7 +11,6 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use shadowtap::capture::{LiveOptions, DEFAULT_BUFFER_BYTES, DEFAULT_SNAPLEN};
-use shadowtap::engine;
 use shadowtap::runtime::report as command;
 use shadowtap::runtime::{self, Format, InspectOptions};
 
@@ -56,9 +55,10 @@ enum Command {
         /// Stop live capture after this many frames.
         #[arg(short = 'c', long)]
         count: Option<u64>,
-        /// Most flows held at once (the least recently seen are evicted beyond it).
-        #[arg(long, default_value_t = engine::Config::default().max_flows)]
-        max_flows: usize,
+        /// Most flows held at once (the least recently seen are evicted beyond it); default: the
+        /// configuration's `[engine] max_flows`, else 262144.
+        #[arg(long)]
+        max_flows: Option<usize>,
         /// Print the sensor's counters (drops by reason, give-ups, flows) to stderr at the end.
         #[arg(long)]
         stats: bool,
@@ -422,7 +422,7 @@ fn main() -> ExitCode {
                     FormatArg::Jsonl => Format::Jsonl,
                     FormatArg::Table => Format::Table,
                 },
-                engine: engine::Config { max_flows, ..engine::Config::default() },
+                max_flows,
                 stats,
                 config,
                 max_frames: count,

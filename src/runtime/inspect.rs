@@ -42,8 +42,9 @@ pub struct InspectOptions {
     pub filter: Option<String>,
     /// Output format.
     pub format: Format,
-    /// Engine limits.
-    pub engine: engine::Config,
+    /// Most flows held at once; the configuration's `[engine] max_flows` (or the default)
+    /// when absent. The other engine limits come from the configuration's `[engine]`.
+    pub max_flows: Option<usize>,
     /// Print counters to stderr at the end.
     pub stats: bool,
     /// Configuration (catalog, departments, policy): adds service and status to each record.
@@ -173,7 +174,9 @@ pub fn inspect(opts: &InspectOptions, out: &mut impl Write, err: &mut impl Write
         max_frames: opts.max_frames,
         linger: false,
     };
-    let mut pipe = Pipeline::open(Engine::new(opts.engine), popts, Arc::clone(&control.stop), Arc::new(SystemClock), err)?;
+    let mut limits = settings.as_ref().map_or_else(engine::Config::default, |s| s.engine);
+    limits.max_flows = opts.max_flows.unwrap_or(limits.max_flows);
+    let mut pipe = Pipeline::open(Engine::new(limits), popts, Arc::clone(&control.stop), Arc::new(SystemClock), err)?;
     let mut ordered = Ordered {
         out,
         classifier: settings.map(|s| s.classifier),

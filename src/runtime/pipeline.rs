@@ -176,6 +176,15 @@ impl Pipeline {
             match capture::expand_inputs(std::slice::from_ref(&input)) {
                 Ok(files) => {
                     for f in files {
+                        // A path that does not exist fails now, not after the files before it
+                        // (a FIFO is not opened here: that would wait for its writer).
+                        let missing = if f.as_os_str() == "-" { None } else { std::fs::metadata(&f).err() };
+                        if let Some(e) = missing {
+                            let e = capture::CaptureError::Open { source_name: f.display().to_string(), reason: e.to_string(), hint: String::new() };
+                            writeln!(log, "error: {e}")?;
+                            p.fail_new(SourceKind::File, f.display().to_string(), e.to_string());
+                            continue;
+                        }
                         p.files.push((p.sources.len(), f.clone()));
                         p.sources.push(status(SourceKind::File, f.display().to_string(), SourceState::Pending));
                     }

@@ -170,6 +170,8 @@ pub struct Sensor {
     save_every: Duration,
     last_save: Instant,
     saving_state: bool,
+    /// The replay was seen to end (it is saved once then).
+    replay_seen: bool,
     last_event_tick: i64,
     /// Wall-clock time up to which uptime was recorded in the store.
     uptime_until: i64,
@@ -308,11 +310,14 @@ impl Sink for Sensor {
         while let Some(reload) = self.control.try_reload() {
             self.apply(reload, log)?;
         }
-        if self.last_publish.elapsed() >= PUBLISH_EVERY {
-            self.publish(view);
-        }
-        if self.last_save.elapsed() >= self.save_every {
+        // The end of a replay is saved and shown at once: a replay-only run's numbers are final.
+        let replay_ended = view.replay_done && !self.replay_seen;
+        self.replay_seen = view.replay_done;
+        if replay_ended || self.last_save.elapsed() >= self.save_every {
             self.save(view);
+        }
+        if replay_ended || self.last_publish.elapsed() >= PUBLISH_EVERY {
+            self.publish(view);
         }
         Ok(())
     }
@@ -335,6 +340,18 @@ impl Write for Log {
 
 fn capture_totals(capture: &[(String, CaptureStats)]) -> (u64, u64) {
     capture.iter().fold((0, 0), |(r, d), (_, c)| (r + c.received, d + c.dropped + c.if_dropped))
+}
+
+/// "3 files, interfaces eth0, eth1", as logged at start (file names can be many).
+fn describe_sources(sources: &[crate::export::metrics::SourceStatus]) -> String {
+    use crate::export::metrics::SourceKind;
+    let files = sources.iter().filter(|s| s.kind == SourceKind::File).count();
+    let ifaces: Vec<&str> = sources.iter().filter(|s| s.kind == SourceKind::Interface).map(|s| s.name.as_str()).collect();
+    match (files, ifaces.is_empty()) {
+        (0, _) => format!("interfaces {}", ifaces.join(", ")),
+        (n, true) => format!("{n} capture file(s)"),
+        (n, false) => format!("{n} capture file(s), then interfaces {}", ifaces.join(", ")),
+    }
 }
 
 /// The first 12 hex digits of a digest, as logged.
@@ -446,7 +463,7 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
         settings.path.display(),
         settings.classifier.department_ids().len(),
         settings.privacy.min_group_size,
-        pipe.sources.iter().map(|s| format!("{} {}", s.kind.as_str(), s.name)).collect::<Vec<_>>().join(", "),
+        describe_sources(&pipe.sources),
         listener.local_addr()?
     );
     let state = Arc::new(Mutex::new(State { sources: pipe.sources.clone(), ..State::default() }));
@@ -467,6 +484,7 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
         save_every: opts.save_every,
         last_save: Instant::now(),
         saving_state: opts.state_dir.is_some(),
+        replay_seen: false,
         last_event_tick: i64::MIN / 2,
         uptime_until: now,
         control,
