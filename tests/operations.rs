@@ -253,7 +253,8 @@ fn sigterm_ends_inspect_blocked_on_a_fifo_without_a_writer() {
     let mut p = Proc::spawn("inspect", cmd, tmp.0.join("inspect.log"));
     std::thread::sleep(Duration::from_millis(500));
     p.assert_running("waiting for a writer");
-    let status = p.terminate(Duration::from_secs(10));
+    // Its grace is 5 s (`inspect::STOP_GRACE`).
+    let status = p.terminate(Duration::from_secs(15));
     assert!(status.is_some(), "inspect did not end after SIGTERM");
     assert!(!status.unwrap().success());
 }

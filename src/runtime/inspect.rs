@@ -20,7 +20,7 @@ use crate::export;
 
 /// Time `inspect` has to end after SIGINT/SIGTERM before it exits regardless (it may be
 /// blocked opening a FIFO or reading an idle standard input).
-pub const STOP_GRACE: Duration = Duration::from_secs(3);
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// Output format of `inspect`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
