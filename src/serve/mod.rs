@@ -2,8 +2,10 @@
 //! exporter-toolkit web configuration ([`web`]: TLS and basic authentication).
 //!
 //! It only reads the [`State`] the packet thread publishes; it never touches the engine, so a
-//! slow or hostile client cannot stall packet processing.
+//! slow or hostile client cannot stall packet processing. [`conn`] bounds what clients can hold:
+//! open connections, the time to send a request head, the TLS handshake.
 
+pub mod conn;
 pub mod web;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,6 +28,8 @@ pub async fn serve(
     use axum::response::IntoResponse;
     use axum::routing::get;
     let auth = Arc::new(web::BasicAuth::new(web.basic_auth_users.clone()));
+    let stats = Arc::new(conn::Stats::default());
+    let http_stats = Arc::clone(&stats);
     let metrics_state = Arc::clone(&state);
     let ready_state = Arc::clone(&state);
     let app = axum::Router::new()
@@ -33,8 +37,13 @@ pub async fn serve(
             "/metrics",
             get(move || {
                 let st = metrics_state.lock().map(|s| s.clone()).unwrap_or_default();
+                let http = Arc::clone(&http_stats);
                 async move {
-                    match metrics::encode(&st) {
+                    let body = metrics::encode(&st).and_then(|mut b| {
+                        b.extend(http.encode()?);
+                        Ok(b)
+                    });
+                    match body {
                         Ok(body) => (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body),
                         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, [(header::CONTENT_TYPE, "text/plain")], e.to_string().into_bytes()),
                     }
@@ -71,22 +80,17 @@ pub async fn serve(
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     };
-    if let Some(tls) = &web.tls_server_config {
-        // ring as the one crypto provider (no C toolchain beyond what libpcap already needs).
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert_file, &tls.key_file)
-            .await
-            .map_err(|e| anyhow::anyhow!("TLS certificate {} / key {}: {e}", tls.cert_file.display(), tls.key_file.display()))?;
-        let handle = axum_server::Handle::new();
-        let h = handle.clone();
-        tokio::spawn(async move {
-            stopped.await;
-            h.graceful_shutdown(Some(Duration::from_secs(5)));
-        });
-        axum_server::tls_rustls::from_tcp_rustls(listener, config)?.handle(handle).serve(app.into_make_service()).await?;
-    } else {
-        let listener = tokio::net::TcpListener::from_std(listener)?;
-        axum::serve(listener, app).with_graceful_shutdown(stopped).await?;
-    }
+    let tls = match &web.tls_server_config {
+        Some(tls) => {
+            // ring as the one crypto provider (no C toolchain beyond what libpcap already needs).
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert_file, &tls.key_file)
+                .await
+                .map_err(|e| anyhow::anyhow!("TLS certificate {} / key {}: {e}", tls.cert_file.display(), tls.key_file.display()))?;
+            Some(config.get_inner())
+        }
+        None => None,
+    };
+    conn::accept_loop(listener, app, tls, stats, stopped).await?;
     Ok(())
 }
