@@ -87,7 +87,10 @@ pub async fn serve(
             let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert_file, &tls.key_file)
                 .await
                 .map_err(|e| anyhow::anyhow!("TLS certificate {} / key {}: {e}", tls.cert_file.display(), tls.key_file.display()))?;
-            Some(config.get_inner())
+            // HTTP/1.1 only: hyper serves http1 here, so h2 must not be negotiated.
+            let mut server = (*config.get_inner()).clone();
+            server.alpn_protocols = vec![b"http/1.1".to_vec()];
+            Some(Arc::new(server))
         }
         None => None,
     };
