@@ -488,3 +488,97 @@ pub fn display_name(source: &str) -> Arc<str> {
             .unwrap_or_else(|| source.to_string()),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine;
+    use std::path::Path;
+
+    /// Counts what the pipeline hands over.
+    #[derive(Default)]
+    struct Count {
+        flows: usize,
+        names: Vec<String>,
+        captures: Vec<Option<(Timestamp, Timestamp)>>,
+        ticks: usize,
+        replay_done_seen: bool,
+    }
+
+    impl Sink for Count {
+        fn flow(&mut self, _: FlowRecord, origin: &Origin) -> std::io::Result<()> {
+            self.flows += 1;
+            self.names.push(origin.name.to_string());
+            Ok(())
+        }
+
+        fn tick(&mut self, view: &View<'_>, _: &mut dyn Write) -> std::io::Result<()> {
+            self.ticks += 1;
+            self.replay_done_seen |= view.replay_done;
+            Ok(())
+        }
+
+        fn capture_done(&mut self, span: Option<(Timestamp, Timestamp)>) -> std::io::Result<()> {
+            self.captures.push(span);
+            Ok(())
+        }
+    }
+
+    fn pcaps(names: &[&str]) -> Vec<PathBuf> {
+        names.iter().map(|n| Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps").join(n)).collect()
+    }
+
+    fn open(inputs: Vec<PathBuf>, log: &mut Vec<u8>) -> std::io::Result<Pipeline> {
+        let opts = Options { inputs, ..Options::default() };
+        Pipeline::open(Engine::new(engine::Config::default()), opts, Arc::new(AtomicBool::new(false)), Arc::new(SystemClock), log)
+    }
+
+    #[test]
+    fn every_file_is_its_own_capture_and_ends_done() -> std::io::Result<()> {
+        let mut log = Vec::new();
+        let mut p = open(pcaps(&["curl-tls13.pcap", "dns-udp.pcap"]), &mut log)?;
+        let mut sink = Count::default();
+        let out = p.run(&mut sink, &mut log)?;
+        assert_eq!(out.failed, 0);
+        assert!(sink.flows >= 2, "{}", sink.flows);
+        assert_eq!(sink.captures.len(), 2, "one capture_done per file");
+        assert!(sink.captures.iter().all(|s| s.is_some_and(|(a, b)| a <= b)));
+        assert!(sink.names.iter().any(|n| n == "curl-tls13.pcap") && sink.names.iter().any(|n| n == "dns-udp.pcap"));
+        assert!(p.sources.iter().all(|s| s.state == SourceState::Done && s.kind == SourceKind::File));
+        assert!(sink.replay_done_seen && sink.ticks >= 2);
+        assert_eq!(out.frames, p.engine.stats.frames);
+        Ok(())
+    }
+
+    #[test]
+    fn a_missing_file_fails_at_open_and_a_damaged_one_while_read() -> std::io::Result<()> {
+        let mut log = Vec::new();
+        let mut inputs = pcaps(&["no-such.pcap", "curl-tls12.pcap"]);
+        inputs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps/bad/not-a-pcap.pcap"));
+        let mut p = open(inputs, &mut log)?;
+        assert_eq!(p.failed(), 1, "the missing path fails before anything is read");
+        let mut sink = Count::default();
+        let out = p.run(&mut sink, &mut log)?;
+        assert_eq!(out.failed, 2);
+        let states: Vec<SourceState> = p.sources.iter().map(|s| s.state).collect();
+        assert_eq!(states, vec![SourceState::Failed, SourceState::Done, SourceState::Failed]);
+        assert!(p.sources.iter().filter(|s| s.state == SourceState::Failed).all(|s| s.error.is_some()));
+        let text = String::from_utf8_lossy(&log);
+        assert!(text.contains("no-such.pcap") && text.contains("not-a-pcap.pcap"), "{text}");
+        assert!(sink.flows > 0, "the good file between them is read");
+        Ok(())
+    }
+
+    #[test]
+    fn a_stop_ends_the_run_before_the_next_file() -> std::io::Result<()> {
+        let mut log = Vec::new();
+        let opts = Options { inputs: pcaps(&["curl-tls13.pcap"]), linger: true, ..Options::default() };
+        let stop = Arc::new(AtomicBool::new(true));
+        let mut p = Pipeline::open(Engine::new(engine::Config::default()), opts, stop, Arc::new(SystemClock), &mut log)?;
+        let mut sink = Count::default();
+        p.run(&mut sink, &mut log)?;
+        assert_eq!(sink.flows, 0);
+        assert_eq!(p.sources[0].state, SourceState::Pending, "never read");
+        Ok(())
+    }
+}

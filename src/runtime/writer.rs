@@ -148,7 +148,6 @@ fn run(mut t: Targets, rx: &Receiver<Job>, stats: &Mutex<Stats>) {
             Job::Settings(settings) => {
                 if let Some(w) = t.store.as_mut() {
                     w.store.set_settings(settings);
-                    w.rollup.set_key_grace_days(settings.key_grace_days);
                 }
                 continue;
             }
