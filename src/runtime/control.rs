@@ -10,7 +10,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -108,10 +108,8 @@ impl Control {
 
     /// A reload result, if one is waiting (never blocks).
     pub fn try_reload(&self) -> Option<Reload> {
-        match self.reloads.as_ref()?.try_recv() {
-            Ok(r) => Some(r),
-            Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
-        }
+        // Empty or disconnected (the reload thread ended): nothing to apply.
+        self.reloads.as_ref()?.try_recv().ok()
     }
 }
 
