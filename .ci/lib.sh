@@ -12,3 +12,24 @@ ensure_packages() {
     $sudo apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
+
+# The cargo-deb that tests/package.rs builds the Debian package with. Installed with
+# `cargo install --locked` when missing or older; its build output is shown only if it fails.
+CARGO_DEB_VERSION=3.8.0
+# Usage: ensure_cargo_deb
+ensure_cargo_deb() {
+    local have
+    have=$(cargo deb --version 2>/dev/null | awk '{print $2}') || true
+    if [ -n "$have" ] && [ "$(printf '%s\n%s\n' "$CARGO_DEB_VERSION" "$have" | sort -V | head -n1)" = "$CARGO_DEB_VERSION" ]; then
+        return 0
+    fi
+    echo "installing: cargo-deb $CARGO_DEB_VERSION (cargo install, a few minutes)" >&2
+    local log
+    log=$(mktemp)
+    if ! cargo install --locked --quiet --version "$CARGO_DEB_VERSION" cargo-deb >"$log" 2>&1; then
+        cat "$log" >&2
+        rm -f "$log"
+        return 1
+    fi
+    rm -f "$log"
+}
