@@ -1,6 +1,6 @@
 //! JSON-lines records of `shadowtap inspect`.
 //!
-//! Field names are a contract (documented in the README): later versions add fields, never
+//! Field names are a contract (documented in docs/inspect.md): later versions add fields, never
 //! rename or drop them. Every record has every field; absent values are `null`, `false` or `[]`.
 
 use std::io::Write;
