@@ -13,6 +13,13 @@ use std::fmt;
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
+    /// The wall clock, in whole seconds. For the drivers and the store's flush time only: the
+    /// packet path runs on packet timestamps, never on this.
+    pub fn wall_clock() -> Timestamp {
+        let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        Timestamp::from_parts(secs, 0)
+    }
+
     /// Builds a timestamp from the seconds and microseconds of a pcap record header.
     pub fn from_parts(secs: i64, micros: i64) -> Self {
         Timestamp(secs.saturating_mul(1_000_000).saturating_add(micros))

@@ -41,8 +41,7 @@ impl Clock for SystemClock {
 /// The wall clock as a [`Timestamp`] (whole seconds): for the drivers only, never inside the
 /// packet path.
 pub fn wall_clock() -> Timestamp {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-    Timestamp::from_parts(secs, 0)
+    Timestamp::wall_clock()
 }
 
 /// What the pipeline reads and how.

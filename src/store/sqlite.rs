@@ -119,10 +119,6 @@ fn int(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
-
 /// The Monday (as a day number) of the week of `day`; 1970-01-01 was a Thursday.
 fn monday(day: i64) -> i64 {
     day - (day + 3).rem_euclid(7)
@@ -249,7 +245,7 @@ impl Store {
             Ok(f) => {
                 self.stats.flushes[0] += 1;
                 self.stats.rows_deleted += f.deleted;
-                self.stats.last_flush_unix = unix_now();
+                self.stats.last_flush_unix = crate::time::Timestamp::wall_clock().secs();
             }
             Err(_) => self.stats.flushes[1] += 1,
         }
