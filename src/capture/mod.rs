@@ -555,7 +555,9 @@ mod tests {
             let t = Instant::now();
             let (batch, st) = src.next_batch();
             assert!(batch.is_empty() && st == LiveStatus::Idle, "{} frames, {st:?}", batch.len());
-            assert!(t.elapsed() < Duration::from_millis(4 * LIVE_READ_TIMEOUT_MS as u64), "{:?}", t.elapsed());
+            // A hang guard, not a speed target: a quiet link must hand control back at all
+            // (each read waits LIVE_READ_TIMEOUT_MS at most; 40 of them is generous).
+            assert!(t.elapsed() < Duration::from_millis(40 * LIVE_READ_TIMEOUT_MS as u64), "{:?}", t.elapsed());
         }
     }
 
