@@ -173,3 +173,65 @@ fn run(mut t: Targets, rx: &Receiver<Job>, stats: &Mutex<Stats>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::Status;
+    use crate::export::events::{EventConfig, Events};
+    use crate::time::Timestamp;
+    use std::sync::mpsc::Receiver as Gate;
+
+    /// An events sink whose first write waits until the test opens the gate: a writer blocked
+    /// on a slow disk.
+    struct Held {
+        gate: Option<Gate<()>>,
+        lines: Arc<Mutex<usize>>,
+    }
+
+    impl Write for Held {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if let Some(g) = self.gate.take() {
+                let _ = g.recv();
+            }
+            if let Ok(mut n) = self.lines.lock() {
+                *n += buf.iter().filter(|&&b| b == b'\n').count();
+            }
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn event() -> Event {
+        let mut ev = Events::new(EventConfig { min_group_size: 1, ..EventConfig::default() });
+        let mut e = ev.on_flow(Timestamp::from_parts(100, 0), "finance", Some(("whatsapp", "messaging", "chat")), Some(Status::Unsanctioned), 10, true, 4);
+        e.pop().unwrap_or_else(|| panic!("a first-use event"))
+    }
+
+    #[test]
+    fn a_blocked_writer_never_blocks_the_sender_and_counts_what_it_drops() {
+        let (open, gate) = mpsc::channel();
+        let lines = Arc::new(Mutex::new(0));
+        let sink = Held { gate: Some(gate), lines: Arc::clone(&lines) };
+        let w = Handle::spawn(Targets { store: None, state_dir: None, events: Some(Box::new(sink)) }).unwrap_or_else(|e| panic!("{e}"));
+        // One batch is taken and blocks in the sink; the queue then fills; the rest is dropped.
+        let sent = WRITER_QUEUE + 10;
+        for _ in 0..sent {
+            let r = w.send(Job::Events(vec![event()]));
+            assert!(r.is_ok(), "an event batch is never given back");
+        }
+        // A delta that does not fit comes back to be merged into the next one.
+        let back = w.send(Job::Flush(Box::default()));
+        assert!(back.is_err(), "a delta is deferred, not dropped");
+        let dropped = w.stats().dropped[Dropped::Events as usize];
+        assert!((9..=10).contains(&dropped), "{dropped} batches dropped");
+        let _ = open.send(());
+        let stats = w.finish();
+        let written = *lines.lock().unwrap_or_else(|e| e.into_inner());
+        assert_eq!(written as u64 + stats.dropped[Dropped::Events as usize], sent as u64, "every batch written or counted");
+        assert_eq!(stats.events_written.ok, written as u64);
+    }
+}
