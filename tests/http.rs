@@ -1,7 +1,8 @@
 //! The HTTP side of `shadowtap run` under abuse, with the real binary under systemd's default
 //! descriptor limit (`prlimit --nofile=1024`): with 1,100 idle connections open, `/metrics`
 //! still answers, and the connection cap shows what it did; a client that sends its request
-//! head one byte a second is cut off by the header-read timeout.
+//! head one byte a second is cut off by the header-read timeout, and an oversized head is
+//! refused.
 
 mod common;
 
@@ -43,6 +44,9 @@ fn metrics_answer_with_more_idle_connections_than_descriptors() {
     let [port] = free_ports::<1>();
     let mut sensor = start(&tmp, port);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    // This process needs more than 1,100 descriptors itself: raise its soft limit if it can
+    // (a no-op where it is already higher).
+    let _ = Command::new(on_path("prlimit").unwrap()).args(["--pid", &std::process::id().to_string(), "--nofile=4096:"]).status();
     let mut idle = Vec::with_capacity(IDLE_CONNECTIONS);
     let opening = Instant::now();
     for _ in 0..IDLE_CONNECTIONS {
@@ -51,6 +55,7 @@ fn metrics_answer_with_more_idle_connections_than_descriptors() {
         }
     }
     eprintln!("{} of {IDLE_CONNECTIONS} idle connections opened in {:?}", idle.len(), opening.elapsed());
+    assert_eq!(idle.len(), IDLE_CONNECTIONS, "this test needs 1,100 connections of its own: raise `ulimit -n` above 1,200");
     sensor.assert_running("holding idle connections");
     let t = Instant::now();
     let scrape = http_get(port, "/metrics").expect("/metrics answers with 1,100 idle connections open");
@@ -59,6 +64,7 @@ fn metrics_answer_with_more_idle_connections_than_descriptors() {
     assert_eq!(scrape.status, 200);
     assert!(scrape.body.contains("shadowtap_flows_total"), "{}", scrape.body);
     let evicted = sample(&scrape.body, "shadowtap_http_connections_total{event=\"evicted\"}").unwrap_or(0.0);
+    assert_eq!(sample(&scrape.body, "shadowtap_http_connections_total{event=\"rejected\"}"), Some(0.0), "idle connections make room; none is refused");
     let open = sample(&scrape.body, "shadowtap_http_connections_open").unwrap_or(f64::MAX);
     assert!(evicted as usize + 256 >= IDLE_CONNECTIONS, "the cap evicted {evicted}");
     assert!(open <= 256.0, "{open} connections open beyond the cap");
@@ -99,4 +105,14 @@ fn a_slow_request_head_is_cut_off() {
     eprintln!("slow head cut off after {:?}", t.elapsed());
     let body = http_get(port, "/metrics").unwrap().body;
     assert!(sample(&body, "shadowtap_http_connections_total{event=\"timed_out\"}").unwrap_or(0.0) >= 1.0, "{body}");
+
+    // A head beyond 16 KiB is refused, not buffered.
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let big = format!("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: {}\r\n\r\n", "a".repeat(64 * 1024));
+    let _ = s.write_all(big.as_bytes());
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(!answer.starts_with("HTTP/1.1 200"), "a 64 KiB head was served: {}", &answer[..answer.len().min(200)]);
 }

@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use crate::export::metrics::{self, State};
 
-/// Serves until `stop` is set, then drains.
+/// Serves until `stop` is set; connections still open then are closed with the runtime (a
+/// scrape in flight at a stop is cut).
 ///
 /// # Errors
 /// A TLS certificate or key that cannot be loaded, or an I/O failure of the listener.
