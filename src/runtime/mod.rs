@@ -24,9 +24,9 @@ use std::io::Write;
 use crate::config::Settings;
 use crate::decode::DropReason;
 use crate::engine::Engine;
+use crate::time::Timestamp;
 
 pub use inspect::{inspect, Format, InspectOptions, Outcome};
-pub use pipeline::wall_clock;
 
 /// Prints the engine's counters, one `name value` per line (zero counters omitted).
 pub fn write_stats(err: &mut impl Write, engine: &Engine) -> std::io::Result<()> {
@@ -99,7 +99,7 @@ pub fn check(path: &std::path::Path, out: &mut impl Write) -> std::process::Exit
                 onoff(asn),
                 onoff(country)
             );
-            (s.expired_exemptions(wall_clock()), Some(summary))
+            (s.expired_exemptions(Timestamp::wall_clock()), Some(summary))
         }
         Err(diags) => (diags, None),
     };
@@ -122,7 +122,7 @@ pub fn check(path: &std::path::Path, out: &mut impl Write) -> std::process::Exit
 pub fn explain(path: &std::path::Path, query: &str, out: &mut impl Write) -> std::process::ExitCode {
     match Settings::load(path) {
         Ok(s) => {
-            for line in s.classifier.explain(query, wall_clock()) {
+            for line in s.classifier.explain(query, Timestamp::wall_clock()) {
                 let _ = writeln!(out, "{line}");
             }
             std::process::ExitCode::SUCCESS

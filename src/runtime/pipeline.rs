@@ -34,14 +34,8 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
-        wall_clock()
+        Timestamp::wall_clock()
     }
-}
-
-/// The wall clock as a [`Timestamp`] (whole seconds): for the drivers only, never inside the
-/// packet path.
-pub fn wall_clock() -> Timestamp {
-    Timestamp::wall_clock()
 }
 
 /// What the pipeline reads and how.
@@ -115,6 +109,9 @@ pub trait Sink {
 
 /// Pause between two ticks once every source has ended (`Options::linger`).
 pub const LINGER_TICK: Duration = Duration::from_millis(100);
+
+/// How often the live interfaces' libpcap statistics are read for the sink.
+pub const CAPTURE_STATS_EVERY: Duration = Duration::from_secs(1);
 
 /// Longest single sleep of `--realtime` pacing: a stop is noticed within it.
 pub const MAX_PACING_SLEEP: Duration = Duration::from_secs(1);
@@ -413,6 +410,7 @@ impl Pipeline {
             self.set(*i, SourceState::Reading);
         }
         let mut last_read = Instant::now();
+        let mut last_stats = Instant::now();
         while open.iter().any(|o| *o) && !self.stopped() {
             for (n, (i, source)) in live.iter_mut().enumerate() {
                 if !open[n] {
@@ -448,7 +446,12 @@ impl Pipeline {
             // Live packets carry wall-clock timestamps: a quiet link still ends its idle flows.
             self.engine.tick(self.clock.now());
             self.deliver(sink, &all)?;
-            self.capture = live.iter_mut().filter_map(|(_, s)| s.stats().map(|c| (s.name.clone(), c))).collect();
+            // libpcap's statistics are a system call per interface: read them about once a
+            // second, not after every batch.
+            if last_stats.elapsed() >= CAPTURE_STATS_EVERY || self.capture.is_empty() {
+                last_stats = Instant::now();
+                self.capture = live.iter_mut().filter_map(|(_, s)| s.stats().map(|c| (s.name.clone(), c))).collect();
+            }
             self.tick(sink, log)?;
         }
         for (n, (_, s)) in live.iter_mut().enumerate() {

@@ -165,7 +165,9 @@ pub struct Sensor {
     state: Arc<Mutex<State>>,
     reloads: [u64; 2],
     last_reload_unix: i64,
-    capture: Vec<(String, CaptureStats)>,
+    /// libpcap totals of the live interfaces (received, dropped), for the capture-loss check;
+    /// None without live interfaces.
+    capture: Option<(u64, u64)>,
     last_publish: Instant,
     save_every: Duration,
     last_save: Instant,
@@ -200,7 +202,7 @@ impl Sensor {
         let now = r.ts_end.secs();
         if now - self.last_event_tick >= EVENT_TICK_SECS {
             self.last_event_tick = now;
-            let capture = (!self.capture.is_empty()).then(|| capture_totals(&self.capture));
+            let capture = self.capture;
             evs.extend(self.events.on_tick(r.ts_end, &self.exemptions, capture));
         }
         if !evs.is_empty() {
@@ -224,7 +226,7 @@ impl Sensor {
                 (s.engine, s.privacy, s.events) = (self.settings.engine, self.settings.privacy, self.settings.events);
                 self.settings = s;
                 self.reloads[0] += 1;
-                self.last_reload_unix = pipeline::wall_clock().secs();
+                self.last_reload_unix = crate::time::Timestamp::wall_clock().secs();
             }
             Reload::Rejected(diags, why) => {
                 for d in &diags {
@@ -274,7 +276,7 @@ impl Sensor {
     fn save(&mut self, view: &View<'_>) {
         self.last_save = Instant::now();
         if let Some(rollup) = &mut self.rollup {
-            let now = pipeline::wall_clock().secs();
+            let now = crate::time::Timestamp::wall_clock().secs();
             rollup.add_uptime(self.uptime_until, now);
             self.uptime_until = now;
             let (received, dropped) = capture_totals(view.capture);
@@ -304,8 +306,7 @@ impl Sink for Sensor {
 
     fn tick(&mut self, view: &View<'_>, log: &mut dyn Write) -> std::io::Result<()> {
         if !view.capture.is_empty() {
-            self.capture.clear();
-            self.capture.extend_from_slice(view.capture);
+            self.capture = Some(capture_totals(view.capture));
         }
         while let Some(reload) = self.control.try_reload() {
             self.apply(reload, log)?;
@@ -467,7 +468,7 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
         listener.local_addr()?
     );
     let state = Arc::new(Mutex::new(State { sources: pipe.sources.clone(), ..State::default() }));
-    let now = pipeline::wall_clock().secs();
+    let now = crate::time::Timestamp::wall_clock().secs();
     let sensor = Sensor {
         events: Events::new(settings.events),
         exemptions: settings.exemption_infos(),
@@ -479,7 +480,7 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
         state: Arc::clone(&state),
         reloads: [0; 2],
         last_reload_unix: now,
-        capture: Vec::new(),
+        capture: None,
         last_publish: Instant::now(),
         save_every: opts.save_every,
         last_save: Instant::now(),
