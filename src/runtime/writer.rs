@@ -134,22 +134,27 @@ impl Handle {
 }
 
 fn run(mut t: Targets, rx: &Receiver<Job>, stats: &Mutex<Stats>) {
+    // The counters are updated after each job's I/O, never held during it (the exporter reads
+    // them every second).
+    let update = |f: &mut dyn FnMut(&mut Stats)| {
+        if let Ok(mut s) = stats.lock() {
+            f(&mut s);
+        }
+    };
     for job in rx {
-        let update: Box<dyn FnOnce(&mut Stats)> = match job {
+        match job {
             Job::Flush(delta) => {
                 let Some(w) = t.store.as_mut() else { continue };
-                let r = w.flush_delta(*delta);
-                if let Err(e) = &r {
+                if let Err(e) = w.flush_delta(*delta) {
                     eprintln!("error: rollup store not flushed ({} rows kept for the next flush): {e}", w.pending_rows());
                 }
                 let st = w.store.stats;
-                Box::new(move |s| s.store = Some(st))
+                update(&mut |s| s.store = Some(st));
             }
             Job::Settings(settings) => {
                 if let Some(w) = t.store.as_mut() {
                     w.store.set_settings(settings);
                 }
-                continue;
             }
             Job::Save(saved) => {
                 let Some(dir) = &t.state_dir else { continue };
@@ -157,19 +162,25 @@ fn run(mut t: Targets, rx: &Receiver<Job>, stats: &Mutex<Stats>) {
                 if let Err(e) = &r {
                     eprintln!("error: {}: state not saved: {e}", dir.display());
                 }
-                Box::new(move |s| s.saves.count(&r))
+                update(&mut |s| s.saves.count(&r));
             }
             Job::Events(evs) => {
                 let Some(sink) = t.events.as_mut() else { continue };
-                let results: Vec<std::io::Result<()>> = evs.iter().map(|e| events::write(sink, e)).collect();
+                let (mut ok, mut failed) = (0, 0);
+                for e in &evs {
+                    match events::write(sink, e) {
+                        Ok(()) => ok += 1,
+                        Err(_) => failed += 1,
+                    }
+                }
                 if !evs.is_empty() {
                     let _ = sink.flush();
                 }
-                Box::new(move |s| results.iter().for_each(|r| s.events_written.count(r)))
+                update(&mut |s| {
+                    s.events_written.ok += ok;
+                    s.events_written.failed += failed;
+                });
             }
-        };
-        if let Ok(mut s) = stats.lock() {
-            update(&mut s);
         }
     }
 }
