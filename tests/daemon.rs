@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::root;
+use common::stack::sample;
 
 struct Daemon(Child, u16);
 
@@ -70,13 +71,6 @@ fn temp_config(name: &str, edit: impl Fn(String) -> String) -> (std::path::PathB
     std::fs::write(dir.join("config.toml"), edit(cfg)).unwrap();
     let file = dir.join("config.toml");
     (dir, file)
-}
-
-fn sample(body: &str, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    body.lines().filter(|l| l.starts_with(metric) && l[metric.len()..].starts_with(['{', ' '])).find_map(|l| {
-        let ok = labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")));
-        ok.then(|| l.rsplit(' ').next().unwrap().parse().unwrap())
-    })
 }
 
 #[test]

@@ -12,14 +12,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::root;
-use common::stack::{free_ports, http_get, on_path, Proc, TempDir, READY_TIMEOUT};
+use common::stack::{free_ports, http_get, on_path, sample, Proc, TempDir, READY_TIMEOUT};
 
 /// Idle connections opened against the sensor: more than its descriptor limit.
 const IDLE_CONNECTIONS: usize = 1_100;
-
-fn sample(body: &str, line_start: &str) -> Option<f64> {
-    body.lines().find(|l| l.starts_with(line_start)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
-}
 
 fn start(tmp: &TempDir, port: u16) -> Proc {
     let prlimit = on_path("prlimit").expect("prlimit (util-linux) is needed to run the sensor under a descriptor limit");
@@ -63,9 +59,9 @@ fn metrics_answer_with_more_idle_connections_than_descriptors() {
     eprintln!("scrape with {} idle connections open: {took:?}", idle.len());
     assert_eq!(scrape.status, 200);
     assert!(scrape.body.contains("shadowtap_flows_total"), "{}", scrape.body);
-    let evicted = sample(&scrape.body, "shadowtap_http_connections_total{event=\"evicted\"}").unwrap_or(0.0);
-    assert_eq!(sample(&scrape.body, "shadowtap_http_connections_total{event=\"rejected\"}"), Some(0.0), "idle connections make room; none is refused");
-    let open = sample(&scrape.body, "shadowtap_http_connections_open").unwrap_or(f64::MAX);
+    let evicted = sample(&scrape.body, "shadowtap_http_connections_total", &[("event", "evicted")]).unwrap_or(0.0);
+    assert_eq!(sample(&scrape.body, "shadowtap_http_connections_total", &[("event", "rejected")]), Some(0.0), "idle connections make room; none is refused");
+    let open = sample(&scrape.body, "shadowtap_http_connections_open", &[]).unwrap_or(f64::MAX);
     assert!(evicted as usize + 256 >= IDLE_CONNECTIONS, "the cap evicted {evicted}");
     assert!(open <= 256.0, "{open} connections open beyond the cap");
     drop(idle);
@@ -104,7 +100,7 @@ fn a_slow_request_head_is_cut_off() {
     assert!(closed, "the slow head was read to its end without the connection being closed");
     eprintln!("slow head cut off after {:?}", t.elapsed());
     let body = http_get(port, "/metrics").unwrap().body;
-    assert!(sample(&body, "shadowtap_http_connections_total{event=\"timed_out\"}").unwrap_or(0.0) >= 1.0, "{body}");
+    assert!(sample(&body, "shadowtap_http_connections_total", &[("event", "timed_out")]).unwrap_or(0.0) >= 1.0, "{body}");
 
     // A head beyond 16 KiB is refused, not buffered.
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();

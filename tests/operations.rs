@@ -19,20 +19,12 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::root;
-use common::stack::{free_ports, http_get, Proc, TempDir, EXIT_TIMEOUT, READY_TIMEOUT};
+use common::stack::{free_ports, http_get, sample, Proc, TempDir, EXIT_TIMEOUT, READY_TIMEOUT};
 
 fn shadowtap() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_shadowtap"));
     c.current_dir(root());
     c
-}
-
-/// The value of the first sample of `metric` whose labels include `labels`.
-fn sample(body: &str, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    body.lines().filter(|l| l.starts_with(metric) && l[metric.len()..].starts_with(['{', ' '])).find_map(|l| {
-        let ok = labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")));
-        ok.then(|| l.rsplit(' ').next()?.parse().ok())?
-    })
 }
 
 fn metrics(port: u16) -> String {

@@ -283,3 +283,11 @@ pub fn free_ports<const N: usize>() -> [u16; N] {
     std::array::from_fn(|i| listeners[i].local_addr().unwrap().port())
 }
 
+
+/// The value of the first sample of `metric` in a `/metrics` body whose labels include `labels`.
+pub fn sample(body: &str, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    body.lines().filter(|l| l.starts_with(metric) && l[metric.len()..].starts_with(['{', ' '])).find_map(|l| {
+        let ok = labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")));
+        ok.then(|| l.rsplit(' ').next()?.parse().ok())?
+    })
+}
