@@ -25,7 +25,7 @@ use crate::proto::quic;
 use crate::time::Timestamp;
 
 pub use record::{
-    DnsAnswer, DnsSummary, Details, FlowRecord, ProxyInfo, Signal, Stats, TlsSummary, Unnamed,
+    DnsAnswer, DnsSummary, Details, Evasion, FlowRecord, ProxyInfo, Signal, Stats, TlsSummary, Unnamed,
 };
 use record::bump;
 
@@ -469,6 +469,11 @@ impl Engine {
 fn record(e: crate::flow::table::Ended<FlowState>, stats: &mut Stats) -> FlowRecord {
     bump(&mut stats.flows_ended, e.reason.as_str());
     let f = e.state;
+    if let Some(d) = f.details.as_deref() {
+        for label in d.evasion.labels() {
+            bump(&mut stats.evasions, label);
+        }
+    }
     let (signal, unnamed) = name_flow(&f);
     match (signal, unnamed) {
         (Some(s), _) => bump(&mut stats.named, s.as_str()),

@@ -159,6 +159,57 @@ impl Unnamed {
     }
 }
 
+/// Signs that a flow's content was cut or duplicated to hide or fake what it is. Each is a fact
+/// the sensor saw, not a verdict: the flow is still named (by the bytes the real endpoints
+/// agreed on), and the record says why it is suspect. A bit set, so a flow costs one byte.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Evasion(u8);
+
+impl Evasion {
+    /// A TCP retransmission or overlapping segment disagreed with bytes already kept.
+    pub const OVERLAP_CONFLICT: Evasion = Evasion(1);
+    /// Data carried in a SYN that the server's SYN-ACK did not acknowledge (a TFO decoy).
+    pub const SYN_DATA_UNACKED: Evasion = Evasion(1 << 1);
+    /// A second, different ClientHello at the same stream position as the one kept.
+    pub const DECOY_HELLO: Evasion = Evasion(1 << 2);
+    /// Client QUIC Initials with different connection IDs carried different hellos.
+    pub const DECOY_INITIAL: Evasion = Evasion(1 << 3);
+    /// IP fragments overlapped with different bytes.
+    pub const FRAGMENT_OVERLAP: Evasion = Evasion(1 << 4);
+    /// Datagrams that were not QUIC came before the flow's first valid Initial.
+    pub const QUIC_JUNK: Evasion = Evasion(1 << 5);
+
+    /// Every sign with its label, in output order.
+    pub const ALL: [(Evasion, &'static str); 6] = [
+        (Evasion::OVERLAP_CONFLICT, "overlap_conflict"),
+        (Evasion::SYN_DATA_UNACKED, "syn_data_unacked"),
+        (Evasion::DECOY_HELLO, "decoy_hello"),
+        (Evasion::DECOY_INITIAL, "decoy_initial"),
+        (Evasion::FRAGMENT_OVERLAP, "fragment_overlap"),
+        (Evasion::QUIC_JUNK, "quic_junk"),
+    ];
+
+    /// No sign.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Whether every sign of `other` is set.
+    pub fn contains(self, other: Evasion) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Adds the signs of `other`.
+    pub fn insert(&mut self, other: Evasion) {
+        self.0 |= other.0;
+    }
+
+    /// Labels of the signs set, in [`Evasion::ALL`] order.
+    pub fn labels(self) -> impl Iterator<Item = &'static str> {
+        Evasion::ALL.into_iter().filter(move |(e, _)| self.contains(*e)).map(|(_, l)| l)
+    }
+}
+
 /// Everything learned about a flow beyond its counters. Boxed in the flow state, so a flow
 /// that never got any costs one null pointer; rare parts are boxed again, so that the common
 /// case (a TLS flow) costs about 150 bytes here.
@@ -182,6 +233,8 @@ pub struct Details {
     pub names_from_dns: Box<[Box<[u8]>]>,
     /// The ClientHello's ECH extension is GREASE (its outer SNI is not an ECH public name).
     pub ech_grease: bool,
+    /// Why the flow is suspect of evasion (empty for almost every flow).
+    pub evasion: Evasion,
 }
 
 impl Details {
@@ -274,6 +327,8 @@ pub struct Stats {
     pub named: BTreeMap<&'static str, u64>,
     /// Flows left unnamed, by reason.
     pub unnamed: BTreeMap<&'static str, u64>,
+    /// Flows that ended with a sign of evasion, by sign (a flow with two signs counts in both).
+    pub evasions: BTreeMap<&'static str, u64>,
 }
 
 /// Adds one to a label-keyed counter.

@@ -93,6 +93,9 @@ pub struct InspectLine<'a> {
     pub signal: Option<&'static str>,
     /// Why the destination stayed unnamed, or null.
     pub unnamed: Option<&'static str>,
+    /// Why the flow is suspect of evasion (`overlap_conflict`, `syn_data_unacked`,
+    /// `decoy_hello`, `decoy_initial`, `fragment_overlap`, `quic_junk`); usually empty.
+    pub evasion: Vec<&'static str>,
     /// Packets client → server.
     pub packets_up: u64,
     /// Packets server → client.
@@ -233,6 +236,7 @@ impl<'a> InspectLine<'a> {
             names_from_dns: d.map(|d| d.names_from_dns.iter().map(|n| bytes_to_text(n)).collect()).unwrap_or_default(),
             signal: signal.map(|s| s.as_str()),
             unnamed: unnamed.map(|u| u.as_str()),
+            evasion: d.map(|d| d.evasion.labels().collect()).unwrap_or_default(),
             packets_up: *packets_up,
             packets_down: *packets_down,
             bytes_up: *bytes_up,

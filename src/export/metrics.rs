@@ -246,6 +246,7 @@ pub fn encode(s: &State) -> prometheus::Result<Vec<u8>> {
         ("shadowtap_quic_giveups_total", "QUIC Initials not read, by reason.", &e.quic_giveups),
         ("shadowtap_tls_errors_total", "TLS handshakes not read, by reason.", &e.tls_errors),
         ("shadowtap_dns_errors_total", "DNS messages not parsed, by reason.", &e.dns_errors),
+        ("shadowtap_evasion_flows_total", "Flows that ended with a sign of evasion (overlap_conflict, syn_data_unacked, decoy_hello, decoy_initial, fragment_overlap, quic_junk), by sign.", &e.evasions),
     ] {
         let c = counter(&r, name, help, &["reason"])?;
         for (k, v) in map {

@@ -67,6 +67,7 @@ pub fn write_stats(err: &mut impl Write, engine: &Engine) -> std::io::Result<()>
         ("dns_error", &s.dns_errors),
         ("named", &s.named),
         ("unnamed", &s.unnamed),
+        ("evasion", &s.evasions),
     ] {
         for (k, v) in map {
             nonzero(format!("{prefix}.{k}"), *v)?;
