@@ -21,7 +21,7 @@ use crate::flow::key::{Key, Side, TCP, UDP};
 use crate::flow::reassembly::{self, Stream};
 use crate::flow::table::{Expiry, Table};
 use crate::flow::Direction;
-use crate::proto::quic;
+use crate::proto::{quic, tls};
 use crate::time::Timestamp;
 
 pub use record::{
@@ -67,9 +67,20 @@ pub const MAX_DNS_MESSAGES_PER_FLOW: u32 = 256;
 /// UDP datagrams of a flow inspected while identifying it (QUIC Initials may take several).
 pub const MAX_UDP_PROBE_DATAGRAMS: u16 = 16;
 
-/// Leading TCP data segments inspected per direction while identifying a flow; a flow that is
-/// still undecided after them is left alone (counted as `limit`).
-pub const MAX_TCP_PROBE_SEGMENTS: u16 = 64;
+/// Most bytes of one TCP direction read while identifying a flow, however they are cut: the
+/// window of `reassembly_limit` bytes slides over TLS records already read (a hello cut into
+/// 1-byte records is about six times its own size), up to this offset. It bounds the work one
+/// flow can cause, not memory; a direction still undecided here is left alone (`limit`).
+pub const MAX_PROBE_STREAM_BYTES: u64 = 128 * 1024;
+
+/// Client segments read after a complete ClientHello while waiting for the server to
+/// acknowledge it (a conflicting retransmission before that ACK replaces the hello: a decoy).
+/// The server's ACK normally comes next; a capture that lacks it stops here.
+pub const MAX_SEGMENTS_AFTER_HELLO: u16 = 8;
+
+/// Data segments a direction without a SYN gets before bytes the probes do not recognise end
+/// its probe: a capture that starts mid-connection may hold the first two segments swapped.
+pub const MIDSTREAM_PATIENCE: u16 = 3;
 
 impl Default for Config {
     fn default() -> Self {
@@ -143,6 +154,15 @@ struct Probe {
     seen: [u16; 2],
     /// QUIC Initial decryption state.
     quic: Option<Box<quic::Initials>>,
+    /// TLS records read so far, per direction.
+    readers: [tls::HandshakeReader; 2],
+    /// A hello read but not yet acknowledged by the peer: the stream offset where it ends.
+    hello_end: [Option<u64>; 2],
+    /// Segments seen since that hello.
+    after_hello: [u16; 2],
+    /// Data of the client's SYN (its ISN and bytes), held until the SYN-ACK says whether the
+    /// server took it.
+    syn_data: Option<(u32, Box<[u8]>)>,
 }
 
 /// Per-flow state. `repr(C)` keeps the fields every packet touches (the first 56 bytes) in one
@@ -203,7 +223,6 @@ fn is_service_port(port: u16) -> bool {
 struct Ctx<'a> {
     config: &'a Config,
     stats: &'a mut Stats,
-    scratch: &'a mut Vec<u8>,
     cache: &'a mut DnsCache,
     now: Timestamp,
 }
@@ -214,7 +233,6 @@ pub struct Engine {
     table: Table<FlowState>,
     cache: DnsCache,
     next_seq: u64,
-    scratch: Vec<u8>,
     /// Finished flows, oldest end first; the caller drains this.
     pub records: Vec<FlowRecord>,
     /// Counters.
@@ -229,7 +247,6 @@ impl Engine {
             table: Table::new(config.max_flows),
             cache: DnsCache::new(config.dns_cache_addrs),
             next_seq: 0,
-            scratch: Vec::new(),
             records: Vec::new(),
             stats: Stats { decode_drops: vec![0; DropReason::ALL.len()], ..Stats::default() },
         }
@@ -427,7 +444,6 @@ impl Engine {
         let mut ctx = Ctx {
             config: &self.config,
             stats: &mut self.stats,
-            scratch: &mut self.scratch,
             cache: &mut self.cache,
             now: ts,
         };
@@ -557,9 +573,10 @@ fn name_flow(f: &FlowState) -> (Option<Signal>, Option<Unnamed>) {
 }
 
 impl FlowState {
-    /// True when no client payload was ever seen (TCP flows whose probe holds no client stream).
+    /// True when neither side sent payload (SYN only, a handshake then FIN, SYN then RST):
+    /// the probe is still there and counted no data segment in either direction.
     fn tcp_payload_unseen(&self) -> bool {
-        self.probe.as_ref().is_some_and(|p| p.streams[0].is_none() && p.seen[0] == 0)
+        self.probe.as_ref().is_some_and(|p| p.seen == [0, 0] && p.syn_data.is_none())
     }
 }
 

@@ -33,6 +33,9 @@ pub struct Hello {
     pub ja3: Option<Box<str>>,
     /// JA4 (`t…` over TCP, `q…` over QUIC).
     pub ja4: Option<Box<str>>,
+    /// Why the hello could be read only up to its server_name (a `TlsError` label); no
+    /// fingerprint is made from a partial hello.
+    pub error: Option<&'static str>,
 }
 
 impl Hello {
@@ -47,6 +50,23 @@ impl Hello {
             resumption: ch.psk || ch.session_ticket,
             ja3: Some(ja3::ja3(ch).into_boxed_str()),
             ja4: Some(ja4::ja4(ch, protocol).into_boxed_str()),
+            error: None,
+        }
+    }
+
+    /// Keeps the name of a hello that is malformed after its server_name extension: what
+    /// Wireshark and nDPI still read. JA3 and JA4 describe a whole hello, so none is made.
+    pub fn partial(ch: &ClientHello, error: &'static str) -> Hello {
+        Hello {
+            sni: ch.sni.as_deref().map(Box::from),
+            sni_is_ip: ch.sni_is_ip,
+            alpn: ch.alpn.iter().map(|a| Box::from(&a[..])).collect(),
+            version: None,
+            ech: ch.ech,
+            resumption: false,
+            ja3: None,
+            ja4: None,
+            error: Some(error),
         }
     }
 }

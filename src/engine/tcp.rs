@@ -1,11 +1,11 @@
 //! Identification of TCP flows from the reassembled first bytes of each direction: proxy
 //! preambles, TLS hellos, HTTP requests, WhatsApp's preface, SSH banners, DNS over TCP.
 
-use super::record::{bump, Details, Hello, ProxyInfo, TlsSummary};
-use super::{App, Ctx, FlowState, Probe, MAX_TCP_PROBE_SEGMENTS};
+use super::record::{bump, Details, Evasion, Hello, ProxyInfo, TlsSummary};
+use super::{App, Ctx, FlowState, Probe, MAX_PROBE_STREAM_BYTES, MAX_SEGMENTS_AFTER_HELLO, MIDSTREAM_PATIENCE};
 use crate::decode::{TcpFlags, TcpSegment};
 use crate::fingerprint::ja4;
-use crate::flow::reassembly::{GiveUp, Outcome, Stream};
+use crate::flow::reassembly::{Outcome, Stream};
 use crate::flow::Direction;
 use crate::proto::http::{self, Request};
 use crate::proto::marker::{self, Marker, Sniff};
@@ -21,47 +21,119 @@ pub(super) fn probe(flow: &mut FlowState, dir: Direction, t: &TcpSegment<'_>, ct
     let d = dir.index();
     let o = dir.reverse().index();
     let syn = t.flags.contains(TcpFlags::SYN);
+    let ack = t.flags.contains(TcpFlags::ACK);
     if flow.app == App::Unknown && (t.src_port == 53 || t.dst_port == 53) {
         flow.app = App::Dns;
     }
 
-    // The peer's ACK tells whether bytes we are waiting for were lost to the capture.
-    if t.flags.contains(TcpFlags::ACK) && !probe.done[o] {
+    // Data in the client's SYN (TCP Fast Open, RFC 7413) counts only once the SYN-ACK
+    // acknowledges it: a server that refuses it acknowledges the SYN alone, and the client
+    // sends the data again. Unacknowledged SYN data is a classic decoy.
+    if syn && ack && dir == Direction::ToClient {
+        if let Some((isn, data)) = probe.syn_data.take() {
+            if t.ack == isn.wrapping_add(1).wrapping_add(data.len() as u32) {
+                feed(flow, Direction::ToServer, isn.wrapping_add(1), &data, t.src_port, ctx);
+            } else {
+                flow.details().evasion.insert(Evasion::SYN_DATA_UNACKED);
+            }
+        }
+    }
+    let Some(probe) = flow.probe.as_mut() else { return };
+    if t.flags.contains(TcpFlags::FIN) {
+        if let Some(s) = probe.streams[d].as_mut() {
+            let seq = if syn { t.seq.wrapping_add(1) } else { t.seq };
+            s.fin(seq.wrapping_add(t.payload.len() as u32));
+        }
+    }
+    // The peer's ACK tells whether bytes we are waiting for were lost to the capture, and
+    // whether a hello already read was accepted (after which nothing can replace it).
+    if ack && !probe.done[o] {
         if let Some(s) = probe.streams[o].as_mut() {
             if let Outcome::GaveUp(why) = s.peer_ack(t.ack) {
                 bump(&mut ctx.stats.reassembly_giveups, why.as_str());
                 probe.done[o] = true;
+            } else if probe.hello_end[o].is_some_and(|end| s.acked_position() >= end) {
+                probe.done[o] = true;
             }
         }
     }
+    let Some(probe) = flow.probe.as_mut() else { return };
     if !probe.done[d] && (syn || !t.payload.is_empty()) {
-        if !t.payload.is_empty() {
-            probe.seen[d] = probe.seen[d].saturating_add(1);
-        }
         let stream = probe.streams[d].get_or_insert_with(|| Stream::new(ctx.config.reassembly_limit));
         if syn {
             stream.syn(t.seq);
         }
-        let seq = if syn { t.seq.wrapping_add(1) } else { t.seq };
-        let before = stream.inconsistent_overlaps;
-        let outcome = stream.segment(seq, t.payload);
-        ctx.stats.inconsistent_overlaps += (stream.inconsistent_overlaps - before) as u64;
-        match outcome {
-            Outcome::Progress => inspect(flow, dir, t.dst_port, ctx),
-            Outcome::GaveUp(why) => {
-                bump(&mut ctx.stats.reassembly_giveups, why.as_str());
-                probe.done[d] = true;
-            }
-            Outcome::NoProgress => {}
-        }
-        if let Some(p) = flow.probe.as_mut() {
-            if !p.done[d] && p.seen[d] >= MAX_TCP_PROBE_SEGMENTS {
-                bump(&mut ctx.stats.reassembly_giveups, "limit");
-                p.done[d] = true;
+        if !t.payload.is_empty() {
+            probe.seen[d] = probe.seen[d].saturating_add(1);
+            if syn && !ack && dir == Direction::ToServer {
+                if probe.syn_data.is_none() {
+                    probe.syn_data = Some((t.seq, t.payload.into()));
+                }
+            } else {
+                if dir == Direction::ToServer {
+                    if let Some((isn, data)) = probe.syn_data.take() {
+                        if t.seq == isn.wrapping_add(1) {
+                            // The client sends again what its SYN carried: the SYN's was refused.
+                            flow.details().evasion.insert(Evasion::SYN_DATA_UNACKED);
+                        } else {
+                            // The client goes on after its SYN data: the server took it.
+                            feed(flow, dir, isn.wrapping_add(1), &data, t.dst_port, ctx);
+                        }
+                    }
+                }
+                let seq = if syn { t.seq.wrapping_add(1) } else { t.seq };
+                feed(flow, dir, seq, t.payload, t.dst_port, ctx);
             }
         }
     }
     finish_if_done(flow);
+}
+
+/// Adds one segment's bytes to a direction's stream and reads what they complete.
+fn feed(flow: &mut FlowState, dir: Direction, seq: u32, payload: &[u8], hello_dst_port: u16, ctx: &mut Ctx<'_>) {
+    let Some(probe) = flow.probe.as_mut() else { return };
+    let d = dir.index();
+    if probe.done[d] {
+        return;
+    }
+    let stream = probe.streams[d].get_or_insert_with(|| Stream::new(ctx.config.reassembly_limit));
+    let before = stream.inconsistent_overlaps;
+    let outcome = stream.segment(seq, payload);
+    let conflicts = stream.inconsistent_overlaps - before;
+    let replaced = stream.take_replaced();
+    let read_too_far = stream.position() >= MAX_PROBE_STREAM_BYTES;
+    let waiting = probe.hello_end[d].is_some();
+    if waiting {
+        probe.after_hello[d] = probe.after_hello[d].saturating_add(1);
+    }
+    if replaced {
+        probe.readers[d].reset();
+    }
+    match outcome {
+        // The hello is read; bytes after it change nothing while it waits for the peer's ACK.
+        Outcome::Progress if waiting && !replaced => {}
+        Outcome::Progress => inspect(flow, dir, hello_dst_port, ctx),
+        Outcome::GaveUp(why) => {
+            bump(&mut ctx.stats.reassembly_giveups, why.as_str());
+            probe.done[d] = true;
+        }
+        Outcome::NoProgress => {}
+    }
+    if conflicts > 0 {
+        ctx.stats.inconsistent_overlaps += u64::from(conflicts);
+        flow.details().evasion.insert(Evasion::OVERLAP_CONFLICT);
+    }
+    if let Some(p) = flow.probe.as_mut() {
+        // After the client's direction swapped sides, the hello is at the client's index.
+        let h = Direction::ToServer.index();
+        if p.hello_end[h].is_some() && !p.done[h] && p.after_hello[h] >= MAX_SEGMENTS_AFTER_HELLO {
+            p.done[h] = true;
+        }
+        if !p.done[d] && read_too_far {
+            bump(&mut ctx.stats.reassembly_giveups, "limit");
+            p.done[d] = true;
+        }
+    }
 }
 
 /// Drops the probe once nothing more will be learned: the flow is then bypassed.
@@ -81,7 +153,8 @@ enum Found {
     Done,
     GiveUp(&'static str),
     TlsError(&'static str),
-    Client(Box<ClientHello>),
+    /// A hello, and the error after its server_name when only part of it could be read.
+    Client(Box<ClientHello>, Option<&'static str>),
     Server(ServerHello),
     Http(Option<Vec<u8>>),
     WhatsApp,
@@ -99,10 +172,14 @@ fn inspect(flow: &mut FlowState, dir: Direction, hello_dst_port: u16, ctx: &mut 
         dns_over_tcp(probe, details, dir, ctx);
         return;
     }
-    let found = classify(probe, details, app, dir, ctx.scratch);
+    // Without a SYN the first bytes seen may not be the first bytes sent (two segments
+    // swapped): unrecognised bytes get a few segments before they end the probe.
+    let patient = probe.streams[d].as_ref().is_some_and(|s| !s.is_anchored()) && probe.seen[d] < MIDSTREAM_PATIENCE;
+    let found = classify(probe, details, app, dir);
     match found {
         Found::Nothing => {}
         Found::Wait => {}
+        Found::Done if patient => {}
         Found::Done => probe.done[d] = true,
         Found::GiveUp(why) => {
             bump(&mut ctx.stats.reassembly_giveups, why);
@@ -112,9 +189,11 @@ fn inspect(flow: &mut FlowState, dir: Direction, hello_dst_port: u16, ctx: &mut 
             bump(&mut ctx.stats.tls_errors, e);
             probe.done[d] = true;
         }
-        Found::Client(ch) => {
-            probe.done[d] = true;
-            ctx.stats.client_hellos += 1;
+        Found::Client(ch, error) => {
+            let had = details.client_hello().map(|h| h.sni.clone());
+            if had.is_none() {
+                ctx.stats.client_hellos += 1;
+            }
             if dir == Direction::ToClient {
                 // The side we took for the server sent a ClientHello: a capture that started
                 // mid-connection fooled the port heuristic.
@@ -125,7 +204,22 @@ fn inspect(flow: &mut FlowState, dir: Direction, hello_dst_port: u16, ctx: &mut 
                 probe.done.swap(0, 1);
                 probe.skip.swap(0, 1);
                 probe.seen.swap(0, 1);
+                probe.readers.swap(0, 1);
+                probe.hello_end.swap(0, 1);
+                probe.after_hello.swap(0, 1);
                 ctx.stats.orientation_fixed += 1;
+            }
+            let h = Direction::ToServer.index();
+            if had.as_ref().is_some_and(|sni| *sni != ch.sni.as_deref().map(Box::from)) {
+                // Two different hellos at the same place in the stream: the one kept is the
+                // last before the server acknowledged it (see `flow::reassembly`).
+                details.evasion.insert(Evasion::DECOY_HELLO);
+            }
+            // A hello counts once the server acknowledged it: until then a conflicting
+            // retransmission may replace it.
+            match probe.streams[h].as_ref() {
+                Some(s) if s.acked_position() < s.position() => probe.hello_end[h] = Some(s.position()),
+                _ => probe.done[h] = true,
             }
             *app = App::Tls;
             details.ech_grease = ch.ech && !ch.sni.as_deref().is_some_and(|s| ctx.cache.is_ech_public_name(s));
@@ -134,8 +228,14 @@ fn inspect(flow: &mut FlowState, dir: Direction, hello_dst_port: u16, ctx: &mut 
             if hello_dst_port == DOT_PORT {
                 details.marker = Some(Marker::Dot);
             }
-            details.tls.get_or_insert_with(TlsSummary::default).client =
-                Some(Hello::fingerprinted(&ch, ja4::Protocol::Tcp));
+            let hello = match error {
+                None => Hello::fingerprinted(&ch, ja4::Protocol::Tcp),
+                Some(e) => {
+                    bump(&mut ctx.stats.tls_errors, e);
+                    Hello::partial(&ch, e)
+                }
+            };
+            details.tls.get_or_insert_with(TlsSummary::default).client = Some(hello);
         }
         Found::Server(sh) => {
             probe.done[d] = true;
@@ -161,10 +261,11 @@ fn inspect(flow: &mut FlowState, dir: Direction, hello_dst_port: u16, ctx: &mut 
 }
 
 /// Decides what the bytes of one direction are (after any proxy preamble).
-fn classify(probe: &mut Probe, details: &mut Details, app: &mut App, dir: Direction, scratch: &mut Vec<u8>) -> Found {
+fn classify(probe: &mut Probe, details: &mut Details, app: &mut App, dir: Direction) -> Found {
     let d = dir.index();
     let Some(stream) = probe.streams[d].as_ref() else { return Found::Nothing };
     let full = stream.is_full();
+    let limit = stream.limit();
     let all = stream.data();
     let mut data = &all[probe.skip[d].min(all.len())..];
     let wait = || if full { Found::GiveUp("limit") } else { Found::Wait };
@@ -196,15 +297,33 @@ fn classify(probe: &mut Probe, details: &mut Details, app: &mut App, dir: Direct
     }
 
     if data.first() == Some(&tls::CONTENT_TYPE_HANDSHAKE) {
-        return match tls::first_handshake(data, scratch) {
+        let reader = &mut probe.readers[d];
+        let scan = reader.advance(data);
+        if scan == RecordScan::NeedMore && all.len() > limit / 2 && reader.scanned() > 0 {
+            // Half the window holds records already read (a hello cut into tiny records):
+            // slide past them before the window fills and cuts a segment, so that the bound is
+            // the hello's size, not its record headers'. A hello of normal records never slides
+            // (which keeps it whole for the decoy check).
+            let n = reader.scanned();
+            reader.slide(n);
+            let skip = std::mem::take(&mut probe.skip[d]);
+            if let Some(s) = probe.streams[d].as_mut() {
+                s.consume(skip + n);
+            }
+            return Found::Wait;
+        }
+        return match scan {
             RecordScan::NeedMore => wait(),
             RecordScan::NotTls(e) => Found::TlsError(e.as_str()),
-            RecordScan::Complete { msg_len } => {
-                let msg = &scratch[..msg_len];
+            RecordScan::Complete { .. } => {
+                let msg = reader.message();
                 match msg.first() {
                     Some(&tls::HANDSHAKE_CLIENT_HELLO) => match ClientHello::parse(msg) {
-                        Ok(ch) => Found::Client(Box::new(ch)),
-                        Err(e) => Found::TlsError(e.as_str()),
+                        Ok(ch) => Found::Client(Box::new(ch), None),
+                        Err(e) => match ClientHello::parse_partial(msg) {
+                            Some(ch) => Found::Client(Box::new(ch), Some(e.as_str())),
+                            None => Found::TlsError(e.as_str()),
+                        },
                     },
                     Some(&tls::HANDSHAKE_SERVER_HELLO) => match ServerHello::parse(msg) {
                         Ok(sh) => Found::Server(sh),
@@ -256,7 +375,7 @@ fn dns_over_tcp(probe: &mut Probe, details: &mut Details, dir: Direction, ctx: &
     }
     if full {
         // The stream kept only its first bytes; later messages are not read.
-        bump(&mut ctx.stats.reassembly_giveups, GiveUp::TooManyPending.as_str());
+        bump(&mut ctx.stats.reassembly_giveups, "limit");
         probe.done[d] = true;
     }
 }

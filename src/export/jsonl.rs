@@ -60,6 +60,9 @@ pub struct InspectLine<'a> {
     pub ech_grease: bool,
     /// The client offered resumption (PSK or a session ticket).
     pub resumption: bool,
+    /// Why the client's hello could be read only up to its server_name (`malformed`, ...);
+    /// null for a whole hello. A partial hello has no JA3/JA4.
+    pub tls_error: Option<&'static str>,
     /// Version the server chose (from its ServerHello).
     pub tls_negotiated: Option<&'static str>,
     /// Cipher suite the server chose, as `0x1301`.
@@ -214,6 +217,7 @@ impl<'a> InspectLine<'a> {
             ech: ch.is_some_and(|c| c.ech),
             ech_grease: d.is_some_and(|d| d.ech_grease),
             resumption: ch.is_some_and(|c| c.resumption),
+            tls_error: ch.and_then(|c| c.error),
             tls_negotiated: sh.map(|s| tls::version_str(s.version)),
             tls_cipher: sh.map(|s| format!("0x{:04x}", s.cipher)),
             alpn_negotiated: sh.and_then(|s| s.alpn.as_deref()).map(bytes_to_text),

@@ -2,23 +2,38 @@
 //!
 //! The sensor only needs the start of each stream (a ClientHello, a ServerHello, an HTTP request
 //! line). [`Stream`] rebuilds those bytes from segments that may arrive out of order, twice, or
-//! overlapping, and stops at a fixed limit. It never holds more than `limit` bytes in order plus
-//! at most [`MAX_PENDING`] out-of-order segments (each cut to the limit), so a flow costs at most
-//! about `2 × limit` bytes while it is being identified and nothing afterwards (the engine drops
-//! the stream once the flow is identified).
+//! overlapping, in pieces of any size (1-byte segments included), and stops at a fixed window.
 //!
-//! Overlaps keep the bytes that arrived first (the "first wins" policy of BSD stacks); a
-//! retransmission that disagrees with what was kept is counted, since it may be an evasion attempt.
+//! Every bound is in bytes, never in segments: the stream holds at most `limit` bytes (the
+//! window), whatever arrives in it, in any order, is placed; a bitmap of one bit per window
+//! byte says which bytes are present beyond the in-order prefix. A direction therefore costs at
+//! most `limit + limit / 8` bytes while its flow is being identified (18 KiB for the default
+//! 16 KiB window) and nothing afterwards (the engine drops the stream once the flow is
+//! identified). A consumer that has read the leading bytes (TLS records already taken apart)
+//! can [`Stream::consume`] them to slide the window; how far a direction is read in all is the
+//! consumer's bound (`engine::MAX_PROBE_STREAM_BYTES`).
+//!
+//! ## Overlaps
+//! A segment that overlaps bytes already held and carries **different** bytes is counted
+//! (`inconsistent_overlaps`): the two ends of a TCP connection only ever retransmit the same
+//! bytes, so a difference means something in the path, or someone, sent two versions. Which
+//! version the receiver used depends on timing the sensor can see: bytes the peer has already
+//! acknowledged were accepted, so they stay (first wins); bytes not yet acknowledged are
+//! replaced by the later version (last wins), because the usual decoy is sent first and made
+//! to miss the receiver (low TTL, bad checksum) with the real bytes right behind it. A
+//! replacement is reported so the consumer reads the bytes again.
+//!
+//! ## Starting mid-connection
+//! Without a SYN, the first data segment seen is taken as the start. If an earlier segment then
+//! arrives (the first two segments of a capture swapped) and nothing was consumed yet, the
+//! stream moves its start back to it, as long as everything still fits the window.
 
-/// Default number of leading bytes reassembled per direction (16 KiB: a post-quantum ClientHello
-/// is about 1.8 KB, a ClientHello with many extensions rarely above 4 KB).
+/// Default window of bytes held per direction (16 KiB: a post-quantum ClientHello is about
+/// 1.8 KB, a ClientHello with many extensions rarely above 4 KB).
 pub const DEFAULT_LIMIT: usize = 16 * 1024;
 
 /// Bytes reserved beyond the first segment when a stream starts (one full Ethernet segment).
 const INITIAL_EXTRA: usize = 1460;
-
-/// Out-of-order segments held at most per direction before giving up.
-pub const MAX_PENDING: usize = 16;
 
 /// Why reassembly of a direction stopped before its consumer was satisfied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -26,8 +41,6 @@ pub enum GiveUp {
     /// Bytes are missing: the peer acknowledged data that was never captured, or the hole was
     /// never filled before the flow ended.
     Gap,
-    /// More out-of-order segments than [`MAX_PENDING`] waited for a hole to fill.
-    TooManyPending,
 }
 
 impl GiveUp {
@@ -35,7 +48,6 @@ impl GiveUp {
     pub fn as_str(self) -> &'static str {
         match self {
             GiveUp::Gap => "gap",
-            GiveUp::TooManyPending => "too_many_pending",
         }
     }
 }
@@ -43,9 +55,9 @@ impl GiveUp {
 /// What a segment did to the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// New bytes were appended to the in-order prefix.
+    /// The in-order prefix grew, or bytes in it were replaced: read it again.
     Progress,
-    /// Nothing new in order (duplicate, out of order, beyond the limit, or empty).
+    /// Nothing new in order (duplicate, out of order, beyond the window, or empty).
     NoProgress,
     /// The stream cannot be completed.
     GaveUp(GiveUp),
@@ -54,28 +66,44 @@ pub enum Outcome {
 /// The first bytes of one TCP direction, reassembled.
 #[derive(Debug, Clone)]
 pub struct Stream {
-    /// Sequence number of `data[0]`; `None` until the first SYN or data segment fixes it.
+    /// Sequence number of `buf[0]`; `None` until the first SYN or data segment fixes it.
     base: Option<u32>,
-    data: Vec<u8>,
-    /// Out-of-order segments: (offset from `base`, bytes).
-    pending: Vec<(u32, Vec<u8>)>,
+    /// The start came from a SYN (it cannot move back).
+    anchored: bool,
+    /// Window bytes, from `base`; positions past `have` are valid only where `present` says.
+    buf: Vec<u8>,
+    /// Length of the in-order prefix of `buf`.
+    have: usize,
+    /// One bit per byte of `buf` beyond the prefix; empty while nothing arrived out of order.
+    present: Vec<u64>,
+    /// Bytes of `buf` the peer acknowledged.
+    acked: usize,
+    /// Bytes consumed before `buf[0]`.
+    consumed: u64,
     limit: usize,
-    /// Retransmitted bytes that differed from the bytes already kept.
+    /// Window offset of the sender's FIN (it takes one sequence number).
+    fin: Option<usize>,
+    /// Bytes were replaced since the consumer last asked ([`Stream::take_replaced`]).
+    replaced: bool,
+    /// Segments that disagreed with bytes already held.
     pub inconsistent_overlaps: u32,
 }
 
 impl Stream {
-    /// An empty stream that keeps at most `limit` leading bytes.
+    /// An empty stream whose window is `limit` bytes.
     pub fn new(limit: usize) -> Self {
-        Stream { base: None, data: Vec::new(), pending: Vec::new(), limit, inconsistent_overlaps: 0 }
-    }
-
-    /// Reserves room for the first segment's bytes plus a second full segment (a hello with a
-    /// post-quantum key share spans two), so that the buffer is allocated once, not grown by
-    /// doubling.
-    fn reserve_first(&mut self, first: usize) {
-        if self.data.capacity() == 0 {
-            self.data.reserve_exact((first + INITIAL_EXTRA).min(self.limit));
+        Stream {
+            base: None,
+            anchored: false,
+            buf: Vec::new(),
+            have: 0,
+            present: Vec::new(),
+            acked: 0,
+            consumed: 0,
+            limit,
+            fin: None,
+            replaced: false,
+            inconsistent_overlaps: 0,
         }
     }
 
@@ -83,92 +111,216 @@ impl Stream {
     pub fn syn(&mut self, isn: u32) {
         if self.base.is_none() {
             self.base = Some(isn.wrapping_add(1));
+            self.anchored = true;
         }
     }
 
-    /// The contiguous bytes reassembled so far, from the start of the stream.
+    /// The window, in bytes.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Records the sequence number just past the sender's FIN, which the peer acknowledges
+    /// without any byte being missing.
+    pub fn fin(&mut self, end_seq: u32) {
+        if let Some(base) = self.base {
+            let off = end_seq.wrapping_sub(base) as i32;
+            if off >= 0 {
+                self.fin = Some(off as usize);
+            }
+        }
+    }
+
+    /// Whether the start of the stream is known from a SYN.
+    pub fn is_anchored(&self) -> bool {
+        self.anchored
+    }
+
+    /// The contiguous bytes reassembled so far, from the start of the window.
     pub fn data(&self) -> &[u8] {
-        &self.data
+        self.buf.get(..self.have).unwrap_or_default()
     }
 
-    /// True once the in-order prefix holds `limit` bytes.
+    /// True once the in-order prefix fills the window.
     pub fn is_full(&self) -> bool {
-        self.data.len() >= self.limit
+        self.have >= self.limit
     }
 
-    /// Sequence number just past the in-order prefix, if the start is known.
-    fn next_seq(&self) -> Option<u32> {
-        self.base.map(|b| b.wrapping_add(self.data.len() as u32))
+    /// Stream offset just past the in-order prefix (bytes consumed included).
+    pub fn position(&self) -> u64 {
+        self.consumed + self.have as u64
+    }
+
+    /// Sequence number of the first byte of the window, if the start is known.
+    pub fn start_seq(&self) -> Option<u32> {
+        self.base
+    }
+
+    /// Whether bytes were replaced by a conflicting retransmission since the last call.
+    pub fn take_replaced(&mut self) -> bool {
+        std::mem::take(&mut self.replaced)
+    }
+
+    /// Whether the peer acknowledged the first `len` bytes of the window.
+    pub fn acked(&self, len: usize) -> bool {
+        self.acked >= len
+    }
+
+    /// Stream offset (bytes consumed included) up to which the peer acknowledged.
+    pub fn acked_position(&self) -> u64 {
+        self.consumed + self.acked as u64
+    }
+
+    /// Forgets the first `n` bytes of the in-order prefix (the consumer has read them) and
+    /// slides the window past them.
+    pub fn consume(&mut self, n: usize) {
+        let n = n.min(self.have);
+        if n == 0 {
+            return;
+        }
+        self.buf.drain(..n);
+        if !self.present.is_empty() {
+            self.present = shifted_down(&self.present, n, self.buf.len());
+        }
+        self.have -= n;
+        self.acked = self.acked.saturating_sub(n);
+        self.fin = self.fin.map(|f| f.saturating_sub(n));
+        self.consumed += n as u64;
+        self.base = self.base.map(|b| b.wrapping_add(n as u32));
     }
 
     /// Adds a segment's payload starting at sequence number `seq`.
-    ///
-    /// Without a SYN, the first data segment seen is taken as the start (a capture that began
-    /// mid-connection); the consumer's parser then decides whether that start makes sense.
     pub fn segment(&mut self, seq: u32, payload: &[u8]) -> Outcome {
-        if payload.is_empty() || self.is_full() {
+        if payload.is_empty() {
             return Outcome::NoProgress;
         }
         let base = *self.base.get_or_insert(seq);
-        let off = seq.wrapping_sub(base) as i32;
-        // Trim what lies before the start of the stream (e.g. a retransmitted SYN payload).
-        let (off, payload) = if off < 0 {
-            let skip = off.unsigned_abs() as usize;
-            if skip >= payload.len() {
-                return Outcome::NoProgress;
+        let mut off = seq.wrapping_sub(base) as i32 as i64;
+        let mut payload = payload;
+        if off < 0 {
+            let back = off.unsigned_abs() as usize;
+            if !self.anchored && self.consumed == 0 && back + self.buf.len() <= self.limit {
+                self.rebase(back);
+                off = 0;
+            } else {
+                // Bytes before the start (e.g. a retransmitted SYN payload): trim them.
+                if back >= payload.len() {
+                    return Outcome::NoProgress;
+                }
+                payload = payload.get(back..).unwrap_or_default();
+                off = 0;
             }
-            (0u32, &payload[skip..])
-        } else {
-            (off as u32, payload)
-        };
+        }
         let off = off as usize;
         if off >= self.limit {
             return Outcome::NoProgress;
         }
-        let payload = &payload[..payload.len().min(self.limit - off)];
-        self.reserve_first(off + payload.len());
-        let have = self.data.len();
-        if off > have {
-            if self.pending.len() >= MAX_PENDING {
-                return Outcome::GaveUp(GiveUp::TooManyPending);
-            }
-            self.pending.push((off as u32, payload.to_vec()));
-            return Outcome::NoProgress;
+        let payload = payload.get(..payload.len().min(self.limit - off)).unwrap_or_default();
+        let end = off + payload.len();
+        let before = self.have;
+        let replaced = self.place(off, payload);
+        if end > self.have && self.buf.len() > self.have {
+            self.advance();
         }
-        if !self.merge(off, payload) {
-            return Outcome::NoProgress;
+        if self.have > before || replaced {
+            Outcome::Progress
+        } else {
+            Outcome::NoProgress
         }
-        self.drain_pending();
-        Outcome::Progress
     }
 
-    /// Merges bytes at `off <= data.len()`; returns whether the in-order prefix grew.
-    fn merge(&mut self, off: usize, payload: &[u8]) -> bool {
-        let have = self.data.len();
-        let overlap = (have - off).min(payload.len());
-        if self.data[off..off + overlap] != payload[..overlap] {
+    /// Writes `payload` at window offset `off` (`off + len <= limit`); returns whether bytes of
+    /// the in-order prefix were replaced.
+    fn place(&mut self, off: usize, payload: &[u8]) -> bool {
+        let end = off + payload.len();
+        if self.buf.capacity() == 0 {
+            self.buf.reserve_exact((end + INITIAL_EXTRA).min(self.limit));
+        }
+        // Fast path: in order and nothing held beyond the prefix.
+        if off == self.have && self.buf.len() == self.have {
+            self.buf.extend_from_slice(payload);
+            self.have = end;
+            return false;
+        }
+        let mut replaced = false;
+        let mut conflict = false;
+        // The part overlapping the in-order prefix: every byte there is present.
+        let overlap_end = end.min(self.have);
+        if off < overlap_end {
+            let (held, new) = (&mut self.buf[off..overlap_end], &payload[..overlap_end - off]);
+            if held != new {
+                conflict = true;
+                // Bytes the peer acknowledged stay; the rest take the later version.
+                let from = self.acked.max(off).min(overlap_end);
+                let (held, new) = (&mut held[from - off..], &new[from - off..]);
+                if held != new {
+                    held.copy_from_slice(new);
+                    replaced = true;
+                }
+            }
+        }
+        // The part beyond the prefix, byte by byte against the bitmap.
+        let start = off.max(self.have);
+        if start < end {
+            if self.buf.len() < end {
+                self.buf.resize(end, 0);
+            }
+            if self.present.len() * 64 < self.buf.len() {
+                self.present.resize(self.buf.len().div_ceil(64), 0);
+            }
+            for (i, &b) in (start..end).zip(&payload[start - off..]) {
+                let (w, bit) = (i / 64, 1u64 << (i % 64));
+                if self.present[w] & bit != 0 {
+                    if self.buf[i] != b {
+                        conflict = true;
+                        self.buf[i] = b;
+                    }
+                } else {
+                    self.present[w] |= bit;
+                    self.buf[i] = b;
+                }
+            }
+        }
+        if conflict {
             self.inconsistent_overlaps = self.inconsistent_overlaps.saturating_add(1);
         }
-        if payload.len() > overlap {
-            let room = self.limit - have;
-            let new = &payload[overlap..];
-            self.data.extend_from_slice(&new[..new.len().min(room)]);
-            true
-        } else {
-            false
+        self.replaced |= replaced;
+        replaced
+    }
+
+    /// Extends the in-order prefix over bytes that arrived out of order.
+    fn advance(&mut self) {
+        while self.have < self.buf.len() {
+            let (w, bit) = (self.have / 64, 1u64 << (self.have % 64));
+            if self.present.get(w).is_some_and(|word| word & bit != 0) {
+                self.have += 1;
+            } else {
+                break;
+            }
+        }
+        if self.have == self.buf.len() {
+            self.present.clear();
         }
     }
 
-    /// Moves pending segments that now touch the in-order prefix into it.
-    fn drain_pending(&mut self) {
-        loop {
-            let have = self.data.len();
-            let Some(i) = self.pending.iter().position(|(o, _)| *o as usize <= have) else {
-                return;
-            };
-            let (o, bytes) = self.pending.swap_remove(i);
-            self.merge(o as usize, &bytes);
+    /// Moves the start `back` bytes earlier (a segment before the first one seen arrived).
+    fn rebase(&mut self, back: usize) {
+        let mut present = vec![0u64; (back + self.buf.len()).div_ceil(64)];
+        for i in 0..self.buf.len() {
+            let held = i < self.have || self.present.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0);
+            if held {
+                let j = i + back;
+                present[j / 64] |= 1 << (j % 64);
+            }
         }
+        let mut buf = vec![0u8; back];
+        buf.extend_from_slice(&self.buf);
+        self.buf = buf;
+        self.present = present;
+        self.have = 0;
+        self.acked = 0;
+        self.fin = self.fin.map(|f| f + back);
+        self.base = self.base.map(|b| b.wrapping_sub(back as u32));
     }
 
     /// Tells the stream that the peer acknowledged everything before `ack`.
@@ -176,23 +328,44 @@ impl Stream {
     /// If the peer acknowledged bytes beyond the in-order prefix (and the prefix is not simply
     /// full), those bytes crossed the wire without being captured: the hole can never fill.
     pub fn peer_ack(&mut self, ack: u32) -> Outcome {
-        match self.next_seq() {
-            Some(next) if !self.is_full() && (ack.wrapping_sub(next) as i32) > 0 => {
-                Outcome::GaveUp(GiveUp::Gap)
-            }
-            _ => Outcome::NoProgress,
+        let Some(base) = self.base else { return Outcome::NoProgress };
+        let off = ack.wrapping_sub(base) as i32;
+        if off <= 0 {
+            return Outcome::NoProgress;
         }
+        let off = off as usize;
+        self.acked = self.acked.max(off.min(self.buf.len()));
+        let fin_acked = self.fin.is_some_and(|f| f == self.have && off == f + 1);
+        if off > self.have && !self.is_full() && !fin_acked {
+            return Outcome::GaveUp(GiveUp::Gap);
+        }
+        Outcome::NoProgress
     }
 
-    /// Bytes of memory held by this stream (for accounting).
+    /// Bytes of memory held by this stream (for the engine's memory budget).
     pub fn footprint(&self) -> usize {
-        self.data.capacity() + self.pending.iter().map(|(_, b)| b.capacity() + 8).sum::<usize>()
+        self.buf.capacity() + self.present.capacity() * 8
     }
+}
+
+/// The bitmap `bits` with its first `n` bits removed, covering `len` bytes.
+fn shifted_down(bits: &[u64], n: usize, len: usize) -> Vec<u64> {
+    let mut out = vec![0u64; len.div_ceil(64)];
+    for (j, word) in out.iter_mut().enumerate() {
+        for b in 0..64 {
+            let i = j * 64 + b + n;
+            if bits.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0) {
+                *word |= 1 << b;
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::XorShift;
 
     #[test]
     fn in_order_segments_concatenate() {
@@ -213,19 +386,62 @@ mod tests {
     }
 
     #[test]
-    fn retransmission_and_overlap_first_wins() {
+    fn one_byte_segments_in_any_order_fill_the_window() {
+        let text: Vec<u8> = (0..4000u32).map(|i| (i % 251) as u8).collect();
+        let mut order: Vec<usize> = (0..text.len()).collect();
+        let mut rng = XorShift(7);
+        for i in (1..order.len()).rev() {
+            order.swap(i, (rng.next() % (i as u64 + 1)) as usize);
+        }
+        let mut s = Stream::new(DEFAULT_LIMIT);
+        s.syn(41);
+        for i in order {
+            s.segment(42 + i as u32, &text[i..=i]);
+        }
+        assert_eq!(s.data(), &text[..]);
+        assert_eq!(s.inconsistent_overlaps, 0);
+        assert!(s.footprint() <= DEFAULT_LIMIT + DEFAULT_LIMIT / 8 + INITIAL_EXTRA);
+    }
+
+    #[test]
+    fn retransmission_and_overlap_before_ack_last_wins() {
         let mut s = Stream::new(64);
         s.syn(0);
         s.segment(1, b"abcdef");
         assert_eq!(s.segment(1, b"abcdef"), Outcome::NoProgress);
         assert_eq!(s.inconsistent_overlaps, 0);
         assert_eq!(s.segment(4, b"XYZghi"), Outcome::Progress);
-        assert_eq!(s.data(), b"abcdefghi");
+        assert_eq!(s.data(), b"abcXYZghi");
+        assert_eq!(s.inconsistent_overlaps, 1);
+        assert!(s.take_replaced());
+        assert!(!s.take_replaced());
+    }
+
+    #[test]
+    fn acknowledged_bytes_stay_first_wins() {
+        let mut s = Stream::new(64);
+        s.syn(0);
+        s.segment(1, b"abcdef");
+        assert_eq!(s.peer_ack(5), Outcome::NoProgress);
+        assert!(s.acked(4) && !s.acked(5));
+        s.segment(1, b"XXXXXX");
+        assert_eq!(s.data(), b"abcdXX", "acknowledged bytes kept, the rest replaced");
         assert_eq!(s.inconsistent_overlaps, 1);
     }
 
     #[test]
-    fn limit_is_enforced() {
+    fn conflict_beyond_the_prefix_is_counted() {
+        let mut s = Stream::new(64);
+        s.syn(0);
+        s.segment(10, b"xyz");
+        s.segment(10, b"xQz");
+        assert_eq!(s.inconsistent_overlaps, 1);
+        s.segment(1, b"012345678");
+        assert_eq!(s.data(), b"012345678xQz");
+    }
+
+    #[test]
+    fn window_is_enforced() {
         let mut s = Stream::new(8);
         s.syn(0);
         s.segment(1, b"0123456789");
@@ -233,6 +449,22 @@ mod tests {
         assert!(s.is_full());
         assert_eq!(s.segment(11, b"more"), Outcome::NoProgress);
         assert_eq!(s.peer_ack(100), Outcome::NoProgress, "a full stream has no gap");
+    }
+
+    #[test]
+    fn consume_slides_the_window() {
+        let mut s = Stream::new(8);
+        s.syn(0);
+        s.segment(1, b"01234567");
+        assert!(s.is_full());
+        assert_eq!(s.segment(12, b"BC"), Outcome::NoProgress, "beyond the window");
+        s.consume(6);
+        assert_eq!(s.data(), b"67");
+        assert_eq!(s.position(), 8);
+        assert_eq!(s.segment(12, b"BC"), Outcome::NoProgress, "inside the window now");
+        assert_eq!(s.segment(9, b"89A"), Outcome::Progress);
+        assert_eq!(s.data(), b"6789ABC");
+        assert_eq!(s.start_seq(), Some(7));
     }
 
     #[test]
@@ -255,20 +487,60 @@ mod tests {
     }
 
     #[test]
-    fn pending_is_bounded() {
-        let mut s = Stream::new(1 << 16);
+    fn an_acknowledged_fin_is_no_gap() {
+        let mut s = Stream::new(64);
         s.syn(0);
-        for i in 0..MAX_PENDING as u32 {
-            assert_eq!(s.segment(100 + i * 10, b"x"), Outcome::NoProgress);
-        }
-        assert_eq!(s.segment(5000, b"x"), Outcome::GaveUp(GiveUp::TooManyPending));
+        s.segment(1, b"abc");
+        s.fin(4);
+        assert_eq!(s.peer_ack(5), Outcome::NoProgress);
+        let mut s = Stream::new(64);
+        s.syn(0);
+        s.fin(1);
+        assert_eq!(s.peer_ack(2), Outcome::NoProgress, "FIN without data");
+        assert_eq!(s.peer_ack(3), Outcome::GaveUp(GiveUp::Gap));
     }
 
     #[test]
-    fn midstream_start_without_syn() {
+    fn midstream_start_moves_back_for_an_earlier_segment() {
         let mut s = Stream::new(64);
-        assert_eq!(s.segment(123456, b"GET /"), Outcome::Progress);
+        assert_eq!(s.segment(123_456, b"world"), Outcome::Progress);
+        assert_eq!(s.segment(123_450, b"hello "), Outcome::Progress);
+        assert_eq!(s.data(), b"hello world");
+        assert_eq!(s.start_seq(), Some(123_450));
+    }
+
+    #[test]
+    fn anchored_start_does_not_move() {
+        let mut s = Stream::new(64);
+        s.syn(99);
+        s.segment(100, b"GET /");
+        assert_eq!(s.segment(94, b"xxxxxxGET /"), Outcome::NoProgress);
         assert_eq!(s.data(), b"GET /");
-        assert_eq!(s.segment(123450, b"xxxxxxGET /"), Outcome::NoProgress);
+    }
+
+    #[test]
+    fn byte_soup_never_panics() {
+        let mut rng = XorShift(3);
+        for _ in 0..2000 {
+            let mut s = Stream::new(1 + (rng.next() % 300) as usize);
+            if (rng.next() % 2) == 0 {
+                s.syn(rng.next() as u32);
+            }
+            for _ in 0..20 {
+                let len = (rng.next() % 80) as usize;
+                let bytes: Vec<u8> = (0..len).map(|_| (rng.next() % 4) as u8).collect();
+                match rng.next() % 4 {
+                    0 => {
+                        s.peer_ack(rng.next() as u32);
+                    }
+                    1 => s.consume((rng.next() % 50) as usize),
+                    _ => {
+                        let seq = s.start_seq().unwrap_or(0).wrapping_add((rng.next() % 400) as u32).wrapping_sub(100);
+                        s.segment(seq, &bytes);
+                    }
+                }
+                assert!(s.data().len() <= s.limit);
+            }
+        }
     }
 }

@@ -283,6 +283,41 @@ impl ClientHello {
         Ok(ch)
     }
 
+    /// What can be read of a hello that [`ClientHello::parse`] rejects: the fixed fields and
+    /// the extensions up to the first malformed one, read header by header. `Some` only when
+    /// that includes a server_name (a hello that is broken after its name still names the flow,
+    /// as Wireshark and nDPI read it); the caller keeps the error and makes no fingerprint.
+    pub fn parse_partial(msg: &[u8]) -> Option<ClientHello> {
+        // The body may be cut short by a wrong length: read what the message holds.
+        let body = msg.get(HANDSHAKE_HEADER_LEN..).filter(|_| msg.first() == Some(&HANDSHAKE_CLIENT_HELLO))?;
+        let legacy_version = be_u16(body, 0)?;
+        let mut at = 2 + 32; // legacy_version, random
+        let sid_len = usize::from(*body.get(at)?);
+        at += 1 + sid_len;
+        let ciphers_len = usize::from(be_u16(body, at)?);
+        let ciphers = body.get(at + 2..at + 2 + ciphers_len)?;
+        at += 2 + ciphers_len;
+        let compression_len = usize::from(*body.get(at)?);
+        at += 1 + compression_len;
+        let block_len = usize::from(be_u16(body, at)?);
+        let rest = body.get(at + 2..)?;
+        let block = rest.get(..block_len).unwrap_or(rest);
+        let mut ch = ClientHello {
+            legacy_version,
+            session_id_len: u8::try_from(sid_len).unwrap_or(u8::MAX),
+            ciphers: ciphers.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect(),
+            ..ClientHello::default()
+        };
+        let mut seen = Seen::default();
+        for raw in Extensions::new(block) {
+            let Ok(raw) = raw else { break };
+            ch.absorb(raw, &mut seen);
+        }
+        ch.sni.as_ref()?;
+        ch.sni_is_ip = ch.sni.as_deref().is_some_and(is_ip_literal);
+        Some(ch)
+    }
+
     /// Highest non-GREASE value in `supported_versions`, else `legacy_version`.
     ///
     /// "Highest" means newest: DTLS code points count down, so among `0xfe__` values the
@@ -438,50 +473,125 @@ pub enum RecordScan {
 /// as the bytes it needs are present, so garbage is rejected from its first byte.
 pub fn first_handshake(stream: &[u8], out: &mut Vec<u8>) -> RecordScan {
     out.clear();
-    let scan = scan_records(stream, out);
+    let mut reader = HandshakeReader { out: std::mem::take(out), ..HandshakeReader::default() };
+    let scan = reader.advance(stream);
+    *out = reader.out;
     if !matches!(scan, RecordScan::Complete { .. }) {
         out.clear();
     }
     scan
 }
 
-/// Body of [`first_handshake`]; may leave partial bytes in `out`, which the caller clears.
-fn scan_records(stream: &[u8], out: &mut Vec<u8>) -> RecordScan {
-    let mut rest = stream;
-    let mut msg_len: Option<usize> = None;
-    loop {
-        if let Err(e) = check_record_prefix(rest) {
-            return RecordScan::NotTls(e);
-        }
-        let Some((header, after)) = rest.split_at_checked(RECORD_HEADER_LEN) else {
-            return RecordScan::NeedMore;
-        };
-        let frag_len = usize::from(u16::from_be_bytes([header[3], header[4]]));
-        if frag_len == 0 || frag_len > MAX_RECORD_LEN {
-            return RecordScan::NotTls(TlsError::BadRecordLength);
-        }
-        let present = frag_len.min(after.len());
-        let mut frag = &after[..present];
-        while !frag.is_empty() {
-            let want = msg_len.unwrap_or(HANDSHAKE_HEADER_LEN) - out.len();
-            let (now, later) = frag.split_at(want.min(frag.len()));
-            out.extend_from_slice(now);
-            frag = later;
-            if msg_len.is_none() && out.len() == HANDSHAKE_HEADER_LEN {
-                let body_len = u24(out[1], out[2], out[3]);
-                if body_len > MAX_HANDSHAKE_LEN - HANDSHAKE_HEADER_LEN {
-                    return RecordScan::NotTls(TlsError::TooLong);
-                }
-                msg_len = Some(HANDSHAKE_HEADER_LEN + body_len);
-            }
-            if let Some(n) = msg_len.filter(|&n| out.len() == n) {
+/// [`first_handshake`] for a stream that grows piece by piece: each call reads only the records
+/// that were not complete at the previous call, so a hello cut into thousands of 1-byte records
+/// costs linear time, and the complete records it has read can be dropped from the stream
+/// ([`HandshakeReader::slide`]) so that the bound on a hello is its own size
+/// ([`MAX_HANDSHAKE_LEN`]), not the size of its record headers.
+///
+/// Memory cost: the message bytes read so far (at most [`MAX_HANDSHAKE_LEN`]).
+#[derive(Debug, Clone, Default)]
+pub struct HandshakeReader {
+    /// Stream bytes of the complete records already read.
+    scanned: usize,
+    /// Message bytes taken from those records.
+    out: Vec<u8>,
+    /// Length of the message (header included) once its header is in.
+    msg_len: Option<usize>,
+}
+
+impl HandshakeReader {
+    /// Reads the records of `stream` (the same stream as at the previous call, grown, less what
+    /// was slid away) past those already read.
+    pub fn advance(&mut self, stream: &[u8]) -> RecordScan {
+        let mut rest = stream.get(self.scanned..).unwrap_or_default();
+        loop {
+            if let Some(n) = self.msg_len.filter(|&n| self.out.len() == n) {
                 return RecordScan::Complete { msg_len: n };
             }
+            if let Err(e) = check_record_prefix(rest) {
+                return RecordScan::NotTls(e);
+            }
+            let Some((header, after)) = rest.split_at_checked(RECORD_HEADER_LEN) else {
+                return RecordScan::NeedMore;
+            };
+            let frag_len = usize::from(u16::from_be_bytes([header[3], header[4]]));
+            if frag_len == 0 || frag_len > MAX_RECORD_LEN {
+                return RecordScan::NotTls(TlsError::BadRecordLength);
+            }
+            let Some((frag, later)) = after.split_at_checked(frag_len) else {
+                // A partial record: its bytes may already complete the message; if not, they are
+                // read again with the rest of the record.
+                let (kept, kept_len) = (self.out.len(), self.msg_len);
+                return match self.absorb(after) {
+                    Err(e) => RecordScan::NotTls(e),
+                    Ok(Some(n)) => RecordScan::Complete { msg_len: n },
+                    Ok(None) => {
+                        self.out.truncate(kept);
+                        self.msg_len = kept_len;
+                        RecordScan::NeedMore
+                    }
+                };
+            };
+            match self.absorb(frag) {
+                Err(e) => return RecordScan::NotTls(e),
+                Ok(Some(n)) => return RecordScan::Complete { msg_len: n },
+                Ok(None) => {}
+            }
+            self.scanned += RECORD_HEADER_LEN + frag_len;
+            rest = later;
         }
-        if present < frag_len {
-            return RecordScan::NeedMore;
+    }
+
+    /// Appends a record fragment's bytes up to the end of the message; the message length once
+    /// it is complete.
+    fn absorb(&mut self, mut frag: &[u8]) -> Result<Option<usize>, TlsError> {
+        while !frag.is_empty() {
+            let want = self.msg_len.unwrap_or(HANDSHAKE_HEADER_LEN) - self.out.len();
+            let (now, later) = frag.split_at(want.min(frag.len()));
+            self.out.extend_from_slice(now);
+            frag = later;
+            if let (None, &[_, a, b, c]) = (self.msg_len, self.out.as_slice()) {
+                let body_len = u24(a, b, c);
+                if body_len > MAX_HANDSHAKE_LEN - HANDSHAKE_HEADER_LEN {
+                    return Err(TlsError::TooLong);
+                }
+                self.msg_len = Some(HANDSHAKE_HEADER_LEN + body_len);
+            }
+            if let Some(n) = self.msg_len.filter(|&n| self.out.len() == n) {
+                return Ok(Some(n));
+            }
         }
-        rest = &after[frag_len..];
+        Ok(None)
+    }
+
+    /// The complete message, after [`RecordScan::Complete`] (empty before).
+    pub fn message(&self) -> &[u8] {
+        match self.msg_len {
+            Some(n) if self.out.len() == n => &self.out,
+            _ => &[],
+        }
+    }
+
+    /// Stream bytes of the complete records read so far (they can be dropped from the stream).
+    pub fn scanned(&self) -> usize {
+        self.scanned
+    }
+
+    /// The first `n` bytes of the stream (at most [`HandshakeReader::scanned`]) were dropped.
+    pub fn slide(&mut self, n: usize) {
+        self.scanned -= n.min(self.scanned);
+    }
+
+    /// Starts over (the bytes already read changed).
+    pub fn reset(&mut self) {
+        self.scanned = 0;
+        self.out.clear();
+        self.msg_len = None;
+    }
+
+    /// Bytes of memory held.
+    pub fn footprint(&self) -> usize {
+        self.out.capacity()
     }
 }
 
