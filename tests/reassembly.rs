@@ -289,3 +289,52 @@ fn a_hello_malformed_after_its_server_name_still_names_the_flow() {
     assert_eq!(h.error, Some("malformed"));
     assert!(h.ja3.is_none() && h.ja4.is_none());
 }
+
+#[test]
+fn a_flood_of_parked_hellos_stays_within_the_memory_budget() {
+    // Each flow announces a 16 KiB hello and sends 12 KB of it: it parks its window.
+    let budget = 4 << 20;
+    let mut e = Engine::new(Config { memory_budget: budget, ..Config::default() });
+    let mut record = vec![22, 3, 1, 0x40, 0x00, 1, 0x00, 0x3f, 0xfb];
+    record.resize(12_000, 0x41);
+    let mut frames = Vec::new();
+    for i in 0..1_000u32 {
+        let port = 20_000 + i as u16;
+        let mk = |flags: &'static str, to_server: bool, seq: u32, ack: u32, payload: &[u8]| {
+            let (src, dst, sp, dp) = if to_server { (CLIENT, SERVER, port, 443) } else { (SERVER, CLIENT, 443, port) };
+            let mut b = PacketBuilder::ethernet2([2; 6], [4; 6]).ipv4(src, dst, 64).tcp(sp, dp, seq, 64_000);
+            for f in flags.chars() {
+                b = match f {
+                    'S' => b.syn(),
+                    'A' => b.ack(ack),
+                    _ => b.psh(),
+                };
+            }
+            let mut out = Vec::new();
+            b.write(&mut out, payload).unwrap();
+            out
+        };
+        frames.push(mk("S", true, ISN, 0, b""));
+        frames.push(mk("SA", false, SISN, ISN + 1, b""));
+        for (k, c) in record.chunks(1400).enumerate() {
+            frames.push(mk("PA", true, ISN + 1 + (k * 1400) as u32, SISN + 1, c));
+        }
+    }
+    // Then one real flow, which must still be named.
+    let mut real = handshake();
+    let hello = curl_hello();
+    real.push(seg(true, "PA", ISN + 1, SISN + 1, &hello));
+    real.extend(answer(hello.len() as u32));
+    frames.extend(real.iter().map(frame));
+    let mut peak = 0;
+    for (i, f) in frames.iter().enumerate() {
+        e.handle(Timestamp::from_parts(1_700_000_000, i as i64), Some(decode::LinkType::Ethernet), f, f.len() as u32);
+        peak = peak.max(e.memory().0);
+    }
+    assert!(peak <= budget, "peak {peak} over the budget {budget}");
+    assert!(e.stats.memory_giveups > 500, "{}", e.stats.memory_giveups);
+    e.finish();
+    let named: Vec<_> = e.records.iter().filter_map(sni).collect();
+    assert_eq!(named, ["web.whatsapp.com"]);
+    assert_eq!(e.memory().0, 0, "every byte released when the flows end");
+}

@@ -194,10 +194,15 @@ pub struct EngineDef {
     pub dns_idle_secs: Option<u64>,
     /// Addresses held in the DNS answer cache.
     pub dns_cache_addrs: Option<usize>,
+    /// MiB all flows being identified may hold in buffers (reassembly, CRYPTO data, fragments).
+    pub memory_budget_mib: Option<usize>,
 }
 
 /// Largest `engine.max_flows` accepted: 16 Mi flows are about 2.5 GiB of base state.
 pub const MAX_ENGINE_FLOWS: usize = 1 << 24;
+
+/// Largest `engine.memory_budget_mib` accepted (1 TiB: a typo, not a budget, beyond it).
+pub const MAX_MEMORY_BUDGET_MIB: usize = 1 << 20;
 
 /// Largest `engine.reassembly_limit` accepted (bytes per direction of a flow being identified).
 pub const MAX_REASSEMBLY_LIMIT: usize = 1 << 20;
@@ -217,7 +222,11 @@ impl EngineDef {
             udp_idle_secs: self.udp_idle_secs.unwrap_or(d.udp_idle_secs),
             dns_idle_secs: self.dns_idle_secs.unwrap_or(d.dns_idle_secs),
             dns_cache_addrs: self.dns_cache_addrs.unwrap_or(d.dns_cache_addrs),
+            memory_budget: self.memory_budget_mib.map_or(d.memory_budget, |m| m << 20),
         };
+        if self.memory_budget_mib.is_some_and(|m| !(1..=MAX_MEMORY_BUDGET_MIB).contains(&m)) {
+            return Err(format!("engine.memory_budget_mib must be 1 to {MAX_MEMORY_BUDGET_MIB}"));
+        }
         if !(1..=MAX_ENGINE_FLOWS).contains(&c.max_flows) {
             return Err(format!("engine.max_flows must be 1 to {MAX_ENGINE_FLOWS}"));
         }

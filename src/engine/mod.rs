@@ -10,6 +10,7 @@
 //! Nothing here reads the wall clock, opens a file or logs per packet: counters live in
 //! [`Stats`] and the caller exports them.
 
+mod budget;
 mod dns;
 pub mod record;
 mod tcp;
@@ -24,6 +25,7 @@ use crate::flow::Direction;
 use crate::proto::{quic, tls};
 use crate::time::Timestamp;
 
+pub use budget::DEFAULT_BUDGET;
 pub use record::{
     DnsAnswer, DnsSummary, Details, Evasion, FlowRecord, ProxyInfo, Signal, Stats, TlsSummary, Unnamed,
 };
@@ -50,6 +52,9 @@ pub struct Config {
     pub dns_idle_secs: u64,
     /// Addresses held in the DNS answer cache (about 200 bytes each).
     pub dns_cache_addrs: usize,
+    /// Bytes all flows being identified may hold in buffers (reassembly windows, TLS records,
+    /// QUIC CRYPTO data, IP fragments); beyond it the oldest parked flows give up first.
+    pub memory_budget: usize,
 }
 
 /// Approximate bytes of one identified flow in the table (key, state, hash-map overhead).
@@ -92,6 +97,7 @@ impl Default for Config {
             udp_idle_secs: 60,
             dns_idle_secs: 10,
             dns_cache_addrs: dnscache::DEFAULT_MAX_ADDRS,
+            memory_budget: budget::DEFAULT_BUDGET,
         }
     }
 }
@@ -165,6 +171,17 @@ struct Probe {
     syn_data: Option<(u32, Box<[u8]>)>,
 }
 
+impl Probe {
+    /// Bytes of buffers this probe holds (charged to the memory budget; the probe itself is
+    /// part of the flow's base cost).
+    fn footprint(&self) -> usize {
+        let streams: usize = self.streams.iter().flatten().map(Stream::footprint).sum();
+        let readers: usize = self.readers.iter().map(tls::HandshakeReader::footprint).sum();
+        let syn = self.syn_data.as_ref().map_or(0, |(_, d)| d.len());
+        streams + readers + syn
+    }
+}
+
 /// Per-flow state. `repr(C)` keeps the fields every packet touches (the first 56 bytes) in one
 /// cache line; `Table::warm` touches that line before the packet is handled.
 #[derive(Debug)]
@@ -186,6 +203,8 @@ struct FlowState {
     vlan: Option<u16>,
     tunnel: Option<Tunnel>,
     details: Option<Box<Details>>,
+    /// Bytes of its probe's buffers charged to the memory budget.
+    charged: u32,
 }
 
 impl FlowState {
@@ -232,6 +251,7 @@ pub struct Engine {
     config: Config,
     table: Table<FlowState>,
     cache: DnsCache,
+    budget: budget::Budget,
     next_seq: u64,
     /// Finished flows, oldest end first; the caller drains this.
     pub records: Vec<FlowRecord>,
@@ -246,6 +266,7 @@ impl Engine {
             config,
             table: Table::new(config.max_flows),
             cache: DnsCache::new(config.dns_cache_addrs),
+            budget: budget::Budget::new(config.memory_budget),
             next_seq: 0,
             records: Vec::new(),
             stats: Stats { decode_drops: vec![0; DropReason::ALL.len()], ..Stats::default() },
@@ -255,6 +276,11 @@ impl Engine {
     /// Flows currently held.
     pub fn active_flows(&self) -> usize {
         self.table.len()
+    }
+
+    /// Bytes the flows being identified hold in buffers, and the budget for them.
+    pub fn memory(&self) -> (usize, usize) {
+        (self.budget.held(), self.budget.limit())
     }
 
     /// The flow table's counters.
@@ -352,8 +378,9 @@ impl Engine {
         for r in self.records.drain(..) {
             emit(r)?;
         }
-        let stats = &mut self.stats;
+        let (stats, budget) = (&mut self.stats, &mut self.budget);
         for e in self.table.drain_in_order(|f| f.seq) {
+            Self::release(budget, &e.state, &e.key);
             emit(record(e, stats))?;
         }
         Ok(())
@@ -408,6 +435,7 @@ impl Engine {
                     vlan: pkt.vlan,
                     tunnel: pkt.tunnel,
                     details,
+                    charged: 0,
                 };
                 self.table.insert(key, state)
             }
@@ -452,6 +480,34 @@ impl Engine {
             Transport::Udp(u) => udp::probe(flow, dir, u, &mut ctx),
             Transport::Other { .. } => {}
         }
+        let now = flow.probe.as_deref().map_or(0, Probe::footprint);
+        let before = flow.charged as usize;
+        if now != before {
+            flow.charged = u32::try_from(now).unwrap_or(u32::MAX);
+            self.budget.charge(flow.seq, key, before, flow.charged as usize);
+            if now > before && self.budget.over(0) {
+                self.shed();
+            }
+        }
+    }
+
+    /// Gives up the oldest flows holding buffers until the budget holds again.
+    fn shed(&mut self) {
+        while self.budget.over(0) {
+            let Some((seq, key)) = self.budget.oldest() else { return };
+            let Some(f) = self.table.get_mut(&key).filter(|f| f.seq == seq) else { continue };
+            self.budget.release(f.charged as usize);
+            f.charged = 0;
+            f.probe = None;
+            self.stats.memory_giveups += 1;
+        }
+    }
+
+    /// Takes an ended flow's bytes off the budget.
+    fn release(budget: &mut budget::Budget, f: &FlowState, key: &Key) {
+        if f.charged > 0 {
+            budget.charge(f.seq, *key, f.charged as usize, 0);
+        }
     }
 
     /// Who is the client of a new flow: SYN tells; else the side talking to a service port;
@@ -476,6 +532,7 @@ impl Engine {
             return;
         }
         for e in self.table.ended.drain(..) {
+            Self::release(&mut self.budget, &e.state, &e.key);
             self.records.push(record(e, &mut self.stats));
         }
     }

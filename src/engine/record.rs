@@ -347,6 +347,8 @@ pub struct Stats {
     pub named: BTreeMap<&'static str, u64>,
     /// Flows left unnamed, by reason.
     pub unnamed: BTreeMap<&'static str, u64>,
+    /// Flows whose probe was given up to keep the memory budget (oldest parked first).
+    pub memory_giveups: u64,
     /// Flows that ended with a sign of evasion, by sign (a flow with two signs counts in both).
     pub evasions: BTreeMap<&'static str, u64>,
 }

@@ -22,6 +22,8 @@ pub struct State {
     pub table: TableStats,
     /// Flows held now.
     pub active_flows: u64,
+    /// Bytes held by flows being identified, and the memory budget for them.
+    pub memory: (usize, usize),
     /// Kernel/interface statistics per live interface.
     pub capture: Vec<(String, CaptureStats)>,
     /// Catalog digest and number of services.
@@ -235,6 +237,9 @@ pub fn encode(s: &State) -> prometheus::Result<Vec<u8>> {
     single("shadowtap_packets_total", "Frames read from all sources.", e.frames)?;
     single("shadowtap_packet_bytes_total", "Bytes of those frames on the wire.", e.frame_bytes)?;
     single("shadowtap_flows_evicted_total", "Flows evicted because the flow table was full.", s.table.evicted)?;
+    single("shadowtap_memory_budget_giveups_total", "Flows whose identification was given up to keep the memory budget (oldest parked first); they end unnamed.", e.memory_giveups)?;
+    gauge(&r, "shadowtap_flow_memory_bytes", "Bytes the flows being identified hold in buffers (reassembly, TLS records, QUIC CRYPTO data, IP fragments).", &[])?.with_label_values(&[] as &[&str]).set(s.memory.0 as i64);
+    gauge(&r, "shadowtap_memory_budget_bytes", "The memory budget for those buffers ([engine] memory_budget_mib).", &[])?.with_label_values(&[] as &[&str]).set(s.memory.1 as i64);
     single("shadowtap_inconsistent_overlaps_total", "Retransmitted TCP bytes that disagreed with bytes already reassembled.", e.inconsistent_overlaps)?;
     let drops = counter(&r, "shadowtap_decode_drops_total", "Frames not decoded, by reason.", &["reason"])?;
     for reason in DropReason::ALL {

@@ -49,6 +49,7 @@ pub fn write_stats(err: &mut impl Write, engine: &Engine) -> std::io::Result<()>
     nonzero("other_transport".into(), s.other_transport)?;
     nonzero("orientation_fixed".into(), s.orientation_fixed)?;
     nonzero("inconsistent_overlaps".into(), s.inconsistent_overlaps)?;
+    nonzero("memory_budget_giveups".into(), s.memory_giveups)?;
     for r in DropReason::ALL {
         nonzero(format!("decode_drop.{}", r.as_str()), s.decode_drops[r.index()])?;
     }

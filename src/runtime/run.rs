@@ -247,6 +247,7 @@ impl Sensor {
             snapshot: self.aggregator.snapshot(),
             engine: view.engine.stats.clone(),
             table: view.engine.table_stats(),
+            memory: view.engine.memory(),
             active_flows: view.engine.active_flows() as u64,
             capture: view.capture.to_vec(),
             ruleset: (self.settings.classifier.catalog.digest.clone(), self.settings.classifier.catalog.services.len()),
