@@ -1088,8 +1088,38 @@ def main():
     return files
 
 
+# Captures where the kernel did the cutting (capture-kernel.sh; not rewritten here): their
+# expected outcome, added to expected.json when the file is present and passes the checker.
+KERNEL_FILES = [
+    ("kernel-udp4-frag.pcap", "aioquic's hello in a 1,300-byte QUIC v1 Initial datagram sent over an MTU-576 veth: "
+     "the kernel cut it into 3 IPv4 fragments (the 1,200-byte answers too)",
+     ("10.20.1.21", 47001, "10.20.1.80", 443, "udp"), named("www.dropbox.com", quic_version="v1")),
+    ("kernel-udp6-frag.pcap", "the same over an MTU-1280 veth: 2 IPv6 fragments",
+     ("2001:db8:1::21", 47002, "2001:db8:1::80", 443, "udp"), named("www.dropbox.com", quic_version="v1")),
+    ("kernel-tcp-1byte.pcap", "curl's hello written one byte per send() (TCP_NODELAY): 517 one-byte segments, each ACKed "
+     "by the kernel, to openssl s_server", ("10.20.1.21", 47003, "10.20.1.80", 443, "tcp"), named("web.whatsapp.com")),
+    ("kernel-tcp-mss88.pcap", "curl's hello in one send() on a TCP_MAXSEG 88 socket: 76-byte segments cut by the kernel",
+     ("10.20.1.21", 47004, "10.20.1.80", 443, "tcp"), named("web.whatsapp.com")),
+    ("kernel-openssl-maxfrag.pcap", "openssl s_client -max_send_frag 512 with a long ALPN list: a 621-byte hello in "
+     "2 TLS records (512 + 99), in 2 segments at MSS 524", ("10.20.1.21", 47005, "10.20.1.80", 443, "tcp"),
+     named("web.whatsapp.com")),
+]
+
+
+def kernel_entries():
+    for name, what, (cip, cport, sip, sport, transport), expect in KERNEL_FILES:
+        path = os.path.join(HERE, name)
+        if not os.path.exists(path):
+            print(f"{name}: absent (run capture-kernel.sh as root), not listed", file=sys.stderr)
+            continue
+        check_file(read_pcap(path))
+        ENTRIES.append({"file": name, "what": what, "made_by": "capture-kernel.sh (Linux kernel)",
+                        "flows": [flow(cip, cport, sip, sport, transport, expect)]})
+
+
 def write():
     main()
+    kernel_entries()
     for name, data in OUT.items():
         with open(os.path.join(HERE, name), "wb") as f:
             f.write(data)
