@@ -40,6 +40,12 @@ for some files, this script's cutter for the others (and for the overlap).
 TCP segmenting is this script's. Before writing, every file is read back by a
 small independent checker here (IPv4 header checksums; TCP/UDP checksums over
 the reassembled datagram, first-arrived bytes winning in an overlap).
+
+The kernel-*.pcap files beside these are captured by capture-kernel.sh (root),
+where the Linux kernel does the cutting; this script does not rewrite them, it
+checks them the same way and lists them in expected.json (KERNEL_FILES) when
+present. File list and policies: the "Evasion captures" section of ../README.md;
+tests/evasion.rs asserts expected.json against `shadowtap inspect`.
 """
 import calendar
 import hashlib
