@@ -11,7 +11,7 @@ OUT=bench-out
 mkdir -p "$OUT"
 cargo build --release --locked --quiet
 BIN=target/release/shadowtap
-for budget in 256 1048576; do
+for budget in ${BUDGETS:-256 1048576}; do
     cfg="$OUT/flood-$budget.toml"
     printf 'catalog = "%s/rules/services"\n[engine]\nmemory_budget_mib = %s\n' "$PWD" "$budget" > "$cfg"
     python3 benches/flood.py "$FLOWS" | /usr/bin/time -f "%e %M" -o "$OUT/flood.t" \

@@ -653,6 +653,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn per_flow_sizes_stay_as_documented() {
+        // docs/architecture.md "Memory per flow" quotes these.
+        eprintln!("FlowState {} Probe {} Details {}", std::mem::size_of::<FlowState>(), std::mem::size_of::<Probe>(), std::mem::size_of::<Details>());
+        assert!(std::mem::size_of::<FlowState>() <= 112);
+        assert!(std::mem::size_of::<Probe>() <= 512);
+        assert!(std::mem::size_of::<Details>() <= 192);
+    }
+
+    #[test]
     fn orientation_heuristics() {
         assert!(is_service_port(443));
         assert!(is_service_port(5222));
