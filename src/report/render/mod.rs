@@ -68,6 +68,13 @@ pub fn json(report: &Report) -> String {
     }
 }
 
+/// The methodology's line on flows never answered, around their count and share already
+/// formatted (and escaped) by the renderer; the words are the same in every format.
+pub(crate) fn unanswered_line(m: &crate::report::model::Methodology, flows: &str, share: &str) -> String {
+    let how = if m.unanswered_as_use { "counted as use too (count_unanswered)" } else { "spoofed or blocked connection attempts, not counted as use" };
+    format!("{flows} flows ({share} of the flows seen): {how}")
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
