@@ -1130,6 +1130,51 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn unanswered_flows_are_stated_apart_from_the_flows_counted_as_use() {
+        let mut inp = input();
+        inp.departments[0].unanswered_flows.insert("telegram".into(), 150);
+        inp.departments[0].unanswered_flows.insert("_unnamed".into(), 50);
+        let r = build(&inp);
+        let m = &r.methodology;
+        assert_eq!(m.flows, 200, "not among the flows counted as use");
+        assert_eq!((m.unanswered_flows, m.unanswered_share, m.unanswered_as_use, m.mostly_unanswered), (200, Some(0.5), false, true));
+        assert!(m.notes.iter().any(|n| n.contains("200 flows were never answered by their server") && n.contains("not counted as use")), "{:#?}", m.notes);
+        assert!(m.notes.iter().any(|n| n.starts_with("Most flows seen (50.0%)") && n.contains("count_unanswered = true")), "{:#?}", m.notes);
+        // Counted as use by the sensors' configuration: among the flows, and said so.
+        inp.coverage.unanswered_as_use = true;
+        let m = build(&inp).methodology;
+        assert_eq!((m.unanswered_share, m.mostly_unanswered), (Some(1.0), true));
+        assert!(m.notes.iter().any(|n| n.contains("counted unanswered flows as use")), "{:#?}", m.notes);
+        assert!(!m.notes.iter().any(|n| n.starts_with("Most flows seen")), "no advice to set what is set");
+        // None: the definition is still stated.
+        let m = build(&input()).methodology;
+        assert_eq!((m.unanswered_flows, m.unanswered_share, m.mostly_unanswered), (0, Some(0.0), false));
+        assert!(m.notes.iter().any(|n| n.contains("0 flows were never answered")));
+    }
+
+    #[test]
+    fn a_department_with_only_unanswered_flows_is_not_withheld() {
+        let mut inp = input();
+        let mut spoofed = dept("spoofed", 0);
+        spoofed.unanswered_flows.insert("telegram".into(), 5);
+        inp.departments.push(spoofed);
+        let r = build(&inp);
+        assert_eq!(r.methodology.withheld.departments, 2, "tiny and wee, as before");
+        assert!(r.departments.iter().all(|d| d.department != "spoofed"));
+    }
+
+    #[test]
+    fn inputs_saved_before_unanswered_flows_still_load() {
+        let mut v = serde_json::to_value(input()).unwrap();
+        for d in v["departments"].as_array_mut().unwrap() {
+            d.as_object_mut().unwrap().remove("unanswered_flows");
+        }
+        v["coverage"].as_object_mut().unwrap().remove("unanswered_as_use");
+        let back: ReportInput = serde_json::from_value(v).unwrap();
+        assert_eq!(back, input());
+    }
+
+    #[test]
     fn the_method_says_when_the_window_is_shorter_than_the_period() {
         let w = HostMethod::PrometheusWindow { window: "30d".into() };
         assert!(host_method_text(&w, 92).1.contains("92 days long") && host_method_text(&w, 92).1.contains("lower bound"));

@@ -878,6 +878,79 @@ mod tests {
     }
 
     #[test]
+    fn unanswered_flows_are_stored_apart_and_load_per_department() {
+        use crate::aggregate::tests_support::unanswered;
+        let c = catalog();
+        let mut w = Writer::new(Store::open_in_memory().unwrap(), "s");
+        for i in 1..=5 {
+            w.rollup.add(&unanswered(&format!("10.0.0.{i}:1"), MONDAY + i), &wa("finance"), &c);
+        }
+        w.flush().unwrap();
+        let only = w.store.load(date!(2026 - 03 - 02), date!(2026 - 03 - 02), None).unwrap();
+        assert!(only.services.is_empty() && only.categories.is_empty(), "no use: {:?}", only.services);
+        assert_eq!(dept(&only.departments, "finance").active_hosts.count, 0);
+        assert_eq!(dept(&only.departments, ALL_DEPARTMENTS).active_hosts.count, 0);
+        assert_eq!(dept(&only.departments, "finance").unanswered_flows, BTreeMap::from([("whatsapp".to_string(), 5)]));
+        assert!(!only.coverage.unanswered_as_use);
+        // Plus one answered flow, in a second flush: counters add up, only that flow is use.
+        for i in 1..=5 {
+            w.rollup.add(&unanswered(&format!("10.0.0.{i}:1"), MONDAY + DAY + i), &wa("finance"), &c);
+        }
+        w.rollup.add(&flow("10.0.0.9:1", MONDAY + DAY), &wa("finance"), &c);
+        w.flush().unwrap();
+        let input = w.store.load(date!(2026 - 03 - 02), date!(2026 - 03 - 03), None).unwrap();
+        let r = row(&input.services, "finance", "whatsapp");
+        assert_eq!((r.volume.flows, r.hosts.count), (1, 1));
+        assert_eq!(dept(&input.departments, "finance").active_hosts.count, 1);
+        assert_eq!(dept(&input.departments, ALL_DEPARTMENTS).unanswered_flows["whatsapp"], 10);
+        assert_eq!(dept(&input.weeks[0].departments, "finance").unanswered_flows["whatsapp"], 10);
+        let legal = w.store.load(date!(2026 - 03 - 02), date!(2026 - 03 - 03), Some("legal")).unwrap();
+        assert!(legal.departments.iter().all(|d| d.department != "finance"), "another department's rows stay out");
+    }
+
+    #[test]
+    fn a_store_of_schema_1_is_migrated_and_keeps_its_rows() {
+        let dir = Dir::new("v1");
+        let path = dir.0.join("rollup.sqlite");
+        {
+            // What a build before unanswered flows wrote: schema 1, one day of use.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(SCHEMA_V1).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.pragma_update(None, "application_id", APPLICATION_ID).unwrap();
+            let blob = {
+                let mut s = Sketch::new();
+                s.insert(7);
+                s.to_blob()
+            };
+            conn.execute(
+                "INSERT INTO usage VALUES (20514, 'finance', 'whatsapp', 'default', 'messaging', 'unsanctioned', 3, 30, 300, ?1)",
+                [&blob],
+            )
+            .unwrap();
+            conn.execute("INSERT INTO active_hosts VALUES (20514, 'finance', ?1)", [&blob]).unwrap();
+            conn.execute("INSERT INTO configs VALUES (20514, 'cat', 'cfg', 5)", []).unwrap();
+            conn.execute("INSERT INTO day_keys VALUES (20514, 1)", []).unwrap();
+        }
+        let before = Store::open_existing(&path).unwrap().load(date!(2026 - 03 - 02), date!(2026 - 03 - 02), None).unwrap();
+        assert_eq!(row(&before.services, "finance", "whatsapp").volume.flows, 3, "the old rows load");
+        assert!(dept(&before.departments, "finance").unanswered_flows.is_empty());
+        assert!(!before.coverage.unanswered_as_use, "old days did not tell unanswered flows apart");
+        let version: i64 = Connection::open(&path).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        // And new days go in beside them.
+        let c = catalog();
+        let mut w = Writer::new(Store::open(&path).unwrap(), "s");
+        w.rollup.set_config(ConfigFacts { catalog_digest: "cat".into(), config_digest: "cfg2".into(), min_group_size: 5, unanswered: Unanswered::AsUse, exemptions: vec![] });
+        w.rollup.add(&crate::aggregate::tests_support::unanswered("10.0.0.1:1", MONDAY + DAY), &wa("finance"), &c);
+        w.flush().unwrap();
+        let after = w.store.load(date!(2026 - 03 - 02), date!(2026 - 03 - 03), None).unwrap();
+        assert_eq!(row(&after.services, "finance", "whatsapp").volume.flows, 4, "counted as use under count_unanswered");
+        assert_eq!(dept(&after.departments, "finance").unanswered_flows["whatsapp"], 1, "and apart");
+        assert!(after.coverage.unanswered_as_use);
+    }
+
+    #[test]
     fn retention_deletes_old_days_in_the_flush() {
         let c = catalog();
         let mut store = Store::open_in_memory().unwrap();
