@@ -281,3 +281,42 @@ fn reveal_hosts_is_visible_and_only_then_events_name_hosts() {
     assert!(text.lines().all(|l| l.contains("\"source\":{\"ip\":")), "{text}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn spoofed_syns_are_counted_apart_and_raise_no_event() {
+    let dir = std::env::temp_dir().join(format!("shadowtap-unanswered-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let capture = dir.join("spoofed-and-real.pcap");
+    common::capture::spoofed_telegram(true).write(&capture);
+    let events = dir.join("events.jsonl");
+    // k = 1 (the bundled configuration): nothing is folded, so every count shows.
+    let d = start_with(&root().join("rules/config.toml"), &["--pcap", capture.to_str().unwrap(), "--events", events.to_str().unwrap()]);
+    let (_, body) = get(d.1, "/metrics").unwrap();
+    stop(d);
+    let fin = [("department", "finance"), ("service", "telegram")];
+    assert_eq!(sample(&body, "shadowtap_unanswered_flows_total", &fin), Some(5.0), "{body}");
+    assert_eq!(sample(&body, "shadowtap_flows_total", &fin), Some(1.0), "only the answered flow is use");
+    assert_eq!(sample(&body, "shadowtap_hosts", &[("service", "telegram"), ("window", "30d")]), Some(1.0));
+    assert_eq!(sample(&body, "shadowtap_department_active_hosts", &[("department", "finance"), ("window", "30d")]), Some(1.0));
+    assert_eq!(sample(&body, "shadowtap_unanswered_counted_as_use", &[]), Some(0.0));
+    assert!(sample(&body, "shadowtap_unnamed_flows_total", &[("department", "finance"), ("reason", "no_payload")]).is_none(), "an unanswered SYN is not an unnamed flow");
+    let text = std::fs::read_to_string(&events).unwrap();
+    let first_use: Vec<&str> = text.lines().filter(|l| l.contains("\"first-use\"")).collect();
+    assert_eq!(first_use.len(), 1, "one first use, from the answered flow: {text}");
+
+    // Only the five SYNs, under the default k = 5: five hosts name the pair, none is use.
+    let (cfg_dir, config) = temp_config("unanswered-k5", |c| c.replace("min_group_size = 1", "min_group_size = 5"));
+    let only = dir.join("spoofed.pcap");
+    common::capture::spoofed_telegram(false).write(&only);
+    let d = start_with(&config, &["--pcap", only.to_str().unwrap(), "--events", events.to_str().unwrap()]);
+    let (_, body) = get(d.1, "/metrics").unwrap();
+    stop(d);
+    assert_eq!(sample(&body, "shadowtap_unanswered_flows_total", &[("department", "finance"), ("service", "_suppressed")]), Some(4.0), "{body}");
+    assert_eq!(sample(&body, "shadowtap_unanswered_flows_total", &fin), Some(1.0), "named from the fifth host on");
+    assert!(!body.lines().any(|l| l.starts_with("shadowtap_flows_total{")), "no use: {body}");
+    assert!(!body.lines().any(|l| l.starts_with("shadowtap_department_active_hosts{") && !l.ends_with(" 0")), "no active host");
+    assert_eq!(std::fs::read_to_string(&events).unwrap(), text, "no event from the SYNs");
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&cfg_dir).unwrap();
+}

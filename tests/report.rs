@@ -169,6 +169,76 @@ fn bad_command_lines_exit_2_and_bad_inputs_exit_1() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 1b. Use needs an exchange: `survey` over spoofed SYNs, in every format and saved.
+
+/// `shadowtap survey --config rules/config.toml CAPTURE ARGS` in `dir`, expecting success.
+fn survey_in(dir: &Path, capture: &Path, args: &[&str]) -> Vec<u8> {
+    let out = shadowtap()
+        .current_dir(dir)
+        .arg("survey")
+        .arg("--config")
+        .arg(root().join("rules/config.toml"))
+        .arg(capture)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "shadowtap survey {args:?}: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+#[test]
+fn survey_of_spoofed_syns_finds_no_use_and_counts_them_apart() {
+    let tmp = TempDir::new();
+    let capture = tmp.0.join("spoofed.pcap");
+    common::capture::spoofed_telegram(false).write(&capture);
+
+    let json: Value = serde_json::from_slice(&survey_in(&tmp.0, &capture, &["--format", "json", "--save-input", "facts.json"])).unwrap();
+    assert_eq!(json["headlines"], Value::Array(vec![]), "no finding from packets nobody answered: {}", json["headlines"]);
+    assert_eq!(json["departments"], Value::Array(vec![]), "no active device");
+    assert_eq!(json["survey"]["services"], Value::Array(vec![]));
+    let m = &json["methodology"];
+    assert_eq!((m["flows"].as_u64(), m["unanswered_flows"].as_u64(), m["unanswered_share"].as_f64()), (Some(0), Some(5), Some(1.0)));
+    assert_eq!((m["mostly_unanswered"].as_bool(), m["unanswered_as_use"].as_bool()), (Some(true), Some(false)));
+    assert_eq!(m["withheld"]["departments"], 0, "finance had no use: nothing of it is withheld");
+    let notes: Vec<&str> = m["notes"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
+    let note = "5 flows were never answered by their server (spoofed or blocked connection attempts, scans); they are not counted as use";
+    assert!(notes.iter().any(|n| n.contains(note)), "{notes:#?}");
+    assert!(notes.iter().any(|n| n.starts_with("Most flows seen (100.0%) were never answered")), "{notes:#?}");
+
+    let md = String::from_utf8(survey_in(&tmp.0, &capture, &["--format", "md"])).unwrap();
+    assert!(md.contains("| Never answered | 5 flows (100.0% of the flows seen): spoofed or blocked connection attempts, not counted as use |"), "{md}");
+    assert!(md.contains(note) && !md.contains("used unsanctioned"), "{md}");
+    let csv = String::from_utf8(survey_in(&tmp.0, &capture, &["--format", "csv"])).unwrap();
+    assert!(csv.contains("\r\nmethodology,,,,,,,,unanswered_flows,5\r\n"), "{csv}");
+    assert!(!csv.contains("\r\nheadline,"), "{csv}");
+    let html = String::from_utf8(survey_in(&tmp.0, &capture, &["--format", "html"])).unwrap();
+    assert!(html.contains("data-ptr=\"/methodology/unanswered_flows\" data-fmt=\"count\">5</span> flows"), "the count, marked for the Chromium check");
+    assert!(html.contains(note));
+
+    // The saved facts keep the count, and render the same report again.
+    let facts: Value = serde_json::from_str(&std::fs::read_to_string(tmp.0.join("facts.json")).unwrap()).unwrap();
+    let all = facts["departments"].as_array().unwrap().iter().find(|d| d["department"] == "_all").unwrap();
+    assert_eq!((all["active_hosts"]["count"].as_u64(), all["unanswered_flows"]["telegram"].as_u64()), (Some(0), Some(5)));
+    let again: Value = serde_json::from_slice(&report(&["--input", tmp.0.join("facts.json").to_str().unwrap(), "--format", "json", "--k", "1"])).unwrap();
+    assert_eq!(again, json, "report --input of the saved facts = the survey");
+
+    // The same plus one real exchange: only that one is use.
+    let capture = tmp.0.join("spoofed-and-real.pcap");
+    common::capture::spoofed_telegram(true).write(&capture);
+    let json: Value = serde_json::from_slice(&survey_in(&tmp.0, &capture, &["--format", "json"])).unwrap();
+    let rows: Vec<(&str, u64, u64)> = json["survey"]["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["department"].as_str().unwrap(), r["hosts"].as_u64().unwrap(), r["flows"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(rows, [("_all", 1, 1), ("finance", 1, 1)], "one device, one flow");
+    let active: Vec<u64> = json["departments"].as_array().unwrap().iter().map(|d| d["active_hosts"].as_u64().unwrap()).collect();
+    assert_eq!(active, [1, 1]);
+    assert_eq!(json["methodology"]["unanswered_flows"], 5);
+}
+
+// ---------------------------------------------------------------------------------------------
 // 2. Chromium.
 
 fn tool(name: &str) -> PathBuf {

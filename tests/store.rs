@@ -5,7 +5,9 @@
 //!    status (and for `_all`): flows, bytes each way and distinct client addresses; active hosts
 //!    and unnamed flows per department; flows by signal, ECH flows and packets — equal to what
 //!    the JSON lines of `shadowtap inspect --config rules/config.toml pcaps` say (the sketches
-//!    are exact at these sizes).
+//!    are exact at these sizes). Flows inspect marks `answered: false` count apart, never as use.
+//! 4. Spoofed SYNs into Telegram's range (`common::capture::spoofed_telegram`): no use, no
+//!    active host, five flows never answered; with one real exchange beside them, only it counts.
 //! 2. `shadowtap run --pcap pcaps --state-dir DIR`, stopped by SIGTERM, leaves `DIR/rollup.sqlite`
 //!    whose load of the captures' period gives the same numbers; a second run into the same store
 //!    doubles flows and bytes and leaves distinct hosts unchanged (the same key year).
@@ -65,6 +67,8 @@ struct Expectation {
     active: BTreeMap<String, BTreeSet<String>>,
     /// Unnamed flows per [department, reason] (with `_all`).
     unnamed: BTreeMap<Vec<String>, u64>,
+    /// Flows never answered per [department, service label] (with `_all`): not use.
+    unanswered: BTreeMap<Vec<String>, u64>,
     /// Flows by signal: the catalog match's, else the naming signal.
     named: BTreeMap<String, u64>,
     ech_flows: u64,
@@ -84,8 +88,11 @@ fn expectation(records: &[Value]) -> Expectation {
         e.addresses.insert(client.clone());
         e.addresses.insert(host_of(s(r, "dst").unwrap()));
         e.days.insert(s(r, "ts_start").unwrap()[..10].to_string());
-        for d in [dept.as_str(), ALL_DEPARTMENTS] {
-            e.active.entry(d.to_string()).or_default().insert(client.clone());
+        let answered = r["answered"].as_bool().unwrap_or_else(|| panic!("answered in {r}"));
+        if answered {
+            for d in [dept.as_str(), ALL_DEPARTMENTS] {
+                e.active.entry(d.to_string()).or_default().insert(client.clone());
+            }
         }
         for field in ["sni", "http_host", "proxy_target"] {
             if let Some(n) = s(r, field) {
@@ -96,6 +103,17 @@ fn expectation(records: &[Value]) -> Expectation {
             for n in r[field].as_array().into_iter().flatten().filter_map(Value::as_str) {
                 e.names.insert(n.trim_end_matches('.').to_string());
             }
+        }
+        if !answered {
+            let label = match (s(r, "service"), s(r, "status")) {
+                (Some(service), _) => service,
+                (None, Some("unknown")) => "_unnamed",
+                (None, _) => UNCATALOGUED,
+            };
+            for d in [dept.as_str(), ALL_DEPARTMENTS] {
+                *e.unanswered.entry(vec![d.to_string(), label.to_string()]).or_default() += 1;
+            }
+            continue;
         }
         if r["ech"].as_bool() == Some(true) && r["ech_grease"].as_bool() != Some(true) {
             e.ech_flows += 1;
@@ -140,17 +158,27 @@ fn want(rows: &BTreeMap<Vec<String>, Expected>, times: u64) -> BTreeMap<Vec<Stri
     rows.iter().map(|(k, e)| (k.clone(), (times * e.flows, times * e.bytes_up, times * e.bytes_down, e.hosts.len() as u64))).collect()
 }
 
-fn departments(rows: &[DepartmentRow]) -> (BTreeMap<String, u64>, BTreeMap<Vec<String>, u64>) {
+/// Active hosts per department (those with any), unnamed flows per [department, reason],
+/// unanswered flows per [department, service].
+type DepartmentFacts = (BTreeMap<String, u64>, BTreeMap<Vec<String>, u64>, BTreeMap<Vec<String>, u64>);
+
+fn departments(rows: &[DepartmentRow]) -> DepartmentFacts {
     let mut active = BTreeMap::new();
     let mut unnamed = BTreeMap::new();
+    let mut unanswered = BTreeMap::new();
     for d in rows {
         assert!(d.active_hosts.exact);
-        active.insert(d.department.clone(), d.active_hosts.count);
+        if d.active_hosts.count > 0 {
+            active.insert(d.department.clone(), d.active_hosts.count);
+        }
         for (reason, n) in &d.unnamed_flows {
             unnamed.insert(vec![d.department.clone(), reason.clone()], *n);
         }
+        for (service, n) in &d.unanswered_flows {
+            unanswered.insert(vec![d.department.clone(), service.clone()], *n);
+        }
     }
-    (active, unnamed)
+    (active, unnamed, unanswered)
 }
 
 /// Asserts that `input` holds `times` × the expected flows and bytes, and the expected hosts.
@@ -162,15 +190,19 @@ fn assert_matches(input: &ReportInput, e: &Expectation, times: u64) {
     let categories = got(&input.categories, |r| vec![r.department.clone(), r.category.clone(), r.status.clone()]);
     assert_eq!(categories, want(&e.categories, times), "department × category × status");
     assert!(input.categories.iter().all(|r| r.service.is_empty() && r.channel.is_empty()));
-    let (active, unnamed) = departments(&input.departments);
+    let (active, unnamed, unanswered) = departments(&input.departments);
     let want_active: BTreeMap<String, u64> = e.active.iter().map(|(d, h)| (d.clone(), h.len() as u64)).collect();
     assert_eq!(active, want_active, "active hosts per department");
     let want_unnamed: BTreeMap<Vec<String>, u64> = e.unnamed.iter().map(|(k, n)| (k.clone(), times * n)).collect();
     assert_eq!(unnamed, want_unnamed, "unnamed flows per department and reason");
+    let want_unanswered: BTreeMap<Vec<String>, u64> = e.unanswered.iter().map(|(k, n)| (k.clone(), times * n)).collect();
+    assert_eq!(unanswered, want_unanswered, "unanswered flows per department and service");
     let named: BTreeMap<String, u64> = e.named.iter().map(|(k, n)| (k.clone(), times * n)).collect();
     assert_eq!(input.coverage.named_by_signal, named, "flows by signal");
     assert_eq!(input.coverage.ech_flows, times * e.ech_flows, "ECH flows");
-    assert_eq!(input.host_method, HostMethod::Sketch { relative_error: 1.04 / 64.0, exact_below: 129, key_epochs: 1 });
+    // A key is drawn by the first flow that is use: none without.
+    let key_epochs = u32::from(!e.active.is_empty());
+    assert_eq!(input.host_method, HostMethod::Sketch { relative_error: 1.04 / 64.0, exact_below: 129, key_epochs });
     // One week per Monday of the period; with every flow inside it, its rows are the period's.
     assert_eq!(input.weeks.len(), 1, "the captures span one day");
     let week = &input.weeks[0];
@@ -467,4 +499,55 @@ fn survey_command_reports_the_shares_counted_from_inspect() {
     ))
     .unwrap();
     assert_eq!(survey_rows(&stored), want, "report --store = the survey = the count from inspect");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Use needs an exchange.
+
+#[test]
+fn spoofed_syns_into_a_services_range_are_not_use() {
+    use common::capture::spoofed_telegram;
+    use shadowtap::report::model::{Report, ReportOptions};
+    let tmp = TempDir::new();
+    let config = root().join("rules/config.toml");
+
+    // (a) Five SYNs from five Finance addresses into Telegram's range, nobody answering.
+    let file = tmp.0.join("spoofed.pcap");
+    spoofed_telegram(false).write(&file);
+    let run = inspect(&[&file], &["--config", &config.display().to_string()]);
+    assert_eq!(run.records.len(), 5, "{}", run.stderr);
+    for r in &run.records {
+        let facts = (s(r, "department"), s(r, "service"), s(r, "category"), s(r, "status"), r["answered"].as_bool());
+        assert_eq!(facts, (Some("finance"), Some("telegram"), Some("messaging"), Some("unsanctioned"), Some(false)), "inspect keeps the destination's facts: {r}");
+    }
+    let input = shadowtap::runtime::survey::input(&config, std::slice::from_ref(&file), None, None, None).unwrap();
+    assert!(input.services.is_empty() && input.channels.is_empty() && input.categories.is_empty(), "no use: {:?}", input.services);
+    let (active, unnamed, unanswered) = departments(&input.departments);
+    assert!(active.is_empty(), "no active host: {:?}", input.departments);
+    assert!(unnamed.is_empty() && input.coverage.named_by_signal.is_empty(), "not among the flows either");
+    let five = |n: u64| BTreeMap::from([(vec!["_all".to_string(), "telegram".to_string()], n), (vec!["finance".to_string(), "telegram".to_string()], n)]);
+    assert_eq!(unanswered, five(5), "counted apart");
+    assert_matches(&input, &expectation(&run.records), 1);
+    let report = Report::build(&input, &ReportOptions::for_input(&input));
+    assert!(report.headlines.is_empty(), "no finding: {:?}", report.headlines);
+    assert!(report.departments.is_empty() && report.survey.services.is_empty() && report.top_unsanctioned.is_empty());
+    let m = &report.methodology;
+    assert_eq!((m.flows, m.unanswered_flows, m.mostly_unanswered, m.withheld.departments), (0, 5, true, 0));
+
+    // (b) The same plus one real exchange: only that one counts.
+    let file = tmp.0.join("spoofed-and-real.pcap");
+    spoofed_telegram(true).write(&file);
+    let run = inspect(&[&file], &["--config", &config.display().to_string()]);
+    assert_eq!(run.records.iter().filter(|r| r["answered"] == true && s(r, "service") == Some("telegram")).count(), 1, "{}", run.stdout);
+    let input = shadowtap::runtime::survey::input(&config, std::slice::from_ref(&file), None, None, None).unwrap();
+    let services = got(&input.services, |r| vec![r.department.clone(), r.service.clone(), r.status.clone()]);
+    let real = services.get(&vec!["finance".to_string(), "telegram".to_string(), "unsanctioned".to_string()]).copied();
+    assert_eq!(real.map(|(flows, _, _, hosts)| (flows, hosts)), Some((1, 1)), "{services:?}");
+    let (active, _, unanswered) = departments(&input.departments);
+    assert_eq!(active, BTreeMap::from([("_all".to_string(), 1), ("finance".to_string(), 1)]));
+    assert_eq!(unanswered, five(5));
+    assert_matches(&input, &expectation(&run.records), 1);
+    let report = Report::build(&input, &ReportOptions::for_input(&input));
+    let line = report.survey.services.iter().find(|l| l.department == "finance" && l.service == "telegram").unwrap();
+    assert_eq!((line.hosts, line.flows, report.methodology.unanswered_flows), (1, 1, 5));
 }

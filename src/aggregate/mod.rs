@@ -13,11 +13,19 @@
 //! flows and bytes are added to its department's `_suppressed` series and its host counts are not
 //! exported. A department with fewer than k active hosts has no active-host series. Suppressions
 //! are counted. Addresses never leave this module; with `reveal_hosts` off they are not even kept.
+//!
+//! Use needs an exchange: a flow its server never answered ([`FlowRecord::answered`]: a spoofed
+//! or blocked connection attempt, a scan) adds no active host and nothing to any group. It is
+//! counted apart per department and service ([`Snapshot::unanswered`]) under the same minimum
+//! group size: a (department, service) pair is named once k distinct hosts sent it unanswered
+//! flows within 30 days, and is folded into `_suppressed` until then. A sensor that sees one
+//! direction of traffic only sees every flow unanswered; [`Unanswered::AsUse`] then counts them
+//! as use too (and still apart, so that it shows).
 
 pub mod pseudonym;
 pub mod state;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use pseudonym::{Pseudonym, Pseudonymizer};
 
@@ -37,6 +45,39 @@ pub const SUPPRESSED: &str = "_suppressed";
 
 /// Label value of flows whose named destination is not in the catalog.
 pub const UNCATALOGUED: &str = "_uncatalogued";
+
+/// Service label of an unanswered flow whose destination stayed unnamed (and matched no
+/// catalog range): in `shadowtap_unanswered_flows_total` and the store's unanswered rows.
+pub const UNNAMED: &str = "_unnamed";
+
+/// What a flow its server never answered ([`FlowRecord::answered`]) counts toward.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Unanswered {
+    /// Counted apart, never as use: no active host, no group, no event. The default, since
+    /// anyone can send a SYN from any address to any service's published range.
+    #[default]
+    Apart,
+    /// Counted as use as well as apart: for a sensor that sees one direction of traffic only
+    /// (asymmetric routing, a one-direction tap), where every flow looks unanswered
+    /// (`[engine] count_unanswered = true`).
+    AsUse,
+}
+
+impl Unanswered {
+    /// Whether `r` counts as use under this rule.
+    pub fn counts_as_use(self, r: &FlowRecord) -> bool {
+        r.answered() || self == Unanswered::AsUse
+    }
+}
+
+/// The service label an unanswered flow is counted under: its group's service (a catalogued
+/// service id or [`UNCATALOGUED`]), or [`UNNAMED`] for a destination that stayed unnamed.
+pub fn unanswered_service(p: &Placement) -> &str {
+    match p {
+        Placement::Group(k) => &k.service,
+        Placement::Unnamed(_) => UNNAMED,
+    }
+}
 
 /// Privacy settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,6 +186,12 @@ pub struct Snapshot {
     /// Flows with real ECH per department (named or not): how much of the traffic hides its
     /// name from the wire.
     pub ech: Vec<(String, u64)>,
+    /// Flows their server never answered, per department and service label (a service id,
+    /// [`UNCATALOGUED`], [`UNNAMED`], or [`SUPPRESSED`] until k hosts sent them): counted
+    /// apart from use.
+    pub unanswered: Vec<(String, String, u64)>,
+    /// Whether unanswered flows count as use too.
+    pub unanswered_rule: Unanswered,
     /// Series withheld because their group is smaller than k.
     pub suppressed_series: u64,
     /// Groups whose host set hit its bound.
@@ -163,6 +210,14 @@ pub struct Aggregator {
     department_hosts: HashMap<String, Hosts>,
     unnamed: HashMap<(String, String), u64>,
     ech: HashMap<String, u64>,
+    unanswered_rule: Unanswered,
+    /// Unanswered flows per (department, service label or [`SUPPRESSED`]).
+    unanswered: HashMap<(String, String), u64>,
+    /// (department, service) pairs of unanswered flows named for good (k hosts reached).
+    unanswered_revealed: HashSet<(String, String)>,
+    /// Hosts of the pairs not named yet: fewer than k each (in 30 days), so at most k
+    /// pseudonyms per (department, service) pair of the configuration and catalog.
+    unanswered_pending: HashMap<(String, String), Hosts>,
     now: Timestamp,
     restored: bool,
 }
@@ -182,6 +237,10 @@ impl Aggregator {
             department_hosts: HashMap::new(),
             unnamed: HashMap::new(),
             ech: HashMap::new(),
+            unanswered_rule: Unanswered::default(),
+            unanswered: HashMap::new(),
+            unanswered_revealed: HashSet::new(),
+            unanswered_pending: HashMap::new(),
             now: Timestamp::default(),
             restored: false,
         })
@@ -197,8 +256,20 @@ impl Aggregator {
         self.pseudonyms.keys_drawn
     }
 
-    /// Adds one finished flow. For a catalogued flow, returns whether its group is revealed
-    /// (has at least k hosts) and its distinct hosts over 24 h, for events.
+    /// What unanswered flows count toward from now on ([`Unanswered::Apart`] unless set).
+    pub fn set_unanswered(&mut self, rule: Unanswered) {
+        self.unanswered_rule = rule;
+    }
+
+    /// The rule in force for unanswered flows.
+    pub fn unanswered_rule(&self) -> Unanswered {
+        self.unanswered_rule
+    }
+
+    /// Adds one finished flow. For a catalogued flow that counts as use, returns whether its
+    /// group is revealed (has at least k hosts) and its distinct hosts over 24 h, for events;
+    /// a flow its server never answered is counted apart and returns None (under
+    /// [`Unanswered::Apart`]), so that it raises no event either.
     pub fn add(&mut self, r: &FlowRecord, a: &Attribution, catalog: &Catalog) -> Option<(bool, usize)> {
         let at = r.ts_start.max(r.ts_end);
         if at > self.now {
@@ -206,11 +277,18 @@ impl Aggregator {
         }
         let secs = r.ts_end.secs();
         let host = self.pseudonyms.pseudonym(r.client.ip(), r.ts_start);
+        let placement = place(r, a, catalog);
+        if !r.answered() {
+            self.add_unanswered(&a.department, unanswered_service(&placement), host, secs);
+        }
+        if !self.unanswered_rule.counts_as_use(r) {
+            return None;
+        }
         self.department_hosts.entry(a.department.clone()).or_default().see(host, secs);
         if r.details.as_deref().is_some_and(crate::engine::Details::real_ech) {
             *self.ech.entry(a.department.clone()).or_default() += 1;
         }
-        let key = match place(r, a, catalog) {
+        let key = match placement {
             Placement::Group(key) => key,
             Placement::Unnamed(reason) => {
                 *self.unnamed.entry((a.department.clone(), reason.to_string())).or_default() += 1;
@@ -244,12 +322,35 @@ impl Aggregator {
         a.target.map(|_| view)
     }
 
+    /// Counts an unanswered flow of `department` to `service`: under its own label once k
+    /// distinct hosts sent such flows within the longest window (for good, like a group), under
+    /// [`SUPPRESSED`] until then.
+    fn add_unanswered(&mut self, department: &str, service: &str, host: Pseudonym, secs: i64) {
+        let key = (department.to_string(), service.to_string());
+        let revealed = self.unanswered_revealed.contains(&key) || {
+            let hosts = self.unanswered_pending.entry(key.clone()).or_default();
+            hosts.see(host, secs);
+            let reached = hosts.count_since(self.now.secs() - WINDOWS[3].1 as i64) >= self.privacy.min_group_size;
+            if reached {
+                self.unanswered_pending.remove(&key);
+                self.unanswered_revealed.insert(key.clone());
+            }
+            reached
+        };
+        let bucket = if revealed { key } else { (department.to_string(), SUPPRESSED.to_string()) };
+        *self.unanswered.entry(bucket).or_default() += 1;
+    }
+
     /// Drops host memories older than the longest window.
     pub fn prune(&mut self) {
         let before = self.now.secs() - WINDOWS[3].1 as i64;
         for h in self.group_hosts.values_mut().chain(self.department_hosts.values_mut()) {
             h.prune(before);
         }
+        for h in self.unanswered_pending.values_mut() {
+            h.prune(before);
+        }
+        self.unanswered_pending.retain(|_, h| !h.last_seen.is_empty());
     }
 
     /// The exportable view at the newest packet time.
@@ -292,6 +393,11 @@ impl Aggregator {
         s.unnamed.sort();
         s.ech = self.ech.iter().map(|(d, n)| (d.clone(), *n)).collect();
         s.ech.sort();
+        s.unanswered = self.unanswered.iter().map(|((d, svc), n)| (d.clone(), svc.clone(), *n)).collect();
+        s.unanswered.sort();
+        s.unanswered_rule = self.unanswered_rule;
+        // A pair not named yet withholds its one series.
+        s.suppressed_series += self.unanswered_pending.len() as u64;
         s
     }
 }
@@ -328,6 +434,11 @@ pub(crate) mod tests_support {
             tunnel: None,
             end: EndReason::Closed,
         }
+    }
+
+    /// `flow` as a SYN nobody answered: one 40-byte packet up, nothing down.
+    pub(crate) fn unanswered(client: &str, secs: i64) -> FlowRecord {
+        FlowRecord { packets_up: 1, packets_down: 0, bytes_up: 40, bytes_down: 0, unnamed: Some(crate::engine::Unnamed::NoPayload), ..flow(client, secs) }
     }
 
     pub(crate) fn wa(dept: &str) -> Attribution {
@@ -388,6 +499,61 @@ mod tests {
     }
 
     #[test]
+    fn unanswered_flows_are_not_use_and_are_counted_apart_under_k() {
+        let c = catalog();
+        let mut a = Aggregator::new(Privacy { min_group_size: 3, ..Privacy::default() }).unwrap();
+        for i in 1..=5 {
+            let view = a.add(&unanswered(&format!("10.0.0.{i}:1000"), 1_000_000 + i), &wa("finance"), &c);
+            assert_eq!(view, None, "no group view, so no event");
+            let s = a.snapshot();
+            let folded = s.unanswered.iter().find(|(_, svc, _)| svc == SUPPRESSED).map(|x| x.2);
+            let named = s.unanswered.iter().find(|(_, svc, _)| svc == "whatsapp").map(|x| x.2);
+            // Two hosts are fewer than k = 3: their flows are folded; the third names the pair.
+            assert_eq!((folded, named), (Some(2.min(i as u64)), (i >= 3).then(|| i as u64 - 2)), "after {i} flows: {:?}", s.unanswered);
+        }
+        let s = a.snapshot();
+        assert!(s.totals.is_empty(), "no group: {:?}", s.totals);
+        assert!(s.hosts.is_empty());
+        assert!(s.department_hosts.iter().all(|(_, _, n)| *n == 0), "no active host: {:?}", s.department_hosts);
+        assert!(s.unnamed.is_empty(), "an unanswered flow is not an unnamed one either");
+        assert_eq!(s.unanswered_rule, Unanswered::Apart);
+
+        // The same plus one answered flow: only that one counts.
+        a.add(&flow("10.0.0.9:1000", 1_000_100), &wa("finance"), &c);
+        let s = a.snapshot();
+        assert_eq!(s.totals.iter().map(|(_, t)| t.flows).sum::<u64>(), 1);
+        assert_eq!(s.unanswered.iter().map(|x| x.2).sum::<u64>(), 5);
+    }
+
+    #[test]
+    fn an_unnamed_unanswered_flow_is_counted_under_unnamed() {
+        let c = catalog();
+        let mut a = Aggregator::new(Privacy { min_group_size: 1, ..Privacy::default() }).unwrap();
+        let unknown = Attribution { target: None, status: Some(Status::Unknown), ..wa("legal") };
+        a.add(&unanswered("10.0.0.1:1000", 1_000_000), &unknown, &c);
+        let s = a.snapshot();
+        assert_eq!(s.unanswered, vec![("legal".to_string(), UNNAMED.to_string(), 1)]);
+        assert!(s.unnamed.is_empty() && s.department_hosts.iter().all(|(_, _, n)| *n == 0));
+    }
+
+    #[test]
+    fn as_use_counts_unanswered_flows_as_use_and_still_apart() {
+        let c = catalog();
+        let mut a = Aggregator::new(Privacy { min_group_size: 1, ..Privacy::default() }).unwrap();
+        a.set_unanswered(Unanswered::AsUse);
+        let view = a.add(&unanswered("10.0.0.1:1000", 1_000_000), &wa("finance"), &c);
+        assert_eq!(view, Some((true, 1)));
+        let s = a.snapshot();
+        assert_eq!(s.totals.iter().find(|(k, _)| k.service == "whatsapp").map(|(_, t)| t.flows), Some(1));
+        assert!(s.department_hosts.contains(&("finance".into(), "30d", 1)));
+        assert_eq!(s.unanswered, vec![("finance".to_string(), "whatsapp".to_string(), 1)]);
+        assert_eq!(s.unanswered_rule, Unanswered::AsUse);
+        assert!(Unanswered::AsUse.counts_as_use(&unanswered("10.0.0.1:1", 1)));
+        assert!(!Unanswered::Apart.counts_as_use(&unanswered("10.0.0.1:1", 1)));
+        assert!(Unanswered::Apart.counts_as_use(&flow("10.0.0.1:1", 1)));
+    }
+
+    #[test]
     fn windows_count_hosts_last_seen_inside_them() {
         let c = catalog();
         let mut a = Aggregator::new(Privacy { min_group_size: 1, ..Privacy::default() }).unwrap();
@@ -430,5 +596,30 @@ mod state_tests {
         assert_eq!(t.flows, 3, "counts continue across the restart");
         assert!(s.hosts.iter().any(|(_, w, n)| *w == "30d" && *n == 3), "the window keeps the hosts seen before");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn unanswered_counts_and_pending_hosts_survive_a_restart() {
+        let c = catalog();
+        let privacy = Privacy { min_group_size: 2, ..Privacy::default() };
+        let mut a = Aggregator::new(privacy).unwrap();
+        a.add(&unanswered("10.0.0.1:1", 1_000_000), &wa("finance"), &c);
+        let dir = std::env::temp_dir().join(format!("shadowtap-state-unanswered-{}", std::process::id()));
+        state::save(&dir, &a).unwrap();
+        let mut b = Aggregator::new(privacy).unwrap();
+        b.restore(state::load(&dir).unwrap().unwrap()).unwrap();
+        assert_eq!(b.snapshot().unanswered, vec![("finance".to_string(), SUPPRESSED.to_string(), 1)]);
+        // The host seen before the restart still counts toward k (under its old pseudonym).
+        b.add(&unanswered("10.0.0.2:1", 1_000_100), &wa("finance"), &c);
+        let s = b.snapshot();
+        assert!(s.unanswered.contains(&("finance".to_string(), "whatsapp".to_string(), 1)), "{:?}", s.unanswered);
+        std::fs::remove_dir_all(&dir).unwrap();
+        // A state file of an earlier build (no unanswered keys) still loads.
+        let mut old: serde_json::Value = serde_json::to_value(a.to_saved()).unwrap();
+        for k in ["unanswered", "unanswered_revealed", "unanswered_pending"] {
+            old.as_object_mut().unwrap().remove(k);
+        }
+        let saved: state::Saved = serde_json::from_value(old).unwrap();
+        Aggregator::new(privacy).unwrap().restore(saved).unwrap();
     }
 }

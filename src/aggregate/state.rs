@@ -53,6 +53,15 @@ pub struct Saved {
     /// Real-ECH flows per department (absent in files of earlier builds).
     #[serde(default)]
     ech: Vec<(String, u64)>,
+    /// Unanswered flows per (department, service label) (absent in files of earlier builds).
+    #[serde(default)]
+    unanswered: Vec<(String, String, u64)>,
+    /// (department, service) pairs of unanswered flows named for good.
+    #[serde(default)]
+    unanswered_revealed: Vec<(String, String)>,
+    /// Host sets of the pairs not named yet (key: department, service).
+    #[serde(default)]
+    unanswered_pending: Vec<SavedHosts>,
 }
 
 fn tuple(k: &GroupKey) -> (String, String, String, String, String) {
@@ -99,7 +108,30 @@ impl Aggregator {
         unnamed.sort();
         let mut ech: Vec<_> = self.ech.iter().map(|(d, n)| (d.clone(), *n)).collect();
         ech.sort();
-        Saved { version: VERSION, now_micros: self.now.0, key_continuity: false, totals, revealed, group_hosts, department_hosts, unnamed, ech }
+        let mut unanswered: Vec<_> = self.unanswered.iter().map(|((d, s), n)| (d.clone(), s.clone(), *n)).collect();
+        unanswered.sort();
+        let mut unanswered_revealed: Vec<_> = self.unanswered_revealed.iter().cloned().collect();
+        unanswered_revealed.sort();
+        let mut unanswered_pending: Vec<SavedHosts> = self
+            .unanswered_pending
+            .iter()
+            .map(|((d, svc), h)| SavedHosts { key: vec![d.clone(), svc.clone()], hosts: hosts_of(h), full: h.full })
+            .collect();
+        unanswered_pending.sort_by(|a, b| a.key.cmp(&b.key));
+        Saved {
+            version: VERSION,
+            now_micros: self.now.0,
+            key_continuity: false,
+            totals,
+            revealed,
+            group_hosts,
+            department_hosts,
+            unnamed,
+            ech,
+            unanswered,
+            unanswered_revealed,
+            unanswered_pending,
+        }
     }
 
     /// Adds a saved state to this (fresh) aggregation.
@@ -134,6 +166,22 @@ impl Aggregator {
         }
         for (d, n) in s.ech {
             *self.ech.entry(d).or_default() += n;
+        }
+        for (d, svc, n) in s.unanswered {
+            *self.unanswered.entry((d, svc)).or_default() += n;
+        }
+        for pair in s.unanswered_revealed {
+            self.unanswered_pending.remove(&pair);
+            self.unanswered_revealed.insert(pair);
+        }
+        for h in s.unanswered_pending {
+            let [d, svc]: [String; 2] = h.key.try_into().map_err(|_| "malformed unanswered key".to_string())?;
+            if self.unanswered_revealed.contains(&(d.clone(), svc.clone())) {
+                continue;
+            }
+            let e = self.unanswered_pending.entry((d, svc)).or_default();
+            e.last_seen.extend(h.hosts.into_iter().take(super::MAX_HOSTS_PER_GROUP));
+            e.full |= h.full;
         }
         self.restored = true;
         Ok(())

@@ -196,6 +196,11 @@ pub struct EngineDef {
     pub dns_cache_addrs: Option<usize>,
     /// MiB all flows being identified may hold in buffers (reassembly, CRYPTO data, fragments).
     pub memory_budget_mib: Option<usize>,
+    /// Count flows their server never answered as use too (default false: they are counted
+    /// apart only). For a sensor that sees one direction of traffic only (asymmetric routing, a
+    /// one-direction tap), where every flow looks unanswered.
+    #[serde(default)]
+    pub count_unanswered: bool,
 }
 
 /// Largest `engine.max_flows` accepted: 16 Mi flows are about 2.5 GiB of base state.
@@ -208,6 +213,15 @@ pub const MAX_MEMORY_BUDGET_MIB: usize = 1 << 20;
 pub const MAX_REASSEMBLY_LIMIT: usize = 1 << 20;
 
 impl EngineDef {
+    /// What unanswered flows count toward (`count_unanswered`).
+    pub fn unanswered(&self) -> crate::aggregate::Unanswered {
+        if self.count_unanswered {
+            crate::aggregate::Unanswered::AsUse
+        } else {
+            crate::aggregate::Unanswered::Apart
+        }
+    }
+
     /// The engine limits, defaults filled in.
     ///
     /// # Errors

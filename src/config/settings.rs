@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::aggregate::Privacy;
+use crate::aggregate::{Privacy, Unanswered};
 use crate::classify::addr::AddrTable;
 use crate::classify::catalog::Catalog;
 use crate::classify::{Classifier, ExemptionRule, GeoIp, Policy, UNMAPPED};
@@ -39,6 +39,9 @@ pub struct Settings {
     /// Flow-table and reassembly limits (`[engine]`). They take effect at start: a reload
     /// keeps the running engine's limits (its table is not rebuilt under traffic).
     pub engine: engine::Config,
+    /// Whether flows their server never answered count as use (`[engine] count_unanswered`);
+    /// like the rest of `[engine]`, in force from the start of the sensor.
+    pub unanswered: Unanswered,
     /// SHA-256 of the configuration file: the version reports cite.
     pub config_digest: String,
     /// Department display names by id (the id where none is configured).
@@ -191,6 +194,7 @@ impl Settings {
             },
             store: store::Settings { retention_days: cfg.store.retention_days, key_grace_days: cfg.store.key_grace_days },
             engine,
+            unanswered: cfg.engine.unanswered(),
             config_digest: format!("{:x}", sha2::Sha256::digest(loaded.text.as_bytes())),
             classifier: Classifier::build(catalog, policy, geoip),
             department_names,
@@ -213,6 +217,7 @@ impl Settings {
             catalog_digest: c.catalog.digest.clone(),
             config_digest: self.config_digest.clone(),
             min_group_size: self.privacy.min_group_size as u64,
+            unanswered: self.unanswered,
             exemptions: c
                 .exemptions()
                 .iter()
@@ -370,6 +375,7 @@ mod tests {
         assert_eq!(s.classifier.department(ip("10.2.0.1")?), UNMAPPED);
         assert_eq!(s.engine.max_flows, 1000);
         assert_eq!(s.engine.reassembly_limit, engine::Config::default().reassembly_limit);
+        assert_eq!((s.unanswered, s.facts().unanswered), (Unanswered::Apart, Unanswered::Apart), "unanswered flows are not use by default");
         assert_eq!(s.department_names, vec![("finance".to_string(), "Finance".to_string())]);
         assert_eq!(s.config_digest.len(), 64);
         Ok(())
@@ -386,6 +392,14 @@ mod tests {
         assert!(text[0].contains(":3:") && text[0].contains("invalid CIDR"), "{text:?}");
         assert!(text[1].contains(":5:") && text[1].contains("unknown service"), "{text:?}");
         assert!(text[2].starts_with("map.csv:1:") && text[2].contains("unknown department"), "{text:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn count_unanswered_makes_unanswered_flows_use() -> Result<()> {
+        let l = loaded("[[department]]\nid = \"a\"\n[engine]\ncount_unanswered = true\n")?;
+        let s = Settings::compile(l, catalog()?, None, GeoIp::default()).map_err(|d| format!("{d:?}"))?;
+        assert_eq!((s.unanswered, s.facts().unanswered), (Unanswered::AsUse, Unanswered::AsUse));
         Ok(())
     }
 

@@ -309,6 +309,23 @@ pub struct FlowRecord {
     pub end: EndReason,
 }
 
+impl FlowRecord {
+    /// Whether the server answered: at least one packet came from it (`packets_down > 0`).
+    ///
+    /// Use needs an exchange. A flow nobody answered (a SYN into a blocked or dead address, a
+    /// spoofed connection attempt, a scan, a datagram without reply) tells what some packet
+    /// claimed, not that a host used a service: the control plane counts such flows apart,
+    /// never as use (`aggregate`, `store::rollup`, events, reports).
+    ///
+    /// Limits: the sensor must see both directions. Behind asymmetric routing or on a tap that
+    /// carries one direction only, every flow looks unanswered (see the configuration's
+    /// `[engine] count_unanswered`). A flow seen from the server's side only (its first packets
+    /// missed, or backscatter of someone else's spoofed SYNs) counts as answered.
+    pub fn answered(&self) -> bool {
+        self.packets_down > 0
+    }
+}
+
 /// Engine counters. Plain integers, owned here, read by the exporter. Label-keyed maps hold the
 /// counters whose label set is small and fixed (drop reasons, give-ups, errors).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

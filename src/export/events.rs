@@ -5,6 +5,13 @@
 //! time, and gets back the [`Event`]s to emit; [`write()`] turns one into one JSON line. Replaying a
 //! capture twice gives the same events.
 //!
+//! # What counts
+//! Only use reaches [`Events::on_flow`]: the daemon does not hand it a flow its server never
+//! answered (`FlowRecord::answered`: a spoofed or blocked connection attempt into a service's
+//! published range), unless the configuration counts unanswered flows as use
+//! (`[engine] count_unanswered`). So no "first use" and no upload volume comes from packets
+//! anyone could forge without an answer.
+//!
 //! # Privacy
 //! The API takes no host address, host name, SNI or pseudonym, so no event can carry one, whatever
 //! `reveal_hosts` says. What an event names is a department, a service, a category, a status, and
@@ -397,7 +404,8 @@ impl Events {
         }
     }
 
-    /// A finished, attributed flow at packet time `at`: `service` is its (id, category, channel)
+    /// A finished, attributed flow that counts as use (see the module documentation: never one
+    /// its server left unanswered) at packet time `at`: `service` is its (id, category, channel)
     /// when catalogued, `status` its policy status, `bytes_up` its bytes client → server.
     /// `group_revealed`: the aggregator shows this (department, service, channel, status) group
     /// (it has at least k hosts); `hosts`: the group's distinct hosts over 24 h (shown only when

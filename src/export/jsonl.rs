@@ -107,6 +107,10 @@ pub struct InspectLine<'a> {
     pub bytes_up: u64,
     /// IP bytes server → client.
     pub bytes_down: u64,
+    /// The server answered (`packets_down > 0`, `FlowRecord::answered`). An unanswered flow
+    /// keeps its destination's facts (service, category, status) here, but `run`, `survey` and
+    /// reports count it apart, never as use.
+    pub answered: bool,
     /// Outermost VLAN id.
     pub vlan: Option<u16>,
     /// Outermost tunnel (`gre`, `vxlan`, ...).
@@ -245,6 +249,7 @@ impl<'a> InspectLine<'a> {
             packets_down: *packets_down,
             bytes_up: *bytes_up,
             bytes_down: *bytes_down,
+            answered: r.answered(),
             vlan: *vlan,
             tunnel: tunnel.map(|t| t.as_str()),
             service: attributed.and_then(|(a, c)| a.target.map(|t| c.service(t).id.as_str())),

@@ -179,6 +179,15 @@ fn g1_ready(r: &Registry, s: &State) -> prometheus::Result<()> {
     Ok(())
 }
 
+/// `shadowtap_unanswered_counted_as_use`: 1 when `[engine] count_unanswered` makes unanswered
+/// flows count as use (a sensor that sees one direction of traffic only).
+fn g1_unanswered_as_use(r: &Registry, s: &State) -> prometheus::Result<()> {
+    gauge(r, "shadowtap_unanswered_counted_as_use", "1 when flows their server never answered count as use (engine.count_unanswered, for a sensor that sees one direction of traffic only); 0 when they are only counted apart.", &[])?
+        .with_label_values(&[] as &[&str])
+        .set(i64::from(s.snapshot.unanswered_rule == crate::aggregate::Unanswered::AsUse));
+    Ok(())
+}
+
 fn gauge_f(r: &Registry, name: &str, help: &str, v: f64) -> prometheus::Result<()> {
     let g = prometheus::Gauge::new(name, help)?;
     r.register(Box::new(g.clone()))?;
@@ -225,6 +234,16 @@ pub fn encode(s: &State) -> prometheus::Result<Vec<u8>> {
     for (d, reason, n) in &s.snapshot.unnamed {
         unnamed.with_label_values(&[d.as_str(), reason]).inc_by(*n);
     }
+    let unanswered = counter(
+        &r,
+        "shadowtap_unanswered_flows_total",
+        "Flows their server never answered (spoofed or blocked connection attempts, scans), by department and the service of their destination (_uncatalogued, _unnamed; pairs with fewer than the minimum group size of hosts folded into service=\"_suppressed\"): counted apart, not as use.",
+        &["department", "service"],
+    )?;
+    for (d, svc, n) in &s.snapshot.unanswered {
+        unanswered.with_label_values(&[d.as_str(), svc]).inc_by(*n);
+    }
+    g1_unanswered_as_use(&r, s)?;
     let ech = counter(&r, "shadowtap_ech_flows_total", "Flows whose ClientHello used real (not GREASE) ECH, named or not, by department.", &["department"])?;
     for (d, n) in &s.snapshot.ech {
         ech.with_label_values(&[d.as_str()]).inc_by(*n);

@@ -92,6 +92,12 @@ pub struct DepartmentRow {
     pub active_hosts: Hosts,
     /// Flows whose destination stayed unnamed, by reason.
     pub unnamed_flows: BTreeMap<String, u64>,
+    /// Flows their server never answered, by the service label of their destination (a service
+    /// id, `_uncatalogued`, `_unnamed`, or `_suppressed` from sensors that folded it): not use,
+    /// so in no other figure (unless [`Coverage::unanswered_as_use`]). Absent from inputs saved
+    /// by earlier builds, which counted them as use.
+    #[serde(default)]
+    pub unanswered_flows: BTreeMap<String, u64>,
 }
 
 /// One week of the trend (weeks start on Monday, UTC).
@@ -152,6 +158,10 @@ pub struct Coverage {
     pub config_digests: Vec<String>,
     /// Minimum group size k in force (the largest, if it changed).
     pub min_group_size: u64,
+    /// Unanswered flows were counted as use as well (`[engine] count_unanswered` in force on
+    /// some day of the period: a sensor that sees one direction of traffic only).
+    #[serde(default)]
+    pub unanswered_as_use: bool,
 }
 
 /// Everything a report is computed from.

@@ -35,6 +35,11 @@ pub const DEFAULT_EXPIRING_WITHIN_DAYS: u32 = 30;
 /// Services named in a headline sentence at most.
 const HEADLINE_SERVICES: usize = 3;
 
+/// Share of the flows seen that went unanswered from which the methodology warns that a sensor
+/// may see one direction of traffic only (or that the network carried a flood of attempts):
+/// with both directions in view, ordinary traffic is almost all answered.
+pub const UNANSWERED_WARN_SHARE: f64 = 0.5;
+
 /// Policy status of use that no allow-list or exemption covers.
 pub const UNSANCTIONED: &str = "unsanctioned";
 
@@ -335,7 +340,7 @@ pub struct Methodology {
     pub capture_dropped: u64,
     /// `capture_dropped` over `capture_received`; none when nothing was captured live.
     pub capture_loss: Option<f64>,
-    /// Flows, named and unnamed.
+    /// Flows counted as use, named and unnamed.
     pub flows: u64,
     /// Flows whose destination was named.
     pub named_flows: u64,
@@ -351,6 +356,16 @@ pub struct Methodology {
     pub unnamed_share: Option<f64>,
     /// Unnamed flows by reason.
     pub unnamed_by_reason: Vec<FlowShare>,
+    /// Flows their server never answered (spoofed or blocked connection attempts, scans): not
+    /// use, so in none of the figures above unless `unanswered_as_use`.
+    pub unanswered_flows: u64,
+    /// `unanswered_flows` over every flow seen (those counted as use and those not).
+    pub unanswered_share: Option<f64>,
+    /// The sensors' configuration counted unanswered flows as use (`[engine] count_unanswered`).
+    pub unanswered_as_use: bool,
+    /// At least [`UNANSWERED_WARN_SHARE`] of the flows seen went unanswered: a sensor may see
+    /// one direction of traffic only (said in the notes).
+    pub mostly_unanswered: bool,
     /// Catalog digests in force.
     pub catalog_digests: Vec<String>,
     /// Configuration digests in force.
@@ -408,7 +423,13 @@ impl Report {
         let mut withheld = Withheld::default();
 
         let depts = suppress::departments(&input.departments, k);
-        withheld.departments = depts.withheld.iter().filter(|d| **d != ALL_DEPARTMENTS && in_scope(d)).count() as u64;
+        // A department whose every flow went unanswered had no use: nothing of it is withheld.
+        let no_use = |d: &str| {
+            input.departments.iter().any(|r| {
+                r.department == d && r.active_hosts.count == 0 && r.unnamed_flows.is_empty() && !r.unanswered_flows.is_empty()
+            })
+        };
+        withheld.departments = depts.withheld.iter().filter(|d| **d != ALL_DEPARTMENTS && in_scope(d) && !no_use(d)).count() as u64;
         let mut table = |name: &str, rows: &[UsageRow]| -> Vec<UsageLine> {
             let sel = suppress::usage(rows, &depts, k);
             let n = sel.withheld.iter().filter(|r| in_scope(&r.department)).count() as u64;
@@ -759,25 +780,34 @@ fn methodology(input: &ReportInput, k_requested: u64, k: u64, withheld: Withheld
         .map(|s| SensorLine { name: s.name.clone(), uptime_secs: s.uptime_secs, uptime_share: share(s.uptime_secs, period_secs).unwrap_or(0.0) })
         .collect();
     sensors.sort_by(|a, b| a.name.cmp(&b.name));
-    let unnamed: BTreeMap<String, u64> = match input.departments.iter().find(|d| d.department == ALL_DEPARTMENTS) {
-        Some(all) => all.unnamed_flows.clone(),
-        None => {
-            let mut sum = BTreeMap::new();
-            for d in &input.departments {
-                for (reason, n) in &d.unnamed_flows {
-                    let e: &mut u64 = sum.entry(reason.clone()).or_default();
-                    *e = e.saturating_add(*n);
+    // The organisation's row, or the sum of the departments' when it is absent.
+    let organisation = |of: fn(&DepartmentRow) -> &BTreeMap<String, u64>| -> BTreeMap<String, u64> {
+        match input.departments.iter().find(|d| d.department == ALL_DEPARTMENTS) {
+            Some(all) => of(all).clone(),
+            None => {
+                let mut sum = BTreeMap::new();
+                for d in &input.departments {
+                    for (label, n) in of(d) {
+                        let e: &mut u64 = sum.entry(label.clone()).or_default();
+                        *e = e.saturating_add(*n);
+                    }
                 }
+                sum
             }
-            sum
         }
     };
+    let unnamed = organisation(|d| &d.unnamed_flows);
     let named_flows = c.named_by_signal.values().fold(0u64, |a, n| a.saturating_add(*n));
     let unnamed_flows = unnamed.values().fold(0u64, |a, n| a.saturating_add(*n));
     let flows = named_flows.saturating_add(unnamed_flows);
+    let unanswered_flows = organisation(|d| &d.unanswered_flows).values().fold(0u64, |a, n| a.saturating_add(*n));
+    // Counted as use, they are among `flows` already.
+    let seen = if c.unanswered_as_use { flows.max(unanswered_flows) } else { flows.saturating_add(unanswered_flows) };
+    let unanswered_share = share(unanswered_flows, seen);
+    let mostly_unanswered = unanswered_share.is_some_and(|x| x >= UNANSWERED_WARN_SHARE);
     let (host_method_text, host_error_text) = host_method_text(&input.host_method, period.days);
     let rows: u64 = withheld.rows.values().sum();
-    let notes = vec![
+    let mut notes = vec![
         format!(
             "Share: distinct devices of a group over the active devices of its department (or of the organisation) in \
              the same period or week, as a fraction rounded to {SHARE_DECIMALS} decimals; shown as a percentage with one \
@@ -800,7 +830,17 @@ fn methodology(input: &ReportInput, k_requested: u64, k: u64, withheld: Withheld
         "Named flows: flows whose destination the sensor named (by TLS or QUIC server name, HTTP Host, proxy \
          target, DNS correlation or a protocol marker); the others are unnamed, by reason."
             .into(),
+        unanswered_note(unanswered_flows, c.unanswered_as_use),
     ];
+    if mostly_unanswered && !c.unanswered_as_use {
+        notes.push(format!(
+            "Most flows seen ({}) were never answered by their server. Either the network carried a flood of \
+             connection attempts nobody answered, or a sensor sees one direction of traffic only (asymmetric \
+             routing, a tap that carries one direction): then use is undercounted here, and the sensor's setting \
+             `[engine] count_unanswered = true` counts those flows as use.",
+            unanswered_share.map(display::percent).unwrap_or_default()
+        ));
+    }
     Methodology {
         source: input.source.clone(),
         host_method: input.host_method.clone(),
@@ -819,6 +859,10 @@ fn methodology(input: &ReportInput, k_requested: u64, k: u64, withheld: Withheld
         ech_share: share(c.ech_flows, flows),
         unnamed_share: share(unnamed_flows, flows),
         unnamed_by_reason: flow_shares(&unnamed, flows),
+        unanswered_flows,
+        unanswered_share,
+        unanswered_as_use: c.unanswered_as_use,
+        mostly_unanswered,
         catalog_digests: sorted(&c.catalog_digests),
         config_digests: sorted(&c.config_digests),
         k,
@@ -826,6 +870,26 @@ fn methodology(input: &ReportInput, k_requested: u64, k: u64, withheld: Withheld
         k_input: c.min_group_size,
         withheld,
         notes,
+    }
+}
+
+/// The methodology's sentence on flows their server never answered.
+fn unanswered_note(n: u64, as_use: bool) -> String {
+    let flows = if n == 1 { "flow was" } else { "flows were" };
+    if as_use {
+        format!(
+            "Use needs an exchange, but the sensors' configuration counted unanswered flows as use (`[engine] \
+             count_unanswered = true`, for a sensor that sees one direction of traffic only): {} {flows} never \
+             answered by their server, and spoofed or blocked connection attempts among them count as use.",
+            display::count(n)
+        )
+    } else {
+        format!(
+            "Use needs an exchange: a flow counts only once its server answered. {} {flows} never answered by their \
+             server (spoofed or blocked connection attempts, scans); they are not counted as use: not as active \
+             devices, not as use of any service, and not among the flows above.",
+            display::count(n)
+        )
     }
 }
 
@@ -853,7 +917,7 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn dept(d: &str, hosts: u64) -> DepartmentRow {
-        DepartmentRow { department: d.into(), active_hosts: Hosts { count: hosts, exact: true }, unnamed_flows: BTreeMap::new() }
+        DepartmentRow { department: d.into(), active_hosts: Hosts { count: hosts, exact: true }, unnamed_flows: BTreeMap::new(), unanswered_flows: BTreeMap::new() }
     }
 
     /// Departments of 40, 30, 3 and 3 hosts (the two small ones withheld together, so no
@@ -911,6 +975,7 @@ pub(crate) mod tests {
                 catalog_digests: vec!["b".into(), "a".into(), "b".into()],
                 config_digests: vec!["c".into()],
                 min_group_size: 5,
+                unanswered_as_use: false,
             },
         }
     }
@@ -1062,6 +1127,51 @@ pub(crate) mod tests {
         assert!(m.host_error_text.contains("1.0%"));
         assert_eq!(r.period.label, "October 2026");
         assert_eq!(r.period.days, 31);
+    }
+
+    #[test]
+    fn unanswered_flows_are_stated_apart_from_the_flows_counted_as_use() {
+        let mut inp = input();
+        inp.departments[0].unanswered_flows.insert("telegram".into(), 150);
+        inp.departments[0].unanswered_flows.insert("_unnamed".into(), 50);
+        let r = build(&inp);
+        let m = &r.methodology;
+        assert_eq!(m.flows, 200, "not among the flows counted as use");
+        assert_eq!((m.unanswered_flows, m.unanswered_share, m.unanswered_as_use, m.mostly_unanswered), (200, Some(0.5), false, true));
+        assert!(m.notes.iter().any(|n| n.contains("200 flows were never answered by their server") && n.contains("not counted as use")), "{:#?}", m.notes);
+        assert!(m.notes.iter().any(|n| n.starts_with("Most flows seen (50.0%)") && n.contains("count_unanswered = true")), "{:#?}", m.notes);
+        // Counted as use by the sensors' configuration: among the flows, and said so.
+        inp.coverage.unanswered_as_use = true;
+        let m = build(&inp).methodology;
+        assert_eq!((m.unanswered_share, m.mostly_unanswered), (Some(1.0), true));
+        assert!(m.notes.iter().any(|n| n.contains("counted unanswered flows as use")), "{:#?}", m.notes);
+        assert!(!m.notes.iter().any(|n| n.starts_with("Most flows seen")), "no advice to set what is set");
+        // None: the definition is still stated.
+        let m = build(&input()).methodology;
+        assert_eq!((m.unanswered_flows, m.unanswered_share, m.mostly_unanswered), (0, Some(0.0), false));
+        assert!(m.notes.iter().any(|n| n.contains("0 flows were never answered")));
+    }
+
+    #[test]
+    fn a_department_with_only_unanswered_flows_is_not_withheld() {
+        let mut inp = input();
+        let mut spoofed = dept("spoofed", 0);
+        spoofed.unanswered_flows.insert("telegram".into(), 5);
+        inp.departments.push(spoofed);
+        let r = build(&inp);
+        assert_eq!(r.methodology.withheld.departments, 2, "tiny and wee, as before");
+        assert!(r.departments.iter().all(|d| d.department != "spoofed"));
+    }
+
+    #[test]
+    fn inputs_saved_before_unanswered_flows_still_load() {
+        let mut v = serde_json::to_value(input()).unwrap();
+        for d in v["departments"].as_array_mut().unwrap() {
+            d.as_object_mut().unwrap().remove("unanswered_flows");
+        }
+        v["coverage"].as_object_mut().unwrap().remove("unanswered_as_use");
+        let back: ReportInput = serde_json::from_value(v).unwrap();
+        assert_eq!(back, input());
     }
 
     #[test]

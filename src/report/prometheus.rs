@@ -31,7 +31,9 @@
 //! its end (found by a subquery of [`FIRST_SCRAPE_STEPS`] steps, so to within a step: a
 //! 1440th of the period, and at least a minute). Capture loss comes from the libpcap counters, named flows from
 //! `shadowtap_flows_total` (which has no signal label: reported as `unrecorded`), unnamed ones
-//! from `shadowtap_unnamed_flows_total` (ECH: `shadowtap_ech_flows_total`, every real-ECH flow), digests
+//! from `shadowtap_unnamed_flows_total` (ECH: `shadowtap_ech_flows_total`, every real-ECH flow),
+//! flows never answered from `shadowtap_unanswered_flows_total` (and whether they counted as use
+//! from `shadowtap_unanswered_counted_as_use`), digests
 //! from `shadowtap_ruleset_info`, k from `shadowtap_privacy_min_group_size`, exemptions from
 //! `shadowtap_exemption_expiry_timestamp_seconds` (without start or reference).
 
@@ -389,6 +391,8 @@ pub struct Snapshot {
     pub departments: BTreeMap<String, u64>,
     /// Unnamed flows per department and reason.
     pub unnamed: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Flows never answered per department and service label.
+    pub unanswered: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
 fn snapshot(api: &dyn Api, start: i64, end: i64, window: &str, bytes_and_unnamed: bool) -> Result<Snapshot, PromError> {
@@ -411,6 +415,13 @@ fn snapshot(api: &dyn Api, start: i64, end: i64, window: &str, bytes_and_unnamed
             let g = |k: &str| labels.get(k).cloned().unwrap_or_default();
             let e = snap.unnamed.entry(g("department")).or_default().entry(g("reason")).or_default();
             *e = e.saturating_add(n);
+        }
+        for (labels, n) in counter_deltas(api, "shadowtap_unanswered_flows_total", start, end)? {
+            let g = |k: &str| labels.get(k).cloned().unwrap_or_default();
+            if n > 0 {
+                let e = snap.unanswered.entry(g("department")).or_default().entry(g("service")).or_default();
+                *e = e.saturating_add(n);
+            }
         }
     }
     // Groups without a flow in the range did not use the service in it.
@@ -484,21 +495,30 @@ pub fn fold(snap: &Snapshot) -> (Vec<UsageRow>, Vec<UsageRow>, Vec<UsageRow>) {
 }
 
 fn department_rows(snap: &Snapshot) -> Vec<DepartmentRow> {
-    let names: BTreeSet<&String> = snap.departments.keys().chain(snap.unnamed.keys()).filter(|d| *d != ALL_DEPARTMENTS).collect();
+    let names: BTreeSet<&String> =
+        snap.departments.keys().chain(snap.unnamed.keys()).chain(snap.unanswered.keys()).filter(|d| *d != ALL_DEPARTMENTS).collect();
     let mut rows: Vec<DepartmentRow> = names
         .into_iter()
         .map(|d| DepartmentRow {
             department: d.clone(),
             active_hosts: Hosts { count: snap.departments.get(d).copied().unwrap_or(0), exact: true },
             unnamed_flows: snap.unnamed.get(d).cloned().unwrap_or_default(),
+            unanswered_flows: snap.unanswered.get(d).cloned().unwrap_or_default(),
         })
         .collect();
-    let mut all = DepartmentRow { department: ALL_DEPARTMENTS.into(), active_hosts: Hosts { count: 0, exact: true }, unnamed_flows: BTreeMap::new() };
+    let mut all = DepartmentRow {
+        department: ALL_DEPARTMENTS.into(),
+        active_hosts: Hosts { count: 0, exact: true },
+        unnamed_flows: BTreeMap::new(),
+        unanswered_flows: BTreeMap::new(),
+    };
     for r in &rows {
         all.active_hosts.count = all.active_hosts.count.saturating_add(r.active_hosts.count);
-        for (reason, n) in &r.unnamed_flows {
-            let e = all.unnamed_flows.entry(reason.clone()).or_default();
-            *e = e.saturating_add(*n);
+        for (sum, part) in [(&mut all.unnamed_flows, &r.unnamed_flows), (&mut all.unanswered_flows, &r.unanswered_flows)] {
+            for (label, n) in part {
+                let e = sum.entry(label.clone()).or_default();
+                *e = e.saturating_add(*n);
+            }
         }
     }
     rows.push(all);
@@ -550,6 +570,10 @@ fn coverage(api: &dyn Api, start: i64, end: i64, snap: &Snapshot) -> Result<Cove
         .first()
         .map(|s| count(s.value))
         .unwrap_or(0);
+    c.unanswered_as_use = api
+        .query(&format!("max(max_over_time(shadowtap_unanswered_counted_as_use[{range}s]))"), end)?
+        .first()
+        .is_some_and(|s| s.value >= 1.0);
     Ok(c)
 }
 
@@ -743,5 +767,25 @@ mod tests {
         let starts: Vec<Date> = input.weeks.iter().map(|w| w.start).collect();
         assert_eq!(starts, [date!(2026 - 09 - 28), date!(2026 - 10 - 05), date!(2026 - 10 - 12)], "weeks up to now only");
         assert_eq!(input.departments.len(), 1, "the organisation row, even empty");
+    }
+
+    #[test]
+    fn unanswered_flows_are_read_per_department_and_summed_for_the_organisation() {
+        let fin = [("instance", "s1"), ("department", "finance"), ("service", "telegram")];
+        let legal = [("instance", "s1"), ("department", "legal"), ("service", "_suppressed")];
+        let fake = Fake {
+            answers: vec![
+                ("last_over_time(shadowtap_unanswered_flows_total[1d])", vec![sample(&fin, 2.0)]),
+                ("last_over_time(shadowtap_unanswered_flows_total[", vec![sample(&fin, 7.0), sample(&legal, 3.0)]),
+                ("max(max_over_time(shadowtap_unanswered_counted_as_use[", vec![sample(&[], 0.0)]),
+            ],
+            asked: RefCell::new(vec![]),
+        };
+        let input = load_with(&fake, "t", date!(2026 - 10 - 01), date!(2026 - 10 - 31), unix(date!(2026 - 12 - 01))).unwrap();
+        let row = |d: &str| input.departments.iter().find(|r| r.department == d).unwrap().unanswered_flows.clone();
+        assert_eq!(row("finance"), BTreeMap::from([("telegram".to_string(), 5)]), "7 - 2");
+        assert_eq!(row(ALL_DEPARTMENTS), BTreeMap::from([("_suppressed".to_string(), 3), ("telegram".to_string(), 5)]));
+        assert_eq!(row("finance").len(), 1);
+        assert!(!input.coverage.unanswered_as_use);
     }
 }

@@ -121,7 +121,7 @@ mod tests {
     use crate::report::input::{Hosts, Volume};
 
     fn dept(d: &str, n: u64) -> DepartmentRow {
-        DepartmentRow { department: d.into(), active_hosts: Hosts { count: n, exact: true }, unnamed_flows: BTreeMap::new() }
+        DepartmentRow { department: d.into(), active_hosts: Hosts { count: n, exact: true }, unnamed_flows: BTreeMap::new(), unanswered_flows: BTreeMap::new() }
     }
 
     fn row(d: &str, service: &str, n: u64) -> UsageRow {

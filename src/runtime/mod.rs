@@ -91,7 +91,7 @@ pub fn check(path: &std::path::Path, out: &mut impl Write) -> std::process::Exit
             let c = &s.classifier;
             let (asn, country) = c.geoip();
             let onoff = |b: bool| if b { "on" } else { "off" };
-            let summary = format!(
+            let mut summary = format!(
                 "{} services in {} files (catalog {}), {} departments, config {}, ASN signal {}, country {}",
                 c.catalog.services.len(),
                 c.catalog.files.len(),
@@ -101,6 +101,10 @@ pub fn check(path: &std::path::Path, out: &mut impl Write) -> std::process::Exit
                 onoff(asn),
                 onoff(country)
             );
+            if s.unanswered == crate::aggregate::Unanswered::AsUse {
+                // Not the default, and it changes what counts as use: say it.
+                summary.push_str(", unanswered flows count as use (engine.count_unanswered)");
+            }
             (s.expired_exemptions(Timestamp::wall_clock()), Some(summary))
         }
         Err(diags) => (diags, None),

@@ -191,8 +191,14 @@ impl Sensor {
         }
         let cat = &c.catalog;
         let service = a.target.map(|t| (cat.service(t).id.as_str(), cat.service(t).category.as_str(), cat.channel(t)));
-        let (revealed, hosts) = view.unwrap_or((false, 0));
-        let mut evs = self.events.on_flow(r.ts_end, &a.department, service, a.status, r.bytes_up, revealed, hosts);
+        // Only use reaches the detectors: a flow its server never answered is no use (unless
+        // `count_unanswered`), so it fires no "first use" and adds no upload volume.
+        let mut evs = if self.aggregator.unanswered_rule().counts_as_use(r) {
+            let (revealed, hosts) = view.unwrap_or((false, 0));
+            self.events.on_flow(r.ts_end, &a.department, service, a.status, r.bytes_up, revealed, hosts)
+        } else {
+            Vec::new()
+        };
         if self.aggregator.privacy().reveal_hosts {
             // An investigation: the operator turned host identities on (and the metric says so).
             for e in &mut evs {
@@ -215,14 +221,16 @@ impl Sensor {
         match reload {
             Reload::Loaded(s, why) => {
                 writeln!(log, "{}: configuration reloaded ({}): config {}, {} departments", s.path.display(), why.as_str(), short(&s.config_digest), s.classifier.department_ids().len())?;
+                // Engine limits (and with them what unanswered flows count toward), privacy and
+                // event thresholds take effect at the next start.
+                let mut s = *s;
+                s.unanswered = self.settings.unanswered;
                 if let Some(rollup) = &mut self.rollup {
                     rollup.set_config(s.facts());
                     rollup.set_key_grace_days(s.store.key_grace_days);
                 }
                 let _ = self.writer.send(Job::Settings(s.store));
                 self.exemptions = s.exemption_infos();
-                // Engine limits, privacy and event thresholds take effect at the next start.
-                let mut s = *s;
                 (s.engine, s.privacy, s.events) = (self.settings.engine, self.settings.privacy, self.settings.events);
                 self.settings = s;
                 self.reloads[0] += 1;
@@ -411,6 +419,7 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
     }
 
     let mut aggregator = Aggregator::new(settings.privacy).map_err(|e| anyhow::anyhow!("no pseudonym key: {e}"))?;
+    aggregator.set_unanswered(settings.unanswered);
     if let Some(dir) = &opts.state_dir {
         match crate::aggregate::state::load(dir) {
             Ok(Some(saved)) => match aggregator.restore(saved) {

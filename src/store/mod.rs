@@ -2,9 +2,11 @@
 //!
 //! Per UTC day, per department × service × channel × category × status: flows, bytes each way
 //! and a distinct-host sketch; per day and department the active hosts (a sketch) and unnamed
-//! flows by reason; per day the coverage facts (packets, capture statistics, flows by signal,
-//! ECH flows), each sensor's uptime, the keys that hashed the day's hosts and the configurations
-//! in force (catalog and config digests, k, exemptions). In SQLite ([`Store`], bundled: nothing
+//! flows by reason; per day, department and service the flows their server never answered
+//! (counted apart: they are not use); per day the coverage facts (packets, capture statistics,
+//! flows by signal, ECH flows), each sensor's uptime, the keys that hashed the day's hosts and
+//! the configurations in force (catalog and config digests, k, whether unanswered flows counted
+//! as use, exemptions). In SQLite ([`Store`], bundled: nothing
 //! to install), written in one transaction per flush, in WAL mode, so it survives restarts and
 //! crashes and can be backed up while the sensor runs.
 //!

@@ -4,7 +4,11 @@
 //! [`crate::aggregate::place`]: department × service × channel × category × status, with
 //! `_uncatalogued` for named destinations outside the catalog and unnamed flows per department
 //! and reason), on the UTC day of the flow's first packet. Every flow's client also counts as an
-//! active host of its department. Hosts enter sketches as keyed hashes ([`super::keys`]); no
+//! active host of its department. A flow its server never answered ([`FlowRecord::answered`]) is
+//! not use: it is counted apart per department and service label
+//! ([`crate::aggregate::unanswered_service`]) and adds no active host, no group and no coverage
+//! (unless the configuration in force counts unanswered flows as use: [`ConfigFacts::unanswered`]).
+//! Hosts enter sketches as keyed hashes ([`super::keys`]); no
 //! address is kept. Beside usage, each day collects coverage facts (packets, capture statistics,
 //! flows by naming signal, ECH flows), sensor uptime, which key ids hashed it and which
 //! configurations were in force. [`Rollup::take`] hands the accumulated [`Delta`] to the store.
@@ -15,7 +19,7 @@ use time::Date;
 
 use super::keys::Keyring;
 use super::sketch::Sketch;
-use crate::aggregate::{place, GroupKey, Placement};
+use crate::aggregate::{place, unanswered_service, GroupKey, Placement, Unanswered};
 use crate::classify::catalog::Catalog;
 use crate::classify::Attribution;
 use crate::engine::FlowRecord;
@@ -70,6 +74,9 @@ pub struct ConfigFacts {
     pub config_digest: String,
     /// Minimum group size k.
     pub min_group_size: u64,
+    /// Whether unanswered flows counted as use (`[engine] count_unanswered`): what the rollup
+    /// applies from [`Rollup::set_config`] on, and what reports say about the period.
+    pub unanswered: Unanswered,
     /// Exemptions as configured.
     pub exemptions: Vec<Exemption>,
 }
@@ -83,6 +90,8 @@ pub struct Day {
     pub active: BTreeMap<String, Sketch>,
     /// Unnamed flows per (department, reason).
     pub unnamed: BTreeMap<(String, String), u64>,
+    /// Flows their server never answered per (department, service label): not use.
+    pub unanswered: BTreeMap<(String, String), u64>,
     /// Coverage.
     pub coverage: DayCoverage,
     /// Seconds of uptime per sensor name.
@@ -99,6 +108,7 @@ impl Day {
         self.usage.len()
             + self.active.len()
             + self.unnamed.len()
+            + self.unanswered.len()
             + self.uptime.len()
             + self.key_ids.len()
             + self.configs.iter().map(|c| 1 + c.exemptions.len()).sum::<usize>()
@@ -115,6 +125,9 @@ impl Day {
         }
         for (k, n) in o.unnamed {
             *self.unnamed.entry(k).or_default() += n;
+        }
+        for (k, n) in o.unanswered {
+            *self.unanswered.entry(k).or_default() += n;
         }
         let (c, oc) = (&mut self.coverage, o.coverage);
         c.packets += oc.packets;
@@ -266,6 +279,24 @@ impl Rollup {
             return;
         };
         self.newest = Some(self.newest.map_or(r.ts_start, |n| n.max(r.ts_start)));
+        let placement = place(r, a, catalog);
+        let sensor = &self.sensor;
+        let counts_as_use = self.config.as_ref().map(|c| c.unanswered).unwrap_or_default().counts_as_use(r);
+        let d = self.days.entry(date).or_default();
+        if let Some(c) = &self.config {
+            d.note_config(c);
+        }
+        // A sensor that contributed flows to a day is listed for it, even with no uptime yet.
+        if !d.uptime.contains_key(sensor) {
+            d.uptime.insert(sensor.clone(), 0);
+        }
+        if !r.answered() {
+            *d.unanswered.entry((a.department.clone(), unanswered_service(&placement).to_string())).or_default() += 1;
+        }
+        if !counts_as_use {
+            // No host of it is hashed: it is nobody's use.
+            return;
+        }
         let hashed = match self.keys.get_or_draw(date.year()) {
             Ok((key, drawn)) => {
                 if drawn {
@@ -279,16 +310,7 @@ impl Rollup {
                 None
             }
         };
-        let placement = place(r, a, catalog);
-        let sensor = &self.sensor;
         let d = self.days.entry(date).or_default();
-        if let Some(c) = &self.config {
-            d.note_config(c);
-        }
-        // A sensor that contributed flows to a day is listed for it, even with no uptime yet.
-        if !d.uptime.contains_key(sensor) {
-            d.uptime.insert(sensor.clone(), 0);
-        }
         if let Some((id, h)) = hashed {
             d.key_ids.insert(id);
             if let Some(s) = d.active.get_mut(&a.department) {
@@ -437,11 +459,54 @@ mod tests {
     }
 
     #[test]
+    fn unanswered_flows_are_counted_apart_not_as_use() {
+        use crate::aggregate::tests_support::unanswered;
+        let c = catalog();
+        let mut r = Rollup::new(Keyring::default(), "s1", 7);
+        for i in 1..=5 {
+            let mut f = unanswered(&format!("10.0.0.{i}:1"), MONDAY + i);
+            f.signal = Some(crate::engine::Signal::Sni);
+            r.add(&f, &wa("finance"), &c);
+        }
+        r.add(&unanswered("10.0.0.6:1", MONDAY + 9), &unnamed("legal"), &c);
+        let d = r.take();
+        let monday = &d.days[&crate::time::from_unix_day(20_514).unwrap()];
+        assert!(monday.usage.is_empty(), "no group: {:?}", monday.usage);
+        assert!(monday.active.is_empty(), "no active host");
+        assert!(monday.unnamed.is_empty() && monday.coverage.named_by_signal.is_empty() && monday.coverage.ech_flows == 0, "no coverage");
+        let apart: Vec<_> = monday.unanswered.iter().map(|((d, s), n)| (d.as_str(), s.as_str(), *n)).collect();
+        assert_eq!(apart, [("finance", "whatsapp", 5), ("legal", crate::aggregate::UNNAMED, 1)]);
+
+        // The same plus one answered flow: only that one counts.
+        for i in 1..=5 {
+            r.add(&unanswered(&format!("10.0.0.{i}:1"), MONDAY + i), &wa("finance"), &c);
+        }
+        r.add(&flow("10.0.0.9:1", MONDAY + 20), &wa("finance"), &c);
+        let d = r.take();
+        let monday = &d.days[&crate::time::from_unix_day(20_514).unwrap()];
+        let u: Vec<_> = monday.usage.values().map(|u| (u.flows, u.hosts.estimate())).collect();
+        assert_eq!(u, [(1, 1)]);
+        assert_eq!(monday.active["finance"].estimate(), 1);
+        assert_eq!(monday.unanswered[&("finance".to_string(), "whatsapp".to_string())], 5);
+        assert_eq!(monday.rows(), 1 + 1 + 1 + 1 + 1 + 1, "usage, active, unanswered, uptime, key, coverage");
+
+        // A configuration that counts them as use (a one-direction tap).
+        r.set_config(ConfigFacts { catalog_digest: "c".into(), config_digest: "f".into(), min_group_size: 1, unanswered: Unanswered::AsUse, exemptions: vec![] });
+        r.add(&unanswered("10.0.0.1:1", MONDAY + 30), &wa("finance"), &c);
+        let d = r.take();
+        let monday = &d.days[&crate::time::from_unix_day(20_514).unwrap()];
+        assert_eq!(monday.usage.values().map(|u| u.flows).sum::<u64>(), 1);
+        assert_eq!(monday.active["finance"].estimate(), 1);
+        assert_eq!(monday.unanswered.values().sum::<u64>(), 1, "still counted apart");
+        assert_eq!(monday.configs[0].unanswered, Unanswered::AsUse);
+    }
+
+    #[test]
     fn coverage_uptime_and_configs() {
         let c = catalog();
         let mut r = Rollup::new(Keyring::default(), "sensor-a", 7);
         r.observe(Counters { packets: 5, ..Counters::default() });
-        let facts = ConfigFacts { catalog_digest: "c1".into(), config_digest: "f1".into(), min_group_size: 5, exemptions: vec![] };
+        let facts = ConfigFacts { catalog_digest: "c1".into(), config_digest: "f1".into(), min_group_size: 5, unanswered: Unanswered::Apart, exemptions: vec![] };
         r.set_config(facts.clone());
         let mut f = flow("10.0.0.1:1", MONDAY + 10);
         f.signal = Some(crate::engine::Signal::Sni);

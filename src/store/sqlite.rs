@@ -4,8 +4,10 @@
 //! flushes, never corrupt the file; readers, backups included, never block the writer), every
 //! flush one `IMMEDIATE` transaction (counters added, sketches merged by read-modify-write
 //! inside it, retention applied), so a flush is all or nothing. The schema version is
-//! `PRAGMA user_version` (migrations run from 0 in order) and `PRAGMA application_id` marks the
-//! file as a rollup store. Days are stored as day numbers since 1970-01-01 (UTC).
+//! `PRAGMA user_version` (migrations run from 0 in order, each in its own transaction, when a
+//! store is opened: a store of an earlier build is brought up to date and keeps its rows) and
+//! `PRAGMA application_id` marks the file as a rollup store. Days are stored as day numbers
+//! since 1970-01-01 (UTC).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -21,10 +23,11 @@ use super::{Settings, StoreError, StoreStats};
 use crate::report::input::{
     Coverage, DepartmentRow, Exemption, HostMethod, Hosts, ReportInput, Sensor, UsageRow, Volume, Week, ALL_DEPARTMENTS,
 };
+use crate::aggregate::Unanswered;
 use crate::time::{from_unix_day, unix_day};
 
 /// Schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// `PRAGMA application_id` of a rollup store ("shtp").
 pub const APPLICATION_ID: i64 = 0x7368_7470;
@@ -72,11 +75,22 @@ CREATE TABLE exemptions (
     PRIMARY KEY (day, department, service, start, expires, reference)) WITHOUT ROWID;
 ";
 
+/// Version 1 → 2: flows their server never answered, counted apart per day, department and
+/// service label (they are not use), and whether the configuration in force counted them as use
+/// (0 for the days of earlier builds, which did not tell them apart).
+const SCHEMA_V2: &str = "
+CREATE TABLE unanswered (
+    day INTEGER NOT NULL, department TEXT NOT NULL, service TEXT NOT NULL, flows INTEGER NOT NULL,
+    PRIMARY KEY (day, department, service)) WITHOUT ROWID;
+ALTER TABLE configs ADD COLUMN unanswered_as_use INTEGER NOT NULL DEFAULT 0;
+";
+
 /// `MIGRATIONS[v]` brings a store from version `v` to `v + 1`.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2];
 
 /// Every table keyed by day (what retention deletes from).
-const DAY_TABLES: &[&str] = &["usage", "active_hosts", "unnamed", "coverage", "named", "uptime", "day_keys", "configs", "exemptions"];
+const DAY_TABLES: &[&str] =
+    &["usage", "active_hosts", "unnamed", "unanswered", "coverage", "named", "uptime", "day_keys", "configs", "exemptions"];
 
 /// What one flush did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -291,6 +305,12 @@ impl Store {
                      ON CONFLICT (day, department, reason) DO UPDATE SET flows = flows + excluded.flows",
                 )
                 .at(l)?;
+            let mut put_unanswered = tx
+                .prepare_cached(
+                    "INSERT INTO unanswered (day, department, service, flows) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (day, department, service) DO UPDATE SET flows = flows + excluded.flows",
+                )
+                .at(l)?;
             let mut put_coverage = tx
                 .prepare_cached(
                     "INSERT INTO coverage (day, packets, capture_received, capture_dropped, ech_flows) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -312,8 +332,14 @@ impl Store {
                 )
                 .at(l)?;
             let mut put_key = tx.prepare_cached("INSERT OR IGNORE INTO day_keys (day, key_id) VALUES (?1, ?2)").at(l)?;
+            // The same file can be in force with either rule for unanswered flows on one day (it
+            // applies from a start, not a reload): a day where any flow counted them as use says so.
             let mut put_config = tx
-                .prepare_cached("INSERT OR IGNORE INTO configs (day, catalog_digest, config_digest, min_group_size) VALUES (?1, ?2, ?3, ?4)")
+                .prepare_cached(
+                    "INSERT INTO configs (day, catalog_digest, config_digest, min_group_size, unanswered_as_use) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (day, catalog_digest, config_digest, min_group_size) DO UPDATE SET
+                     unanswered_as_use = max(unanswered_as_use, excluded.unanswered_as_use)",
+                )
                 .at(l)?;
             let mut put_exemption = tx
                 .prepare_cached(
@@ -358,6 +384,9 @@ impl Store {
                 for ((dept, reason), n) in &d.unnamed {
                     put_unnamed.execute(params![day, dept, reason, int(*n)]).at(l)?;
                 }
+                for ((dept, service), n) in &d.unanswered {
+                    put_unanswered.execute(params![day, dept, service, int(*n)]).at(l)?;
+                }
                 let c = &d.coverage;
                 put_coverage
                     .execute(params![day, int(c.packets), int(c.capture_received), int(c.capture_dropped), int(c.ech_flows)])
@@ -372,7 +401,8 @@ impl Store {
                     put_key.execute(params![day, *id as i64]).at(l)?;
                 }
                 for cf in &d.configs {
-                    put_config.execute(params![day, cf.catalog_digest, cf.config_digest, int(cf.min_group_size)]).at(l)?;
+                    let as_use = cf.unanswered == Unanswered::AsUse;
+                    put_config.execute(params![day, cf.catalog_digest, cf.config_digest, int(cf.min_group_size), as_use]).at(l)?;
                     for e in &cf.exemptions {
                         let start = e.start.map(unix_day).unwrap_or(i64::MIN);
                         let reference = e.reference.clone().unwrap_or_default();
@@ -448,8 +478,8 @@ impl Store {
 
     /// Everything a report of `from..=to` needs: usage rows per department (only `department`'s
     /// when given) and for [`ALL_DEPARTMENTS`], distinct hosts as the union of the daily
-    /// sketches, weekly trend (Monday weeks, every week of the period, clipped to it),
-    /// exemptions, coverage and the counting method. Rows are not k-suppressed (see the module
+    /// sketches, unnamed and unanswered flows per department, weekly trend (Monday weeks, every
+    /// week of the period, clipped to it), exemptions, coverage and the counting method. Rows are not k-suppressed (see the module
     /// documentation of [`super`]).
     ///
     /// # Errors
@@ -502,6 +532,13 @@ impl Store {
             let day: i64 = r.get(0).at(l)?;
             *unnamed.entry((monday(day), r.get(1).at(l)?, r.get(2).at(l)?)).or_default() += count(r.get(3).at(l)?, "unnamed")?;
         }
+        let mut unanswered: BTreeMap<(i64, String, String), u64> = BTreeMap::new();
+        let mut st = self.conn.prepare("SELECT day, department, service, flows FROM unanswered WHERE day BETWEEN ?1 AND ?2").at(l)?;
+        let mut q = st.query([lo, hi]).at(l)?;
+        while let Some(r) = q.next().at(l)? {
+            let day: i64 = r.get(0).at(l)?;
+            *unanswered.entry((monday(day), r.get(1).at(l)?, r.get(2).at(l)?)).or_default() += count(r.get(3).at(l)?, "unanswered")?;
+        }
 
         // The period: channels from weeks, services from channels, categories from services;
         // the organisation from departments.
@@ -541,18 +578,23 @@ impl Store {
                 hosts.entry(d.clone()).or_default().merge(s);
                 hosts.entry(ALL_DEPARTMENTS.into()).or_default().merge(s);
             }
-            let mut flows: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-            for ((_, d, reason), n) in unnamed.range((a, String::new(), String::new())..(b, String::new(), String::new())) {
-                *flows.entry(d.clone()).or_default().entry(reason.clone()).or_default() += n;
-                *flows.entry(ALL_DEPARTMENTS.into()).or_default().entry(reason.clone()).or_default() += n;
-            }
-            let names: BTreeSet<String> = hosts.keys().chain(flows.keys()).cloned().collect();
+            let per_department = |map: &BTreeMap<(i64, String, String), u64>| {
+                let mut flows: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+                for ((_, d, label), n) in map.range((a, String::new(), String::new())..(b, String::new(), String::new())) {
+                    *flows.entry(d.clone()).or_default().entry(label.clone()).or_default() += n;
+                    *flows.entry(ALL_DEPARTMENTS.into()).or_default().entry(label.clone()).or_default() += n;
+                }
+                flows
+            };
+            let (mut flows, mut apart) = (per_department(&unnamed), per_department(&unanswered));
+            let names: BTreeSet<String> = hosts.keys().chain(flows.keys()).chain(apart.keys()).cloned().collect();
             names
                 .into_iter()
                 .filter(|d| d == ALL_DEPARTMENTS || keep(d))
                 .map(|d| DepartmentRow {
                     active_hosts: hosts.get(&d).map_or(Hosts { count: 0, exact: true }, hosts_of),
                     unnamed_flows: flows.remove(&d).unwrap_or_default(),
+                    unanswered_flows: apart.remove(&d).unwrap_or_default(),
                     department: d,
                 })
                 .collect()
@@ -612,12 +654,16 @@ impl Store {
         }
         let mut catalogs = BTreeSet::new();
         let mut configs = BTreeSet::new();
-        let mut st = self.conn.prepare("SELECT catalog_digest, config_digest, min_group_size FROM configs WHERE day BETWEEN ?1 AND ?2").at(l)?;
+        let mut st = self
+            .conn
+            .prepare("SELECT catalog_digest, config_digest, min_group_size, unanswered_as_use FROM configs WHERE day BETWEEN ?1 AND ?2")
+            .at(l)?;
         let mut q = st.query([lo, hi]).at(l)?;
         while let Some(r) = q.next().at(l)? {
             catalogs.insert(r.get::<_, String>(0).at(l)?);
             configs.insert(r.get::<_, String>(1).at(l)?);
             coverage.min_group_size = coverage.min_group_size.max(count(r.get(2).at(l)?, "configs")?);
+            coverage.unanswered_as_use |= r.get::<_, bool>(3).at(l)?;
         }
         coverage.catalog_digests = catalogs.into_iter().collect();
         coverage.config_digests = configs.into_iter().collect();
@@ -794,7 +840,7 @@ mod tests {
             reference: Some("EXC-1".into()),
         };
         let other = Exemption { department: "finance".into(), reference: None, ..ex.clone() };
-        w.rollup.set_config(ConfigFacts { catalog_digest: "cat1".into(), config_digest: "cfg1".into(), min_group_size: 5, exemptions: vec![ex.clone(), other.clone()] });
+        w.rollup.set_config(ConfigFacts { catalog_digest: "cat1".into(), config_digest: "cfg1".into(), min_group_size: 5, unanswered: Unanswered::Apart, exemptions: vec![ex.clone(), other.clone()] });
         add(&mut w.rollup, &c, &[("10.0.0.1:1", MONDAY, "finance"), ("10.0.0.9:1", MONDAY, "legal")]);
         let mut f: FlowRecord = flow("10.0.0.5:1", MONDAY + 5);
         f.unnamed = Some(crate::engine::Unnamed::Ech);
@@ -803,7 +849,7 @@ mod tests {
         w.rollup.observe(Counters { packets: 40, capture_received: 50, capture_dropped: 2 });
         w.rollup.add_uptime(MONDAY, MONDAY + 3600);
         w.flush().unwrap();
-        w.rollup.set_config(ConfigFacts { catalog_digest: "cat2".into(), config_digest: "cfg1".into(), min_group_size: 3, exemptions: vec![] });
+        w.rollup.set_config(ConfigFacts { catalog_digest: "cat2".into(), config_digest: "cfg1".into(), min_group_size: 3, unanswered: Unanswered::Apart, exemptions: vec![] });
         add(&mut w.rollup, &c, &[("10.0.0.1:1", MONDAY + DAY, "finance")]);
         w.flush().unwrap();
         let input = w.store.load(date!(2026 - 03 - 02), date!(2026 - 03 - 03), None).unwrap();
@@ -829,6 +875,79 @@ mod tests {
         let tue = w.store.load(date!(2026 - 03 - 03), date!(2026 - 03 - 03), None).unwrap();
         assert_eq!((tue.coverage.catalog_digests.len(), tue.coverage.min_group_size), (1, 3));
         assert!(tue.exemptions.is_empty());
+    }
+
+    #[test]
+    fn unanswered_flows_are_stored_apart_and_load_per_department() {
+        use crate::aggregate::tests_support::unanswered;
+        let c = catalog();
+        let mut w = Writer::new(Store::open_in_memory().unwrap(), "s");
+        for i in 1..=5 {
+            w.rollup.add(&unanswered(&format!("10.0.0.{i}:1"), MONDAY + i), &wa("finance"), &c);
+        }
+        w.flush().unwrap();
+        let only = w.store.load(date!(2026 - 03 - 02), date!(2026 - 03 - 02), None).unwrap();
+        assert!(only.services.is_empty() && only.categories.is_empty(), "no use: {:?}", only.services);
+        assert_eq!(dept(&only.departments, "finance").active_hosts.count, 0);
+        assert_eq!(dept(&only.departments, ALL_DEPARTMENTS).active_hosts.count, 0);
+        assert_eq!(dept(&only.departments, "finance").unanswered_flows, BTreeMap::from([("whatsapp".to_string(), 5)]));
+        assert!(!only.coverage.unanswered_as_use);
+        // Plus one answered flow, in a second flush: counters add up, only that flow is use.
+        for i in 1..=5 {
+            w.rollup.add(&unanswered(&format!("10.0.0.{i}:1"), MONDAY + DAY + i), &wa("finance"), &c);
+        }
+        w.rollup.add(&flow("10.0.0.9:1", MONDAY + DAY), &wa("finance"), &c);
+        w.flush().unwrap();
+        let input = w.store.load(date!(2026 - 03 - 02), date!(2026 - 03 - 03), None).unwrap();
+        let r = row(&input.services, "finance", "whatsapp");
+        assert_eq!((r.volume.flows, r.hosts.count), (1, 1));
+        assert_eq!(dept(&input.departments, "finance").active_hosts.count, 1);
+        assert_eq!(dept(&input.departments, ALL_DEPARTMENTS).unanswered_flows["whatsapp"], 10);
+        assert_eq!(dept(&input.weeks[0].departments, "finance").unanswered_flows["whatsapp"], 10);
+        let legal = w.store.load(date!(2026 - 03 - 02), date!(2026 - 03 - 03), Some("legal")).unwrap();
+        assert!(legal.departments.iter().all(|d| d.department != "finance"), "another department's rows stay out");
+    }
+
+    #[test]
+    fn a_store_of_schema_1_is_migrated_and_keeps_its_rows() {
+        let dir = Dir::new("v1");
+        let path = dir.0.join("rollup.sqlite");
+        {
+            // What a build before unanswered flows wrote: schema 1, one day of use.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(SCHEMA_V1).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.pragma_update(None, "application_id", APPLICATION_ID).unwrap();
+            let blob = {
+                let mut s = Sketch::new();
+                s.insert(7);
+                s.to_blob()
+            };
+            conn.execute(
+                "INSERT INTO usage VALUES (20514, 'finance', 'whatsapp', 'default', 'messaging', 'unsanctioned', 3, 30, 300, ?1)",
+                [&blob],
+            )
+            .unwrap();
+            conn.execute("INSERT INTO active_hosts VALUES (20514, 'finance', ?1)", [&blob]).unwrap();
+            conn.execute("INSERT INTO configs VALUES (20514, 'cat', 'cfg', 5)", []).unwrap();
+            conn.execute("INSERT INTO day_keys VALUES (20514, 1)", []).unwrap();
+        }
+        let before = Store::open_existing(&path).unwrap().load(date!(2026 - 03 - 02), date!(2026 - 03 - 02), None).unwrap();
+        assert_eq!(row(&before.services, "finance", "whatsapp").volume.flows, 3, "the old rows load");
+        assert!(dept(&before.departments, "finance").unanswered_flows.is_empty());
+        assert!(!before.coverage.unanswered_as_use, "old days did not tell unanswered flows apart");
+        let version: i64 = Connection::open(&path).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        // And new days go in beside them.
+        let c = catalog();
+        let mut w = Writer::new(Store::open(&path).unwrap(), "s");
+        w.rollup.set_config(ConfigFacts { catalog_digest: "cat".into(), config_digest: "cfg2".into(), min_group_size: 5, unanswered: Unanswered::AsUse, exemptions: vec![] });
+        w.rollup.add(&crate::aggregate::tests_support::unanswered("10.0.0.1:1", MONDAY + DAY), &wa("finance"), &c);
+        w.flush().unwrap();
+        let after = w.store.load(date!(2026 - 03 - 02), date!(2026 - 03 - 03), None).unwrap();
+        assert_eq!(row(&after.services, "finance", "whatsapp").volume.flows, 4, "counted as use under count_unanswered");
+        assert_eq!(dept(&after.departments, "finance").unanswered_flows["whatsapp"], 1, "and apart");
+        assert!(after.coverage.unanswered_as_use);
     }
 
     #[test]

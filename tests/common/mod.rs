@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: run the real `shadowtap` binary.
 #![allow(dead_code)]
 
+pub mod capture;
 pub mod stack;
 
 use std::path::{Path, PathBuf};

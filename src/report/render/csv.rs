@@ -164,6 +164,10 @@ pub fn render(r: &Report) -> String {
     w.value(&l, "ech_flows", &m.ech_flows.to_string());
     w.value(&l, "ech_share", &opt(m.ech_share.map(share)));
     w.value(&l, "unnamed_share", &opt(m.unnamed_share.map(share)));
+    w.value(&l, "unanswered_flows", &m.unanswered_flows.to_string());
+    w.value(&l, "unanswered_share", &opt(m.unanswered_share.map(share)));
+    w.value(&l, "unanswered_as_use", &m.unanswered_as_use.to_string());
+    w.value(&l, "mostly_unanswered", &m.mostly_unanswered.to_string());
     for d in &m.catalog_digests {
         w.value(&l, "catalog_digest", d);
     }

@@ -465,6 +465,14 @@ fn methodology(r: &Report) -> String {
         opt_share("meth/ech_share", "/methodology/ech_share", m.ech_share),
         opt_share("meth/unnamed_share", "/methodology/unnamed_share", m.unnamed_share)
     );
+    s += &format!(
+        "<dt>Never answered</dt><dd>{}</dd>\n",
+        super::unanswered_line(
+            m,
+            &format!("<span{}>{}</span>", checked("meth/unanswered_flows", "/methodology/unanswered_flows", "count"), display::count(m.unanswered_flows)),
+            &opt_share("meth/unanswered_share", "/methodology/unanswered_share", m.unanswered_share)
+        )
+    );
     let digests = |v: &[String]| if v.is_empty() { "not recorded".to_string() } else { v.iter().map(|d| format!("<span class=\"digest\">{}</span>", esc(d))).collect::<Vec<_>>().join("<br>") };
     s += &format!("<dt>Catalog</dt><dd>{}</dd>\n", digests(&m.catalog_digests));
     s += &format!("<dt>Configuration</dt><dd>{}</dd>\n", digests(&m.config_digests));

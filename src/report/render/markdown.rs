@@ -217,6 +217,7 @@ pub fn render(r: &Report) -> String {
             "Flows".into(),
             format!("{}; named {}, ECH {}, unnamed {}", display::count(m.flows), pct(m.named_share), pct(m.ech_share), pct(m.unnamed_share)),
         ],
+        vec!["Never answered".into(), super::unanswered_line(m, &display::count(m.unanswered_flows), &pct(m.unanswered_share))],
         vec!["Catalog".into(), digests(&m.catalog_digests)],
         vec!["Configuration".into(), digests(&m.config_digests)],
     ];

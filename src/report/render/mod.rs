@@ -68,6 +68,13 @@ pub fn json(report: &Report) -> String {
     }
 }
 
+/// The methodology's line on flows never answered, around their count and share already
+/// formatted (and escaped) by the renderer; the words are the same in every format.
+pub(crate) fn unanswered_line(m: &crate::report::model::Methodology, flows: &str, share: &str) -> String {
+    let how = if m.unanswered_as_use { "counted as use too (count_unanswered)" } else { "spoofed or blocked connection attempts, not counted as use" };
+    format!("{flows} flows ({share} of the flows seen): {how}")
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -82,6 +89,27 @@ pub(crate) mod tests {
     fn every_format_is_deterministic() {
         for f in [Format::Html, Format::Markdown, Format::Csv, Format::Json] {
             assert_eq!(render(&report(), f), render(&report(), f), "{f:?}");
+        }
+    }
+
+    #[test]
+    fn every_format_states_the_flows_never_answered() {
+        let mut i = input();
+        i.departments[0].unanswered_flows.insert("telegram".into(), 1_372);
+        let r = Report::build(&i, &ReportOptions::for_input(&i));
+        let html = render(&r, Format::Html);
+        assert!(html.contains("<dt>Never answered</dt>"), "html");
+        assert!(html.contains("data-key=\"meth/unanswered_flows\" data-ptr=\"/methodology/unanswered_flows\""), "html marks the count");
+        assert!(html.contains(">1,372</span> flows ("), "html");
+        let md = render(&r, Format::Markdown);
+        assert!(md.contains("| Never answered | 1,372 flows (87.3% of the flows seen): spoofed or blocked connection attempts, not counted as use |"), "{md}");
+        let csv = render(&r, Format::Csv);
+        assert!(csv.contains("\r\nmethodology,,,,,,,,unanswered_flows,1372\r\n"), "{csv}");
+        assert!(csv.contains("\r\nmethodology,,,,,,,,mostly_unanswered,true\r\n"), "{csv}");
+        let json = render(&r, Format::Json);
+        assert!(json.contains("\"unanswered_flows\": 1372"), "{json}");
+        for text in [&html, &md, &csv, &json] {
+            assert!(text.contains("1,372 flows were never answered by their server"), "the note, in every format");
         }
     }
 
