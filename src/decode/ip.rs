@@ -189,7 +189,9 @@ fn v4_fragment<'a>(bytes: &'a [u8], header: &Ipv4HeaderSlice<'_>) -> Result<Ip<'
     let header_len = len32(header.slice());
     let total = u32::from(header.total_len());
     // A fragment must declare its length: 0 (offload) or less than the header is malformed.
-    let len = total.checked_sub(header_len).ok_or(DropReason::BadFragment)?;
+    let len = total
+        .checked_sub(header_len)
+        .ok_or(DropReason::BadFragment)?;
     let info = FragmentInfo {
         version: IpVersion::V4,
         id: u32::from(header.identification()),
@@ -201,7 +203,15 @@ fn v4_fragment<'a>(bytes: &'a [u8], header: &Ipv4HeaderSlice<'_>) -> Result<Ip<'
         IpAddr::V4(header.source_addr()),
         IpAddr::V4(header.destination_addr()),
     );
-    fragment(bytes, addrs, total, header_len, len, header.protocol().0, info)
+    fragment(
+        bytes,
+        addrs,
+        total,
+        header_len,
+        len,
+        header.protocol().0,
+        info,
+    )
 }
 
 /// An IPv6 packet with a Fragment header that fragments (offset or M set; an atomic fragment,
@@ -326,9 +336,9 @@ fn upper(version: IpVersion, protocol: u8, payload: &[u8]) -> Result<(u8, &[u8],
         IpVersion::V6 => {
             let (exts, next, rest) = Ipv6ExtensionsSlice::from_slice(IpNumber(protocol), payload)
                 .map_err(|err| match err {
-                    ExtsError::Len(_) => DropReason::truncated(Layer::Ip),
-                    ExtsError::Content(_) => DropReason::BadIpHeader,
-                })?;
+                ExtsError::Len(_) => DropReason::truncated(Layer::Ip),
+                ExtsError::Content(_) => DropReason::BadIpHeader,
+            })?;
             if exts.is_fragmenting_payload() {
                 return Err(DropReason::BadFragment);
             }
@@ -343,7 +353,10 @@ fn upper(version: IpVersion, protocol: u8, payload: &[u8]) -> Result<(u8, &[u8],
 /// # Errors
 ///
 /// As [`upper`]: a header opening the payload that is cut or malformed.
-pub(super) fn reassembled<'a>(head: &DatagramHead, payload: &'a [u8]) -> Result<Ip<'a>, DropReason> {
+pub(super) fn reassembled<'a>(
+    head: &DatagramHead,
+    payload: &'a [u8],
+) -> Result<Ip<'a>, DropReason> {
     let (protocol, rest, skipped) = upper(head.version, head.protocol, payload)?;
     Ok(Ip {
         src: head.src,
@@ -427,7 +440,8 @@ fn segment<'a>(
 /// of 1..=7.
 #[inline]
 pub(super) fn udp<'a>(ip: &Ip<'a>) -> Result<(UdpDatagram<'a>, u32), DropReason> {
-    let header = UdpHeaderSlice::from_slice(ip.payload).map_err(|_| DropReason::truncated(Layer::Udp))?;
+    let header =
+        UdpHeaderSlice::from_slice(ip.payload).map_err(|_| DropReason::truncated(Layer::Udp))?;
     let declared = match u32::from(header.length()) {
         0 => ip.payload_len,
         length if length < UDP_HEADER_LEN => return Err(DropReason::BadUdpHeader),
@@ -564,7 +578,10 @@ mod tests {
         let info = ip.fragment.unwrap();
         assert_eq!((info.id, info.offset, info.more), (0xbeef, 128, false));
         assert_eq!((info.version, info.header_len), (IpVersion::V4, 20));
-        assert_eq!((ip.protocol, ip.payload.len(), ip.payload_len), (protocol::TCP, 24, 24));
+        assert_eq!(
+            (ip.protocol, ip.payload.len(), ip.payload_len),
+            (protocol::TCP, 24, 24)
+        );
         // The first fragment (MF, offset 0) is a fragment too: the defragmenter decides.
         set_fragment(&mut bytes, true, 0);
         let ip = parse(&bytes, Version::V4).unwrap();
@@ -603,7 +620,10 @@ mod tests {
         let ip = parse(&bytes[..50], Version::V4).unwrap();
         assert_eq!(ip.fragment, None);
         let seg = tcp(&ip).unwrap();
-        assert_eq!((seg.dst_port, seg.payload.len(), seg.payload_len), (443, 10, 36));
+        assert_eq!(
+            (seg.dst_port, seg.payload.len(), seg.payload_len),
+            (443, 10, 36)
+        );
         let ip = parse(&bytes[..30], Version::V4).unwrap();
         assert_eq!(tcp(&ip), Err(DropReason::truncated(Layer::Tcp)));
     }
@@ -626,7 +646,10 @@ mod tests {
             depth: 0,
         };
         let ip = reassembled(&head, &payload).unwrap();
-        assert_eq!((ip.protocol, ip.ip_len, ip.payload_len), (protocol::TCP, 24 + 16 + 25, 25));
+        assert_eq!(
+            (ip.protocol, ip.ip_len, ip.payload_len),
+            (protocol::TCP, 24 + 16 + 25, 25)
+        );
         assert_eq!(tcp(&ip).unwrap().payload, b"whole");
         // IPv6: destination options (PadN) after the Fragment header.
         let dest = [6, 0, 1, 4, 0, 0, 0, 0];

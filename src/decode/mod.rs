@@ -985,12 +985,18 @@ mod tests {
             (frag.version, frag.id, frag.offset, frag.more, frag.protocol),
             (IpVersion::V6, 1, 0, true, 6)
         );
-        assert_eq!((frag.header_len, frag.payload.len(), frag.depth), (48, 24, 0));
+        assert_eq!(
+            (frag.header_len, frag.payload.len(), frag.depth),
+            (48, 24, 0)
+        );
         assert_eq!(packet.ip_len, 40 + 8 + 8 + 20 + 4);
         // Its 24 bytes are a whole TCP segment: reassembled, they read as one.
         let head = DatagramHead::new(&packet, &frag);
         let whole = reassembled(&head, frag.payload).unwrap();
-        assert_eq!((tcp_of(&whole).payload, whole.ip_len), (&b"frag"[..], 48 + 24));
+        assert_eq!(
+            (tcp_of(&whole).payload, whole.ip_len),
+            (&b"frag"[..], 48 + 24)
+        );
         assert_eq!(whole.src, IpAddr::V6(Ipv6Addr::from([0xfe; 16])));
         let later = v6_fragmented(100, false);
         let later = decode(LinkType::Ethernet, &later).unwrap();
@@ -1016,7 +1022,10 @@ mod tests {
             (frag.version, frag.id, frag.offset, frag.more, frag.protocol),
             (IpVersion::V4, 0x1234, 32, false, 6)
         );
-        assert_eq!((frag.header_len, frag.payload, packet.ip_len), (20, &v4[20..], 45));
+        assert_eq!(
+            (frag.header_len, frag.payload, packet.ip_len),
+            (20, &v4[20..], 45)
+        );
     }
 
     #[test]

@@ -300,7 +300,8 @@ pub struct Stats {
     pub frame_bytes: u64,
     /// Frames of a link type the decoder does not support.
     pub unsupported_link: u64,
-    /// Frames not decoded, by `DropReason::index`.
+    /// Frames not decoded, by `DropReason::index` (and reassembled IP datagrams whose
+    /// content does not decode).
     pub decode_drops: Vec<u64>,
     /// IP packets that are neither TCP nor UDP (ICMP, ESP, ...): counted, no flow.
     pub other_transport: u64,

@@ -282,7 +282,8 @@ impl Datagram {
 
     /// Every byte from 0 to the known end is held.
     fn is_complete(&self) -> bool {
-        self.end.is_some_and(|end| matches!(self.covered.as_slice(), [(0, high)] if *high == end))
+        self.end
+            .is_some_and(|end| matches!(self.covered.as_slice(), [(0, high)] if *high == end))
     }
 
     /// Whether `[start, end)` is held already.
@@ -477,7 +478,13 @@ impl Defragmenter {
 
     /// Starts a datagram for `key`, giving the oldest up when [`Config::max_datagrams`] or
     /// [`Config::max_bytes`] is reached. False when even that leaves no room.
-    fn open(&mut self, now: Timestamp, key: DatagramKey, pkt: &Packet<'_>, frag: &Fragment<'_>) -> bool {
+    fn open(
+        &mut self,
+        now: Timestamp,
+        key: DatagramKey,
+        pkt: &Packet<'_>,
+        frag: &Fragment<'_>,
+    ) -> bool {
         if self.datagrams.len() >= self.config.max_datagrams {
             self.give_up_oldest(&key, GiveUp::TooManyDatagrams);
         }
@@ -695,7 +702,10 @@ mod tests {
         let whole = segment(&hello(300));
         for cuts in [&[160][..], &[104, 208], &[64, 128, 192, 256]] {
             let pieces = split(&whole, cuts);
-            let mut orders = vec![in_order(&pieces), in_order(&pieces).into_iter().rev().collect()];
+            let mut orders = vec![
+                in_order(&pieces),
+                in_order(&pieces).into_iter().rev().collect(),
+            ];
             let mut rng = XorShift(0x5eed_u64 + cuts.len() as u64);
             for _ in 0..20 {
                 let mut order = in_order(&pieces);
@@ -738,7 +748,10 @@ mod tests {
             ..split(&whole, &[])[0]
         };
         let mut d = Defragmenter::new(Config::default());
-        let done = run(&mut d, &[&pieces[0], &pieces[0], &overlap, &pieces[2], &pieces[1]]);
+        let done = run(
+            &mut d,
+            &[&pieces[0], &pieces[0], &overlap, &pieces[2], &pieces[1]],
+        );
         assert_eq!(done.len(), 1);
         assert_eq!(done[0].1, whole);
         assert!(!done[0].0.overlap_conflict);
@@ -833,10 +846,7 @@ mod tests {
         let heads: Vec<Piece> = (0..3)
             .map(|id| Piece {
                 id,
-                ..split(&whole, &[64])
-                    .into_iter()
-                    .next()
-                    .unwrap()
+                ..split(&whole, &[64]).into_iter().next().unwrap()
             })
             .collect();
         assert!(run(&mut d, &in_order(&heads)).is_empty());
@@ -964,6 +974,82 @@ mod tests {
         assert_eq!(head.tunnel, Some(Tunnel::Gre));
     }
 
+    /// Decodes a raw IP frame that must be a fragment.
+    fn fragment_of(bytes: &[u8]) -> (Packet<'_>, Fragment<'_>) {
+        let pkt = decode::decode(decode::LinkType::Raw, bytes).unwrap();
+        match pkt.transport {
+            Transport::Fragment(frag) => (pkt, frag),
+            other => panic!("not a fragment: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn raw_frames_through_decode_ipv4_and_ipv6_with_hop_by_hop() {
+        // UDP 5353 → 53 with 12 bytes of payload, in two IPv4 fragments: 8 + 12 bytes.
+        let udp = [
+            0x14, 0xe9, 0x00, 0x35, 0x00, 0x14, 0x00,
+            0x00, // header: ports, length 20, checksum
+            b'f', b'r', b'a', b'g', b'm', b'e', b'n', b't', b'e', b'd', b'!', b'!',
+        ];
+        let v4 = |flags: [u8; 2], part: &[u8]| {
+            let total = u8::try_from(20 + part.len()).unwrap();
+            let mut out = vec![
+                0x45, 0x00, 0x00, total, 0xab, 0xcd, flags[0], flags[1], // id 0xabcd
+                64, 17, 0x00, 0x00, 192, 0, 2, 1, 198, 51, 100, 7, // UDP, no checksum check
+            ];
+            out.extend_from_slice(part);
+            out
+        };
+        let first = v4([0x20, 0x00], &udp[..8]); // MF, offset 0
+        let second = v4([0x00, 0x01], &udp[8..]); // offset 1 (8 bytes)
+        let mut d = Defragmenter::new(Config::default());
+        let mut out = Vec::new();
+        let (pkt, frag) = fragment_of(&second);
+        assert!(d.push(at(0), &pkt, &frag, &mut out).is_none());
+        let (pkt, frag) = fragment_of(&first);
+        let r = d.push(at(0), &pkt, &frag, &mut out).unwrap();
+        let whole = decode::reassembled(&r.head, &out).unwrap();
+        assert_eq!(whole.ip_len, 20 + 20);
+        match whole.transport {
+            Transport::Udp(u) => assert_eq!((u.dst_port, u.payload), (53, &udp[8..])),
+            other => panic!("{other:?}"),
+        }
+        // The same datagram over IPv6: hop-by-hop (PadN), then the Fragment header.
+        let v6 = |offset_flags: [u8; 2], part: &[u8]| {
+            let len = u8::try_from(8 + 8 + part.len()).unwrap();
+            let mut out = vec![0x60, 0, 0, 0, 0x00, len, 0x00, 64]; // next: hop-by-hop
+            out.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+            out.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+            out.extend_from_slice(&[44, 0, 0x01, 0x04, 0, 0, 0, 0]); // hop-by-hop → Fragment
+            out.extend_from_slice(&[
+                17,
+                0,
+                offset_flags[0],
+                offset_flags[1],
+                0xfe,
+                0xed,
+                0xfa,
+                0xce,
+            ]);
+            out.extend_from_slice(part);
+            out
+        };
+        let first = v6([0x00, 0x01], &udp[..8]); // offset 0, M
+        let second = v6([0x00, 0x08], &udp[8..]); // offset 1 (8 bytes)
+        let (pkt, frag) = fragment_of(&first);
+        assert_eq!(
+            (frag.id, frag.header_len, frag.protocol),
+            (0xfeed_face, 48, 17)
+        );
+        assert!(d.push(at(1), &pkt, &frag, &mut out).is_none());
+        let (pkt, frag) = fragment_of(&second);
+        let r = d.push(at(1), &pkt, &frag, &mut out).unwrap();
+        let whole = decode::reassembled(&r.head, &out).unwrap();
+        assert_eq!(whole.ip_len, 40 + 8 + 20);
+        assert!(matches!(whole.transport, Transport::Udp(u) if u.payload == &udp[8..]));
+        assert_eq!(d.stats.reassembled, 2);
+    }
+
     #[test]
     fn byte_soup_never_panics_and_bounds_hold() {
         let config = Config {
@@ -978,7 +1064,11 @@ mod tests {
         for round in 0..20_000 {
             let len = (rng.next() % 200) as usize;
             let piece = Piece {
-                version: if rng.next() % 2 == 0 { IpVersion::V4 } else { IpVersion::V6 },
+                version: if rng.next() % 2 == 0 {
+                    IpVersion::V4
+                } else {
+                    IpVersion::V6
+                },
                 id: (rng.next() % 24) as u32,
                 offset: ((rng.next() % 64) * 8) as u16,
                 more: rng.next() % 3 != 0,
