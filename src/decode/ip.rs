@@ -64,7 +64,7 @@ const IPV6_FRAGMENT_HEADER_LEN: u32 = 8;
 
 /// Largest value of the IPv4 total length and of the IPv6 payload length (16-bit fields, RFC
 /// 791 section 3.1, RFC 8200 section 3): no fragment may reach past it.
-pub(super) const MAX_IP_LEN: u32 = 65_535;
+const MAX_IP_LEN: u32 = 65_535;
 
 /// Fragment offsets count 8-byte units, and every fragment but the last carries a multiple of
 /// 8 bytes (RFC 791 section 3.2, RFC 8200 section 4.5).

@@ -1,11 +1,12 @@
 //! The sans-IO engine: frames and their timestamps in, flow records out.
 //!
-//! [`Engine::handle_batch`] runs frames through decode → (IP fragments) reassembly → flow table →
-//! (while a flow is not yet identified) TCP reassembly → protocol probes → fingerprints. Once a flow is identified its probe
-//! state is dropped and every later packet costs one hash lookup and a few counter adds
-//! ("probe, then parse, then bypass"). DNS flows are the exception: every DNS message is read,
-//! because each answer feeds the [`DnsCache`] that names later flows. Flows that end (timeout,
-//! close, eviction, end of capture) become [`FlowRecord`]s in [`Engine::records`].
+//! [`Engine::handle_batch`] runs frames through decode → (IP fragments) IP reassembly → flow
+//! table → (while a flow is not yet identified) TCP reassembly → protocol probes → fingerprints.
+//! Once a flow is identified its probe state is dropped and every later packet costs one hash
+//! lookup and a few counter adds ("probe, then parse, then bypass"). DNS flows are the
+//! exception: every DNS message is read, because each answer feeds the [`DnsCache`] that names
+//! later flows. Flows that end (timeout, close, eviction, end of capture) become
+//! [`FlowRecord`]s in [`Engine::records`].
 //!
 //! Nothing here reads the wall clock, opens a file or logs per packet: counters live in
 //! [`Stats`] and the caller exports them.
