@@ -278,7 +278,7 @@ fn fragment(
     info: FragmentInfo,
 ) -> Result<Ip<'_>, DropReason> {
     if u32::from(info.offset) + len > MAX_IP_LEN
-        || (info.more && (len == 0 || len % FRAGMENT_UNIT != 0))
+        || (info.more && (len == 0 || !len.is_multiple_of(FRAGMENT_UNIT)))
     {
         return Err(DropReason::BadFragment);
     }

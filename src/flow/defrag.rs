@@ -1059,19 +1059,19 @@ mod tests {
             ..Config::default()
         };
         let mut d = Defragmenter::new(config);
-        let mut rng = XorShift(0xdef7_a9);
+        let mut rng = XorShift(0x00de_f7a9);
         let mut out = Vec::new();
         for round in 0..20_000 {
             let len = (rng.next() % 200) as usize;
             let piece = Piece {
-                version: if rng.next() % 2 == 0 {
+                version: if rng.next().is_multiple_of(2) {
                     IpVersion::V4
                 } else {
                     IpVersion::V6
                 },
                 id: (rng.next() % 24) as u32,
                 offset: ((rng.next() % 64) * 8) as u16,
-                more: rng.next() % 3 != 0,
+                more: !rng.next().is_multiple_of(3),
                 bytes: (0..len).map(|_| rng.next() as u8).collect(),
                 vlan: None,
             };
