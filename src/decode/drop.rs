@@ -72,7 +72,7 @@ impl fmt::Display for Layer {
 /// Why [`decode`](super::decode) did not produce a [`Packet`](super::Packet).
 ///
 /// The set is small on purpose: each variant is a metric label and must mean something an
-/// operator can act on (raise the snaplen, stop mirroring ARP, enable reassembly upstream).
+/// operator can act on (raise the snaplen, stop mirroring ARP, look for a broken or hostile sender).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum DropReason {
     /// The captured bytes end inside a header (snaplen, or a length field pointing past them).
@@ -94,10 +94,13 @@ pub enum DropReason {
     /// address family, MPLS OAM. Expected on any link; counted so it is visible, not alarming.
     #[error("not an IP packet")]
     NotIp,
-    /// A non-first IPv4 or IPv6 fragment (it carries no transport header), or a first fragment
-    /// too short to hold one. decode does not reassemble.
-    #[error("non-first IP fragment")]
-    IpFragment,
+    /// An IPv4 or IPv6 fragment that cannot belong to any datagram (RFC 791 section 3.2,
+    /// RFC 8200 section 4.5): its offset plus length beyond 65,535 bytes, a fragment with more
+    /// to follow whose length is zero or not a multiple of 8, an IPv4 total length below the
+    /// header, or an IPv6 jumbogram with a Fragment header (RFC 2675 section 3). Well-formed
+    /// fragments are not dropped: they go to the engine's defragmenter.
+    #[error("malformed IP fragment")]
+    BadFragment,
     /// An IP header that cannot be read: version not 4/6 (or not the one the framing named),
     /// IHL below 5, a misplaced IPv6 hop-by-hop header, a malformed AH.
     #[error("malformed IP header")]
@@ -137,7 +140,7 @@ impl DropReason {
         DropReason::UnsupportedLinkType,
         DropReason::UnsupportedEtherType,
         DropReason::NotIp,
-        DropReason::IpFragment,
+        DropReason::BadFragment,
         DropReason::BadIpHeader,
         DropReason::BadTcpHeader,
         DropReason::BadUdpHeader,
@@ -145,7 +148,7 @@ impl DropReason {
         DropReason::EncapTooDeep,
     ];
 
-    /// Stable snake_case label for metrics, e.g. `truncated_ip`, `ip_fragment`.
+    /// Stable snake_case label for metrics, e.g. `truncated_ip`, `bad_fragment`.
     pub fn as_str(&self) -> &'static str {
         match self {
             DropReason::Truncated { layer } => match layer {
@@ -161,7 +164,7 @@ impl DropReason {
             DropReason::UnsupportedLinkType => "unsupported_link_type",
             DropReason::UnsupportedEtherType => "unsupported_ethertype",
             DropReason::NotIp => "not_ip",
-            DropReason::IpFragment => "ip_fragment",
+            DropReason::BadFragment => "bad_fragment",
             DropReason::BadIpHeader => "bad_ip_header",
             DropReason::BadTcpHeader => "bad_tcp_header",
             DropReason::BadUdpHeader => "bad_udp_header",
@@ -177,7 +180,7 @@ impl DropReason {
             DropReason::UnsupportedLinkType => TRUNCATED_COUNT,
             DropReason::UnsupportedEtherType => TRUNCATED_COUNT + 1,
             DropReason::NotIp => TRUNCATED_COUNT + 2,
-            DropReason::IpFragment => TRUNCATED_COUNT + 3,
+            DropReason::BadFragment => TRUNCATED_COUNT + 3,
             DropReason::BadIpHeader => TRUNCATED_COUNT + 4,
             DropReason::BadTcpHeader => TRUNCATED_COUNT + 5,
             DropReason::BadUdpHeader => TRUNCATED_COUNT + 6,

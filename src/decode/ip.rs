@@ -6,13 +6,15 @@
 use std::net::IpAddr;
 
 use etherparse::err::ip::LaxHeaderSliceError;
+use etherparse::err::ip_auth::HeaderSliceError as AuthError;
 use etherparse::err::ipv6_exts::HeaderSliceError as ExtsError;
 use etherparse::err::tcp::HeaderSliceError as TcpError;
 use etherparse::{
-    Ipv6ExtensionSlice, Ipv6ExtensionsSlice, LaxIpSlice, TcpHeaderSlice, UdpHeaderSlice,
+    IpAuthHeaderSlice, IpNumber, Ipv4HeaderSlice, Ipv6ExtensionSlice, Ipv6ExtensionsSlice,
+    LaxIpSlice, LaxIpv6Slice, TcpHeaderSlice, UdpHeaderSlice,
 };
 
-use super::{len32, DropReason, Layer, TcpFlags, TcpSegment, UdpDatagram};
+use super::{len32, DatagramHead, DropReason, IpVersion, Layer, TcpFlags, TcpSegment, UdpDatagram};
 
 /// Which IP version the enclosing header named.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +39,8 @@ pub(super) mod protocol {
     pub const IPV6_IN_IP: u8 = 41;
     /// GRE (RFC 2784).
     pub const GRE: u8 = 47;
+    /// IP Authentication Header (RFC 4302).
+    pub const AUTH: u8 = 51;
 }
 
 /// TCP header fields etherparse does not expose as a byte (RFC 9293 section 3.1).
@@ -55,6 +59,33 @@ mod tcp_field {
 const UDP_HEADER_LEN: u32 = 8;
 /// IPv6 fixed header length (RFC 8200 section 3).
 const IPV6_HEADER_LEN: u32 = 40;
+/// IPv6 Fragment header length (RFC 8200 section 4.5).
+const IPV6_FRAGMENT_HEADER_LEN: u32 = 8;
+
+/// Largest value of the IPv4 total length and of the IPv6 payload length (16-bit fields, RFC
+/// 791 section 3.1, RFC 8200 section 3): no fragment may reach past it.
+const MAX_IP_LEN: u32 = 65_535;
+
+/// Fragment offsets count 8-byte units, and every fragment but the last carries a multiple of
+/// 8 bytes (RFC 791 section 3.2, RFC 8200 section 4.5).
+const FRAGMENT_UNIT: u32 = 8;
+
+/// The fragmentation fields of one fragment: IPv4 flags, offset and identification, or the
+/// IPv6 Fragment header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct FragmentInfo {
+    /// IPv4 or IPv6.
+    pub version: IpVersion,
+    /// Identification (16 bits in IPv4, 32 in IPv6).
+    pub id: u32,
+    /// Offset of the payload in the datagram's fragmentable part, in bytes.
+    pub offset: u16,
+    /// More fragments follow (MF / M flag).
+    pub more: bool,
+    /// IP header bytes the reassembled datagram keeps: the IPv4 header with its options, or
+    /// the IPv6 header with the extension headers before the Fragment header.
+    pub header_len: u16,
+}
 
 /// One IP header's view: addresses, declared length, and the payload it frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,24 +96,32 @@ pub(super) struct Ip<'a> {
     pub dst: IpAddr,
     /// Total length as declared (see [`super::Packet::ip_len`]).
     pub ip_len: u32,
-    /// Protocol of the payload, after IPv4 AH / IPv6 extension headers.
+    /// Protocol of the payload, after IPv4 AH / IPv6 extension headers; for a fragment, the
+    /// protocol of the fragmentable part (IPv4 protocol field, or the Fragment header's Next
+    /// Header).
     pub protocol: u8,
-    /// Captured payload bytes, trimmed to the declared length (drops Ethernet padding).
+    /// Captured payload bytes, trimmed to the declared length (drops Ethernet padding); for a
+    /// fragment, exactly its declared fragment bytes.
     pub payload: &'a [u8],
     /// Payload length as declared: `ip_len` minus all IP headers.
     pub payload_len: u32,
-    /// This is a first fragment: the payload is only the start of the transport packet.
-    pub fragmented: bool,
+    /// Set for a fragment that the defragmenter can use (its payload is whole).
+    pub fragment: Option<FragmentInfo>,
 }
 
 /// Reads an IPv4 or IPv6 header (with IPv4 options and AH, IPv6 extension headers).
 ///
+/// A fragment (RFC 791 section 3.2, RFC 8200 section 4.5) comes back with
+/// [`Ip::fragment`] set and its fragment bytes as payload, for the defragmenter. A first
+/// fragment cut by the snaplen cannot be reassembled; it is read like an unfragmented packet
+/// (ports and flags for the flow table, payload cut), as before reassembly existed.
+///
 /// # Errors
 ///
-/// [`Layer::Ip`] truncation (header or extension header cut); [`DropReason::BadIpHeader`] for
-/// a version other than the framing named, IHL < 5, a misplaced hop-by-hop header or a bad
-/// AH; [`DropReason::IpFragment`] for a fragment with a non-zero offset (RFC 791 section 3.1,
-/// RFC 8200 section 4.5).
+/// [`Layer::Ip`] truncation (header or extension header cut, or a non-first fragment cut);
+/// [`DropReason::BadIpHeader`] for a version other than the framing named, IHL < 5, a
+/// misplaced hop-by-hop header or a bad AH; [`DropReason::BadFragment`] for a fragment that
+/// cannot belong to any datagram.
 #[inline]
 pub(super) fn parse(bytes: &[u8], version: Version) -> Result<Ip<'_>, DropReason> {
     let nibble = bytes.first().ok_or(DropReason::truncated(Layer::Ip))? >> 4;
@@ -94,9 +133,12 @@ pub(super) fn parse(bytes: &[u8], version: Version) -> Result<Ip<'_>, DropReason
         LaxHeaderSliceError::Len(_) => DropReason::truncated(Layer::Ip),
         LaxHeaderSliceError::Content(_) => DropReason::BadIpHeader,
     })?;
-    let (ip_len, headers_len, later_fragment) = match &slice {
+    let (ip_len, headers_len) = match &slice {
         LaxIpSlice::Ipv4(v4) => {
             let header = v4.header();
+            if header.is_fragmenting_payload() {
+                return v4_fragment(bytes, &header);
+            }
             let header_len = len32(header.slice());
             let declared = u32::from(header.total_len());
             // Total length 0 (TCP segmentation offload) or below the header: use what we have.
@@ -106,13 +148,12 @@ pub(super) fn parse(bytes: &[u8], version: Version) -> Result<Ip<'_>, DropReason
                 len32(bytes)
             };
             let auth_len = v4.extensions().auth.map_or(0, |auth| len32(auth.slice()));
-            (
-                ip_len,
-                header_len + auth_len,
-                header.fragments_offset().value() != 0,
-            )
+            (ip_len, header_len + auth_len)
         }
         LaxIpSlice::Ipv6(v6) => {
+            if v6.is_payload_fragmented() {
+                return v6_fragment(bytes, v6);
+            }
             let declared = u32::from(v6.header().payload_length());
             // Payload length 0: a jumbogram (RFC 2675) or offload; use what we have.
             let ip_len = if declared == 0 {
@@ -120,17 +161,9 @@ pub(super) fn parse(bytes: &[u8], version: Version) -> Result<Ip<'_>, DropReason
             } else {
                 IPV6_HEADER_LEN + declared
             };
-            let later = v6.is_payload_fragmented() && has_later_fragment(v6.extensions());
-            (
-                ip_len,
-                IPV6_HEADER_LEN + len32(v6.extensions().slice()),
-                later,
-            )
+            (ip_len, IPV6_HEADER_LEN + len32(v6.extensions().slice()))
         }
     };
-    if later_fragment {
-        return Err(DropReason::IpFragment);
-    }
     if let Some((err, _layer)) = stopped {
         return Err(match err {
             ExtsError::Len(_) => DropReason::truncated(Layer::Ip),
@@ -145,27 +178,195 @@ pub(super) fn parse(bytes: &[u8], version: Version) -> Result<Ip<'_>, DropReason
         protocol: payload.ip_number.0,
         payload: payload.payload,
         payload_len: ip_len.saturating_sub(headers_len),
-        fragmented: payload.fragmented,
+        fragment: None,
     })
 }
 
-/// True when an IPv6 fragment header has a non-zero offset (only called for fragments).
+/// An IPv4 fragment (MF set or a non-zero offset). etherparse's AH reading is not used: in a
+/// fragment the AH belongs to the fragmentable part and is read after reassembly.
 #[cold]
-fn has_later_fragment(exts: &Ipv6ExtensionsSlice<'_>) -> bool {
-    exts.clone().into_iter().any(|ext| match ext {
-        Ipv6ExtensionSlice::Fragment(frag) => frag.fragment_offset().value() != 0,
-        _ => false,
+fn v4_fragment<'a>(bytes: &'a [u8], header: &Ipv4HeaderSlice<'_>) -> Result<Ip<'a>, DropReason> {
+    let header_len = len32(header.slice());
+    let total = u32::from(header.total_len());
+    // A fragment must declare its length: 0 (offload) or less than the header is malformed.
+    let len = total
+        .checked_sub(header_len)
+        .ok_or(DropReason::BadFragment)?;
+    let info = FragmentInfo {
+        version: IpVersion::V4,
+        id: u32::from(header.identification()),
+        offset: header.fragments_offset().value().saturating_mul(8),
+        more: header.more_fragments(),
+        header_len: u16::try_from(header_len).unwrap_or(u16::MAX),
+    };
+    let addrs = (
+        IpAddr::V4(header.source_addr()),
+        IpAddr::V4(header.destination_addr()),
+    );
+    fragment(
+        bytes,
+        addrs,
+        total,
+        header_len,
+        len,
+        header.protocol().0,
+        info,
+    )
+}
+
+/// An IPv6 packet with a Fragment header that fragments (offset or M set; an atomic fragment,
+/// RFC 6946, is read as the unfragmented packet it is). The extension headers before the
+/// Fragment header are the unfragmentable part; etherparse's reading of what follows it is
+/// not used (in a non-first fragment those bytes are the middle of the datagram).
+#[cold]
+fn v6_fragment<'a>(bytes: &'a [u8], v6: &LaxIpv6Slice<'_>) -> Result<Ip<'a>, DropReason> {
+    let declared = u32::from(v6.header().payload_length());
+    if declared == 0 {
+        // A jumbogram cannot carry a Fragment header (RFC 2675 section 3).
+        return Err(DropReason::BadFragment);
+    }
+    let mut before = IPV6_HEADER_LEN;
+    let mut found = None;
+    for ext in v6.extensions().clone().into_iter() {
+        let len = match ext {
+            Ipv6ExtensionSlice::Fragment(frag) if frag.is_fragmenting_payload() => {
+                found = Some(frag);
+                break;
+            }
+            Ipv6ExtensionSlice::Fragment(frag) => frag.slice().len(),
+            Ipv6ExtensionSlice::HopByHop(ext)
+            | Ipv6ExtensionSlice::Routing(ext)
+            | Ipv6ExtensionSlice::DestinationOptions(ext) => ext.slice().len(),
+            Ipv6ExtensionSlice::Authentication(auth) => auth.slice().len(),
+        };
+        before += u32::try_from(len).unwrap_or(u32::MAX);
+    }
+    // etherparse said fragmented, so a fragmenting header was read; never taken.
+    let frag = found.ok_or(DropReason::BadIpHeader)?;
+    let ip_len = IPV6_HEADER_LEN + declared;
+    let start = before + IPV6_FRAGMENT_HEADER_LEN;
+    let len = ip_len.checked_sub(start).ok_or(DropReason::BadFragment)?;
+    let info = FragmentInfo {
+        version: IpVersion::V6,
+        id: frag.identification(),
+        offset: frag.fragment_offset().value().saturating_mul(8),
+        more: frag.more_fragments(),
+        header_len: u16::try_from(before).unwrap_or(u16::MAX),
+    };
+    let header = v6.header();
+    let addrs = (
+        IpAddr::V6(header.source_addr()),
+        IpAddr::V6(header.destination_addr()),
+    );
+    fragment(bytes, addrs, ip_len, start, len, frag.next_header().0, info)
+}
+
+/// The checks every fragment passes, and its view: `len` fragment bytes from `start`.
+///
+/// # Errors
+///
+/// [`DropReason::BadFragment`] when offset + length passes [`MAX_IP_LEN`] or a fragment with
+/// more to follow is empty or not a multiple of 8 bytes; [`Layer::Ip`] truncation when the
+/// snaplen cut a non-first fragment (or the headers of a cut first one).
+fn fragment(
+    bytes: &[u8],
+    (src, dst): (IpAddr, IpAddr),
+    ip_len: u32,
+    start: u32,
+    len: u32,
+    protocol: u8,
+    info: FragmentInfo,
+) -> Result<Ip<'_>, DropReason> {
+    if u32::from(info.offset) + len > MAX_IP_LEN
+        || (info.more && (len == 0 || !len.is_multiple_of(FRAGMENT_UNIT)))
+    {
+        return Err(DropReason::BadFragment);
+    }
+    let start = usize::try_from(start).unwrap_or(usize::MAX);
+    let end = start.saturating_add(usize::try_from(len).unwrap_or(usize::MAX));
+    if let Some(payload) = bytes.get(start..end) {
+        return Ok(Ip {
+            src,
+            dst,
+            ip_len,
+            protocol,
+            payload,
+            payload_len: len,
+            fragment: Some(info),
+        });
+    }
+    if info.offset != 0 {
+        return Err(DropReason::truncated(Layer::Ip));
+    }
+    // A first fragment cut by the snaplen: its start, read like an unfragmented packet.
+    let captured = bytes.get(start..).unwrap_or_default();
+    let (protocol, payload, skipped) = upper(info.version, protocol, captured)?;
+    Ok(Ip {
+        src,
+        dst,
+        ip_len,
+        protocol,
+        payload,
+        payload_len: len.saturating_sub(skipped),
+        fragment: None,
     })
 }
 
-/// The truncation reason for a transport header: a first fragment too short to hold it is
-/// a fragment problem, not a snaplen problem.
-fn cut(ip: &Ip<'_>, layer: Layer) -> DropReason {
-    if ip.fragmented {
-        DropReason::IpFragment
-    } else {
-        DropReason::truncated(layer)
+/// Skips the headers that can open a datagram's fragmentable part before the upper layer:
+/// an IPv4 AH (RFC 4302), IPv6 destination options, routing and AH headers (RFC 8200
+/// section 4.1). Returns the upper-layer protocol, its bytes and the bytes skipped.
+///
+/// # Errors
+///
+/// [`Layer::Ip`] truncation when a header runs past `payload`; [`DropReason::BadIpHeader`]
+/// for a malformed one; [`DropReason::BadFragment`] for a second Fragment header that
+/// fragments again.
+fn upper(version: IpVersion, protocol: u8, payload: &[u8]) -> Result<(u8, &[u8], u32), DropReason> {
+    match version {
+        IpVersion::V4 if protocol == protocol::AUTH => {
+            let auth = IpAuthHeaderSlice::from_slice(payload).map_err(|err| match err {
+                AuthError::Len(_) => DropReason::truncated(Layer::Ip),
+                AuthError::Content(_) => DropReason::BadIpHeader,
+            })?;
+            let skipped = auth.slice().len();
+            let rest = payload.get(skipped..).unwrap_or_default();
+            Ok((auth.next_header().0, rest, len32(auth.slice())))
+        }
+        IpVersion::V4 => Ok((protocol, payload, 0)),
+        IpVersion::V6 => {
+            let (exts, next, rest) = Ipv6ExtensionsSlice::from_slice(IpNumber(protocol), payload)
+                .map_err(|err| match err {
+                ExtsError::Len(_) => DropReason::truncated(Layer::Ip),
+                ExtsError::Content(_) => DropReason::BadIpHeader,
+            })?;
+            if exts.is_fragmenting_payload() {
+                return Err(DropReason::BadFragment);
+            }
+            Ok((next.0, rest, len32(exts.slice())))
+        }
     }
+}
+
+/// The view of a reassembled datagram: `payload` is its whole fragmentable part, `head` what
+/// its fragments said about the rest.
+///
+/// # Errors
+///
+/// As [`upper`]: a header opening the payload that is cut or malformed.
+pub(super) fn reassembled<'a>(
+    head: &DatagramHead,
+    payload: &'a [u8],
+) -> Result<Ip<'a>, DropReason> {
+    let (protocol, rest, skipped) = upper(head.version, head.protocol, payload)?;
+    Ok(Ip {
+        src: head.src,
+        dst: head.dst,
+        ip_len: u32::from(head.header_len).saturating_add(len32(payload)),
+        protocol,
+        payload: rest,
+        payload_len: len32(payload).saturating_sub(skipped),
+        fragment: None,
+    })
 }
 
 /// Reads the TCP header of `ip`'s payload.
@@ -177,8 +378,8 @@ fn cut(ip: &Ip<'_>, layer: Layer) -> DropReason {
 ///
 /// # Errors
 ///
-/// [`Layer::Tcp`] truncation below 20 bytes (or [`DropReason::IpFragment`] in a first
-/// fragment); [`DropReason::BadTcpHeader`] for a data offset below 5.
+/// [`Layer::Tcp`] truncation below 20 bytes; [`DropReason::BadTcpHeader`] for a data offset
+/// below 5.
 #[inline]
 pub(super) fn tcp<'a>(ip: &Ip<'a>) -> Result<TcpSegment<'a>, DropReason> {
     match TcpHeaderSlice::from_slice(ip.payload) {
@@ -199,7 +400,7 @@ fn options_cut<'a>(ip: &Ip<'a>) -> Result<TcpSegment<'a>, DropReason> {
         .payload
         .get(..tcp_field::MIN_LEN)
         .and_then(|bytes| bytes.try_into().ok())
-        .ok_or_else(|| cut(ip, Layer::Tcp))?;
+        .ok_or(DropReason::truncated(Layer::Tcp))?;
     let declared_header_len = usize::from(fixed[tcp_field::DATA_OFFSET] >> 4) * 4;
     fixed[tcp_field::DATA_OFFSET] =
         tcp_field::DATA_OFFSET_NO_OPTIONS | (fixed[tcp_field::DATA_OFFSET] & 0x0f);
@@ -235,11 +436,12 @@ fn segment<'a>(
 ///
 /// # Errors
 ///
-/// [`Layer::Udp`] truncation below 8 bytes (or [`DropReason::IpFragment`] in a first
-/// fragment); [`DropReason::BadUdpHeader`] for a length field of 1..=7.
+/// [`Layer::Udp`] truncation below 8 bytes; [`DropReason::BadUdpHeader`] for a length field
+/// of 1..=7.
 #[inline]
 pub(super) fn udp<'a>(ip: &Ip<'a>) -> Result<(UdpDatagram<'a>, u32), DropReason> {
-    let header = UdpHeaderSlice::from_slice(ip.payload).map_err(|_| cut(ip, Layer::Udp))?;
+    let header =
+        UdpHeaderSlice::from_slice(ip.payload).map_err(|_| DropReason::truncated(Layer::Udp))?;
     let declared = match u32::from(header.length()) {
         0 => ip.payload_len,
         length if length < UDP_HEADER_LEN => return Err(DropReason::BadUdpHeader),
@@ -360,23 +562,111 @@ mod tests {
         assert_eq!(udp(&ip), Err(DropReason::truncated(Layer::Udp)));
     }
 
+    /// Sets the IPv4 flags and fragment offset (in 8-byte units) of `bytes`.
+    fn set_fragment(bytes: &mut [u8], more: bool, units: u16) {
+        let field = units | if more { 0x2000 } else { 0 };
+        bytes[6..8].copy_from_slice(&field.to_be_bytes());
+    }
+
     #[test]
-    fn ipv4_later_fragment() {
+    fn ipv4_fragments() {
+        // 20 + 20 + 4: a 24-byte fragmentable part, a multiple of 8.
         let mut bytes = v4_tcp(b"data");
-        bytes[6] = 0x00;
-        bytes[7] = 0x10; // offset 16 * 8 bytes
-        assert_eq!(parse(&bytes, Version::V4), Err(DropReason::IpFragment));
-        // First fragment (MF set, offset 0) with the full TCP header decodes.
-        bytes[6] = 0x20;
-        bytes[7] = 0x00;
+        bytes[4..6].copy_from_slice(&0xbeefu16.to_be_bytes());
+        set_fragment(&mut bytes, false, 16);
         let ip = parse(&bytes, Version::V4).unwrap();
-        assert!(ip.fragmented);
-        assert!(tcp(&ip).is_ok());
-        // A first fragment too short for the TCP header is a fragment problem.
-        let short = Ip {
-            payload: &ip.payload[..10],
-            ..ip
+        let info = ip.fragment.unwrap();
+        assert_eq!((info.id, info.offset, info.more), (0xbeef, 128, false));
+        assert_eq!((info.version, info.header_len), (IpVersion::V4, 20));
+        assert_eq!(
+            (ip.protocol, ip.payload.len(), ip.payload_len),
+            (protocol::TCP, 24, 24)
+        );
+        // The first fragment (MF, offset 0) is a fragment too: the defragmenter decides.
+        set_fragment(&mut bytes, true, 0);
+        let ip = parse(&bytes, Version::V4).unwrap();
+        assert_eq!(ip.fragment.map(|f| (f.offset, f.more)), Some((0, true)));
+        // Padding beyond the total length is not fragment data.
+        let mut padded = bytes.clone();
+        padded.extend_from_slice(&[0; 6]);
+        assert_eq!(parse(&padded, Version::V4).unwrap().payload, &bytes[20..]);
+    }
+
+    #[test]
+    fn ipv4_bad_and_cut_fragments() {
+        // A non-last fragment of 23 bytes: not a multiple of 8.
+        let mut odd = v4_tcp(b"dat");
+        set_fragment(&mut odd, true, 1);
+        assert_eq!(parse(&odd, Version::V4), Err(DropReason::BadFragment));
+        // The last fragment may have any length, but not reach past 65,535.
+        set_fragment(&mut odd, false, 1);
+        assert!(parse(&odd, Version::V4).is_ok());
+        set_fragment(&mut odd, false, 8190); // 65,520 + 23
+        assert_eq!(parse(&odd, Version::V4), Err(DropReason::BadFragment));
+        // A fragment must declare its length (no offload zero).
+        let mut zero = v4_tcp(b"data");
+        set_fragment(&mut zero, false, 4);
+        zero[2..4].copy_from_slice(&0u16.to_be_bytes());
+        assert_eq!(parse(&zero, Version::V4), Err(DropReason::BadFragment));
+        // Snaplen: a cut later fragment cannot be used; a cut first fragment is read as the
+        // start of its datagram, as an unfragmented packet would be.
+        let mut bytes = v4_tcp(&[7; 36]);
+        set_fragment(&mut bytes, false, 2);
+        assert_eq!(
+            parse(&bytes[..50], Version::V4),
+            Err(DropReason::truncated(Layer::Ip))
+        );
+        set_fragment(&mut bytes, true, 0);
+        let ip = parse(&bytes[..50], Version::V4).unwrap();
+        assert_eq!(ip.fragment, None);
+        let seg = tcp(&ip).unwrap();
+        assert_eq!(
+            (seg.dst_port, seg.payload.len(), seg.payload_len),
+            (443, 10, 36)
+        );
+        let ip = parse(&bytes[..30], Version::V4).unwrap();
+        assert_eq!(tcp(&ip), Err(DropReason::truncated(Layer::Tcp)));
+    }
+
+    #[test]
+    fn reassembled_payload_skips_auth_and_extension_headers() {
+        let tcp_bytes = &v4_tcp(b"whole")[20..];
+        // IPv4 AH (RFC 4302): next header, payload length in 4-byte words minus 2, reserved,
+        // SPI, sequence number, 4 bytes of ICV.
+        let ah = [6, 2, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0xaa, 0xbb, 0xcc, 0xdd];
+        let payload = [&ah[..], tcp_bytes].concat();
+        let head = DatagramHead {
+            src: IpAddr::from([10, 0, 0, 1]),
+            dst: IpAddr::from([10, 0, 0, 2]),
+            vlan: None,
+            tunnel: None,
+            version: IpVersion::V4,
+            protocol: protocol::AUTH,
+            header_len: 24,
+            depth: 0,
         };
-        assert_eq!(tcp(&short), Err(DropReason::IpFragment));
+        let ip = reassembled(&head, &payload).unwrap();
+        assert_eq!(
+            (ip.protocol, ip.ip_len, ip.payload_len),
+            (protocol::TCP, 24 + 16 + 25, 25)
+        );
+        assert_eq!(tcp(&ip).unwrap().payload, b"whole");
+        // IPv6: destination options (PadN) after the Fragment header.
+        let dest = [6, 0, 1, 4, 0, 0, 0, 0];
+        let payload = [&dest[..], tcp_bytes].concat();
+        let v6 = DatagramHead {
+            version: IpVersion::V6,
+            protocol: 60,
+            header_len: 40,
+            ..head
+        };
+        let ip = reassembled(&v6, &payload).unwrap();
+        assert_eq!((ip.protocol, ip.ip_len), (protocol::TCP, 40 + 8 + 25));
+        assert_eq!(tcp(&ip).unwrap().payload, b"whole");
+        // A cut header is a truncation, never a panic.
+        assert_eq!(
+            reassembled(&head, &ah[..6]),
+            Err(DropReason::truncated(Layer::Ip))
+        );
     }
 }

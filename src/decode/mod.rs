@@ -15,6 +15,7 @@
 //! tunnels   IP-in-IP (4in4, 6in4, 4in6, 6in6), GRE (+ ERSPAN I/II/III),
 //!           UDP: VXLAN, GENEVE, GTP-U, Teredo
 //! transport TCP, UDP (etherparse), anything else reported by protocol number
+//! fragments IPv4 fragments and IPv6 Fragment headers, at any depth: Transport::Fragment
 //! ```
 //!
 //! etherparse reads Ethernet, VLAN tags, IP and TCP/UDP; its lax slices keep a snaplen-cut
@@ -31,6 +32,16 @@
 //!   [`DropReason::EncapTooDeep`]), the datagram is reported as the plain UDP flow it is on
 //!   the wire. Ports are only a hint; a real application on UDP/4789 must not vanish from the
 //!   flow table because its bytes are not VXLAN.
+//!
+//! # Fragments
+//!
+//! decode does not hold state, so it does not reassemble: every fragment of an IPv4 datagram
+//! or IPv6 packet (the first one too) comes out as [`Transport::Fragment`], with what the
+//! engine's defragmenter (`flow::defrag`) needs. Once a datagram is whole, [`reassembled`]
+//! reads it with the same code as an unfragmented packet: TCP and UDP headers, and the tunnels
+//! decode follows (a fragmented outer GRE, IP-in-IP or VXLAN packet is walked into after
+//! reassembly, and its inner packet may itself be a fragment). A fragment that cannot belong
+//! to any datagram is [`DropReason::BadFragment`].
 //!
 //! # Cost
 //!
@@ -239,6 +250,44 @@ pub struct UdpDatagram<'a> {
     pub payload: &'a [u8],
 }
 
+/// IPv4 or IPv6, for what decode reports without an address to tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IpVersion {
+    /// IPv4 (RFC 791).
+    V4,
+    /// IPv6 (RFC 8200).
+    V6,
+}
+
+/// One fragment of an IP datagram (RFC 791 section 3.2) or IPv6 packet (RFC 8200 section
+/// 4.5): the fields that identify its datagram and place its bytes, for the defragmenter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fragment<'a> {
+    /// IP version.
+    pub version: IpVersion,
+    /// Identification: 16 bits in IPv4, 32 bits in the IPv6 Fragment header.
+    pub id: u32,
+    /// Where `payload` starts in the datagram's fragmentable part, in bytes (the header's
+    /// offset times 8).
+    pub offset: u16,
+    /// More fragments follow (IPv4 MF, IPv6 M). The fragment without it fixes the length.
+    pub more: bool,
+    /// Protocol of the fragmentable part: the IPv4 protocol field, or the Fragment header's
+    /// Next Header (only the first fragment's counts, RFC 8200 section 4.5).
+    pub protocol: u8,
+    /// The fragment's bytes, exactly as long as its header declares (a non-first fragment
+    /// cut by the snaplen is dropped as truncated, so this is never a cut copy); a multiple of
+    /// 8 bytes unless it is the last, and `offset + payload.len() <= 65,535`.
+    pub payload: &'a [u8],
+    /// IP header bytes the reassembled datagram has in front of the fragmentable part: the
+    /// IPv4 header with options, or the IPv6 header with the extension headers before the
+    /// Fragment header. The datagram's [`Packet::ip_len`] is this plus its fragmentable length.
+    pub header_len: u16,
+    /// Tunnels stripped to reach this IP header, so that the walk after reassembly keeps
+    /// [`MAX_ENCAP_DEPTH`].
+    pub depth: u8,
+}
+
 /// The transport layer of the innermost IP packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport<'a> {
@@ -251,6 +300,48 @@ pub enum Transport<'a> {
         /// IP protocol number (IANA "Assigned Internet Protocol Numbers").
         protocol: u8,
     },
+    /// A fragment of a larger datagram: no transport header to read until it is reassembled
+    /// (the engine hands it to `flow::defrag`, then decodes the whole with [`reassembled`]).
+    Fragment(Fragment<'a>),
+}
+
+/// What decoding a reassembled datagram needs to know besides its bytes: the IP-level facts
+/// of its fragments (owned and `Copy`, so the defragmenter keeps it without the frame).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DatagramHead {
+    /// Source address.
+    pub src: IpAddr,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// Outermost VLAN id of the fragments' frames.
+    pub vlan: Option<u16>,
+    /// Outermost tunnel stripped to reach the fragments.
+    pub tunnel: Option<Tunnel>,
+    /// IP version.
+    pub version: IpVersion,
+    /// Protocol of the fragmentable part (the first fragment's).
+    pub protocol: u8,
+    /// IP header bytes in front of the fragmentable part (the first fragment's, see
+    /// [`Fragment::header_len`]).
+    pub header_len: u16,
+    /// Tunnels stripped to reach the fragments.
+    pub depth: u8,
+}
+
+impl DatagramHead {
+    /// What `frag`, carried by `pkt`, says about its datagram.
+    pub fn new(pkt: &Packet<'_>, frag: &Fragment<'_>) -> DatagramHead {
+        DatagramHead {
+            src: pkt.src,
+            dst: pkt.dst,
+            vlan: pkt.vlan,
+            tunnel: pkt.tunnel,
+            version: frag.version,
+            protocol: frag.protocol,
+            header_len: frag.header_len,
+            depth: frag.depth,
+        }
+    }
 }
 
 /// The innermost IP packet of a frame, borrowing the frame.
@@ -279,8 +370,9 @@ pub struct Packet<'a> {
 /// # Errors
 ///
 /// The [`DropReason`] the frame is counted under: truncation (per layer), a link or EtherType
-/// decode does not read, a non-IP protocol, a non-first IP fragment, a malformed IP/TCP/UDP/GRE
-/// header, or encapsulation nested deeper than [`MAX_ENCAP_DEPTH`] / [`MAX_LINK_HEADERS`].
+/// decode does not read, a non-IP protocol, a malformed IP fragment, a malformed
+/// IP/TCP/UDP/GRE header, or encapsulation nested deeper than [`MAX_ENCAP_DEPTH`] /
+/// [`MAX_LINK_HEADERS`].
 pub fn decode(link: LinkType, frame: &[u8]) -> Result<Packet<'_>, DropReason> {
     let mut ctx = Ctx::default();
     // The common case names IP right after the link header; skip the loop for it.
@@ -356,41 +448,94 @@ fn walk_ip<'a>(
 ) -> Result<Packet<'a>, DropReason> {
     loop {
         let ip = ip::parse(bytes, version)?;
-        let transport = match ip.protocol {
-            ip::protocol::TCP => Transport::Tcp(ip::tcp(&ip)?),
+        match above_ip(&ip, &mut ctx)? {
+            Above::Packet(packet) => return Ok(packet),
+            Above::Ip(inner_version, inner) => (version, bytes) = (inner_version, inner),
+        }
+    }
+}
+
+/// What follows an IP header.
+enum Above<'a> {
+    /// The innermost packet.
+    Packet(Packet<'a>),
+    /// A tunnel was stripped: another IP header of this version.
+    Ip(Version, &'a [u8]),
+}
+
+/// Reads what `ip` carries: a transport header, a fragment, or a tunnel to walk into.
+#[inline]
+fn above_ip<'a>(ip: &ip::Ip<'a>, ctx: &mut Ctx) -> Result<Above<'a>, DropReason> {
+    let transport = if let Some(info) = ip.fragment {
+        Transport::Fragment(Fragment {
+            version: info.version,
+            id: info.id,
+            offset: info.offset,
+            more: info.more,
+            protocol: ip.protocol,
+            payload: ip.payload,
+            header_len: info.header_len,
+            depth: u8::try_from(ctx.depth).unwrap_or(u8::MAX),
+        })
+    } else {
+        match ip.protocol {
+            ip::protocol::TCP => Transport::Tcp(ip::tcp(ip)?),
             ip::protocol::UDP => {
-                let (udp, declared_len) = ip::udp(&ip)?;
-                if let Some(inner) = udp_tunnel(&udp, declared_len, ctx) {
-                    return Ok(inner);
+                let (udp, declared_len) = ip::udp(ip)?;
+                if let Some(inner) = udp_tunnel(&udp, declared_len, *ctx) {
+                    return Ok(Above::Packet(inner));
                 }
                 Transport::Udp(udp)
             }
             ip::protocol::IPV4_IN_IP | ip::protocol::IPV6_IN_IP => {
                 ctx.enter(Tunnel::IpInIp)?;
-                version = if ip.protocol == ip::protocol::IPV4_IN_IP {
+                let version = if ip.protocol == ip::protocol::IPV4_IN_IP {
                     Version::V4
                 } else {
                     Version::V6
                 };
-                bytes = ip.payload;
-                continue;
+                return Ok(Above::Ip(version, ip.payload));
             }
             ip::protocol::GRE => {
                 let (kind, step) = tunnel::gre(ip.payload)?;
                 ctx.enter(kind)?;
-                (version, bytes) = walk_link(step, &mut ctx)?;
-                continue;
+                let (version, bytes) = walk_link(step, ctx)?;
+                return Ok(Above::Ip(version, bytes));
             }
             protocol => Transport::Other { protocol },
-        };
-        return Ok(Packet {
-            src: ip.src,
-            dst: ip.dst,
-            ip_len: ip.ip_len,
-            transport,
-            vlan: ctx.vlan,
-            tunnel: ctx.tunnel,
-        });
+        }
+    };
+    Ok(Above::Packet(Packet {
+        src: ip.src,
+        dst: ip.dst,
+        ip_len: ip.ip_len,
+        transport,
+        vlan: ctx.vlan,
+        tunnel: ctx.tunnel,
+    }))
+}
+
+/// Decodes a reassembled datagram: `payload` is its whole fragmentable part (the bytes of its
+/// fragments put together), `head` what the fragments said about it. The result is what
+/// [`decode`] would have returned for the datagram unfragmented: the same TCP/UDP readers,
+/// the same tunnels, with [`Packet::ip_len`] the whole datagram's IP length. Pure and
+/// sans-IO, like [`decode`]; the packet borrows `payload`.
+///
+/// # Errors
+///
+/// The [`DropReason`] the datagram is counted under: a header opening the payload (IPv4 AH,
+/// IPv6 destination options) cut or malformed, a second Fragment header
+/// ([`DropReason::BadFragment`]), a malformed TCP/UDP header, or a tunnel inside that fails.
+pub fn reassembled<'a>(head: &DatagramHead, payload: &'a [u8]) -> Result<Packet<'a>, DropReason> {
+    let ip = ip::reassembled(head, payload)?;
+    let mut ctx = Ctx {
+        vlan: head.vlan,
+        tunnel: head.tunnel,
+        depth: usize::from(head.depth).min(MAX_ENCAP_DEPTH),
+    };
+    match above_ip(&ip, &mut ctx)? {
+        Above::Packet(packet) => Ok(packet),
+        Above::Ip(version, bytes) => walk_ip(version, bytes, ctx),
     }
 }
 
@@ -814,25 +959,119 @@ mod tests {
         cat(&[&eth(0x86dd), &header, &payload])
     }
 
+    fn frag_of<'a>(packet: &Packet<'a>) -> Fragment<'a> {
+        match packet.transport {
+            Transport::Fragment(fragment) => fragment,
+            other => panic!("not a fragment: {other:?}"),
+        }
+    }
+
+    /// `ip` (an IPv4 packet) with its flags and offset set: MF when `more`, `units` × 8 bytes.
+    fn v4_fragment_of(ip: &[u8], more: bool, units: u16) -> Vec<u8> {
+        let mut out = ip.to_vec();
+        let field = units | if more { 0x2000 } else { 0 };
+        out[4..6].copy_from_slice(&0x1234u16.to_be_bytes());
+        out[6..8].copy_from_slice(&field.to_be_bytes());
+        out
+    }
+
     #[test]
     fn ipv6_extension_headers_and_fragments() {
+        // The first fragment is a fragment too, with hop-by-hop before its Fragment header.
         let first = v6_fragmented(0, true);
         let packet = decode(LinkType::Ethernet, &first).unwrap();
-        let segment = tcp_of(&packet);
-        assert_eq!((segment.dst_port, segment.payload), (443, &b"frag"[..]));
-        assert_eq!(packet.ip_len, 40 + 8 + 8 + 20 + 4);
+        let frag = frag_of(&packet);
         assert_eq!(
-            decode(LinkType::Ethernet, &v6_fragmented(100, false)),
-            Err(DropReason::IpFragment)
+            (frag.version, frag.id, frag.offset, frag.more, frag.protocol),
+            (IpVersion::V6, 1, 0, true, 6)
+        );
+        assert_eq!(
+            (frag.header_len, frag.payload.len(), frag.depth),
+            (48, 24, 0)
+        );
+        assert_eq!(packet.ip_len, 40 + 8 + 8 + 20 + 4);
+        // Its 24 bytes are a whole TCP segment: reassembled, they read as one.
+        let head = DatagramHead::new(&packet, &frag);
+        let whole = reassembled(&head, frag.payload).unwrap();
+        assert_eq!(
+            (tcp_of(&whole).payload, whole.ip_len),
+            (&b"frag"[..], 48 + 24)
+        );
+        assert_eq!(whole.src, IpAddr::V6(Ipv6Addr::from([0xfe; 16])));
+        let later = v6_fragmented(100, false);
+        let later = decode(LinkType::Ethernet, &later).unwrap();
+        assert_eq!(frag_of(&later).offset, 800);
+        assert!(!frag_of(&later).more);
+        // An atomic fragment (offset 0, M clear; RFC 6946) is the whole packet.
+        let atomic = v6_fragmented(0, false);
+        let atomic = decode(LinkType::Ethernet, &atomic).unwrap();
+        assert_eq!(tcp_of(&atomic).payload, b"frag");
+        // A jumbogram cannot carry a Fragment header.
+        let mut jumbo = v6_fragmented(3, false);
+        jumbo[14 + 4..14 + 6].copy_from_slice(&[0, 0]);
+        assert_eq!(
+            decode(LinkType::Ethernet, &jumbo),
+            Err(DropReason::BadFragment)
         );
         // IPv4 non-first fragment.
-        let mut v4 = v4_tcp(b"later");
-        v4[6..8].copy_from_slice(&0x0004u16.to_be_bytes());
+        let v4 = v4_fragment_of(&v4_tcp(b"later"), false, 4);
         let frame = cat(&[&eth(0x0800), &v4]);
+        let packet = decode(LinkType::Ethernet, &frame).unwrap();
+        let frag = frag_of(&packet);
         assert_eq!(
-            decode(LinkType::Ethernet, &frame),
-            Err(DropReason::IpFragment)
+            (frag.version, frag.id, frag.offset, frag.more, frag.protocol),
+            (IpVersion::V4, 0x1234, 32, false, 6)
         );
+        assert_eq!(
+            (frag.header_len, frag.payload, packet.ip_len),
+            (20, &v4[20..], 45)
+        );
+    }
+
+    #[test]
+    fn fragments_inside_and_around_tunnels() {
+        // An inner IPv4 fragment inside GRE: a fragment, with the tunnel and its depth.
+        let gre = [0x00, 0x00, 0x08, 0x00];
+        let inner = v4_fragment_of(&v4_tcp(b"inner"), false, 10);
+        let frame = cat(&[&eth(0x0800), &v4_with(47, &cat(&[&gre, &inner]))]);
+        let packet = decode(LinkType::Ethernet, &frame).unwrap();
+        assert_eq!(packet.tunnel, Some(Tunnel::Gre));
+        assert_eq!(packet.src, IpAddr::V4(Ipv4Addr::from(V4_SRC)));
+        assert_eq!((frag_of(&packet).offset, frag_of(&packet).depth), (80, 1));
+        // An outer fragmented GRE packet: once reassembled, decode walks into the tunnel.
+        let outer = v4_with(47, &cat(&[&gre, &v4_tcp(b"outer")]));
+        let first = v4_fragment_of(&outer[..20 + 16], true, 0);
+        let mut first = first;
+        first[2..4].copy_from_slice(&36u16.to_be_bytes());
+        let packet = decode(LinkType::Raw, &first).unwrap();
+        let frag = frag_of(&packet);
+        assert_eq!((frag.protocol, frag.payload.len()), (47, 16));
+        let head = DatagramHead::new(&packet, &frag);
+        let whole = reassembled(&head, &outer[20..]).unwrap();
+        assert_inner_v4_tcp(&whole, b"outer");
+        assert_eq!(whole.tunnel, Some(Tunnel::Gre));
+        // Depth is kept across reassembly: a datagram found at the deepest level cannot open
+        // one more tunnel.
+        let deep = DatagramHead {
+            depth: u8::try_from(MAX_ENCAP_DEPTH).unwrap(),
+            ..head
+        };
+        assert_eq!(
+            reassembled(&deep, &outer[20..]),
+            Err(DropReason::EncapTooDeep)
+        );
+        // A reassembled UDP datagram on the VXLAN port is walked into, as an unfragmented one.
+        let vxlan = [0x08, 0, 0, 0, 0, 0, 1, 0];
+        let udp = v4_udp(50000, 4789, &cat(&[&vxlan, &eth(0x0800), &v4_tcp(b"vx")]));
+        let head = DatagramHead {
+            protocol: 17,
+            depth: 0,
+            tunnel: None,
+            ..head
+        };
+        let whole = reassembled(&head, &udp[20..]).unwrap();
+        assert_inner_v4_tcp(&whole, b"vx");
+        assert_eq!(whole.tunnel, Some(Tunnel::Vxlan));
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! The sans-IO engine: frames and their timestamps in, flow records out.
 //!
-//! [`Engine::handle_batch`] runs frames through decode → flow table → (while a flow is not yet
-//! identified) reassembly → protocol probes → fingerprints. Once a flow is identified its probe
-//! state is dropped and every later packet costs one hash lookup and a few counter adds
-//! ("probe, then parse, then bypass"). DNS flows are the exception: every DNS message is read,
-//! because each answer feeds the [`DnsCache`] that names later flows. Flows that end (timeout,
-//! close, eviction, end of capture) become [`FlowRecord`]s in [`Engine::records`].
+//! [`Engine::handle_batch`] runs frames through decode → (IP fragments) IP reassembly → flow
+//! table → (while a flow is not yet identified) TCP reassembly → protocol probes → fingerprints.
+//! Once a flow is identified its probe state is dropped and every later packet costs one hash
+//! lookup and a few counter adds ("probe, then parse, then bypass"). DNS flows are the
+//! exception: every DNS message is read, because each answer feeds the [`DnsCache`] that names
+//! later flows. Flows that end (timeout, close, eviction, end of capture) become
+//! [`FlowRecord`]s in [`Engine::records`].
 //!
 //! Nothing here reads the wall clock, opens a file or logs per packet: counters live in
 //! [`Stats`] and the caller exports them.
@@ -16,8 +17,9 @@ pub mod record;
 mod tcp;
 mod udp;
 
-use crate::decode::{self, DropReason, Frame, LinkType, Packet, TcpFlags, Transport, Tunnel};
+use crate::decode::{self, DropReason, Fragment, Frame, LinkType, Packet, TcpFlags, Transport, Tunnel};
 use crate::dnscache::{self, DnsCache};
+use crate::flow::defrag::{self, Defragmenter};
 use crate::flow::key::{Key, Side, TCP, UDP};
 use crate::flow::reassembly::{self, Stream};
 use crate::flow::table::{Expiry, Table};
@@ -253,6 +255,10 @@ pub struct Engine {
     cache: DnsCache,
     budget: budget::Budget,
     next_seq: u64,
+    /// IP reassembly, before the flow lookup.
+    defrag: Defragmenter,
+    /// Where a completed datagram is written (reused: at most 64 KiB kept between datagrams).
+    datagram: Vec<u8>,
     /// Finished flows, oldest end first; the caller drains this.
     pub records: Vec<FlowRecord>,
     /// Counters.
@@ -268,6 +274,8 @@ impl Engine {
             cache: DnsCache::new(config.dns_cache_addrs),
             budget: budget::Budget::new(config.memory_budget),
             next_seq: 0,
+            defrag: Defragmenter::new(defrag::Config::default()),
+            datagram: Vec::new(),
             records: Vec::new(),
             stats: Stats { decode_drops: vec![0; DropReason::ALL.len()], ..Stats::default() },
         }
@@ -296,6 +304,7 @@ impl Engine {
     /// Advances time without a packet: a live capture that falls quiet still ends its idle
     /// flows. `now` must be on the packets' clock (for live capture, the wall clock).
     pub fn tick(&mut self, now: Timestamp) {
+        self.expire_fragments(now);
         self.table.tick(now);
         self.collect_ended();
     }
@@ -310,9 +319,14 @@ impl Engine {
     /// Handles one frame of link type `link` (None: a link type the decoder does not know).
     pub fn handle(&mut self, ts: Timestamp, link: Option<LinkType>, frame: &[u8], wire_len: u32) {
         if let Some(pkt) = self.decode(link, frame, wire_len) {
-            let key = flow_key(&pkt);
-            self.packet(ts, &pkt, key);
+            if let Transport::Fragment(frag) = &pkt.transport {
+                self.fragment(ts, &pkt, frag);
+            } else {
+                let key = flow_key(&pkt);
+                self.packet(ts, &pkt, key);
+            }
         }
+        self.expire_fragments(ts);
         self.table.tick(ts);
         self.collect_ended();
     }
@@ -320,6 +334,9 @@ impl Engine {
     /// Handles a batch of frames: decodes them all, looks their flows up back to back (so the
     /// cache misses of the lookups overlap), then handles each. Same results as [`Engine::handle`]
     /// on each frame in turn.
+    ///
+    /// An IP fragment splits the batch: the packets before it are handled first, then the
+    /// fragment (and the datagram it completes, if any), so packets keep their order.
     pub fn handle_batch(&mut self, frames: &[Frame<'_>]) {
         // Two parallel arrays rather than one of tuples: elements stay small enough to be
         // copied inline instead of through memcpy calls.
@@ -327,22 +344,80 @@ impl Engine {
         let mut keys: Vec<Option<(Key, Side)>> = Vec::with_capacity(frames.len());
         for f in frames {
             if let Some(p) = self.decode(f.link, f.data, f.wire_len) {
+                if let Transport::Fragment(frag) = &p.transport {
+                    self.packets(&mut pkts, &mut keys);
+                    self.fragment(f.ts, &p, frag);
+                    self.table.tick(f.ts);
+                    continue;
+                }
                 keys.push(flow_key(&p));
                 pkts.push((f.ts, p));
             }
         }
+        self.packets(&mut pkts, &mut keys);
+        if let Some(f) = frames.last() {
+            self.expire_fragments(f.ts);
+            self.table.tick(f.ts);
+        }
+        self.collect_ended();
+    }
+
+    /// The batch fast path: warms the flows of `pkts`, handles them in order, and empties both.
+    fn packets(&mut self, pkts: &mut Vec<(Timestamp, Packet<'_>)>, keys: &mut Vec<Option<(Key, Side)>>) {
         // A tight loop of independent lookups: the CPU keeps several misses in flight.
         for (k, _) in keys.iter().flatten() {
             self.table.warm(k);
         }
-        for ((ts, p), key) in pkts.iter().zip(keys) {
+        for ((ts, p), key) in pkts.iter().zip(keys.drain(..)) {
             self.packet(*ts, p, key);
             self.table.tick(*ts);
         }
-        if let Some(f) = frames.last() {
-            self.table.tick(f.ts);
+        pkts.clear();
+    }
+
+    /// Hands a fragment to the defragmenter; a datagram it completes is decoded and goes down
+    /// the normal path at once, as one packet of the whole datagram's IP length, at the time of
+    /// the fragment that completed it. A datagram whose overlapping fragments disagreed marks
+    /// its flow with [`Evasion::FRAGMENT_OVERLAP`]. A datagram that turns out to hold another
+    /// fragment (a fragmented tunnel carrying a fragment) goes round again; decode's
+    /// encapsulation bound ends that.
+    fn fragment(&mut self, ts: Timestamp, pkt: &Packet<'_>, frag: &Fragment<'_>) {
+        let mut buf = std::mem::take(&mut self.datagram);
+        let done = self.defrag.push(ts, pkt, frag, &mut buf);
+        self.stats.defrag = self.defrag.stats;
+        if let Some(done) = done {
+            match decode::reassembled(&done.head, &buf) {
+                Ok(whole) => match &whole.transport {
+                    Transport::Fragment(inner) => self.fragment(ts, &whole, inner),
+                    _ => {
+                        let key = flow_key(&whole);
+                        self.packet(ts, &whole, key);
+                        if let (true, Some((key, _))) = (done.overlap_conflict, key) {
+                            self.flag_evasion(&key, Evasion::FRAGMENT_OVERLAP);
+                        }
+                    }
+                },
+                Err(reason) => self.stats.decode_drops[reason.index()] += 1,
+            }
         }
-        self.collect_ended();
+        self.datagram = buf;
+    }
+
+    /// Marks the flow of `key` (still held, or ended by the packet just handled) with `sign`.
+    fn flag_evasion(&mut self, key: &Key, sign: Evasion) {
+        if let Some(flow) = self.table.get_mut(key) {
+            flow.details().evasion.insert(sign);
+        } else if let Some(ended) = self.table.ended.iter_mut().rev().find(|e| e.key == *key) {
+            ended.state.details().evasion.insert(sign);
+        }
+    }
+
+    /// Gives up the datagrams whose fragments are too old at `now` (cheap when none is held).
+    fn expire_fragments(&mut self, now: Timestamp) {
+        if !self.defrag.is_empty() {
+            self.defrag.expire(now);
+            self.stats.defrag = self.defrag.stats;
+        }
     }
 
     fn decode<'a>(&mut self, link: Option<LinkType>, frame: &'a [u8], wire_len: u32) -> Option<Packet<'a>> {
@@ -394,7 +469,7 @@ impl Engine {
         let (sport, dport, proto) = match &pkt.transport {
             Transport::Tcp(t) => (t.src_port, t.dst_port, TCP),
             Transport::Udp(u) => (u.src_port, u.dst_port, UDP),
-            Transport::Other { .. } => return,
+            Transport::Other { .. } | Transport::Fragment(_) => return,
         };
         let syn_only = matches!(&pkt.transport, Transport::Tcp(t)
             if t.flags.contains(TcpFlags::SYN) && !t.flags.contains(TcpFlags::ACK));
@@ -478,7 +553,7 @@ impl Engine {
         match &pkt.transport {
             Transport::Tcp(t) => tcp::probe(flow, dir, t, &mut ctx),
             Transport::Udp(u) => udp::probe(flow, dir, u, &mut ctx),
-            Transport::Other { .. } => {}
+            Transport::Other { .. } | Transport::Fragment(_) => {}
         }
         let now = flow.probe.as_deref().map_or(0, Probe::footprint);
         let before = flow.charged as usize;
@@ -643,7 +718,7 @@ fn flow_key(pkt: &Packet<'_>) -> Option<(Key, Side)> {
     let (sport, dport, proto) = match &pkt.transport {
         Transport::Tcp(t) => (t.src_port, t.dst_port, TCP),
         Transport::Udp(u) => (u.src_port, u.dst_port, UDP),
-        Transport::Other { .. } => return None,
+        Transport::Other { .. } | Transport::Fragment(_) => return None,
     };
     Some(Key::new(pkt.src, sport, pkt.dst, dport, proto))
 }

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use super::App;
 use crate::decode::Tunnel;
 use crate::fingerprint::{ja3, ja4};
+use crate::flow::defrag::DefragStats;
 use crate::flow::table::EndReason;
 use crate::proto::marker::{Marker, StunInfo};
 use crate::proto::proxy;
@@ -336,10 +337,13 @@ pub struct Stats {
     pub frame_bytes: u64,
     /// Frames of a link type the decoder does not support.
     pub unsupported_link: u64,
-    /// Frames not decoded, by `DropReason::index`.
+    /// Frames not decoded, by `DropReason::index` (and reassembled IP datagrams whose
+    /// content does not decode).
     pub decode_drops: Vec<u64>,
     /// IP packets that are neither TCP nor UDP (ICMP, ESP, ...): counted, no flow.
     pub other_transport: u64,
+    /// IP reassembly: fragments, datagrams completed, give-ups by reason.
+    pub defrag: DefragStats,
     /// Flows whose reassembly gave up, by reason (`gap`, `too_many_pending`, `limit`).
     pub reassembly_giveups: BTreeMap<&'static str, u64>,
     /// Retransmitted bytes that disagreed with bytes already reassembled (possible evasion).

@@ -9,6 +9,7 @@ use crate::aggregate::{Privacy, Snapshot};
 use crate::capture::CaptureStats;
 use crate::decode::DropReason;
 use crate::engine::Stats;
+use crate::flow::defrag::GiveUp;
 use crate::flow::table::TableStats;
 
 /// Everything the exporter shows, published by the packet thread.
@@ -265,6 +266,14 @@ pub fn encode(s: &State) -> prometheus::Result<Vec<u8>> {
         drops.with_label_values(&[reason.as_str()]).inc_by(e.decode_drops.get(reason.index()).copied().unwrap_or(0));
     }
     drops.with_label_values(&["unsupported_link"]).inc_by(e.unsupported_link);
+    let d = &e.defrag;
+    single("shadowtap_ip_fragments_total", "IP fragments (IPv4, IPv6 Fragment header) handed to reassembly.", d.fragments)?;
+    single("shadowtap_ip_reassembled_total", "IP datagrams reassembled from fragments.", d.reassembled)?;
+    single("shadowtap_ip_reassembly_conflicts_total", "Reassembled IP datagrams whose overlapping fragments carried different bytes (the first were kept; the flow is marked fragment_overlap).", d.conflicts)?;
+    let giveups = counter(&r, "shadowtap_ip_reassembly_giveups_total", "IP datagrams given up before they were complete, by reason (timeout, too_many_fragments, too_many_datagrams, memory, too_large, bad_length).", &["reason"])?;
+    for reason in GiveUp::ALL {
+        giveups.with_label_values(&[reason.as_str()]).inc_by(d.giveup(reason));
+    }
     for (name, help, map) in [
         ("shadowtap_reassembly_giveups_total", "TCP reassemblies given up, by reason.", &e.reassembly_giveups),
         ("shadowtap_quic_giveups_total", "QUIC Initials not read, by reason.", &e.quic_giveups),
@@ -302,6 +311,8 @@ pub fn encode(s: &State) -> prometheus::Result<Vec<u8>> {
         Ok(())
     };
     g1("shadowtap_flows_active", "Flows held in the flow table.", s.active_flows as i64)?;
+    g1("shadowtap_ip_reassembly_pending_datagrams", "IP datagrams waiting for more fragments.", s.engine.defrag.pending as i64)?;
+    g1("shadowtap_ip_reassembly_held_bytes", "Bytes IP reassembly holds (fragments and per-datagram overhead; at most 8 MiB by default).", s.engine.defrag.held_bytes as i64)?;
     g1("shadowtap_privacy_reveal_hosts", "1 while host identities are collected for an investigation (privacy.reveal_hosts).", s.privacy.reveal_hosts as i64)?;
     g1("shadowtap_privacy_min_group_size", "Minimum distinct hosts before a group's series are shown.", s.privacy.min_group_size as i64)?;
     g1("shadowtap_privacy_suppressed_series", "Series withheld because their group has fewer hosts than the minimum group size.", s.snapshot.suppressed_series as i64)?;

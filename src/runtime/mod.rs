@@ -24,6 +24,7 @@ use std::io::Write;
 use crate::config::Settings;
 use crate::decode::DropReason;
 use crate::engine::Engine;
+use crate::flow::defrag::GiveUp;
 use crate::time::Timestamp;
 
 pub use inspect::{inspect, Format, InspectOptions, Outcome};
@@ -56,6 +57,15 @@ pub fn write_stats(err: &mut impl Write, engine: &Engine) -> std::io::Result<()>
     for (k, v) in &s.reassembly_giveups {
         nonzero(format!("reassembly_giveup.{k}"), *v)?;
     }
+    let d = &s.defrag;
+    nonzero("ip_fragments".into(), d.fragments)?;
+    nonzero("ip_reassembled".into(), d.reassembled)?;
+    nonzero("ip_fragment_duplicates".into(), d.duplicates)?;
+    nonzero("ip_reassembly_conflicts".into(), d.conflicts)?;
+    for reason in GiveUp::ALL {
+        nonzero(format!("ip_reassembly_giveup.{}", reason.as_str()), d.giveup(reason))?;
+    }
+    nonzero("ip_reassembly_pending".into(), d.pending)?;
     nonzero("dns_messages".into(), s.dns_messages)?;
     let (cache, cache_len) = engine.dns_cache_stats();
     nonzero("dns_cache_inserted".into(), cache.inserted)?;
