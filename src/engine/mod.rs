@@ -64,8 +64,16 @@ pub const MAX_DNS_ANSWERS_PER_FLOW: usize = 32;
 /// DNS messages read per flow; later ones are counted, not parsed.
 pub const MAX_DNS_MESSAGES_PER_FLOW: u32 = 256;
 
-/// UDP datagrams of a flow inspected while identifying it (QUIC Initials may take several).
+/// Server datagrams of a UDP flow inspected while nothing identifies it (the server may speak
+/// first). Client datagrams are bounded by bytes and time instead: [`quic::MAX_PROBE_BYTES`],
+/// [`MAX_UDP_PROBE_SECS`].
 pub const MAX_UDP_PROBE_DATAGRAMS: u16 = 16;
+
+/// Seconds of packet time, from a UDP flow's first packet, during which its datagrams are
+/// probed (junk before a QUIC Initial, a hello over many Initials, the server's answer that
+/// tells a decoy Initial from the real one). Costs the flow's probe (a few hundred bytes, plus
+/// what [`quic::Initials::footprint`] reports) for at most that long.
+pub const MAX_UDP_PROBE_SECS: u64 = 10;
 
 /// Leading TCP data segments inspected per direction while identifying a flow; a flow that is
 /// still undecided after them is left alone (counted as `limit`).
