@@ -150,3 +150,149 @@ fn client_hello(flow: &mut FlowState, msg: &[u8], version: u32, signs: Signs, ct
     }
     details.tls = Some(TlsSummary { client: Some(Hello::fingerprinted(&ch, ja4::Protocol::Quic)), server: None });
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::decode::LinkType;
+    use crate::engine::{App, Config, Engine, Evasion, FlowRecord, Signal};
+    use crate::proto::quic::fixtures::{bytes, crypto, hello_of, padded_hello, Packet, CHROME_V1, GO_V1, RFC9001_A2};
+    use crate::proto::quic::{Initials, Progress, V1};
+    use crate::time::Timestamp;
+
+    const CLIENT: [u8; 4] = [10, 0, 0, 1];
+    const SERVER: [u8; 4] = [192, 0, 2, 7];
+
+    /// A raw IPv4/UDP frame (link type Raw) between CLIENT:50000 and SERVER:443.
+    fn frame(to_server: bool, payload: &[u8]) -> Vec<u8> {
+        let ((src, sport), (dst, dport)) =
+            if to_server { ((CLIENT, 50000u16), (SERVER, 443u16)) } else { ((SERVER, 443), (CLIENT, 50000)) };
+        let total = (20 + 8 + payload.len()) as u16;
+        let mut f = vec![0x45, 0];
+        f.extend(total.to_be_bytes());
+        f.extend([0, 0, 0x40, 0, 64, 17, 0, 0]);
+        f.extend(src);
+        f.extend(dst);
+        let sum = f.chunks(2).fold(0u32, |s, w| s + u32::from(u16::from_be_bytes([w[0], w[1]])));
+        let sum = !((sum & 0xffff) + (sum >> 16)) as u16;
+        f[10..12].copy_from_slice(&sum.to_be_bytes());
+        f.extend(sport.to_be_bytes());
+        f.extend(dport.to_be_bytes());
+        f.extend((8 + payload.len() as u16).to_be_bytes());
+        f.extend([0, 0]);
+        f.extend_from_slice(payload);
+        f
+    }
+
+    /// Runs `datagrams` (direction, payload, seconds after the start) through an engine and
+    /// returns its one record.
+    fn run(datagrams: &[(bool, Vec<u8>, u64)]) -> (FlowRecord, Engine) {
+        let mut e = Engine::new(Config::default());
+        let start = Timestamp::from_parts(1_800_000_000, 0);
+        for (i, (to_server, payload, secs)) in datagrams.iter().enumerate() {
+            let ts = Timestamp(start.plus_secs(*secs).0 + i as i64);
+            let f = frame(*to_server, payload);
+            e.handle(ts, Some(LinkType::Raw), &f, f.len() as u32);
+        }
+        e.finish();
+        assert_eq!(e.records.len(), 1);
+        let r = e.records.remove(0);
+        (r, e)
+    }
+
+    fn sni(r: &FlowRecord) -> Option<String> {
+        let hello = r.details.as_deref()?.client_hello()?;
+        hello.sni.as_deref().map(|s| String::from_utf8_lossy(s).into_owned())
+    }
+
+    fn evasion(r: &FlowRecord) -> Evasion {
+        r.details.as_deref().map(|d| d.evasion).unwrap_or_default()
+    }
+
+    fn answer(dcid: &[u8], scid: &[u8]) -> Vec<u8> {
+        Packet::server(V1, dcid, scid, &[0x3c; 8], 0, &[0x02, 0, 0, 0, 0]).build()
+    }
+
+    #[test]
+    fn junk_before_the_initial_still_names_the_flow() {
+        let mut random = vec![0u8; 40];
+        for (i, b) in random.iter_mut().enumerate() {
+            *b = (i as u8).wrapping_mul(97).wrapping_add(13) & 0x7f;
+        }
+        let mut short = vec![0x43u8];
+        short.extend([0x9c; 50]);
+        for junk in [vec![0x01], random, short] {
+            let (r, e) = run(&[(true, junk.clone(), 0), (true, junk, 0), (true, bytes(RFC9001_A2), 1)]);
+            assert_eq!((r.app, r.signal), (App::Quic, Some(Signal::QuicSni)));
+            assert_eq!(sni(&r).as_deref(), Some("example.com"));
+            assert_eq!(evasion(&r), Evasion::QUIC_JUNK);
+            assert_eq!(e.stats.evasions.get("quic_junk"), Some(&1));
+            assert_eq!(e.stats.client_hellos, 1);
+        }
+        // No junk, no sign.
+        let (r, _) = run(&[(true, bytes(RFC9001_A2), 0)]);
+        assert!(evasion(&r).is_empty());
+    }
+
+    #[test]
+    fn probing_is_bounded_in_time_and_other_udp_stays_unknown() {
+        // Junk for longer than MAX_UDP_PROBE_SECS: the Initial after it is not read.
+        let (r, e) = run(&[(true, vec![1, 2, 3], 0), (true, bytes(RFC9001_A2), super::MAX_UDP_PROBE_SECS + 1)]);
+        assert_eq!((r.app, r.signal), (App::Unknown, None));
+        assert!(e.stats.quic_giveups.is_empty());
+        // STUN after junk is still a STUN flow.
+        let mut stun = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
+        stun.extend([7u8; 12]);
+        let (r, _) = run(&[(true, vec![0xff; 30], 0), (true, stun, 0)]);
+        assert_eq!(r.app, App::Stun);
+    }
+
+    #[test]
+    fn reserved_version_and_a_hello_over_forty_initials() {
+        let dcid = [0x83; 8];
+        let hello = hello_of(RFC9001_A2);
+        let reserved = Packet::client(0x1a2a_3a4a, &dcid, 0, &crypto(0, &hello)).build();
+        let (r, _) = run(&[(true, reserved, 0)]);
+        assert_eq!(sni(&r).as_deref(), Some("example.com"));
+        assert_eq!(r.details.as_deref().and_then(|d| d.quic_version), Some(0x1a2a_3a4a));
+
+        let msg = padded_hello(&hello_of(CHROME_V1), 1900);
+        let mut flow = Vec::new();
+        for (pn, chunk) in msg.chunks(msg.len().div_ceil(40)).enumerate() {
+            let off = (pn * msg.len().div_ceil(40)) as u64;
+            flow.push((true, Packet::client(V1, &dcid, pn as u64, &crypto(off, chunk)).build(), 0));
+            if pn % 4 == 0 {
+                flow.push((false, answer(&dcid, &[]), 0));
+            }
+        }
+        let (r, e) = run(&flow);
+        assert_eq!(sni(&r).as_deref(), Some("cloudflare-quic.com"));
+        assert!(evasion(&r).is_empty());
+        assert!(e.stats.quic_giveups.is_empty());
+    }
+
+    #[test]
+    fn decoy_initial_loses_to_the_one_the_server_answered() {
+        let (decoy_cid, real_cid, scid) = ([0xde; 8], [0x2e; 8], [0x11; 4]);
+        let decoy = Packet { scid: &scid, ..Packet::client(V1, &decoy_cid, 0, &crypto(0, &hello_of(RFC9001_A2))) }.build();
+        let real = Packet { scid: &scid, ..Packet::client(V1, &real_cid, 0, &crypto(0, &hello_of(GO_V1))) }.build();
+        // Real first, decoy after: the server's answer decides.
+        let (r, e) = run(&[(true, real.clone(), 0), (true, decoy.clone(), 0), (false, answer(&real_cid, &scid), 0)]);
+        assert_eq!(sni(&r).as_deref(), Some("server4:443"));
+        assert_eq!(evasion(&r), Evasion::DECOY_INITIAL);
+        assert_eq!(e.stats.client_hellos, 1);
+        // Decoy first, never answered (one direction captured): the last hello, flagged.
+        let (r, _) = run(&[(true, decoy, 0), (true, real, 0)]);
+        assert_eq!(sni(&r).as_deref(), Some("server4:443"));
+        assert_eq!(evasion(&r), Evasion::DECOY_INITIAL);
+    }
+
+    #[test]
+    fn the_reader_is_released_once_the_server_answers() {
+        let mut initials = Initials::new();
+        let dcid = [0x83, 0x94, 0xc8, 0xf0, 0x3e, 0x51, 0x57, 0x08];
+        assert!(matches!(initials.client_datagram(&bytes(RFC9001_A2)), Progress::ClientHello { .. }));
+        assert!(initials.footprint() > 1000);
+        assert_eq!(initials.server_datagram(&answer(&dcid, &[])), Progress::Done);
+        assert_eq!(initials.footprint(), std::mem::size_of::<Initials>());
+    }
+}

@@ -609,10 +609,10 @@ impl Initials {
         if n == 1 {
             return self.attempts.iter().position(matching);
         }
+        // Each server datagram that tells nothing counts once, in `unattributed`.
         if h.type_bits() != p.initial_type || self.server_trials >= MAX_SERVER_TRIALS {
             return None;
         }
-        self.server_trials += 1;
         let (pn_offset, end) = h.initial_bounds(payload)?;
         let packet = &payload[..end];
         // Attempts of the server's version first: a reserved-version attempt and the v1 attempt
