@@ -107,9 +107,10 @@ pub const MAX_INITIAL_PACKETS: u16 = 128;
 
 /// Most connection attempts (distinct original DCIDs, per version) tracked per flow: the
 /// original DCID, one after Retry, one per version after Version Negotiation, and a decoy or
-/// two. Each costs its client keys and, once the server is heard, its server keys (about
-/// 1 KiB each), plus its CRYPTO stream (shared allowance, [`MAX_HELD_BYTES`]). A further
-/// attempt is not read and flags the flow ([`Signs::decoy`]).
+/// two. Each costs about 1.7 KiB (its client keys: AES-128 key schedules and the GHASH key,
+/// about 1.5 KiB), 1.5 KiB more if its server keys are needed to tell it from another
+/// attempt, plus its CRYPTO stream (shared allowance, [`MAX_HELD_BYTES`]). A further attempt is
+/// not read and flags the flow ([`Signs::decoy`]).
 pub const MAX_ATTEMPTS: usize = 4;
 
 /// Most complete hellos held per flow while waiting for the server to tell which one it
@@ -321,8 +322,9 @@ struct Attempt {
     /// moved it from).
     root: usize,
     keys: Keys,
-    /// The server's Initial keys for this DCID, and the version they were derived for.
-    server_keys: Option<(u32, Keys)>,
+    /// The server's Initial keys for this DCID, and the version they were derived for. Boxed:
+    /// derived only when the server's DCID alone does not tell which attempt it answers.
+    server_keys: Option<Box<(u32, Keys)>>,
     stream: CryptoStream,
     largest_pn: Option<u64>,
     stage: Stage,
@@ -355,10 +357,11 @@ struct Datagram {
 
 /// Per-flow state of the Initial reader.
 ///
-/// Memory ([`Initials::footprint`]): at most [`MAX_ATTEMPTS`] attempts (keys, about 2 KiB
-/// each with the server's), at most [`MAX_HELD_BYTES`] of CRYPTO data and complete hellos
-/// plus one bit per buffered byte, and one scratch copy of the largest packet decrypted (at
-/// most one UDP payload). All of it is released when the flow has its answer.
+/// Memory ([`Initials::footprint`]): at most [`MAX_ATTEMPTS`] attempts (keys, about 1.7 KiB
+/// each, 3.2 KiB with the server's), at most [`MAX_HELD_BYTES`] of CRYPTO data and complete
+/// hellos plus one bit per buffered byte, and one scratch copy of the largest packet decrypted
+/// (at most one UDP payload). The common case (one attempt, one hello of 2 KB) holds about
+/// 6 KiB for one round trip. All of it is released when the flow has its answer.
 #[derive(Default)]
 pub struct Initials {
     finished: bool,
@@ -422,14 +425,20 @@ impl Initials {
     }
 
     /// Bytes held on behalf of this flow (this struct included), for a global memory budget.
-    /// At most about `MAX_HELD_BYTES * 9 / 8 + MAX_ATTEMPTS * 2.5 KiB` plus the largest UDP
-    /// payload read; zero heap once finished.
+    /// At most about `MAX_HELD_BYTES * 9 / 8 + MAX_ATTEMPTS * 3.3 KiB` (45 KiB) plus the largest
+    /// UDP payload read; no heap once finished.
     pub fn footprint(&self) -> usize {
         let attempts: usize = self
             .attempts
             .iter()
             .map(|a| a.stream.footprint())
             .sum();
+        let server_keys = self
+            .attempts
+            .iter()
+            .filter(|a| a.server_keys.is_some())
+            .count()
+            * std::mem::size_of::<(u32, Keys)>();
         let candidates: usize = self
             .candidates
             .iter()
@@ -438,6 +447,7 @@ impl Initials {
         std::mem::size_of::<Self>()
             + self.attempts.capacity() * std::mem::size_of::<Attempt>()
             + attempts
+            + server_keys
             + self.candidates.capacity() * std::mem::size_of::<Candidate>()
             + candidates
             + self.plain.footprint()
@@ -623,11 +633,11 @@ impl Initials {
         order.sort_by_key(|&i| self.attempts[i].version != h.version);
         for i in order {
             let a = &mut self.attempts[i];
-            if a.server_keys.as_ref().is_none_or(|(v, _)| *v != h.version) {
-                a.server_keys =
-                    Keys::initial(p, a.dcid.get(), Sender::Server).map(|k| (h.version, k));
+            if a.server_keys.as_ref().is_none_or(|k| k.0 != h.version) {
+                a.server_keys = Keys::initial(p, a.dcid.get(), Sender::Server)
+                    .map(|k| Box::new((h.version, k)));
             }
-            let Some((_, keys)) = &a.server_keys else {
+            let Some(keys) = a.server_keys.as_ref().map(|k| &k.1) else {
                 continue;
             };
             if try_open(keys, &mut self.scratch, packet, pn_offset, None).is_some() {

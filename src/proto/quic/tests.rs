@@ -58,6 +58,8 @@ fn rfc9001_a2_client_initial() {
     assert_eq!(msg.len(), 4 + 0xed);
     assert_eq!(msg[..12], hex("010000ed0303ebf8fa56f129")[..]);
     assert_eq!(sni(&msg), "example.com");
+    // The common case holds a few KiB: one attempt's keys, the hello, one packet's copy.
+    assert!(r.footprint() < 8 * 1024, "{}", r.footprint());
     // A retransmission changes nothing; the reader waits for the server to answer.
     assert_eq!(r.client_datagram(&bytes(RFC9001_A2)), Progress::NeedMore);
     assert!(!r.is_finished());
@@ -394,6 +396,25 @@ fn hostile_input_never_panics() {
         f[i] ^= 1 << (soup.next() % 8);
         feed_all(&f);
     }
+    // Server datagrams against a reader holding attempts: long and short headers to known and
+    // unknown connection IDs, truncated.
+    let mut r = Initials::new();
+    r.client_datagram(&initial_from(V1, &DCID, &[0xc1; 4], 0, &crypto(0, &rfc_hello()[..100])));
+    r.client_datagram(&initial_from(V1, &[9; 8], &[0xc1; 4], 0, &crypto(0, &rfc_hello()[..100])));
+    let server_prefixes: [&[u8]; 4] = [
+        &[0xc0, 0, 0, 0, 1, 4, 0xc1, 0xc1, 0xc1, 0xc1, 0, 0],
+        &[0xf0, 0, 0, 0, 1, 4, 0xc1, 0xc1, 0xc1, 0xc1, 3],
+        &[0x41, 0xc1, 0xc1, 0xc1, 0xc1],
+        &[0x80, 0, 0, 0, 0, 4],
+    ];
+    for round in 0..400 {
+        let mut d = vec![0u8; (soup.next() % 1300) as usize];
+        soup.fill(&mut d);
+        let prefix = server_prefixes[round % server_prefixes.len()];
+        let n = prefix.len().min(d.len());
+        d[..n].copy_from_slice(&prefix[..n]);
+        let _ = r.server_datagram(&d);
+    }
     // Decrypted garbage reaches the frame walker: random frames in valid packets.
     for _ in 0..300 {
         let mut frames = vec![0u8; (soup.next() % 300) as usize];
@@ -705,7 +726,7 @@ fn attempts_and_memory_are_bounded() {
     let held: usize = r.attempts.iter().map(|a| a.stream.len()).sum();
     assert!(held <= MAX_HELD_BYTES, "{held}");
     assert!(outs.contains(&Progress::GaveUp(GiveUp::TooLong)));
-    let bound = MAX_HELD_BYTES * 9 / 8 + MAX_ATTEMPTS * 4096 + 2 * 1500 + 4096;
+    let bound = MAX_HELD_BYTES * 9 / 8 + MAX_ATTEMPTS * 3400 + 1500 + 1024;
     assert!(r.footprint() <= bound, "{} > {bound}", r.footprint());
     // A failed attempt does not stop the reader: a real hello under a known DCID... is ignored
     // (its attempt failed), but the flow goes on until its budget.
