@@ -129,7 +129,11 @@ impl CryptoStream {
         while i < end {
             let bit = i % WORD_BITS;
             let n = (WORD_BITS - bit).min(end - i);
-            let mask = if n == WORD_BITS { u64::MAX } else { ((1u64 << n) - 1) << bit };
+            let mask = if n == WORD_BITS {
+                u64::MAX
+            } else {
+                ((1u64 << n) - 1) << bit
+            };
             if let Some(w) = self.filled.get_mut(i / WORD_BITS) {
                 *w |= mask;
             }

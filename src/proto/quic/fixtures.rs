@@ -113,11 +113,17 @@ impl<'a> Packet<'a> {
         h.push(self.scid.len() as u8);
         h.extend_from_slice(self.scid);
         h.push(0); // token length
-        // Header so far + 2-byte Length + packet number + tag.
+                   // Header so far + 2-byte Length + packet number + tag.
         let overhead = h.len() + 2 + pn_len + 16;
         let mut payload = self.frames.to_vec();
         // At least 4 bytes after the packet number beyond the sample offset (RFC 9001 §5.4.2).
-        payload.resize(payload.len().max(self.min_len.saturating_sub(overhead)).max(24), 0);
+        payload.resize(
+            payload
+                .len()
+                .max(self.min_len.saturating_sub(overhead))
+                .max(24),
+            0,
+        );
         h.extend(((pn_len + payload.len() + 16) as u16 | 0x4000).to_be_bytes());
         h.extend((self.pn as u16).to_be_bytes());
         keys.protect(&h, self.pn, pn_len, &payload)

@@ -268,7 +268,9 @@ pub(crate) mod tests {
         let dcid = hex("8394c8f03e515708");
         let p = protected(V1);
         assert_eq!(
-            initial_secret(p.salt, &dcid, Sender::Server).unwrap().to_vec(),
+            initial_secret(p.salt, &dcid, Sender::Server)
+                .unwrap()
+                .to_vec(),
             hex("3c199828fd139efd216c155ad844cc81fb82fa8d7446fa7d78be803acdda951b")
         );
         let (key, iv, hp) = Keys::material(&p, &dcid, Sender::Server).unwrap();

@@ -428,11 +428,7 @@ impl Initials {
     /// At most about `MAX_HELD_BYTES * 9 / 8 + MAX_ATTEMPTS * 3.3 KiB` (45 KiB) plus the largest
     /// UDP payload read; no heap once finished.
     pub fn footprint(&self) -> usize {
-        let attempts: usize = self
-            .attempts
-            .iter()
-            .map(|a| a.stream.footprint())
-            .sum();
+        let attempts: usize = self.attempts.iter().map(|a| a.stream.footprint()).sum();
         let server_keys = self
             .attempts
             .iter()
@@ -442,7 +438,13 @@ impl Initials {
         let candidates: usize = self
             .candidates
             .iter()
-            .map(|c| c.msg.len() + c.name.as_ref().and_then(|n| n.as_ref()).map_or(0, |n| n.len()))
+            .map(|c| {
+                c.msg.len()
+                    + c.name
+                        .as_ref()
+                        .and_then(|n| n.as_ref())
+                        .map_or(0, |n| n.len())
+            })
             .sum();
         std::mem::size_of::<Self>()
             + self.attempts.capacity() * std::mem::size_of::<Attempt>()
@@ -651,7 +653,8 @@ impl Initials {
     /// its DCID starts with.
     fn attribute_short(&self, payload: &[u8]) -> Option<usize> {
         let rest = payload.get(1..)?;
-        let mut hits = (0..self.attempts.len()).filter(|&i| rest.starts_with(self.attempts[i].scid.get()));
+        let mut hits =
+            (0..self.attempts.len()).filter(|&i| rest.starts_with(self.attempts[i].scid.get()));
         let first = hits.next()?;
         hits.next().is_none().then_some(first)
     }
@@ -781,7 +784,9 @@ impl Initials {
     ) -> Option<Progress> {
         self.packets = self.packets.saturating_add(1);
         if self.packets > MAX_INITIAL_PACKETS {
-            let why = if self.candidates.is_empty() && self.attempts.iter().all(|a| a.stream.is_empty()) {
+            let why = if self.candidates.is_empty()
+                && self.attempts.iter().all(|a| a.stream.is_empty())
+            {
                 GiveUp::TooManyPackets
             } else {
                 GiveUp::CryptoGap
@@ -892,9 +897,7 @@ impl Initials {
             Stage::Complete => {
                 // A retransmission repeats the hello; different bytes at its offsets are
                 // another hello under the same keys: read it as well.
-                let Some(held) = self.candidates.iter().rev().find(|c| c.attempt == i) else {
-                    return None;
-                };
+                let held = self.candidates.iter().rev().find(|c| c.attempt == i)?;
                 let mut differs = false;
                 let _ = crypto_stream::walk(frames, payload, |off, data| {
                     differs |= disagrees(&held.msg, off, data);

@@ -14,12 +14,20 @@ fn initial(version: u32, dcid: &[u8], pn: u64, frames: &[u8]) -> Vec<u8> {
 
 /// A full-size client Initial with a client SCID.
 fn initial_from(version: u32, dcid: &[u8], scid: &[u8], pn: u64, frames: &[u8]) -> Vec<u8> {
-    Packet { scid, ..Packet::client(version, dcid, pn, frames) }.build()
+    Packet {
+        scid,
+        ..Packet::client(version, dcid, pn, frames)
+    }
+    .build()
 }
 
 /// The same without padding: a small packet (for bounds counted in packets, not bytes).
 fn small_initial(version: u32, dcid: &[u8], pn: u64, frames: &[u8]) -> Vec<u8> {
-    Packet { min_len: 0, ..Packet::client(version, dcid, pn, frames) }.build()
+    Packet {
+        min_len: 0,
+        ..Packet::client(version, dcid, pn, frames)
+    }
+    .build()
 }
 
 fn sni(msg: &[u8]) -> String {
@@ -165,7 +173,9 @@ fn retry_then_new_dcid() {
         Progress::NeedMore
     );
     assert_eq!(r.server_datagram(&retry), Progress::NeedMore);
-    assert!(r.retry.is_some_and(|(cid, of)| cid.get() == new_dcid && of == Some(0)));
+    assert!(r
+        .retry
+        .is_some_and(|(cid, of)| cid.get() == new_dcid && of == Some(0)));
     // The attempt keyed by the Retry's SCID continues the first one's CRYPTO stream.
     let (got, _, signs) =
         signed(r.client_datagram(&initial(V1, &new_dcid, 1, &crypto(90, &msg[90..]))));
@@ -399,8 +409,20 @@ fn hostile_input_never_panics() {
     // Server datagrams against a reader holding attempts: long and short headers to known and
     // unknown connection IDs, truncated.
     let mut r = Initials::new();
-    r.client_datagram(&initial_from(V1, &DCID, &[0xc1; 4], 0, &crypto(0, &rfc_hello()[..100])));
-    r.client_datagram(&initial_from(V1, &[9; 8], &[0xc1; 4], 0, &crypto(0, &rfc_hello()[..100])));
+    r.client_datagram(&initial_from(
+        V1,
+        &DCID,
+        &[0xc1; 4],
+        0,
+        &crypto(0, &rfc_hello()[..100]),
+    ));
+    r.client_datagram(&initial_from(
+        V1,
+        &[9; 8],
+        &[0xc1; 4],
+        0,
+        &crypto(0, &rfc_hello()[..100]),
+    ));
     let server_prefixes: [&[u8]; 4] = [
         &[0xc0, 0, 0, 0, 1, 4, 0xc1, 0xc1, 0xc1, 0xc1, 0, 0],
         &[0xf0, 0, 0, 0, 1, 4, 0xc1, 0xc1, 0xc1, 0xc1, 3],
@@ -465,7 +487,14 @@ fn junk_before_the_initial_is_skipped_and_flagged() {
         assert!(!r.recognised());
         let (got, version, signs) = signed(r.client_datagram(&bytes(RFC9001_A2)));
         assert_eq!((got, version), (msg.clone(), V1));
-        assert_eq!(signs, Signs { junk: true, decoy: false }, "{junk:02x?}");
+        assert_eq!(
+            signs,
+            Signs {
+                junk: true,
+                decoy: false
+            },
+            "{junk:02x?}"
+        );
         // Junk after the first Initial is not a sign.
         let mut r = Initials::new();
         assert!(!signed(r.client_datagram(&bytes(RFC9001_A2))).2.junk);
@@ -498,7 +527,10 @@ fn junk_is_bounded_by_bytes() {
         outs.push(r.client_datagram(&bad));
     }
     assert!(r.is_finished());
-    let gave_up: Vec<_> = outs.iter().filter(|p| matches!(p, Progress::GaveUp(_))).collect();
+    let gave_up: Vec<_> = outs
+        .iter()
+        .filter(|p| matches!(p, Progress::GaveUp(_)))
+        .collect();
     assert_eq!(gave_up, [&Progress::GaveUp(GiveUp::Budget)]);
 }
 
@@ -509,7 +541,10 @@ fn reserved_version_is_opened_with_v1_keys() {
         let d = initial(reserved, &DCID, 0, &crypto(0, &msg));
         assert!(looks_like_quic(&d));
         let (got, version, signs) = signed(Initials::new().client_datagram(&d));
-        assert_eq!((got, version, signs), (msg.clone(), reserved, Signs::default()));
+        assert_eq!(
+            (got, version, signs),
+            (msg.clone(), reserved, Signs::default())
+        );
     }
     assert_eq!(version_str(0x1a2a_3a4a), "0x1a2a3a4a");
 }
@@ -541,7 +576,8 @@ fn version_negotiation_then_v1_on_the_same_tuple() {
     let mut r = Initials::new();
     assert_eq!(r.client_datagram(&probe), Progress::NeedMore);
     assert_eq!(r.server_datagram(&vn), Progress::NeedMore);
-    let (got, version, signs) = signed(r.client_datagram(&initial(V1, &new_dcid, 0, &crypto(0, &msg))));
+    let (got, version, signs) =
+        signed(r.client_datagram(&initial(V1, &new_dcid, 0, &crypto(0, &msg))));
     assert_eq!((got, version, signs), (msg, V1, Signs::default()));
 }
 
@@ -558,7 +594,10 @@ fn hello_over_forty_initials() {
         last = Some(r.client_datagram(&p));
         if pn == 0 {
             // The server acknowledges the first Initial: the attempt is answered, not complete.
-            assert_eq!(r.server_datagram(&answer(V1, &DCID, &scid)), Progress::NeedMore);
+            assert_eq!(
+                r.server_datagram(&answer(V1, &DCID, &scid)),
+                Progress::NeedMore
+            );
         }
         if pn + 1 < 40 {
             assert_eq!(last, Some(Progress::NeedMore), "packet {pn}");
@@ -597,7 +636,13 @@ fn five_corrupt_initials_then_a_good_one() {
     assert_eq!(r.decrypt_failures, 5);
     let (msg, _, signs) = signed(r.client_datagram(&good));
     assert_eq!(sni(&msg), "example.com");
-    assert_eq!(signs, Signs { junk: true, decoy: false });
+    assert_eq!(
+        signs,
+        Signs {
+            junk: true,
+            decoy: false
+        }
+    );
     // Corrupt Initials are bounded too.
     let mut r = Initials::new();
     let mut bad = good.clone();
@@ -605,7 +650,10 @@ fn five_corrupt_initials_then_a_good_one() {
     for _ in 1..MAX_DECRYPT_FAILURES {
         assert_eq!(r.client_datagram(&bad), Progress::NeedMore);
     }
-    assert_eq!(r.client_datagram(&bad), Progress::GaveUp(GiveUp::DecryptFailed));
+    assert_eq!(
+        r.client_datagram(&bad),
+        Progress::GaveUp(GiveUp::DecryptFailed)
+    );
     assert!(r.is_finished());
 }
 
@@ -624,7 +672,11 @@ fn decoy_initial_the_server_answered_wins_and_is_flagged() {
             let decoy = initial_from(V1, &DECOY, decoy_scid, 0, &crypto(0, &decoy_msg));
             let real = initial_from(V1, &REAL, real_scid, 0, &crypto(0, &real_msg));
             let mut r = Initials::new();
-            let order = if decoy_first { [&decoy, &real] } else { [&real, &decoy] };
+            let order = if decoy_first {
+                [&decoy, &real]
+            } else {
+                [&real, &decoy]
+            };
             let first = signed(r.client_datagram(order[0]));
             assert_eq!(first.2, Signs::default());
             // The second complete hello under another DCID, with another name: reported
@@ -632,7 +684,10 @@ fn decoy_initial_the_server_answered_wins_and_is_flagged() {
             let (_, _, signs) = signed(r.client_datagram(order[1]));
             assert!(signs.decoy);
             let out = r.server_datagram(&answer(V1, &REAL, real_scid));
-            assert!(r.is_finished(), "same_scid {same_scid} decoy_first {decoy_first}");
+            assert!(
+                r.is_finished(),
+                "same_scid {same_scid} decoy_first {decoy_first}"
+            );
             let got = match out {
                 Progress::Done => {
                     assert!(decoy_first, "the real hello was already the one reported");
@@ -653,31 +708,51 @@ fn decoy_initial_the_server_answered_wins_and_is_flagged() {
 fn decoy_never_answered_reports_the_last_hello_flagged() {
     let mut r = Initials::new();
     r.client_datagram(&initial(V1, &[0xde; 8], 0, &crypto(0, &rfc_hello())));
-    let (msg, _, signs) = signed(r.client_datagram(&initial(V1, &[0x2e; 8], 0, &crypto(0, &go_hello()))));
+    let (msg, _, signs) =
+        signed(r.client_datagram(&initial(V1, &[0x2e; 8], 0, &crypto(0, &go_hello()))));
     assert_eq!((sni(&msg).as_str(), signs.decoy), ("server4:443", true));
     // Server datagrams that tell nothing (another attempt's, unreadable) end it after a bound.
     for _ in 1..MAX_SERVER_TRIALS {
-        assert_eq!(r.server_datagram(&answer(V1, &[0x99; 8], &[0x77; 3])), Progress::NeedMore);
+        assert_eq!(
+            r.server_datagram(&answer(V1, &[0x99; 8], &[0x77; 3])),
+            Progress::NeedMore
+        );
     }
-    assert_eq!(r.server_datagram(&answer(V1, &[0x99; 8], &[0x77; 3])), Progress::Done);
+    assert_eq!(
+        r.server_datagram(&answer(V1, &[0x99; 8], &[0x77; 3])),
+        Progress::Done
+    );
     assert!(r.is_finished());
     // Or the caller's time bound does.
     let mut r = Initials::new();
     r.client_datagram(&initial(V1, &[0xde; 8], 0, &crypto(0, &rfc_hello())));
-    assert!(signed(r.client_datagram(&initial(V1, &[0x2e; 8], 0, &crypto(0, &go_hello())))).2.decoy);
+    assert!(
+        signed(r.client_datagram(&initial(V1, &[0x2e; 8], 0, &crypto(0, &go_hello()))))
+            .2
+            .decoy
+    );
     assert_eq!(r.expire(), Progress::Done);
     // Two hellos with the same name under two DCIDs are not a decoy.
     let mut r = Initials::new();
     r.client_datagram(&initial(V1, &[0xde; 8], 0, &crypto(0, &rfc_hello())));
-    assert!(!signed(r.client_datagram(&initial(V1, &[0x2e; 8], 0, &crypto(0, &rfc_hello())))).2.decoy);
+    assert!(
+        !signed(r.client_datagram(&initial(V1, &[0x2e; 8], 0, &crypto(0, &rfc_hello()))))
+            .2
+            .decoy
+    );
 }
 
 #[test]
 fn decoy_under_the_same_dcid_is_read_too() {
     // Same DCID, so the same keys: the second hello's bytes differ at the same offsets.
     let mut r = Initials::new();
-    assert!(!signed(r.client_datagram(&initial(V1, &DCID, 0, &crypto(0, &rfc_hello())))).2.decoy);
-    let (msg, _, signs) = signed(r.client_datagram(&initial(V1, &DCID, 1, &crypto(0, &go_hello()))));
+    assert!(
+        !signed(r.client_datagram(&initial(V1, &DCID, 0, &crypto(0, &rfc_hello()))))
+            .2
+            .decoy
+    );
+    let (msg, _, signs) =
+        signed(r.client_datagram(&initial(V1, &DCID, 1, &crypto(0, &go_hello()))));
     assert_eq!((sni(&msg).as_str(), signs.decoy), ("server4:443", true));
 }
 
@@ -698,7 +773,10 @@ fn retry_is_not_a_decoy() {
     let second = initial_from(V1, &after, &scid, 1, &crypto(0, &msg));
     assert_eq!(signed(r.client_datagram(&second)).2, Signs::default());
     // The server's Initial is protected with keys from the Retry's SCID.
-    assert_eq!(r.server_datagram(&answer(V1, &after, &scid)), Progress::Done);
+    assert_eq!(
+        r.server_datagram(&answer(V1, &after, &scid)),
+        Progress::Done
+    );
     assert_eq!(r.answered, Some(1));
     assert!(r.is_finished());
 }
@@ -738,16 +816,30 @@ fn attempts_and_memory_are_bounded() {
 fn decoy_that_fails_does_not_stop_the_real_hello() {
     // A decoy whose CRYPTO data is out of bounds, then the real Initial under another DCID.
     let mut r = Initials::new();
-    let far = initial(V1, &[0xde; 8], 0, &crypto(MAX_CRYPTO_LEN as u64 - 1, &[1, 2]));
+    let far = initial(
+        V1,
+        &[0xde; 8],
+        0,
+        &crypto(MAX_CRYPTO_LEN as u64 - 1, &[1, 2]),
+    );
     assert_eq!(r.client_datagram(&far), Progress::GaveUp(GiveUp::TooLong));
     assert!(!r.is_finished());
     let (msg, _, signs) = signed(r.client_datagram(&bytes(RFC9001_A2)));
-    assert_eq!((sni(&msg).as_str(), signs), ("example.com", Signs::default()));
+    assert_eq!(
+        (sni(&msg).as_str(), signs),
+        ("example.com", Signs::default())
+    );
     // An unsupported version first does not stop it either.
     let mut r = Initials::new();
     let mut d21 = bytes(RFC9001_A2);
     d21[1..5].copy_from_slice(&0xff00_0015u32.to_be_bytes());
-    assert_eq!(r.client_datagram(&d21), Progress::GaveUp(GiveUp::UnsupportedVersion));
+    assert_eq!(
+        r.client_datagram(&d21),
+        Progress::GaveUp(GiveUp::UnsupportedVersion)
+    );
     assert_eq!(r.client_datagram(&d21), Progress::NeedMore, "counted once");
-    assert_eq!(sni(&hello(r.client_datagram(&bytes(RFC9001_A2))).0), "example.com");
+    assert_eq!(
+        sni(&hello(r.client_datagram(&bytes(RFC9001_A2))).0),
+        "example.com"
+    );
 }
