@@ -377,7 +377,9 @@ pub struct Initials {
     packets: u16,
     decrypt_failures: u8,
     server_trials: u8,
-    /// Give-up reasons already returned ([`GiveUp::bit`]).
+    /// Give-up reasons met ([`GiveUp::bit`]): attempts that failed, unsupported versions.
+    failed: u16,
+    /// Give-up reasons already returned.
     reported: u16,
     attempts: Vec<Attempt>,
     candidates: Vec<Candidate>,
@@ -486,7 +488,10 @@ impl Initials {
         if let Some(hello) = self.emit() {
             return hello;
         }
-        if let Some(why) = dg.failed.filter(|&w| self.reported & w.bit() == 0) {
+        if let Some(why) = dg.failed {
+            self.failed |= why.bit();
+        }
+        if let Some(why) = self.unreported() {
             self.reported |= why.bit();
             return Progress::GaveUp(why);
         }
@@ -578,7 +583,10 @@ impl Initials {
         }
         let out = if !self.candidates.is_empty() {
             self.emit().unwrap_or(Progress::Done)
-        } else if self.recognised && self.reported == 0 {
+        } else if let Some(why) = self
+            .unreported()
+            .or((self.recognised && self.reported == 0).then_some(why))
+        {
             self.reported |= why.bit();
             Progress::GaveUp(why)
         } else {
@@ -586,6 +594,12 @@ impl Initials {
         };
         self.finish();
         out
+    }
+
+    /// A reason met but not returned yet (a datagram that reports a hello reports no failure).
+    fn unreported(&self) -> Option<GiveUp> {
+        let pending = self.failed & !self.reported;
+        GiveUp::ALL.into_iter().find(|g| pending & g.bit() != 0)
     }
 
     /// The server's choice is known and complete: report it, finished.
