@@ -71,7 +71,9 @@ pub const MAX_DNS_ANSWERS_PER_FLOW: usize = 32;
 /// DNS messages read per flow; later ones are counted, not parsed.
 pub const MAX_DNS_MESSAGES_PER_FLOW: u32 = 256;
 
-/// UDP datagrams of a flow inspected while identifying it (QUIC Initials may take several).
+/// Server datagrams of a UDP flow inspected while nothing identifies it (the server may speak
+/// first). Client datagrams are bounded by bytes and time instead: [`quic::MAX_PROBE_BYTES`],
+/// [`MAX_UDP_PROBE_SECS`].
 pub const MAX_UDP_PROBE_DATAGRAMS: u16 = 16;
 
 /// Most bytes of one TCP direction read while identifying a flow, however they are cut: the
@@ -88,6 +90,12 @@ pub const MAX_SEGMENTS_AFTER_HELLO: u16 = 8;
 /// Data segments a direction without a SYN gets before bytes the probes do not recognise end
 /// its probe: a capture that starts mid-connection may hold the first two segments swapped.
 pub const MIDSTREAM_PATIENCE: u16 = 3;
+
+/// Seconds of packet time, from a UDP flow's first packet, during which its datagrams are
+/// probed (junk before a QUIC Initial, a hello over many Initials, the server's answer that
+/// tells a decoy Initial from the real one). Costs the flow's probe (a few hundred bytes, plus
+/// what [`quic::Initials::footprint`] reports) for at most that long.
+pub const MAX_UDP_PROBE_SECS: u64 = 10;
 
 impl Default for Config {
     fn default() -> Self {
@@ -180,7 +188,8 @@ impl Probe {
         let streams: usize = self.streams.iter().flatten().map(Stream::footprint).sum();
         let readers: usize = self.readers.iter().map(tls::HandshakeReader::footprint).sum();
         let syn = self.syn_data.as_ref().map_or(0, |(_, d)| d.len());
-        streams + readers + syn
+        let quic = self.quic.as_deref().map_or(0, quic::Initials::footprint);
+        streams + readers + syn + quic
     }
 }
 
@@ -288,7 +297,7 @@ impl Engine {
 
     /// Bytes the flows being identified hold in buffers, and the budget for them.
     pub fn memory(&self) -> (usize, usize) {
-        (self.budget.held(), self.budget.limit())
+        (self.budget.held() + self.defrag.held_bytes(), self.budget.limit())
     }
 
     /// The flow table's counters.
@@ -560,7 +569,7 @@ impl Engine {
         if now != before {
             flow.charged = u32::try_from(now).unwrap_or(u32::MAX);
             self.budget.charge(flow.seq, key, before, flow.charged as usize);
-            if now > before && self.budget.over(0) {
+            if now > before && self.budget.over(self.defrag.held_bytes()) {
                 self.shed();
             }
         }
@@ -568,7 +577,7 @@ impl Engine {
 
     /// Gives up the oldest flows holding buffers until the budget holds again.
     fn shed(&mut self) {
-        while self.budget.over(0) {
+        while self.budget.over(self.defrag.held_bytes()) {
             let Some((seq, key)) = self.budget.oldest() else { return };
             let Some(f) = self.table.get_mut(&key).filter(|f| f.seq == seq) else { continue };
             self.budget.release(f.charged as usize);

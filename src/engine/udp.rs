@@ -1,12 +1,21 @@
 //! Identification of UDP flows: DNS (every message), STUN, QUIC Initials.
+//!
+//! A flow toward a non-DNS port is not judged by its first datagram: a client may send junk
+//! (one byte, random bytes, something shaped like a QUIC short header) before its real
+//! Initial, precisely so that a sensor deciding on the first datagram gives up. Every client
+//! datagram is therefore offered to the QUIC Initial reader until it has its answer, its byte
+//! budget ([`quic::MAX_PROBE_BYTES`]) is spent, or [`MAX_UDP_PROBE_SECS`] of packet time have
+//! passed since the flow's first packet; STUN and Dropbox LAN sync are recognised on any
+//! datagram of that window. A flow that never shows QUIC costs its probe (a few hundred bytes)
+//! for that window and a header check per datagram.
 
-use super::record::{bump, Hello, TlsSummary};
-use super::{App, Ctx, FlowState, MAX_UDP_PROBE_DATAGRAMS};
+use super::record::{bump, Evasion, Hello, TlsSummary};
+use super::{App, Ctx, FlowState, MAX_UDP_PROBE_DATAGRAMS, MAX_UDP_PROBE_SECS};
 use crate::decode::UdpDatagram;
 use crate::fingerprint::ja4;
 use crate::flow::Direction;
 use crate::proto::marker::{self, Marker};
-use crate::proto::quic::{self, Progress};
+use crate::proto::quic::{Progress, Signs};
 use crate::proto::tls::ClientHello;
 
 /// Handles one datagram of a flow that is still being identified.
@@ -33,6 +42,10 @@ pub(super) fn probe(flow: &mut FlowState, dir: Direction, u: &UdpDatagram<'_>, c
         }
         _ => {}
     }
+    if past_deadline(flow, ctx) {
+        flow.probe = None;
+        return;
+    }
     if let Some(info) = marker::stun(u.payload) {
         flow.app = App::Stun;
         let details = flow.details();
@@ -48,50 +61,45 @@ pub(super) fn probe(flow: &mut FlowState, dir: Direction, u: &UdpDatagram<'_>, c
         flow.probe = None;
         return;
     }
-    if dir == Direction::ToServer && quic::looks_like_quic(u.payload) {
-        flow.app = App::Quic;
-        probe.quic = Some(Box::default());
+    let Some(probe) = flow.probe.as_mut() else { return };
+    if dir == Direction::ToServer {
+        probe.quic.get_or_insert_with(Box::default);
         quic_datagram(flow, dir, u.payload, ctx);
         return;
     }
-    // The server may speak first (a response before its request was captured); give the client
-    // a few datagrams before calling the flow unknown.
-    if dir == Direction::ToServer || probe.seen[d] >= MAX_UDP_PROBE_DATAGRAMS {
+    // The server may speak first (a response before its request was captured); give it a few
+    // datagrams before calling the flow unknown.
+    if probe.seen[d] >= MAX_UDP_PROBE_DATAGRAMS {
         flow.probe = None;
     }
 }
 
+/// Has the probe's time ([`MAX_UDP_PROBE_SECS`] of packet time from the flow's first packet)
+/// run out?
+fn past_deadline(flow: &FlowState, ctx: &Ctx<'_>) -> bool {
+    ctx.now.micros_since(flow.first) >= MAX_UDP_PROBE_SECS.saturating_mul(1_000_000)
+}
+
+/// Offers one datagram to the flow's QUIC Initial reader and records what it reports.
 fn quic_datagram(flow: &mut FlowState, dir: Direction, payload: &[u8], ctx: &mut Ctx<'_>) {
+    let expired = past_deadline(flow, ctx);
     let Some(probe) = flow.probe.as_mut() else { return };
     let Some(initials) = probe.quic.as_mut() else {
         flow.probe = None;
         return;
     };
     let progress = match dir {
+        _ if expired => initials.expire(),
         Direction::ToServer => initials.client_datagram(payload),
         Direction::ToClient => initials.server_datagram(payload),
     };
-    let total = probe.seen[0].saturating_add(probe.seen[1]);
+    let recognised = initials.recognised();
+    let finished = initials.is_finished();
+    if flow.app == App::Unknown && recognised {
+        flow.app = App::Quic;
+    }
     match progress {
-        Progress::ClientHello { msg, version } => {
-            match ClientHello::parse(&msg) {
-                Ok(ch) => {
-                    ctx.stats.client_hellos += 1;
-                    let details = flow.details();
-                    details.quic_version = Some(version);
-                    details.ech_grease = ch.ech && !ch.sni.as_deref().is_some_and(|s| ctx.cache.is_ech_public_name(s));
-                    if ch.alpn.iter().any(|a| a.starts_with(b"doq")) {
-                        details.marker = Some(Marker::Doq);
-                    }
-                    details.tls = Some(TlsSummary {
-                        client: Some(Hello::fingerprinted(&ch, ja4::Protocol::Quic)),
-                        server: None,
-                    });
-                }
-                Err(e) => bump(&mut ctx.stats.tls_errors, e.as_str()),
-            }
-            flow.probe = None;
-        }
+        Progress::ClientHello { msg, version, signs } => client_hello(flow, &msg, version, signs, ctx),
         Progress::GoogleChlo { sni, user_agent: _, version } => {
             ctx.stats.client_hellos += 1;
             let details = flow.details();
@@ -101,18 +109,190 @@ fn quic_datagram(flow: &mut FlowState, dir: Direction, payload: &[u8], ctx: &mut
                 client: Some(Hello { sni: sni.map(Vec::into_boxed_slice), ..Default::default() }),
                 server: None,
             });
-            flow.probe = None;
         }
-        Progress::GaveUp(why) => {
-            bump(&mut ctx.stats.quic_giveups, why.as_str());
-            flow.probe = None;
+        Progress::GaveUp(why) => bump(&mut ctx.stats.quic_giveups, why.as_str()),
+        Progress::NeedMore | Progress::NotQuic | Progress::Done => {}
+    }
+    if finished {
+        flow.probe = None;
+    }
+}
+
+/// Records the ClientHello the reader reports now. It replaces an earlier one (a decoy's, or a
+/// provisional one the server did not answer); the hello is counted once per flow.
+fn client_hello(flow: &mut FlowState, msg: &[u8], version: u32, signs: Signs, ctx: &mut Ctx<'_>) {
+    let parsed = ClientHello::parse(msg);
+    let details = flow.details();
+    if signs.junk {
+        details.evasion.insert(Evasion::QUIC_JUNK);
+    }
+    if signs.decoy {
+        details.evasion.insert(Evasion::DECOY_INITIAL);
+    }
+    details.quic_version = Some(version);
+    let ch = match parsed {
+        Ok(ch) => ch,
+        Err(e) => {
+            bump(&mut ctx.stats.tls_errors, e.as_str());
+            // Never leave an earlier (decoy) hello naming the flow in place of this one.
+            details.tls = None;
+            return;
         }
-        Progress::Done => flow.probe = None,
-        Progress::NeedMore | Progress::NotQuic => {
-            if total >= MAX_UDP_PROBE_DATAGRAMS {
-                bump(&mut ctx.stats.quic_giveups, "too_many_datagrams");
-                flow.probe = None;
+    };
+    if details.client_hello().is_none() {
+        ctx.stats.client_hellos += 1;
+    }
+    details.ech_grease = ch.ech && !ch.sni.as_deref().is_some_and(|s| ctx.cache.is_ech_public_name(s));
+    if ch.alpn.iter().any(|a| a.starts_with(b"doq")) {
+        details.marker = Some(Marker::Doq);
+    } else if details.marker == Some(Marker::Doq) {
+        details.marker = None;
+    }
+    details.tls = Some(TlsSummary { client: Some(Hello::fingerprinted(&ch, ja4::Protocol::Quic)), server: None });
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::decode::LinkType;
+    use crate::engine::{App, Config, Engine, Evasion, FlowRecord, Signal};
+    use crate::proto::quic::fixtures::{bytes, crypto, hello_of, padded_hello, Packet, CHROME_V1, GO_V1, RFC9001_A2};
+    use crate::proto::quic::{Initials, Progress, V1};
+    use crate::time::Timestamp;
+
+    const CLIENT: [u8; 4] = [10, 0, 0, 1];
+    const SERVER: [u8; 4] = [192, 0, 2, 7];
+
+    /// A raw IPv4/UDP frame (link type Raw) between CLIENT:50000 and SERVER:443.
+    fn frame(to_server: bool, payload: &[u8]) -> Vec<u8> {
+        let ((src, sport), (dst, dport)) =
+            if to_server { ((CLIENT, 50000u16), (SERVER, 443u16)) } else { ((SERVER, 443), (CLIENT, 50000)) };
+        let total = (20 + 8 + payload.len()) as u16;
+        let mut f = vec![0x45, 0];
+        f.extend(total.to_be_bytes());
+        f.extend([0, 0, 0x40, 0, 64, 17, 0, 0]);
+        f.extend(src);
+        f.extend(dst);
+        let sum = f.chunks(2).fold(0u32, |s, w| s + u32::from(u16::from_be_bytes([w[0], w[1]])));
+        let sum = !((sum & 0xffff) + (sum >> 16)) as u16;
+        f[10..12].copy_from_slice(&sum.to_be_bytes());
+        f.extend(sport.to_be_bytes());
+        f.extend(dport.to_be_bytes());
+        f.extend((8 + payload.len() as u16).to_be_bytes());
+        f.extend([0, 0]);
+        f.extend_from_slice(payload);
+        f
+    }
+
+    /// Runs `datagrams` (direction, payload, seconds after the start) through an engine and
+    /// returns its one record.
+    fn run(datagrams: &[(bool, Vec<u8>, u64)]) -> (FlowRecord, Engine) {
+        let mut e = Engine::new(Config::default());
+        let start = Timestamp::from_parts(1_800_000_000, 0);
+        for (i, (to_server, payload, secs)) in datagrams.iter().enumerate() {
+            let ts = Timestamp(start.plus_secs(*secs).0 + i as i64);
+            let f = frame(*to_server, payload);
+            e.handle(ts, Some(LinkType::Raw), &f, f.len() as u32);
+        }
+        e.finish();
+        assert_eq!(e.records.len(), 1);
+        let r = e.records.remove(0);
+        (r, e)
+    }
+
+    fn sni(r: &FlowRecord) -> Option<String> {
+        let hello = r.details.as_deref()?.client_hello()?;
+        hello.sni.as_deref().map(|s| String::from_utf8_lossy(s).into_owned())
+    }
+
+    fn evasion(r: &FlowRecord) -> Evasion {
+        r.details.as_deref().map(|d| d.evasion).unwrap_or_default()
+    }
+
+    fn answer(dcid: &[u8], scid: &[u8]) -> Vec<u8> {
+        Packet::server(V1, dcid, scid, &[0x3c; 8], 0, &[0x02, 0, 0, 0, 0]).build()
+    }
+
+    #[test]
+    fn junk_before_the_initial_still_names_the_flow() {
+        let mut random = vec![0u8; 40];
+        for (i, b) in random.iter_mut().enumerate() {
+            *b = (i as u8).wrapping_mul(97).wrapping_add(13) & 0x7f;
+        }
+        let mut short = vec![0x43u8];
+        short.extend([0x9c; 50]);
+        for junk in [vec![0x01], random, short] {
+            let (r, e) = run(&[(true, junk.clone(), 0), (true, junk, 0), (true, bytes(RFC9001_A2), 1)]);
+            assert_eq!((r.app, r.signal), (App::Quic, Some(Signal::QuicSni)));
+            assert_eq!(sni(&r).as_deref(), Some("example.com"));
+            assert_eq!(evasion(&r), Evasion::QUIC_JUNK);
+            assert_eq!(e.stats.evasions.get("quic_junk"), Some(&1));
+            assert_eq!(e.stats.client_hellos, 1);
+        }
+        // No junk, no sign.
+        let (r, _) = run(&[(true, bytes(RFC9001_A2), 0)]);
+        assert!(evasion(&r).is_empty());
+    }
+
+    #[test]
+    fn probing_is_bounded_in_time_and_other_udp_stays_unknown() {
+        // Junk for longer than MAX_UDP_PROBE_SECS: the Initial after it is not read.
+        let (r, e) = run(&[(true, vec![1, 2, 3], 0), (true, bytes(RFC9001_A2), super::MAX_UDP_PROBE_SECS + 1)]);
+        assert_eq!((r.app, r.signal), (App::Unknown, None));
+        assert!(e.stats.quic_giveups.is_empty());
+        // STUN after junk is still a STUN flow.
+        let mut stun = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
+        stun.extend([7u8; 12]);
+        let (r, _) = run(&[(true, vec![0xff; 30], 0), (true, stun, 0)]);
+        assert_eq!(r.app, App::Stun);
+    }
+
+    #[test]
+    fn reserved_version_and_a_hello_over_forty_initials() {
+        let dcid = [0x83; 8];
+        let hello = hello_of(RFC9001_A2);
+        let reserved = Packet::client(0x1a2a_3a4a, &dcid, 0, &crypto(0, &hello)).build();
+        let (r, _) = run(&[(true, reserved, 0)]);
+        assert_eq!(sni(&r).as_deref(), Some("example.com"));
+        assert_eq!(r.details.as_deref().and_then(|d| d.quic_version), Some(0x1a2a_3a4a));
+
+        let msg = padded_hello(&hello_of(CHROME_V1), 1900);
+        let mut flow = Vec::new();
+        for (pn, chunk) in msg.chunks(msg.len().div_ceil(40)).enumerate() {
+            let off = (pn * msg.len().div_ceil(40)) as u64;
+            flow.push((true, Packet::client(V1, &dcid, pn as u64, &crypto(off, chunk)).build(), 0));
+            if pn % 4 == 0 {
+                flow.push((false, answer(&dcid, &[]), 0));
             }
         }
+        let (r, e) = run(&flow);
+        assert_eq!(sni(&r).as_deref(), Some("cloudflare-quic.com"));
+        assert!(evasion(&r).is_empty());
+        assert!(e.stats.quic_giveups.is_empty());
+    }
+
+    #[test]
+    fn decoy_initial_loses_to_the_one_the_server_answered() {
+        let (decoy_cid, real_cid, scid) = ([0xde; 8], [0x2e; 8], [0x11; 4]);
+        let decoy = Packet { scid: &scid, ..Packet::client(V1, &decoy_cid, 0, &crypto(0, &hello_of(RFC9001_A2))) }.build();
+        let real = Packet { scid: &scid, ..Packet::client(V1, &real_cid, 0, &crypto(0, &hello_of(GO_V1))) }.build();
+        // Real first, decoy after: the server's answer decides.
+        let (r, e) = run(&[(true, real.clone(), 0), (true, decoy.clone(), 0), (false, answer(&real_cid, &scid), 0)]);
+        assert_eq!(sni(&r).as_deref(), Some("server4:443"));
+        assert_eq!(evasion(&r), Evasion::DECOY_INITIAL);
+        assert_eq!(e.stats.client_hellos, 1);
+        // Decoy first, never answered (one direction captured): the last hello, flagged.
+        let (r, _) = run(&[(true, decoy, 0), (true, real, 0)]);
+        assert_eq!(sni(&r).as_deref(), Some("server4:443"));
+        assert_eq!(evasion(&r), Evasion::DECOY_INITIAL);
+    }
+
+    #[test]
+    fn the_reader_is_released_once_the_server_answers() {
+        let mut initials = Initials::new();
+        let dcid = [0x83, 0x94, 0xc8, 0xf0, 0x3e, 0x51, 0x57, 0x08];
+        assert!(matches!(initials.client_datagram(&bytes(RFC9001_A2)), Progress::ClientHello { .. }));
+        assert!(initials.footprint() > 1000);
+        assert_eq!(initials.server_datagram(&answer(&dcid, &[])), Progress::Done);
+        assert_eq!(initials.footprint(), std::mem::size_of::<Initials>());
     }
 }

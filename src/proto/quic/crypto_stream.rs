@@ -3,27 +3,29 @@
 //! A ClientHello may be split over several CRYPTO frames, packets and datagrams, in any order and
 //! with overlaps (RFC 9000 §19.6: CRYPTO frames carry an offset, and retransmissions may repeat
 //! or re-split data). Chrome deliberately scatters small CRYPTO frames among PING and PADDING with
-//! offsets out of order ("chaos protection"), so order of arrival means nothing here.
+//! offsets out of order ("chaos protection"), and an evasive client can send one-byte frames in
+//! any order (all even offsets, then all odd ones), so order of arrival means nothing here.
 //!
-//! Bounds: the buffer never grows beyond [`MAX_CRYPTO_LEN`] and the set of filled ranges never
-//! holds more than [`MAX_RANGES`] entries; both limits end the flow with a [`GiveUp`].
+//! Bounds are in bytes only: the buffer never grows beyond [`MAX_CRYPTO_LEN`], and which bytes
+//! arrived is one bit per buffered byte, so any number of holes costs the same
+//! ([`MAX_CRYPTO_LEN`] / 8 bytes at most). Data reaching beyond the bound is the only limit
+//! ([`GiveUp::TooLong`]).
 
 use super::header::Reader;
 use super::version::Frames;
 use super::GiveUp;
 
-/// Most CRYPTO stream bytes kept per flow, and so the longest handshake message recovered.
+/// Most CRYPTO stream bytes kept per connection attempt, and so the longest handshake message
+/// recovered.
 ///
-/// Memory cost: up to this many bytes per flow being read. Equal to `tls::MAX_HANDSHAKE_LEN`:
-/// a post-quantum ClientHello is about 1.8 KB; 16 KiB leaves room for large PSK identities while
-/// stopping a client from making the sensor buffer the 16 MiB a 24-bit length allows.
+/// Memory cost: up to this many bytes per attempt being read, plus one bit per byte for the map
+/// of received bytes (2 KiB). Equal to `tls::MAX_HANDSHAKE_LEN`: a post-quantum ClientHello is
+/// about 1.8 KB; 16 KiB leaves room for large PSK identities while stopping a client from making
+/// the sensor buffer the 16 MiB a 24-bit length allows.
 pub const MAX_CRYPTO_LEN: usize = crate::proto::tls::MAX_HANDSHAKE_LEN;
 
-/// Most disjoint filled ranges tracked while holes remain (8 bytes each).
-///
-/// Chrome's chaos protection splits a ClientHello into a handful of frames; 64 holes at once
-/// means frames far smaller than any real client sends.
-pub const MAX_RANGES: usize = 64;
+/// Bits per word of the received-bytes map.
+const WORD_BITS: usize = u64::BITS as usize;
 
 /// Frame types of RFC 9000 §19 that may appear in a client Initial and are walked over.
 mod frame {
@@ -40,78 +42,148 @@ mod frame {
     pub const GOOGLE_CRYPTO: u8 = 0x08;
 }
 
-/// Reassembly buffer for one flow's CRYPTO stream.
+/// Reassembly buffer for one connection attempt's CRYPTO stream.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct CryptoStream {
-    /// Bytes `0..buf.len()`; bytes outside `ranges` are zero placeholders.
+    /// Bytes `0..buf.len()`; bytes not marked in `filled` are zero placeholders.
     buf: Vec<u8>,
-    /// Filled ranges, sorted, disjoint and not touching.
-    ranges: Vec<(usize, usize)>,
+    /// One bit per byte of `buf`: set when that byte was received.
+    filled: Vec<u64>,
+    /// Bytes `0..prefix` are all received.
+    prefix: usize,
+}
+
+/// What one insert found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Insert {
+    /// The data was new or repeated bytes already held.
+    Fitted,
+    /// Some bytes differed from bytes already received at the same offsets. RFC 9000 §2.2 and
+    /// §19.6 forbid it, so it is a second, different hello under the same keys; the stream was
+    /// restarted with this data.
+    Conflict,
 }
 
 impl CryptoStream {
-    /// Copy `data` in at `offset`. Overlapping bytes are overwritten: RFC 9000 §2.2 requires
-    /// retransmitted stream data to be identical.
+    /// Copy `data` in at `offset`.
+    ///
+    /// A byte that differs from one already received means the data is not a retransmission
+    /// but another message: the stream forgets what it held, keeps this data, and says so.
     ///
     /// # Errors
-    /// [`GiveUp::TooLong`] when the data reaches beyond [`MAX_CRYPTO_LEN`];
-    /// [`GiveUp::TooFragmented`] when more than [`MAX_RANGES`] holes would be tracked.
-    pub(crate) fn insert(&mut self, offset: u64, data: &[u8]) -> Result<(), GiveUp> {
+    /// [`GiveUp::TooLong`] when the data reaches beyond [`MAX_CRYPTO_LEN`].
+    pub(crate) fn insert(&mut self, offset: u64, data: &[u8]) -> Result<Insert, GiveUp> {
+        self.insert_within(offset, data, MAX_CRYPTO_LEN)
+    }
+
+    /// [`CryptoStream::insert`] with the buffer bounded by `limit` bytes (at most
+    /// [`MAX_CRYPTO_LEN`]): the caller shares one allowance among several streams.
+    ///
+    /// # Errors
+    /// [`GiveUp::TooLong`] when the data reaches beyond `limit`.
+    pub(crate) fn insert_within(
+        &mut self,
+        offset: u64,
+        data: &[u8],
+        limit: usize,
+    ) -> Result<Insert, GiveUp> {
         if data.is_empty() {
-            return Ok(());
+            return Ok(Insert::Fitted);
         }
         let start = usize::try_from(offset).map_err(|_| GiveUp::TooLong)?;
         let end = start.checked_add(data.len()).ok_or(GiveUp::TooLong)?;
-        if end > MAX_CRYPTO_LEN {
+        if end > limit.min(MAX_CRYPTO_LEN) {
             return Err(GiveUp::TooLong);
+        }
+        let mut out = Insert::Fitted;
+        if self.conflicts(start, data) {
+            self.clear();
+            out = Insert::Conflict;
         }
         if self.buf.len() < end {
             self.buf.resize(end, 0);
+            self.filled.resize(end.div_ceil(WORD_BITS), 0);
         }
         self.buf[start..end].copy_from_slice(data);
-        // Merge [start, end) into the sorted range list.
-        let first = self.ranges.partition_point(|&(_, e)| e < start);
-        let mut last = first;
-        let (mut s, mut e) = (start, end);
-        while let Some(&(rs, re)) = self.ranges.get(last) {
-            if rs > e {
+        self.mark(start, end);
+        self.advance();
+        Ok(out)
+    }
+
+    /// Does `data` at `start` disagree with a byte already received?
+    fn conflicts(&self, start: usize, data: &[u8]) -> bool {
+        let held = self.buf.len().saturating_sub(start).min(data.len());
+        (0..held).any(|i| self.has(start + i) && self.buf[start + i] != data[i])
+    }
+
+    /// Was byte `i` received?
+    fn has(&self, i: usize) -> bool {
+        self.filled
+            .get(i / WORD_BITS)
+            .is_some_and(|w| w >> (i % WORD_BITS) & 1 == 1)
+    }
+
+    /// Mark bytes `start..end` received, a word at a time.
+    fn mark(&mut self, start: usize, end: usize) {
+        let mut i = start;
+        while i < end {
+            let bit = i % WORD_BITS;
+            let n = (WORD_BITS - bit).min(end - i);
+            let mask = if n == WORD_BITS {
+                u64::MAX
+            } else {
+                ((1u64 << n) - 1) << bit
+            };
+            if let Some(w) = self.filled.get_mut(i / WORD_BITS) {
+                *w |= mask;
+            }
+            i += n;
+        }
+    }
+
+    /// Move `prefix` over the received bytes that follow it.
+    fn advance(&mut self) {
+        while let Some(&word) = self.filled.get(self.prefix / WORD_BITS) {
+            let bit = self.prefix % WORD_BITS;
+            let run = ((!(word >> bit)).trailing_zeros() as usize).min(WORD_BITS - bit);
+            self.prefix += run;
+            if bit + run < WORD_BITS {
                 break;
             }
-            s = s.min(rs);
-            e = e.max(re);
-            last += 1;
         }
-        self.ranges.splice(first..last, [(s, e)]);
-        if self.ranges.len() > MAX_RANGES {
-            return Err(GiveUp::TooFragmented);
-        }
-        Ok(())
+        self.prefix = self.prefix.min(self.buf.len());
     }
 
-    /// Re-base: forget everything and treat `offset` as the new stream start (used for Google
-    /// QUIC, where a repeated CHLO starts at a later stream offset).
+    /// Forget everything (Google QUIC re-bases on a repeated CHLO; a conflict restarts).
     pub(crate) fn clear(&mut self) {
         self.buf.clear();
-        self.ranges.clear();
+        self.filled.clear();
+        self.prefix = 0;
     }
 
-    /// Release the buffer's memory (the flow has its answer).
+    /// Release the buffer's memory (the attempt has its answer).
     pub(crate) fn release(&mut self) {
-        self.buf = Vec::new();
-        self.ranges = Vec::new();
+        *self = CryptoStream::default();
     }
 
-    /// The bytes filled contiguously from offset 0.
+    /// The bytes received contiguously from offset 0.
     pub(crate) fn contiguous(&self) -> &[u8] {
-        match self.ranges.first() {
-            Some(&(0, e)) => &self.buf[..e],
-            _ => &[],
-        }
+        &self.buf[..self.prefix]
+    }
+
+    /// Bytes buffered (received or not): what this stream counts against a shared allowance.
+    pub(crate) fn len(&self) -> usize {
+        self.buf.len()
     }
 
     /// Has any byte been received?
     pub(crate) fn is_empty(&self) -> bool {
-        self.ranges.is_empty()
+        self.filled.iter().all(|&w| w == 0)
+    }
+
+    /// Heap bytes held.
+    pub(crate) fn footprint(&self) -> usize {
+        self.buf.capacity() + self.filled.capacity() * std::mem::size_of::<u64>()
     }
 }
 
@@ -213,19 +285,41 @@ mod tests {
         assert!(s.contiguous().is_empty());
         s.insert(0, &msg[0..12]).unwrap();
         assert_eq!(s.contiguous(), &msg[..]);
-        assert_eq!(s.ranges, vec![(0, 100)]);
-        s.insert(0, &[]).unwrap();
+        assert_eq!(s.prefix, 100);
+        assert_eq!(s.insert(0, &[]), Ok(Insert::Fitted));
         assert_eq!(s.insert(MAX_CRYPTO_LEN as u64, &[1]), Err(GiveUp::TooLong));
         assert_eq!(s.insert(u64::MAX, &[1]), Err(GiveUp::TooLong));
     }
 
     #[test]
-    fn too_many_holes() {
+    fn one_byte_pieces_even_then_odd_cost_only_bytes() {
+        // 1,900 one-byte pieces: every even offset first (950 holes at once), then every odd one.
+        let msg: Vec<u8> = (0..1900u32).map(|i| (i * 7 + 3) as u8).collect();
         let mut s = CryptoStream::default();
-        for i in 0..MAX_RANGES {
-            s.insert(1 + 2 * i as u64, &[7]).unwrap();
+        for i in (0..msg.len()).step_by(2).chain((1..msg.len()).step_by(2)) {
+            assert_eq!(s.insert(i as u64, &msg[i..=i]), Ok(Insert::Fitted));
         }
-        assert_eq!(s.insert(1000, &[7]), Err(GiveUp::TooFragmented));
+        assert_eq!(s.contiguous(), &msg[..]);
+        assert!(s.footprint() <= msg.len().next_power_of_two() + msg.len() / 8 + 64);
+        // The whole window, bit map included, stays within MAX_CRYPTO_LEN + MAX_CRYPTO_LEN / 8.
+        let mut full = CryptoStream::default();
+        for i in (0..MAX_CRYPTO_LEN).rev().step_by(3) {
+            full.insert(i as u64, &[1]).unwrap();
+        }
+        assert!(full.buf.len() == MAX_CRYPTO_LEN && full.filled.len() == MAX_CRYPTO_LEN / 64);
+    }
+
+    #[test]
+    fn conflicting_bytes_restart_the_stream() {
+        let mut s = CryptoStream::default();
+        s.insert(0, b"hello").unwrap();
+        assert_eq!(s.insert(2, b"ll"), Ok(Insert::Fitted));
+        assert_eq!(s.insert(3, b"p!"), Ok(Insert::Conflict));
+        assert_eq!(s.contiguous(), b"");
+        s.insert(0, b"hel").unwrap();
+        assert_eq!(s.contiguous(), b"help!");
+        s.release();
+        assert!(s.is_empty() && s.footprint() == 0);
     }
 
     #[test]

@@ -1,10 +1,166 @@
-//! Test fixtures: spec vectors and client datagrams from captures.
+//! Test fixtures: spec vectors, client datagrams from captures, and a builder of protected
+//! Initials (client or server, any version, connection IDs and CRYPTO frame layout) for the
+//! engine's and this module's tests.
 //!
 //! Each constant is the hex of one UDP payload, split in lines; captures are under the shared
 //! corpus (`pcaps/`), their expected SNI from `expected.jsonl` (rows of kind `quic`).
 
+use super::keys::{Keys, Sender};
+use super::version::keying;
+use super::{Initials, Progress};
+
+/// Smallest UDP payload a client Initial may travel in (RFC 9000 §14.1).
+pub(crate) const MIN_INITIAL_DATAGRAM: usize = 1200;
+
+/// Hex text to bytes (whitespace and any non-hex character skipped).
+pub(crate) fn hex(s: &str) -> Vec<u8> {
+    let s: Vec<u8> = s.bytes().filter(u8::is_ascii_hexdigit).collect();
+    s.chunks(2)
+        .map(|c| u8::from_str_radix(std::str::from_utf8(c).unwrap(), 16).unwrap())
+        .collect()
+}
+
+/// The bytes of a fixture split in lines.
+pub(crate) fn bytes(lines: &[&str]) -> Vec<u8> {
+    hex(&lines.concat())
+}
+
+/// A QUIC variable-length integer (RFC 9000 §16), up to 2^30 - 1.
+pub(crate) fn varint(v: u64) -> Vec<u8> {
+    match v {
+        0..=0x3f => vec![v as u8],
+        0x40..=0x3fff => ((v as u16) | 0x4000).to_be_bytes().to_vec(),
+        _ => ((v as u32) | 0x8000_0000).to_be_bytes().to_vec(),
+    }
+}
+
+/// A CRYPTO frame (RFC 9000 §19.6).
+pub(crate) fn crypto(offset: u64, data: &[u8]) -> Vec<u8> {
+    let mut f = vec![0x06];
+    f.extend(varint(offset));
+    f.extend(varint(data.len() as u64));
+    f.extend_from_slice(data);
+    f
+}
+
+/// One protected long-header Initial packet, as an endpoint would build it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Packet<'a> {
+    /// Version on the wire (a reserved one is protected with v1's keys).
+    pub version: u32,
+    /// Whose keys: the client's or the server's Initial keys.
+    pub sender: Sender,
+    /// The client's original DCID the keys are derived from.
+    pub key_dcid: &'a [u8],
+    /// DCID in the header.
+    pub dcid: &'a [u8],
+    /// SCID in the header.
+    pub scid: &'a [u8],
+    /// Packet number (sent in 2 bytes).
+    pub pn: u64,
+    /// Plaintext frames.
+    pub frames: &'a [u8],
+    /// PADDING frames are added until the packet is at least this long.
+    pub min_len: usize,
+}
+
+impl<'a> Packet<'a> {
+    /// A client Initial to `dcid` (keys from `dcid`), empty SCID, padded to 1200 bytes.
+    pub(crate) fn client(version: u32, dcid: &'a [u8], pn: u64, frames: &'a [u8]) -> Self {
+        Packet {
+            version,
+            sender: Sender::Client,
+            key_dcid: dcid,
+            dcid,
+            scid: &[],
+            pn,
+            frames,
+            min_len: MIN_INITIAL_DATAGRAM,
+        }
+    }
+
+    /// A server Initial answering the client Initial keyed by `client_dcid` whose SCID was
+    /// `client_scid`, with the server's own connection ID `server_cid`.
+    pub(crate) fn server(
+        version: u32,
+        client_dcid: &'a [u8],
+        client_scid: &'a [u8],
+        server_cid: &'a [u8],
+        pn: u64,
+        frames: &'a [u8],
+    ) -> Self {
+        Packet {
+            version,
+            sender: Sender::Server,
+            key_dcid: client_dcid,
+            dcid: client_scid,
+            scid: server_cid,
+            pn,
+            frames,
+            min_len: 0,
+        }
+    }
+
+    /// The protected bytes.
+    pub(crate) fn build(&self) -> Vec<u8> {
+        let p = keying(self.version).expect("a version with Initial keys");
+        let keys = Keys::initial(&p, self.key_dcid, self.sender).unwrap();
+        let pn_len = 2;
+        let mut h = vec![0xc0 | (p.initial_type << 4) | (pn_len as u8 - 1)];
+        h.extend(self.version.to_be_bytes());
+        h.push(self.dcid.len() as u8);
+        h.extend_from_slice(self.dcid);
+        h.push(self.scid.len() as u8);
+        h.extend_from_slice(self.scid);
+        h.push(0); // token length
+                   // Header so far + 2-byte Length + packet number + tag.
+        let overhead = h.len() + 2 + pn_len + 16;
+        let mut payload = self.frames.to_vec();
+        // At least 4 bytes after the packet number beyond the sample offset (RFC 9001 §5.4.2).
+        payload.resize(
+            payload
+                .len()
+                .max(self.min_len.saturating_sub(overhead))
+                .max(24),
+            0,
+        );
+        h.extend(((pn_len + payload.len() + 16) as u16 | 0x4000).to_be_bytes());
+        h.extend((self.pn as u16).to_be_bytes());
+        keys.protect(&h, self.pn, pn_len, &payload)
+    }
+}
+
+/// The ClientHello of a fixture datagram, as the reader recovers it.
+pub(crate) fn hello_of(lines: &[&str]) -> Vec<u8> {
+    match Initials::new().client_datagram(&bytes(lines)) {
+        Progress::ClientHello { msg, .. } => msg,
+        other => panic!("expected a ClientHello, got {other:?}"),
+    }
+}
+
+/// `hello` grown to `len` bytes with a padding extension (RFC 7685) at the end: the same
+/// client, as large as a post-quantum hello.
+pub(crate) fn padded_hello(hello: &[u8], len: usize) -> Vec<u8> {
+    // type(1) length(3) version(2) random(32) session id, cipher suites, compression methods,
+    // extensions length(2).
+    let mut at = 4 + 2 + 32;
+    at += 1 + usize::from(hello[at]);
+    at += 2 + usize::from(u16::from_be_bytes([hello[at], hello[at + 1]]));
+    at += 1 + usize::from(hello[at]);
+    let ext_len = usize::from(u16::from_be_bytes([hello[at], hello[at + 1]]));
+    let pad = len - hello.len() - 4;
+    let mut out = hello.to_vec();
+    out.extend([0x00, 0x15]);
+    out.extend((pad as u16).to_be_bytes());
+    out.resize(len, 0);
+    out[at..at + 2].copy_from_slice(&((ext_len + 4 + pad) as u16).to_be_bytes());
+    let body = (len - 4) as u32;
+    out[1..4].copy_from_slice(&body.to_be_bytes()[1..]);
+    out
+}
+
 /// RFC 9001 Appendix A.2: the protected client Initial (1200 bytes), DCID 0x8394c8f03e515708.
-pub(super) const RFC9001_A2: &[&str] = &[
+pub(crate) const RFC9001_A2: &[&str] = &[
     "c000000001088394c8f03e5157080000449e7b9aec34d1b1c98dd7689fb8ec11d242b123dc9bd8bab936b47d92ec356c",
     "0bab7df5976d27cd449f63300099f3991c260ec4c60d17b31f8429157bb35a1282a643a8d2262cad67500cadb8e7378c",
     "8eb7539ec4d4905fed1bee1fc8aafba17c750e2c7ace01e6005f80fcb7df621230c83711b39343fa028cea7f7fb5ff89",
@@ -33,7 +189,7 @@ pub(super) const RFC9001_A2: &[&str] = &[
 ];
 
 /// RFC 9369 Appendix A.2: the same ClientHello protected as QUIC v2.
-pub(super) const RFC9369_A2: &[&str] = &[
+pub(crate) const RFC9369_A2: &[&str] = &[
     "d76b3343cf088394c8f03e5157080000449ea0c95e82ffe67b6abcdb4298b485dd04de806071bf03dceebfa162e75d6c",
     "96058bdbfb127cdfcbf903388e99ad049f9a3dd4425ae4d0992cfff18ecf0fdb5a842d09747052f17ac2053d21f57c5d",
     "250f2c4f0e0202b70785b7946e992e58a59ac52dea6774d4f03b55545243cf1a12834e3f249a78d395e0d18f4d766004",
@@ -62,7 +218,7 @@ pub(super) const RFC9369_A2: &[&str] = &[
 ];
 
 /// `zeek-quic-go-interop-handshake.pcap` frame 5 (quic-go client, v1, SNI "server4:443"): `tshark -r zeek-quic-go-interop-handshake.pcap -Y frame.number==5 -T fields -e udp.payload`.
-pub(super) const GO_V1: &[&str] = &[
+pub(crate) const GO_V1: &[&str] = &[
     "c2000000010aa771f6161a4072c0bf10000044d0aa0c86ec316e4a0f065754e1018a34f412b92e921db6ac4c41670b58",
     "df8ec1868d8e8d1dea3c67f283aec7ba1b342df6f2f508ae6f87078639f827925191d8a5a3829b560c246f91c96b9370",
     "75c1cee50edfae92469c83dec7aaf553af7251518f25dea6d6775c7f0c4850a5cfa4a29273db8b9577c9f0c09dee30f6",
@@ -93,7 +249,7 @@ pub(super) const GO_V1: &[&str] = &[
 ];
 
 /// `foxio-chrome-cloudflare-quic-with-secrets.pcapng` frame 47 (Chrome, v1, SNI cloudflare-quic.com): `tshark -r foxio-chrome-cloudflare-quic-with-secrets.pcapng -Y frame.number==47 -T fields -e udp.payload`.
-pub(super) const CHROME_V1: &[&str] = &[
+pub(crate) const CHROME_V1: &[&str] = &[
     "cc0000000108203f9e9f68698274000044bcac2dd21b61be648c61e61f706960000acb8fa8ffcf12b6a46d3ddab814b5",
     "b467d44bea96d8a176a93f8f7213db549cae23ebc9b1d1666305235e144c4656c0d0ac8e5d15bae8a159f5dfc7adaca6",
     "515bfc5eee22d269a87a8eabdf2cb1d399516147fd3dae97af513c71863f7a8812a143d4aad447a1955286052e2cc859",
@@ -123,7 +279,7 @@ pub(super) const CHROME_V1: &[&str] = &[
 ];
 
 /// `ndpi-quic-mvfst-22.pcap` frame 1 (mvfst 0xfaceb001, SNI graph.facebook.com): `tshark -r ndpi-quic-mvfst-22.pcap -Y frame.number==1 -T fields -e udp.payload`.
-pub(super) const MVFST_D22: &[&str] = &[
+pub(crate) const MVFST_D22: &[&str] = &[
     "c9faceb0010856de054b498059dc000044be8251ec2ba3bf3aaec8ab1ba729ad67dd716ff1e54476b3bf6ee6762cc015",
     "101d8dc960a0ea17cee843febcb54b99fb644b53c942a565ecbfbb97b048e3cd8aa63e287d3f499ce434c44138572b37",
     "478a705e23dcd65309c77d915fdcca626f99d5f6cc3b26b28bbcd4d2afa2eb739ac98ad80f78d2b7e56fbfb04cc8880c",
@@ -153,7 +309,7 @@ pub(super) const MVFST_D22: &[&str] = &[
 ];
 
 /// `ndpi-quic-23.pcap` frame 1 (aioquic, draft-23, SNI quic.aiortc.org): `tshark -r ndpi-quic-23.pcap -Y frame.number==1 -T fields -e udp.payload`.
-pub(super) const DRAFT23: &[&str] = &[
+pub(crate) const DRAFT23: &[&str] = &[
     "c8ff00001708606b1da9e0cb7f5008dc65691dc735aa730044e6b1055625d4574227eddd9d5d90f85bcfbece36432410",
     "209a823eb2f74d6982e878bda3a8797cd083bda447d49a480558bad3e08950a3cb7ff3bc9742adc84425ac6da0958795",
     "bdf6a34b175ea87d56fadb944a84940a377894defa4fdd66884b20b11a8257887b0feec8f6ee7cbb2d734d2b31f72616",
@@ -184,7 +340,7 @@ pub(super) const DRAFT23: &[&str] = &[
 ];
 
 /// `ndpi-quic-24.pcap` frame 1 (draft-24 client Initial before Retry, SNI localhost): `tshark -r ndpi-quic-24.pcap -Y frame.number==1 -T fields -e udp.payload`.
-pub(super) const DRAFT24_FIRST: &[&str] = &[
+pub(crate) const DRAFT24_FIRST: &[&str] = &[
     "c3ff00001812299ab249a7f58d467d685ca920894cebcf1a11f5c352569b8ef8f7d84c478f6f0afcbcd60044b7de3339",
     "6d1f8cb6953504b51acf020a65f8b6514b23ba9c90b7087473069319236c737ce23af32f9791de37b767a85ceba56579",
     "c52cda19708228f7dd1f7bcff23dc9e992c8cc49594194777a6268e76f31fa381920739d6929f1dc3597c45db387e613",
@@ -215,14 +371,14 @@ pub(super) const DRAFT24_FIRST: &[&str] = &[
 ];
 
 /// `ndpi-quic-24.pcap` frame 2 (the server's Retry): `tshark -r ndpi-quic-24.pcap -Y frame.number==2 -T fields -e udp.payload`.
-pub(super) const DRAFT24_RETRY: &[&str] = &[
+pub(crate) const DRAFT24_RETRY: &[&str] = &[
     "f0ff00001811f5c352569b8ef8f7d84c478f6f0afcbcd612b83cc45129cba97ee348d647f3c706dc85a712299ab249a7",
     "f58d467d685ca920894cebcf1a0b7aabbe5ee109fecd41494b2158d122221d1a502e32030444951ae29cf0e4da77c3e1",
     "299d4103be0e012147e273a6415181722175318bb8cc15c990cd6b23fcc2a7a09328903203d205",
 ];
 
 /// `ndpi-quic-24.pcap` frame 3 (the client Initial protected with the Retry's SCID): `tshark -r ndpi-quic-24.pcap -Y frame.number==3 -T fields -e udp.payload`.
-pub(super) const DRAFT24_AFTER_RETRY: &[&str] = &[
+pub(crate) const DRAFT24_AFTER_RETRY: &[&str] = &[
     "ceff00001812b83cc45129cba97ee348d647f3c706dc85a711f5c352569b8ef8f7d84c478f6f0afcbcd6404a0b7aabbe",
     "5ee109fecd41494b2158d122221d1a502e32030444951ae29cf0e4da77c3e1299d4103be0e012147e273a64151817221",
     "75318bb8cc15c990cd6b23fcc2a7a09328903203d205446ce14aea25748e99d973390913f374e19b4730ee71a16350ea",
@@ -253,7 +409,7 @@ pub(super) const DRAFT24_AFTER_RETRY: &[&str] = &[
 ];
 
 /// `foxio-quic-with-several-tls-frames.pcapng` frame 1 (Chrome, v1, ClientHello in 6 CRYPTO frames among PING and PADDING, SNI ogs.google.com): `tshark -r foxio-quic-with-several-tls-frames.pcapng -Y frame.number==1 -T fields -e udp.payload`.
-pub(super) const CHROME_SCATTERED: &[&str] = &[
+pub(crate) const CHROME_SCATTERED: &[&str] = &[
     "c30000000108fa29602f3c763cc7000044d04f4c7936f90e730faa682f2c436d4e63ee6603089fd7ea842abd44beaeb4",
     "c7c659deecabccaf08a1c135d4c549b05a370ede04c822eeb2294e4d7b11c695553d144ed5b3b0b641e8adcf086eef3b",
     "8c8bab4377c6b54bc2d63de8afe6f8a5a46f9d95d96041300245b6d9f552cc377a8197eb75f12187b207630343d518c4",
@@ -284,7 +440,7 @@ pub(super) const CHROME_SCATTERED: &[&str] = &[
 ];
 
 /// `ndpi-gquic.pcap` frame 1 (Chrome, Q050, SNI www.gstatic.com): `tshark -r ndpi-gquic.pcap -Y frame.number==1 -T fields -e udp.payload`.
-pub(super) const GQUIC_Q050: &[&str] = &[
+pub(crate) const GQUIC_Q050: &[&str] = &[
     "c35130353008017697f17a15e6ef000045343459c182c17986405543d41c76101007b017e124d5b97f9c6644d7732abb",
     "434e8c288dc8315ee79f75f056c61df2548cd94436321fcbcf43f9e131f5df7fc18c5f2c29c671e3cfd57a9332663a33",
     "35fea1521a1c80102f6a6a36f485c756a20bc69925e308c2ce36e3795d75f5c8627c5717c5a4e3965164c6c8775e62c6",
@@ -317,7 +473,7 @@ pub(super) const GQUIC_Q050: &[&str] = &[
 ];
 
 /// `ndpi-quic046.pcap` frame 1 (Chrome, Q046, SNI i.ytimg.com): `tshark -r ndpi-quic046.pcap -Y frame.number==1 -T fields -e udp.payload`.
-pub(super) const GQUIC_Q046: &[&str] = &[
+pub(crate) const GQUIC_Q046: &[&str] = &[
     "c35130343650b4a4f9f5f42edd39000000019993d3b3cdfe6d824e9945e5a001040043484c4f1900000050414400f001",
     "0000534e4900fb01000053544b0031020000564552003502000043435300450200004e4f4e4365020000414541446902",
     "0000554149449802000053434944a802000054434944ac02000050444d44b0020000534d484cb40200004943534cb802",
@@ -350,7 +506,7 @@ pub(super) const GQUIC_Q046: &[&str] = &[
 ];
 
 /// `ndpi-http_ipv6.pcap` frame 5 (Chrome, Q025 public header, SNI www.google.it): `tshark -r ndpi-http_ipv6.pcap -Y frame.number==5 -T fields -e udp.payload`.
-pub(super) const GQUIC_Q025: &[&str] = &[
+pub(crate) const GQUIC_Q025: &[&str] = &[
     "0d49bee2d3f0edccd65130323501d8697e21ab650d33f17a3cf300a001000443484c4f17000000504144009501000053",
     "4e4900a201000053544b00dc01000056455200e001000043435300e80100004e4f4e43080200004d5350430c02000041",
     "4541441002000055414944300200005343494440020000544349444402000050444d4448020000535242464c02000049",

@@ -38,13 +38,39 @@ pub(crate) fn expand_label(secret: &[u8], label: &[u8], out: &mut [u8]) -> Optio
     hk.expand_multi_info(&info, out).ok()
 }
 
-/// `client_initial_secret = HKDF-Expand-Label(HKDF-Extract(salt, dcid), "client in", "", 32)`
-/// (RFC 9001 §5.2; the label is the same in v2, RFC 9369 §3.3.2).
-pub(crate) fn client_initial_secret(salt: &[u8], dcid: &[u8]) -> Option<[u8; 32]> {
+/// Which endpoint's Initial secret (RFC 9001 §5.2; the labels are the same in v2, RFC 9369
+/// §3.3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sender {
+    /// `"client in"`: what the client's Initials are protected with.
+    Client,
+    /// `"server in"`: what the server's Initials are protected with. Also derived from the
+    /// client's DCID, so opening a server Initial tells which client DCID it answers.
+    Server,
+}
+
+impl Sender {
+    const fn label(self) -> &'static [u8] {
+        match self {
+            Sender::Client => b"client in",
+            Sender::Server => b"server in",
+        }
+    }
+}
+
+/// `initial_secret = HKDF-Extract(salt, dcid)`, then
+/// `HKDF-Expand-Label(initial_secret, "client in" | "server in", "", 32)` (RFC 9001 §5.2).
+pub(crate) fn initial_secret(salt: &[u8], dcid: &[u8], sender: Sender) -> Option<[u8; 32]> {
     let (prk, _) = Hkdf::<Sha256>::extract(Some(salt), dcid);
     let mut secret = [0u8; 32];
-    expand_label(&prk, b"client in", &mut secret)?;
+    expand_label(&prk, sender.label(), &mut secret)?;
     Some(secret)
+}
+
+/// The client's Initial secret ([`initial_secret`] with `"client in"`).
+#[cfg(test)]
+pub(crate) fn client_initial_secret(salt: &[u8], dcid: &[u8]) -> Option<[u8; 32]> {
+    initial_secret(salt, dcid, Sender::Client)
 }
 
 /// The client's Initial packet protection keys for one (version, DCID).
@@ -62,7 +88,12 @@ impl Keys {
     /// Derive the client Initial keys (RFC 9001 §5.2 secret, §5.1 key/iv/hp with the version's
     /// labels).
     pub(crate) fn client_initial(p: &Protected, dcid: &[u8]) -> Option<Keys> {
-        let (key, iv, hp) = Self::material(p, dcid)?;
+        Self::initial(p, dcid, Sender::Client)
+    }
+
+    /// Derive the Initial keys of `sender` from the client's original DCID `dcid`.
+    pub(crate) fn initial(p: &Protected, dcid: &[u8], sender: Sender) -> Option<Keys> {
+        let (key, iv, hp) = Self::material(p, dcid, sender)?;
         Some(Keys {
             aead: Aes128Gcm::new(GenericArray::from_slice(&key)),
             iv,
@@ -71,8 +102,12 @@ impl Keys {
     }
 
     /// The raw key, IV and header-protection key.
-    pub(crate) fn material(p: &Protected, dcid: &[u8]) -> Option<([u8; 16], [u8; 12], [u8; 16])> {
-        let secret = client_initial_secret(p.salt, dcid)?;
+    pub(crate) fn material(
+        p: &Protected,
+        dcid: &[u8],
+        sender: Sender,
+    ) -> Option<([u8; 16], [u8; 12], [u8; 16])> {
+        let secret = initial_secret(p.salt, dcid, sender)?;
         let mut key = [0u8; 16];
         let mut iv = [0u8; 12];
         let mut hp = [0u8; 16];
@@ -205,7 +240,7 @@ pub(crate) mod tests {
             client_initial_secret(p.salt, &dcid).unwrap().to_vec(),
             hex("c00cf151ca5be075ed0ebfb5c80323c42d6b7db67881289af4008f1f6c357aea")
         );
-        let (key, iv, hp) = Keys::material(&p, &dcid).unwrap();
+        let (key, iv, hp) = Keys::material(&p, &dcid, Sender::Client).unwrap();
         assert_eq!(key.to_vec(), hex("1f369613dd76d5467730efcbe3b1a22d"));
         assert_eq!(iv.to_vec(), hex("fa044b2f42a3fd3b46fb255c"));
         assert_eq!(hp.to_vec(), hex("9f50449e04a0e810283a1e9933adedd2"));
@@ -220,10 +255,28 @@ pub(crate) mod tests {
             client_initial_secret(p.salt, &dcid).unwrap().to_vec(),
             hex("14ec9d6eb9fd7af83bf5a668bc17a7e283766aade7ecd0891f70f9ff7f4bf47b")
         );
-        let (key, iv, hp) = Keys::material(&p, &dcid).unwrap();
+        let (key, iv, hp) = Keys::material(&p, &dcid, Sender::Client).unwrap();
         assert_eq!(key.to_vec(), hex("8b1a0bc121284290a29e0971b5cd045d"));
         assert_eq!(iv.to_vec(), hex("91f73e2351d8fa91660e909f"));
         assert_eq!(hp.to_vec(), hex("45b95e15235d6f45a6b19cbcb0294ba9"));
+    }
+
+    /// RFC 9001 Appendix A.1, server side: the keys a server Initial is protected with come
+    /// from the same client DCID.
+    #[test]
+    fn rfc9001_a1_server_keys() {
+        let dcid = hex("8394c8f03e515708");
+        let p = protected(V1);
+        assert_eq!(
+            initial_secret(p.salt, &dcid, Sender::Server)
+                .unwrap()
+                .to_vec(),
+            hex("3c199828fd139efd216c155ad844cc81fb82fa8d7446fa7d78be803acdda951b")
+        );
+        let (key, iv, hp) = Keys::material(&p, &dcid, Sender::Server).unwrap();
+        assert_eq!(key.to_vec(), hex("cf3a5331653c364c88f0f379b6067e37"));
+        assert_eq!(iv.to_vec(), hex("0ac1493ca1905853b0bba03e"));
+        assert_eq!(hp.to_vec(), hex("c206b8d9b9f0f37644430b490eeaa314"));
     }
 
     /// RFC 9001 Appendix A.2: the header protection mask of the sample.

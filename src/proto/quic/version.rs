@@ -203,10 +203,32 @@ pub(crate) const fn classify(v: u32) -> Kind {
         Q050 => google(&SALT_Q050, Handshake::Chlo),
         T050 => google(&SALT_T050, Handshake::Tls),
         T051 => google(&SALT_T051, Handshake::Tls),
-        _ if v & 0x0f0f_0f0f == 0x0a0a_0a0a => Kind::Reserved,
+        _ if is_reserved(v) => Kind::Reserved,
         0xff00_0000..=0xff00_00ff | 0xface_b000..=0xface_b0ff => Kind::Unsupported,
         _ if google_number(v).is_some() => Kind::Unsupported,
         _ => Kind::Unknown,
+    }
+}
+
+/// Is `v` a reserved version of the form `0x?a?a?a?a` (RFC 9000 §15)?
+pub const fn is_reserved(v: u32) -> bool {
+    v & 0x0f0f_0f0f == 0x0a0a_0a0a
+}
+
+/// The parameters a client Initial of version `v` is opened with: those of `v` itself, or v1's
+/// for a reserved version. A client sends a reserved version to make the server answer with
+/// Version Negotiation (RFC 9000 §6.1); no document defines its packet protection, and clients
+/// that send one (the quic-interop-runner's, quic-go's) protect it as v1, which is also how
+/// Wireshark opens it. A reserved-version packet that does not open with v1 keys is still
+/// legitimate (its content is arbitrary), so the caller does not hold that against the flow.
+pub(crate) const fn keying(v: u32) -> Option<Protected> {
+    match classify(v) {
+        Kind::Protected(p) => Some(p),
+        Kind::Reserved => match classify(V1) {
+            Kind::Protected(p) => Some(p),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
@@ -268,6 +290,10 @@ mod tests {
         assert_eq!(classify(u32::from_be_bytes(*b"Q043")), Kind::Unsupported);
         assert_eq!(classify(0xff00_0015), Kind::Unsupported);
         assert_eq!(classify(0x3a4a_5a6a), Kind::Reserved);
+        assert_eq!(keying(0x1a2a_3a4a), keying(V1));
+        assert_eq!(keying(V2).map(|p| p.initial_type), Some(1));
+        assert_eq!(keying(Q046), None);
+        assert!(is_reserved(0xfafa_fafa) && !is_reserved(0xfafa_fafb));
         assert_eq!(classify(0x1234_5678), Kind::Unknown);
         assert_eq!(google_version(u32::from_be_bytes(*b"Q025")), Some(25));
     }
