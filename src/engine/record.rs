@@ -193,11 +193,13 @@ impl Evasion {
     pub const SYN_DATA_UNACKED: Evasion = Evasion(1 << 1);
     /// A second, different ClientHello at the same stream position as the one kept.
     pub const DECOY_HELLO: Evasion = Evasion(1 << 2);
-    /// Client QUIC Initials with different connection IDs carried different hellos.
+    /// Client QUIC Initials carried different hellos (under different connection IDs, or a
+    /// second hello under the same one); the hello kept is the one the server answered.
     pub const DECOY_INITIAL: Evasion = Evasion(1 << 3);
     /// IP fragments overlapped with different bytes.
     pub const FRAGMENT_OVERLAP: Evasion = Evasion(1 << 4);
-    /// Datagrams that were not QUIC came before the flow's first valid Initial.
+    /// Datagrams that were not QUIC, or Initials that did not open, came before the flow's
+    /// first valid Initial.
     pub const QUIC_JUNK: Evasion = Evasion(1 << 5);
 
     /// Every sign with its label, in output order.
