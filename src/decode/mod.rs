@@ -49,6 +49,7 @@
 //! `LaxIpSlice`, one `TcpHeaderSlice`; it measured slightly faster than etherparse's own
 //! `LaxSlicedPacket::from_ethernet` on the same frame. The walk loops only for shims and
 //! tunnels, and both loops are bounded by [`MAX_LINK_HEADERS`] and [`MAX_ENCAP_DEPTH`].
+#![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod drop;
 mod frame;

@@ -79,8 +79,8 @@ pub(crate) fn plain(d: &[u8]) -> Option<Plain<'_>> {
     }
     // Peek at the version to learn how the CID length is encoded.
     let version_at = |cid: usize| -> Option<u32> {
-        let b = d.get(1 + cid..5 + cid)?;
-        Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        let b = d.get(1 + cid..)?.first_chunk::<4>()?;
+        Some(u32::from_be_bytes(*b))
     };
     let cid_len = if flags & 0x08 != 0 { 8 } else { 0 };
     let version = version_at(cid_len)?;
@@ -88,7 +88,12 @@ pub(crate) fn plain(d: &[u8]) -> Option<Plain<'_>> {
     // Before Q033, bits 0x0c encoded the CID length (0, 1, 4, 8 bytes); from Q033, 0x08 means an
     // 8-byte CID and 0x04 a diversification nonce that only servers send.
     let cid_len = if number < 33 {
-        [0, 1, 4, 8][usize::from((flags >> 2) & 3)]
+        match (flags >> 2) & 3 {
+            0 => 0,
+            1 => 1,
+            2 => 4,
+            _ => 8,
+        }
     } else {
         cid_len
     };
@@ -96,7 +101,13 @@ pub(crate) fn plain(d: &[u8]) -> Option<Plain<'_>> {
         return None;
     }
     r.take(cid_len + 4)?;
-    r.take([1, 2, 4, 6][usize::from((flags >> 4) & 3)])?;
+    // Packet number length from bits 0x30: 1, 2, 4 or 6 bytes.
+    r.take(match (flags >> 4) & 3 {
+        0 => 1,
+        1 => 2,
+        2 => 4,
+        _ => 6,
+    })?;
     r.take(HASH_LEN)?;
     if number < 34 {
         r.u8()?; // private flags

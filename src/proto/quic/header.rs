@@ -62,7 +62,7 @@ impl<'a> Reader<'a> {
 
     /// One byte.
     pub(crate) fn u8(&mut self) -> Option<u8> {
-        self.take(1).map(|b| b[0])
+        self.take(1).and_then(|b| b.first().copied())
     }
 
     /// Big-endian unsigned integer of `n` bytes (0 to 8).

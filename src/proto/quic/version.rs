@@ -49,6 +49,8 @@ const SALT_T050: [u8; 20] = hex20(b"7ff579e5acd072915580304c43a2367c60488310");
 const SALT_T051: [u8; 20] = hex20(b"7a4edef4e7ccee5fa4506c19124fc8ccda6e033d");
 
 /// Decode 40 hex digits at compile time (a malformed literal fails the build, not a packet).
+// Only evaluated in constants: an index out of range or a bad digit is a compile error.
+#[allow(clippy::indexing_slicing, clippy::panic)]
 const fn hex20(s: &[u8; 40]) -> [u8; 20] {
     const fn nib(c: u8) -> u8 {
         match c {
