@@ -338,3 +338,18 @@ fn a_flood_of_parked_hellos_stays_within_the_memory_budget() {
     assert_eq!(named, ["web.whatsapp.com"]);
     assert_eq!(e.memory().0, 0, "every byte released when the flows end");
 }
+
+#[test]
+fn a_hello_never_acknowledged_is_still_named_and_no_gap() {
+    // Only the client's side was captured: the hello waits for an ACK that never comes.
+    let mut e = Engine::new(Config::default());
+    let hello = curl_hello();
+    let segs = [seg(true, "S", ISN, 0, b""), seg(true, "PA", ISN + 1, SISN + 1, &hello)];
+    for (i, s) in segs.iter().enumerate() {
+        let f = frame(s);
+        e.handle(Timestamp::from_parts(1_700_000_000, i as i64), Some(decode::LinkType::Ethernet), &f, f.len() as u32);
+    }
+    e.finish();
+    assert_eq!(sni(&e.records[0]).as_deref(), Some("web.whatsapp.com"));
+    assert!(e.stats.reassembly_giveups.is_empty(), "{:?}", e.stats.reassembly_giveups);
+}

@@ -638,9 +638,10 @@ fn record(e: crate::flow::table::Ended<FlowState>, stats: &mut Stats) -> FlowRec
         (None, None) => {}
     }
     if let Some(p) = &f.probe {
-        // A hole that never filled before the flow ended is a gap too.
-        for (s, done) in p.streams.iter().zip(p.done) {
-            if s.is_some() && !done && f.app == App::Tls {
+        // A hole that never filled before the flow ended is a gap too (not a hello that was read
+        // and only waited for the server's ACK).
+        for ((s, done), waiting) in p.streams.iter().zip(p.done).zip(p.hello_end) {
+            if s.is_some() && !done && waiting.is_none() && f.app == App::Tls {
                 bump(&mut stats.reassembly_giveups, reassembly::GiveUp::Gap.as_str());
             }
         }
