@@ -364,7 +364,7 @@ fn dns_over_tcp(probe: &mut Probe, details: &mut Details, dir: Direction, ctx: &
     let all = stream.data();
     loop {
         let data = &all[probe.skip[d].min(all.len())..];
-        let Some(&[hi, lo]) = data.get(..2).map(|b| <&[u8; 2]>::try_from(b).ok()).flatten() else { break };
+        let Some(&[hi, lo]) = data.get(..2).and_then(|b| <&[u8; 2]>::try_from(b).ok()) else { break };
         let len = u16::from_be_bytes([hi, lo]) as usize;
         let Some(msg) = data.get(2..2 + len) else { break };
         probe.skip[d] += 2 + len;

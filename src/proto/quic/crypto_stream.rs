@@ -104,7 +104,11 @@ impl CryptoStream {
             self.buf.resize(end, 0);
             self.filled.resize(end.div_ceil(WORD_BITS), 0);
         }
-        self.buf[start..end].copy_from_slice(data);
+        // `buf` holds at least `end` bytes now: the range is always there.
+        let Some(dst) = self.buf.get_mut(start..end) else {
+            return Err(GiveUp::TooLong);
+        };
+        dst.copy_from_slice(data);
         self.mark(start, end);
         self.advance();
         Ok(out)
@@ -112,8 +116,11 @@ impl CryptoStream {
 
     /// Does `data` at `start` disagree with a byte already received?
     fn conflicts(&self, start: usize, data: &[u8]) -> bool {
-        let held = self.buf.len().saturating_sub(start).min(data.len());
-        (0..held).any(|i| self.has(start + i) && self.buf[start + i] != data[i])
+        let held = self.buf.get(start..).unwrap_or_default();
+        held.iter()
+            .zip(data)
+            .enumerate()
+            .any(|(i, (h, d))| self.has(start + i) && h != d)
     }
 
     /// Was byte `i` received?
@@ -168,7 +175,8 @@ impl CryptoStream {
 
     /// The bytes received contiguously from offset 0.
     pub(crate) fn contiguous(&self) -> &[u8] {
-        &self.buf[..self.prefix]
+        // `prefix <= buf.len()` always (`advance` clamps it, `clear` zeroes both).
+        self.buf.get(..self.prefix).unwrap_or_default()
     }
 
     /// Bytes buffered (received or not): what this stream counts against a shared allowance.

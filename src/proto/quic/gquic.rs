@@ -160,35 +160,87 @@ pub(crate) fn stream_frames(
     Ok(())
 }
 
-/// The total length of the CHLO starting at `prefix[0]`, once its header and tag table are in.
-///
-/// # Errors
-/// [`GiveUp::NotClientHello`] when the message tag is not `CHLO`; [`GiveUp::BadChlo`] for more
-/// than [`MAX_CHLO_TAGS`] entries; [`GiveUp::TooLong`] above [`MAX_CRYPTO_LEN`].
-pub(crate) fn chlo_len(prefix: &[u8]) -> Result<Option<usize>, GiveUp> {
-    let Some(head) = prefix.get(..8) else {
-        return Ok(None);
-    };
-    if &head[..4] != CHLO {
-        return Err(GiveUp::NotClientHello);
+/// Bytes before the tag table of a CHLO: `"CHLO" | entries (u16 LE) | padding (u16)`.
+const HEAD_LEN: usize = 8;
+/// Bytes per tag table entry: `tag (4) | end offset (u32 LE)`.
+const ENTRY_LEN: usize = 8;
+
+/// A tag table entry: the tag, and the offset within the values where its value ends.
+fn entry(e: &[u8; ENTRY_LEN]) -> ([u8; 4], usize) {
+    let [t0, t1, t2, t3, e0, e1, e2, e3] = *e;
+    (
+        [t0, t1, t2, t3],
+        u32::from_le_bytes([e0, e1, e2, e3]) as usize,
+    )
+}
+
+/// A CHLO all of whose bytes are in: header checked, tag table and values split apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ChloMsg<'a> {
+    /// The tag table ([`MAX_CHLO_TAGS`] entries at most).
+    table: &'a [[u8; ENTRY_LEN]],
+    /// The values, as long as the last entry's end offset.
+    values: &'a [u8],
+}
+
+impl<'a> ChloMsg<'a> {
+    /// The CHLO at the start of `prefix` (the contiguous bytes of a stream), or `Ok(None)` until
+    /// its header, tag table and values are all in.
+    ///
+    /// # Errors
+    /// [`GiveUp::NotClientHello`] when the message tag is not `CHLO`; [`GiveUp::BadChlo`] for more
+    /// than [`MAX_CHLO_TAGS`] entries; [`GiveUp::TooLong`] above [`MAX_CRYPTO_LEN`].
+    pub(crate) fn new(prefix: &'a [u8]) -> Result<Option<Self>, GiveUp> {
+        let Some((head, rest)) = prefix.split_first_chunk::<HEAD_LEN>() else {
+            return Ok(None);
+        };
+        let [m0, m1, m2, m3, n0, n1, _, _] = *head;
+        if [m0, m1, m2, m3] != *CHLO {
+            return Err(GiveUp::NotClientHello);
+        }
+        let n = usize::from(u16::from_le_bytes([n0, n1]));
+        if n > MAX_CHLO_TAGS {
+            return Err(GiveUp::BadChlo);
+        }
+        let Some((table, rest)) = rest.split_at_checked(ENTRY_LEN * n) else {
+            return Ok(None);
+        };
+        let (table, _) = table.as_chunks::<ENTRY_LEN>();
+        let values_len = table.last().map_or(0, |e| entry(e).1);
+        let total = (HEAD_LEN + ENTRY_LEN * n).saturating_add(values_len);
+        if total > MAX_CRYPTO_LEN {
+            return Err(GiveUp::TooLong);
+        }
+        Ok(rest
+            .get(..values_len)
+            .map(|values| ChloMsg { table, values }))
     }
-    let n = usize::from(u16::from_le_bytes([head[4], head[5]]));
-    if n > MAX_CHLO_TAGS {
-        return Err(GiveUp::BadChlo);
+
+    /// Bytes in the whole message.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        HEAD_LEN + ENTRY_LEN * self.table.len() + self.values.len()
     }
-    let table_end = 8 + 8 * n;
-    let Some(table) = prefix.get(8..table_end) else {
-        return Ok(None);
-    };
-    let values = table
-        .chunks_exact(8)
-        .last()
-        .map_or(0, |e| u32::from_le_bytes([e[4], e[5], e[6], e[7]]) as usize);
-    let total = table_end.saturating_add(values);
-    if total > MAX_CRYPTO_LEN {
-        return Err(GiveUp::TooLong);
+
+    /// Read `SNI` and `UAID`.
+    ///
+    /// # Errors
+    /// [`GiveUp::BadChlo`] when the end offsets decrease or overrun the values.
+    pub(crate) fn parse(&self) -> Result<Chlo, GiveUp> {
+        let mut out = Chlo::default();
+        let mut start = 0usize;
+        for e in self.table {
+            let (tag, end) = entry(e);
+            let value = self.values.get(start..end).ok_or(GiveUp::BadChlo)?;
+            match &tag {
+                TAG_SNI => out.sni = Some(value.to_vec()),
+                TAG_UAID => out.user_agent = Some(value.to_vec()),
+                _ => {}
+            }
+            start = end;
+        }
+        Ok(out)
     }
-    Ok(Some(total))
 }
 
 /// The fields of a CHLO the sensor reports.
@@ -198,30 +250,6 @@ pub(crate) struct Chlo {
     pub sni: Option<Vec<u8>>,
     /// Value of the `UAID` tag.
     pub user_agent: Option<Vec<u8>>,
-}
-
-/// Read `SNI` and `UAID` from a complete CHLO (as measured by [`chlo_len`]).
-///
-/// # Errors
-/// [`GiveUp::BadChlo`] when the end offsets decrease or overrun the message.
-pub(crate) fn parse_chlo(msg: &[u8]) -> Result<Chlo, GiveUp> {
-    let n = usize::from(u16::from_le_bytes([msg[4], msg[5]]));
-    let table_end = 8 + 8 * n;
-    let table = msg.get(8..table_end).ok_or(GiveUp::BadChlo)?;
-    let values = msg.get(table_end..).ok_or(GiveUp::BadChlo)?;
-    let mut out = Chlo::default();
-    let mut start = 0usize;
-    for e in table.chunks_exact(8) {
-        let end = u32::from_le_bytes([e[4], e[5], e[6], e[7]]) as usize;
-        let value = values.get(start..end).ok_or(GiveUp::BadChlo)?;
-        match &e[..4] {
-            t if t == TAG_SNI => out.sni = Some(value.to_vec()),
-            t if t == TAG_UAID => out.user_agent = Some(value.to_vec()),
-            _ => {}
-        }
-        start = end;
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -251,15 +279,18 @@ mod tests {
             (TAG_SNI, b"example.com"),
             (TAG_UAID, b"Chrome/1"),
         ]);
-        assert_eq!(chlo_len(&m), Ok(Some(m.len())));
-        assert_eq!(chlo_len(&m[..10]), Ok(None));
-        let c = parse_chlo(&m).unwrap();
+        let msg = ChloMsg::new(&m).unwrap().unwrap();
+        assert_eq!(msg.len(), m.len());
+        assert_eq!(ChloMsg::new(&m[..10]), Ok(None));
+        assert_eq!(ChloMsg::new(&m[..m.len() - 1]), Ok(None));
+        let c = msg.parse().unwrap();
         assert_eq!(c.sni.as_deref(), Some(&b"example.com"[..]));
         assert_eq!(c.user_agent.as_deref(), Some(&b"Chrome/1"[..]));
-        assert_eq!(chlo_len(b"REJ\0\0\0\0\0"), Err(GiveUp::NotClientHello));
+        assert_eq!(ChloMsg::new(b"REJ\0\0\0\0\0"), Err(GiveUp::NotClientHello));
         let mut bad = m.clone();
         bad[12] = 0xff; // first end offset beyond the values
-        assert_eq!(parse_chlo(&bad), Err(GiveUp::BadChlo));
+        let bad = ChloMsg::new(&bad).unwrap().unwrap();
+        assert_eq!(bad.parse(), Err(GiveUp::BadChlo));
     }
 
     #[test]

@@ -100,12 +100,11 @@ impl<'a> Reader<'a> {
     pub(crate) fn varint(&mut self) -> Option<u64> {
         let first = *self.buf.get(self.pos)?;
         let len = 1usize << (first >> 6);
-        let bytes = self.take(len)?;
-        let mut v = u64::from(first & 0x3f);
-        for &b in &bytes[1..] {
-            v = (v << 8) | u64::from(b);
-        }
-        Some(v)
+        let (_, rest) = self.take(len)?.split_first()?;
+        Some(
+            rest.iter()
+                .fold(u64::from(first & 0x3f), |v, &b| (v << 8) | u64::from(b)),
+        )
     }
 }
 
@@ -162,29 +161,29 @@ impl<'a> Long<'a> {
         (self.flags >> 4) & 0x03
     }
 
-    /// For an Initial packet (RFC 9000 §17.2.2): skip Token Length and Token, read Length.
-    /// Returns (offset of the Packet Number field, offset one past the end of the packet).
-    pub(crate) fn initial_bounds(&self, d: &[u8]) -> Option<(usize, usize)> {
+    /// For an Initial packet (RFC 9000 §17.2.2) at the start of `d`: skip Token Length and
+    /// Token, read Length. Returns the offset of the Packet Number field and the packet itself:
+    /// `d` up to the end its Length field gives (the coalesced packets after it are not in it).
+    /// `None` when `d` ends before that.
+    pub(crate) fn initial_packet<'d>(&self, d: &'d [u8]) -> Option<(usize, &'d [u8])> {
         let mut r = Reader::new(d.get(self.rest..)?);
         let token_len = usize::try_from(r.varint()?).ok()?;
         r.take(token_len)?;
-        self.bounds_after(d, r)
+        self.packet_after(d, r)
     }
 
-    /// For 0-RTT and Handshake packets (RFC 9000 §17.2.3, §17.2.4): read Length.
-    pub(crate) fn other_bounds(&self, d: &[u8]) -> Option<(usize, usize)> {
+    /// For 0-RTT and Handshake packets (RFC 9000 §17.2.3, §17.2.4): read Length. Returns what
+    /// [`Long::initial_packet`] returns.
+    pub(crate) fn other_packet<'d>(&self, d: &'d [u8]) -> Option<(usize, &'d [u8])> {
         let r = Reader::new(d.get(self.rest..)?);
-        self.bounds_after(d, r)
+        self.packet_after(d, r)
     }
 
-    fn bounds_after(&self, d: &[u8], mut r: Reader<'_>) -> Option<(usize, usize)> {
+    fn packet_after<'d>(&self, d: &'d [u8], mut r: Reader<'_>) -> Option<(usize, &'d [u8])> {
         let len = usize::try_from(r.varint()?).ok()?;
         let pn_offset = self.rest + r.pos();
         let end = pn_offset.checked_add(len)?;
-        if end > d.len() {
-            return None;
-        }
-        Some((pn_offset, end))
+        Some((pn_offset, d.get(..end)?))
     }
 }
 
@@ -246,8 +245,8 @@ mod tests {
         ];
         let h = Long::parse(&d).unwrap();
         assert_eq!((h.version, h.dcid, h.scid), (1, &[0xaa, 0xbb][..], &[][..]));
-        assert_eq!(h.initial_bounds(&d), Some((12, 15)));
-        assert_eq!(h.initial_bounds(&d[..14]), None);
+        assert_eq!(h.initial_packet(&d), Some((12, &d[..15])));
+        assert_eq!(h.initial_packet(&d[..14]), None);
         assert_eq!(Long::parse(&d[..7]), None);
         let mut long_cid = [0u8; 40];
         long_cid[0] = 0xc0;

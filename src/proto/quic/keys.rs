@@ -95,9 +95,9 @@ impl Keys {
     pub(crate) fn initial(p: &Protected, dcid: &[u8], sender: Sender) -> Option<Keys> {
         let (key, iv, hp) = Self::material(p, dcid, sender)?;
         Some(Keys {
-            aead: Aes128Gcm::new(GenericArray::from_slice(&key)),
+            aead: Aes128Gcm::new((&key).into()),
             iv,
-            hp: Aes128::new(GenericArray::from_slice(&hp)),
+            hp: Aes128::new((&hp).into()),
         })
     }
 
@@ -118,10 +118,11 @@ impl Keys {
     }
 
     /// The 5-byte header protection mask: AES-128-ECB of the sample (RFC 9001 §5.4.3).
-    fn mask(&self, sample: &[u8]) -> [u8; 5] {
-        let mut block = GenericArray::clone_from_slice(sample);
+    fn mask(&self, sample: &[u8; SAMPLE_LEN]) -> [u8; 5] {
+        let mut block = GenericArray::from(*sample);
         self.hp.encrypt_block(&mut block);
-        [block[0], block[1], block[2], block[3], block[4]]
+        let [m0, m1, m2, m3, m4, ..]: [u8; SAMPLE_LEN] = block.into();
+        [m0, m1, m2, m3, m4]
     }
 
     /// Remove header protection from a long-header packet in place (RFC 9001 §5.4.1): unmask the
@@ -132,7 +133,7 @@ impl Keys {
     /// too short to hold the sample or a tag after the packet number.
     pub(crate) fn unmask_long(&self, packet: &mut [u8], pn_offset: usize) -> Option<(u32, usize)> {
         let start = pn_offset.checked_add(SAMPLE_OFFSET)?;
-        let sample = packet.get(start..start.checked_add(SAMPLE_LEN)?)?;
+        let sample = packet.get(start..)?.first_chunk::<SAMPLE_LEN>()?;
         let mask = self.mask(sample);
         let first = packet.first_mut()?;
         *first ^= mask[0] & 0x0f;
@@ -170,19 +171,11 @@ impl Keys {
         packet: &'p mut [u8],
         header_len: usize,
     ) -> Option<&'p [u8]> {
-        if packet.len() < header_len.checked_add(TAG_LEN)? {
-            return None;
-        }
-        let (header, rest) = packet.split_at_mut(header_len);
-        let (body, tag) = rest.split_at_mut(rest.len() - TAG_LEN);
+        let (header, rest) = packet.split_at_mut_checked(header_len)?;
+        let (body, tag) = rest.split_last_chunk_mut::<TAG_LEN>()?;
         let nonce = self.nonce(pn);
         self.aead
-            .decrypt_in_place_detached(
-                GenericArray::from_slice(&nonce),
-                header,
-                body,
-                GenericArray::from_slice(tag),
-            )
+            .decrypt_in_place_detached((&nonce).into(), header, body, (&*tag).into())
             .ok()?;
         Some(body)
     }
@@ -203,7 +196,11 @@ impl Keys {
         out.extend_from_slice(&tag);
         let pn_offset = header.len() - pn_len;
         let s = pn_offset + SAMPLE_OFFSET;
-        let mask = self.mask(&out[s..s + SAMPLE_LEN]);
+        let mask = self.mask(
+            out[s..]
+                .first_chunk()
+                .expect("test packet holds the sample"),
+        );
         out[0] ^= mask[0] & 0x0f;
         for i in 0..pn_len {
             out[pn_offset + i] ^= mask[1 + i];
@@ -284,7 +281,8 @@ pub(crate) mod tests {
     fn rfc9001_a2_mask() {
         let keys = Keys::client_initial(&protected(V1), &hex("8394c8f03e515708")).unwrap();
         assert_eq!(
-            keys.mask(&hex("d1b1c98dd7689fb8ec11d242b123dc9b")).to_vec(),
+            keys.mask(&hex("d1b1c98dd7689fb8ec11d242b123dc9b").try_into().unwrap())
+                .to_vec(),
             hex("437b9aec36")
         );
     }

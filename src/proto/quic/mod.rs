@@ -60,6 +60,7 @@
 //! ([`Initials::footprint`] tells what is held) and released as soon as the flow has its answer;
 //! keys are derived once per attempt; nothing here touches sockets, files or clocks (the caller
 //! bounds the time and calls [`Initials::expire`]).
+#![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod crypto_stream;
 #[cfg(test)]
@@ -289,7 +290,8 @@ impl Cid {
     }
 
     fn get(&self) -> &[u8] {
-        &self.bytes[..usize::from(self.len)]
+        // `len <= MAX_CID_LEN` by construction (`new`), so the range is always there.
+        self.bytes.get(..usize::from(self.len)).unwrap_or_default()
     }
 }
 
@@ -639,16 +641,24 @@ impl Initials {
         if h.type_bits() != p.initial_type || self.server_trials >= MAX_SERVER_TRIALS {
             return None;
         }
-        let (pn_offset, end) = h.initial_bounds(payload)?;
-        let packet = &payload[..end];
+        let (pn_offset, packet) = h.initial_packet(payload)?;
         // Attempts of the server's version first: a reserved-version attempt and the v1 attempt
         // after Version Negotiation may share a DCID, and so server keys.
-        let mut order: Vec<usize> = (0..self.attempts.len())
-            .filter(|&i| n == 0 || matching(&self.attempts[i]))
+        let tried = self
+            .attempts
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| n == 0 || matching(a));
+        let order: Vec<usize> = tried
+            .clone()
+            .filter(|(_, a)| a.version == h.version)
+            .chain(tried.filter(|(_, a)| a.version != h.version))
+            .map(|(i, _)| i)
             .collect();
-        order.sort_by_key(|&i| self.attempts[i].version != h.version);
         for i in order {
-            let a = &mut self.attempts[i];
+            let Some(a) = self.attempts.get_mut(i) else {
+                continue;
+            };
             if a.server_keys.as_ref().is_none_or(|k| k.0 != h.version) {
                 a.server_keys = Keys::initial(p, a.dcid.get(), Sender::Server)
                     .map(|k| Box::new((h.version, k)));
@@ -667,8 +677,12 @@ impl Initials {
     /// its DCID starts with.
     fn attribute_short(&self, payload: &[u8]) -> Option<usize> {
         let rest = payload.get(1..)?;
-        let mut hits =
-            (0..self.attempts.len()).filter(|&i| rest.starts_with(self.attempts[i].scid.get()));
+        let mut hits = self
+            .attempts
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| rest.starts_with(a.scid.get()))
+            .map(|(i, _)| i);
         let first = hits.next()?;
         hits.next().is_none().then_some(first)
     }
@@ -691,7 +705,7 @@ impl Initials {
             junk: self.junk,
             decoy,
         };
-        let c = &self.candidates[i];
+        let c = self.candidates.get(i)?;
         if self.shown == Some((c.id, signs)) {
             return None;
         }
@@ -706,8 +720,10 @@ impl Initials {
     /// Did the server answer a connection other than candidate `i`'s?
     fn answered_elsewhere(&self, i: usize) -> bool {
         let root = |a: usize| self.attempts.get(a).map(|a| a.root);
-        self.answered
-            .is_some_and(|a| root(a) != root(self.candidates[i].attempt))
+        let Some(c) = self.candidates.get(i) else {
+            return false;
+        };
+        self.answered.is_some_and(|a| root(a) != root(c.attempt))
     }
 
     /// Does another candidate carry another server name than candidate `i`?
@@ -720,7 +736,9 @@ impl Initials {
                 c.name = Some(server_name(&c.msg));
             }
         }
-        let mine = &self.candidates[i].name;
+        let Some(mine) = self.candidates.get(i).map(|c| &c.name) else {
+            return false;
+        };
         self.candidates.iter().any(|c| &c.name != mine)
     }
 
@@ -749,22 +767,22 @@ impl Initials {
                         break;
                     }
                     let ty = h.type_bits();
-                    let bounds = if ty == p.initial_type {
-                        h.initial_bounds(d)
+                    let found = if ty == p.initial_type {
+                        h.initial_packet(d)
                     } else if ty == p.retry_type {
                         None // only servers send Retry
                     } else {
-                        h.other_bounds(d)
+                        h.other_packet(d)
                     };
-                    let Some((pn_offset, end)) = bounds else {
+                    let Some((pn_offset, packet)) = found else {
                         break;
                     };
                     if ty == p.initial_type {
-                        if let Some(done) = self.initial(&p, &h, &d[..end], pn_offset, dg) {
+                        if let Some(done) = self.initial(&p, &h, packet, pn_offset, dg) {
                             return Some(done);
                         }
                     }
-                    pos += end;
+                    pos += packet.len();
                 }
                 Kind::GooglePlain => {
                     if let Some(p) = gquic::plain(d) {
@@ -811,7 +829,7 @@ impl Initials {
             Opened::Attempt(i, pn, body) => {
                 self.opened = true;
                 dg.opened = true;
-                let a = &mut self.attempts[i];
+                let a = self.attempts.get_mut(i)?;
                 a.largest_pn = Some(a.largest_pn.map_or(pn, |l| l.max(pn)));
                 self.feed(i, body, dg)
             }
@@ -832,26 +850,24 @@ impl Initials {
     /// Initials carry the server's chosen DCID but keep the original keys, RFC 9001 §5.2); else
     /// keys derived from its own DCID, as a new attempt.
     fn open(&mut self, p: &Protected, h: &Long<'_>, packet: &[u8], pn_offset: usize) -> Opened {
-        let known = self.attempts.iter().position(|a| {
+        let known = self.attempts.iter().enumerate().find(|(_, a)| {
             a.version == h.version
                 && (a.dcid.get() == h.dcid || a.alias.is_some_and(|c| c.get() == h.dcid))
         });
-        if let Some(i) = known {
-            let a = &self.attempts[i];
+        if let Some((i, a)) = known {
             return match try_open(&a.keys, &mut self.scratch, packet, pn_offset, a.largest_pn) {
                 Some((pn, body)) => Opened::Attempt(i, pn, body),
                 None => Opened::Failed,
             };
         }
-        for i in (0..self.attempts.len()).rev() {
-            let a = &self.attempts[i];
+        for (i, a) in self.attempts.iter_mut().enumerate().rev() {
             if a.version != h.version {
                 continue;
             }
             if let Some((pn, body)) =
                 try_open(&a.keys, &mut self.scratch, packet, pn_offset, a.largest_pn)
             {
-                self.attempts[i].alias = Cid::new(h.dcid);
+                a.alias = Cid::new(h.dcid);
                 return Opened::Attempt(i, pn, body);
             }
         }
@@ -904,7 +920,7 @@ impl Initials {
     /// Feed the decrypted payload `scratch[body]` to attempt `i`.
     fn feed(&mut self, i: usize, body: Range<usize>, dg: &mut Datagram) -> Option<Progress> {
         let payload = self.scratch.get(body).unwrap_or_default();
-        let a = &mut self.attempts[i];
+        let a = self.attempts.get_mut(i)?;
         let frames = a.params.frames;
         match a.stage {
             Stage::Failed => return None,
@@ -935,7 +951,7 @@ impl Initials {
             .sum::<usize>()
             + self.candidates.iter().map(|c| c.msg.len()).sum::<usize>();
         let limit = MAX_HELD_BYTES.saturating_sub(others);
-        let a = &mut self.attempts[i];
+        let a = self.attempts.get_mut(i)?;
         let mut conflict = false;
         let mut fed = crypto_stream::walk(frames, payload, |off, data| {
             conflict |= a.stream.insert_within(off, data, limit)? == Insert::Conflict;
@@ -956,9 +972,10 @@ impl Initials {
             Ok(None) => None,
             Err(why) => self.fail(i, why, dg),
             Ok(Some(Hello::Tls(msg))) => {
-                let a = &mut self.attempts[i];
-                a.stage = Stage::Complete;
-                a.stream.release();
+                if let Some(a) = self.attempts.get_mut(i) {
+                    a.stage = Stage::Complete;
+                    a.stream.release();
+                }
                 self.push_candidate(i, version, msg);
                 None
             }
@@ -1080,14 +1097,13 @@ enum Hello {
 fn complete(handshake: Handshake, prefix: &[u8]) -> Result<Option<Hello>, GiveUp> {
     match handshake {
         Handshake::Tls => {
-            let Some(head) = prefix.get(..HANDSHAKE_HEADER_LEN) else {
+            let Some(&[ty, l0, l1, l2]) = prefix.first_chunk::<HANDSHAKE_HEADER_LEN>() else {
                 return Ok(None);
             };
-            if head[0] != HANDSHAKE_CLIENT_HELLO {
+            if ty != HANDSHAKE_CLIENT_HELLO {
                 return Err(GiveUp::NotClientHello);
             }
-            let body =
-                usize::from(head[1]) << 16 | usize::from(head[2]) << 8 | usize::from(head[3]);
+            let body = usize::from(l0) << 16 | usize::from(l1) << 8 | usize::from(l2);
             let total = HANDSHAKE_HEADER_LEN + body;
             if total > MAX_CRYPTO_LEN {
                 return Err(GiveUp::TooLong);
@@ -1095,13 +1111,10 @@ fn complete(handshake: Handshake, prefix: &[u8]) -> Result<Option<Hello>, GiveUp
             Ok(prefix.get(..total).map(|m| Hello::Tls(m.into())))
         }
         Handshake::Chlo => {
-            let Some(total) = gquic::chlo_len(prefix)? else {
+            let Some(msg) = gquic::ChloMsg::new(prefix)? else {
                 return Ok(None);
             };
-            match prefix.get(..total) {
-                Some(msg) => gquic::parse_chlo(msg).map(|c| Some(Hello::Chlo(c))),
-                None => Ok(None),
-            }
+            msg.parse().map(|c| Some(Hello::Chlo(c)))
         }
     }
 }
