@@ -10,7 +10,7 @@ use etherparse::err::ip_auth::HeaderSliceError as AuthError;
 use etherparse::err::ipv6_exts::HeaderSliceError as ExtsError;
 use etherparse::err::tcp::HeaderSliceError as TcpError;
 use etherparse::{
-    IpAuthHeaderSlice, IpNumber, Ipv4HeaderSlice, Ipv6ExtensionSlice, Ipv6ExtensionsSlice,
+    IpAuthHeaderSlice, IpNumber, Ipv4HeaderSlice, Ipv6ExtensionsSlice,
     LaxIpSlice, LaxIpv6Slice, TcpHeaderSlice, UdpHeaderSlice,
 };
 
@@ -214,6 +214,60 @@ fn v4_fragment<'a>(bytes: &'a [u8], header: &Ipv4HeaderSlice<'_>) -> Result<Ip<'
     )
 }
 
+/// The fragmenting Fragment header of an IPv6 extension chain (RFC 8200 section 4.5).
+struct V6Fragment {
+    /// Bytes of extension headers before it (the unfragmentable part).
+    before: u32,
+    /// Next header after it: the fragmentable part's first protocol.
+    next: u8,
+    /// Identification.
+    id: u32,
+    /// Fragment offset in bytes (at most 65,528).
+    offset: u16,
+    /// More fragments follow.
+    more: bool,
+}
+
+/// Walks an IPv6 extension chain (`first` names the first header, `exts` holds the chain)
+/// to its first fragmenting Fragment header, reading every length with a bounds check.
+fn v6_fragment_header(first: u8, exts: &[u8]) -> Option<V6Fragment> {
+    /// IPv6 extension header numbers (IANA): hop-by-hop, routing, fragment, AH, destination.
+    const HOP_BY_HOP: u8 = 0;
+    const ROUTING: u8 = 43;
+    const FRAGMENT: u8 = 44;
+    const AUTH: u8 = 51;
+    const DEST_OPTS: u8 = 60;
+    let (mut next, mut at) = (first, 0usize);
+    loop {
+        let rest = exts.get(at..)?;
+        let &[nh, len_field, ..] = rest else { return None };
+        let len = match next {
+            HOP_BY_HOP | ROUTING | DEST_OPTS => (usize::from(len_field) + 1) * 8,
+            AUTH => (usize::from(len_field) + 2) * 4,
+            FRAGMENT => {
+                let h = rest.first_chunk::<8>()?;
+                let field = u16::from_be_bytes([h[2], h[3]]);
+                let offset = (field >> 3) * 8;
+                let more = field & 1 == 1;
+                if offset != 0 || more {
+                    return Some(V6Fragment {
+                        before: u32::try_from(at).ok()?,
+                        next: nh,
+                        id: u32::from_be_bytes([h[4], h[5], h[6], h[7]]),
+                        offset,
+                        more,
+                    });
+                }
+                8
+            }
+            _ => return None,
+        };
+        rest.get(..len)?;
+        next = nh;
+        at += len;
+    }
+}
+
 /// An IPv6 packet with a Fragment header that fragments (offset or M set; an atomic fragment,
 /// RFC 6946, is read as the unfragmented packet it is). The extension headers before the
 /// Fragment header are the unfragmentable part; etherparse's reading of what follows it is
@@ -225,32 +279,21 @@ fn v6_fragment<'a>(bytes: &'a [u8], v6: &LaxIpv6Slice<'_>) -> Result<Ip<'a>, Dro
         // A jumbogram cannot carry a Fragment header (RFC 2675 section 3).
         return Err(DropReason::BadFragment);
     }
-    let mut before = IPV6_HEADER_LEN;
-    let mut found = None;
-    for ext in v6.extensions().clone().into_iter() {
-        let len = match ext {
-            Ipv6ExtensionSlice::Fragment(frag) if frag.is_fragmenting_payload() => {
-                found = Some(frag);
-                break;
-            }
-            Ipv6ExtensionSlice::Fragment(frag) => frag.slice().len(),
-            Ipv6ExtensionSlice::HopByHop(ext)
-            | Ipv6ExtensionSlice::Routing(ext)
-            | Ipv6ExtensionSlice::DestinationOptions(ext) => ext.slice().len(),
-            Ipv6ExtensionSlice::Authentication(auth) => auth.slice().len(),
-        };
-        before += u32::try_from(len).unwrap_or(u32::MAX);
-    }
-    // etherparse said fragmented, so a fragmenting header was read; never taken.
-    let frag = found.ok_or(DropReason::BadIpHeader)?;
+    // The chain is walked here, with checked reads, over the extension bytes etherparse kept:
+    // etherparse's own iterator trusts that the chain ends inside those bytes, which a cut or
+    // malformed header after a Fragment header breaks (found by fuzzing: it read past the
+    // slice; a segmentation fault in a release build).
+    let frag = v6_fragment_header(v6.header().next_header().0, v6.extensions().slice())
+        .ok_or(DropReason::BadIpHeader)?;
+    let before = IPV6_HEADER_LEN + frag.before;
     let ip_len = IPV6_HEADER_LEN + declared;
     let start = before + IPV6_FRAGMENT_HEADER_LEN;
     let len = ip_len.checked_sub(start).ok_or(DropReason::BadFragment)?;
     let info = FragmentInfo {
         version: IpVersion::V6,
-        id: frag.identification(),
-        offset: frag.fragment_offset().value().saturating_mul(8),
-        more: frag.more_fragments(),
+        id: frag.id,
+        offset: frag.offset,
+        more: frag.more,
         header_len: u16::try_from(before).unwrap_or(u16::MAX),
     };
     let header = v6.header();
@@ -258,7 +301,7 @@ fn v6_fragment<'a>(bytes: &'a [u8], v6: &LaxIpv6Slice<'_>) -> Result<Ip<'a>, Dro
         IpAddr::V6(header.source_addr()),
         IpAddr::V6(header.destination_addr()),
     );
-    fragment(bytes, addrs, ip_len, start, len, frag.next_header().0, info)
+    fragment(bytes, addrs, ip_len, start, len, frag.next, info)
 }
 
 /// The checks every fragment passes, and its view: `len` fragment bytes from `start`.
@@ -669,4 +712,15 @@ mod tests {
             Err(DropReason::truncated(Layer::Ip))
         );
     }
+
+    /// Found by fuzzing (tests/fuzz, target `decode`): an IPv6 Fragment header naming another
+    /// extension header that the frame cuts short. etherparse's extension iterator read past
+    /// its slice here (a segmentation fault in a release build); the chain is now walked with
+    /// checked reads and the frame is a counted drop.
+    #[test]
+    fn ipv6_chain_cut_after_a_fragment_header_is_a_drop() {
+        let frame: [u8; 62] = [0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x86, 0xdd, 0x60, 0x30, 0x30, 0x30, 0x30, 0x30, 0x2c, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x2c, 0x30, 0x00, 0x01, 0x30, 0x30, 0x30, 0x30];
+        assert!(super::super::decode(super::super::LinkType::Ethernet, &frame).is_err());
+    }
+
 }
