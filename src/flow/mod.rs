@@ -3,6 +3,7 @@
 //! This stage knows nothing of protocols above TCP/UDP. The engine keeps its per-flow state in
 //! the [`table::Table`] and feeds client and server bytes to [`reassembly::Stream`]s until the
 //! flow is identified.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod key;
 pub mod reassembly;
