@@ -6,7 +6,10 @@ use std::path::Path;
 use shadowtap::capture::file::{FileReader, Next};
 use shadowtap::engine::{Config, Engine, FlowRecord};
 
-fn frames(path: &Path) -> Vec<(shadowtap::time::Timestamp, Option<shadowtap::decode::LinkType>, Vec<u8>, u32, i32)> {
+/// A frame read from a capture, owned: timestamp, link type, bytes, wire length, DLT.
+type OwnedFrame = (shadowtap::time::Timestamp, Option<shadowtap::decode::LinkType>, Vec<u8>, u32, i32);
+
+fn frames(path: &Path) -> Vec<OwnedFrame> {
     let mut r = FileReader::open(path).unwrap();
     let mut out = Vec::new();
     loop {
@@ -18,7 +21,7 @@ fn frames(path: &Path) -> Vec<(shadowtap::time::Timestamp, Option<shadowtap::dec
     }
 }
 
-fn run_single(fr: &[(shadowtap::time::Timestamp, Option<shadowtap::decode::LinkType>, Vec<u8>, u32, i32)]) -> Vec<FlowRecord> {
+fn run_single(fr: &[OwnedFrame]) -> Vec<FlowRecord> {
     let mut e = Engine::new(Config::default());
     for (ts, link, data, len, _) in fr {
         e.handle(*ts, *link, data, *len);

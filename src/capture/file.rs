@@ -287,7 +287,7 @@ fn parse_one<'a>(format: &mut Format, input: &'a [u8], unsupported: &mut Vec<i32
                     *big_endian
                 };
                 let len = if be { u32::from_be_bytes(len_bytes) } else { u32::from_le_bytes(len_bytes) } as usize;
-                if len > MAX_RECORD_LEN || len < 12 {
+                if !(12..=MAX_RECORD_LEN).contains(&len) {
                     return Parsed::Corrupt(format!("pcapng block claims {len} bytes"));
                 }
                 *big_endian = be;

@@ -533,7 +533,7 @@ mod tests {
         let mut rng = XorShift(3);
         for _ in 0..2000 {
             let mut s = Stream::new(1 + (rng.next() % 300) as usize);
-            if (rng.next() % 2) == 0 {
+            if rng.next().is_multiple_of(2) {
                 s.syn(rng.next() as u32);
             }
             for _ in 0..20 {

@@ -27,8 +27,11 @@ use shadowtap::flow::key::{Key, TCP, UDP};
 use shadowtap::proto::{dns, http, marker, proxy, quic, tls};
 use shadowtap::time::Timestamp;
 
+/// A fuzz target: any bytes in, nothing out; it must not panic.
+pub type Target = fn(&[u8]);
+
 /// Every target by name, in the order of the table above (the corpus directories' names).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("decode", decode),
     ("tls_hello", tls_hello),
     ("dns", dns),
@@ -182,7 +185,7 @@ pub fn dns(data: &[u8]) {
 /// Splits `data` into datagrams behind 2-byte headers (see the module docs).
 fn datagrams(mut data: &[u8]) -> impl Iterator<Item = (bool, &[u8])> {
     std::iter::from_fn(move || {
-        let (&[hi, lo], rest) = data.split_first_chunk::<2>()? else { return None };
+        let (&[hi, lo], rest) = data.split_first_chunk::<2>()?;
         let server = hi & 0x80 != 0;
         let len = usize::from(u16::from_be_bytes([hi & 0x7f, lo])).min(rest.len());
         let (dgram, rest) = rest.split_at(len);

@@ -68,6 +68,11 @@ pub fn json(report: &Report) -> String {
     }
 }
 
+/// "1 day", "31 days".
+pub(crate) fn days(n: impl std::fmt::Display + PartialEq<u32>) -> String {
+    if n == 1 { "1 day".to_string() } else { format!("{n} days") }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -94,9 +99,4 @@ pub(crate) mod tests {
         assert_eq!(back, r);
         assert!(text.contains("\"from\": \"2026-10-01\""), "dates as text");
     }
-}
-
-/// "1 day", "31 days".
-pub(crate) fn days(n: impl std::fmt::Display + PartialEq<u32>) -> String {
-    if n == 1 { "1 day".to_string() } else { format!("{n} days") }
 }
