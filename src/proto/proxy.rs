@@ -138,10 +138,14 @@ fn socks4_request(data: &[u8]) -> Preamble {
         let Some(host_end) = find_nul(data, len) else {
             return if data.len() > len + 256 { Preamble::NotProxy } else { Preamble::NeedMore };
         };
-        // find_nul returns an index at or after `len`, within `data`.
+        // find_nul returns an index at or after `len`, within `data`, and at most 255 bytes on.
         let host = data.get(len..host_end).unwrap_or_default();
         len = host_end + 1;
-        format!("{}:{port}", String::from_utf8_lossy(host)).into_bytes()
+        // The host's bytes as sent, like SOCKS5's: text is made at the output boundary. (A lossy
+        // UTF-8 conversion here tripled invalid bytes, past MAX_TARGET_LEN; found by fuzzing.)
+        let mut target = host.to_vec();
+        target.extend_from_slice(format!(":{port}").as_bytes());
+        target
     } else {
         format!("{a}.{b}.{c}.{d}:{port}").into_bytes()
     };
@@ -287,6 +291,26 @@ mod tests {
         assert_eq!(server(Kind::Socks4, &[0, 0x5a, 0x99, 0xb4, 10, 180, 156, 249, 0x16]),
             Preamble::Done { kind: Kind::Socks4, len: 8, target: None });
         assert_eq!(server(Kind::Socks4, &[0, 0x5b, 0, 0, 0, 0, 0, 0]), Preamble::NotProxy);
+    }
+
+    /// Fuzzing (target `proxy_marker`): a SOCKS4a host of 244 bytes, 9 of them not UTF-8, gave a
+    /// 262-byte target, over MAX_TARGET_LEN, when the host was converted lossily to text.
+    #[test]
+    fn socks4a_host_kept_as_bytes_within_the_bound() {
+        let mut req = vec![4, 1, 1, 0xbb, 0, 0, 0, 1, 0];
+        req.extend(std::iter::repeat_n(0xff_u8, 255));
+        req.push(0);
+        let Preamble::Done { kind: Kind::Socks4, len, target: Some(target) } = client(&req) else {
+            panic!("{:?}", client(&req))
+        };
+        assert_eq!(len, req.len());
+        assert_eq!(target.len(), 255 + ":443".len());
+        assert!(target.len() <= MAX_TARGET_LEN);
+        assert!(target.starts_with(&[0xff; 255]) && target.ends_with(b":443"));
+        // 256 bytes without a NUL: not a SOCKS4a request.
+        req[9 + 255] = b'a';
+        req.push(0);
+        assert_eq!(client(&req), Preamble::NotProxy);
     }
 
     #[test]
