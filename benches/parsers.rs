@@ -21,6 +21,8 @@ fn load(name: &str) -> Frames {
     let link = LinkType::from_dlt(cap.get_datalink().0).expect("supported link type");
     let mut frames = Vec::new();
     while let Ok(p) = cap.next_packet() {
+        // `timeval` fields are 32 bits wide on some targets: the casts are not redundant there.
+        #[allow(clippy::unnecessary_cast)]
         let ts = Timestamp::from_parts(p.header.ts.tv_sec as i64, p.header.ts.tv_usec as i64);
         frames.push((ts, p.data.to_vec(), p.header.len));
     }

@@ -486,7 +486,7 @@ fn dashboards_lint() {
     }
     let dbs = yaml("dashboards.yml");
     let file_provider = dbs["providers"].as_array().into_iter().flatten().find(|p| p["type"] == "file");
-    if !file_provider.is_some_and(|p| p["options"]["path"].as_str().is_some_and(|s| !s.is_empty())) {
+    if file_provider.is_none_or(|p| p["options"]["path"].as_str().is_none_or(|s| s.is_empty())) {
         bad("provisioning/dashboards.yml", "needs a provider of type file with options.path".into());
     }
     let readme = std::fs::read_to_string(dashboards_dir().join("README.md")).unwrap_or_default();
@@ -641,7 +641,7 @@ fn dashboard_queries_return_data() {
         });
     }
 
-    eprintln!("{:<22} {:<58} {}", "dashboard", "panel", "result");
+    eprintln!("{:<22} {:<58} result", "dashboard", "panel");
     for r in &rows {
         eprintln!("{:<22} {:<58} {}{}", r.dashboard, r.panel, r.result, if r.ok { "" } else { "  <-- FAIL" });
     }

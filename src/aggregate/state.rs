@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Aggregator, GroupKey, Hosts, Totals};
+use super::{Aggregator, GroupKey, Hosts};
 use crate::time::Timestamp;
 
 /// File name of the saved state inside the state directory.
@@ -141,7 +141,7 @@ impl Aggregator {
         }
         self.now = self.now.max(Timestamp(s.now_micros));
         for g in s.totals {
-            let t = self.totals.entry(key(g.key)).or_insert(Totals::default());
+            let t = self.totals.entry(key(g.key)).or_default();
             t.flows += g.flows;
             t.bytes_up += g.bytes_up;
             t.bytes_down += g.bytes_down;

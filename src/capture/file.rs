@@ -277,21 +277,29 @@ fn parse_one<'a>(format: &mut Format, input: &'a [u8], unsupported: &mut Vec<i32
             }
         }
         Format::PcapNg { big_endian, interfaces } => {
-            if input.len() >= 12 {
-                let len_bytes = [input[4], input[5], input[6], input[7]];
-                let block_type = u32::from_le_bytes([input[0], input[1], input[2], input[3]]);
-                // A section header announces its own byte order; other blocks follow the section's.
-                let be = if block_type == 0x0a0d_0d0a {
-                    input[8..12] == [0x1a, 0x2b, 0x3c, 0x4d]
-                } else {
-                    *big_endian
-                };
-                let len = if be { u32::from_be_bytes(len_bytes) } else { u32::from_le_bytes(len_bytes) } as usize;
-                if len > MAX_RECORD_LEN || len < 12 {
-                    return Parsed::Corrupt(format!("pcapng block claims {len} bytes"));
+            // The block length is checked here, before pcap-parser sees the block, as soon as its
+            // bytes are in: pcap-parser 0.17 subtracts 12 from a length it has only checked against
+            // its smaller block header size (an overflow, found by fuzzing, when fewer than 12
+            // bytes of a block with a length below 12 were buffered and this check used to wait).
+            let Some(&[t0, t1, t2, t3, l0, l1, l2, l3]) = input.first_chunk::<8>() else {
+                return Parsed::Incomplete;
+            };
+            let block_type = u32::from_le_bytes([t0, t1, t2, t3]);
+            // A section header announces its own byte order; other blocks follow the section's.
+            let be = if block_type == 0x0a0d_0d0a {
+                match input.get(8..12) {
+                    Some(magic) => magic == [0x1a, 0x2b, 0x3c, 0x4d],
+                    None => return Parsed::Incomplete,
                 }
-                *big_endian = be;
+            } else {
+                *big_endian
+            };
+            let len_bytes = [l0, l1, l2, l3];
+            let len = if be { u32::from_be_bytes(len_bytes) } else { u32::from_le_bytes(len_bytes) } as usize;
+            if !(12..=MAX_RECORD_LEN).contains(&len) {
+                return Parsed::Corrupt(format!("pcapng block claims {len} bytes"));
             }
+            *big_endian = be;
             let r = if *big_endian {
                 pcap_parser::pcapng::parse_block_be(input)
             } else {
@@ -449,6 +457,20 @@ mod tests {
         let (got, st) = read_all(f);
         assert_eq!(st, Next::End);
         assert_eq!(got[0].0, Timestamp::from_parts(10, 123_456));
+    }
+
+    /// Fuzzing (target `pcap_reader`): a big-endian section, then a Process Information block
+    /// header claiming 10 bytes as the last 10 bytes of the file. pcap-parser computed `10 - 12`
+    /// (an overflow panic in debug builds); the length is now refused first.
+    #[test]
+    fn pcapng_block_shorter_than_its_header_at_the_end() {
+        let mut f = vec![0x0a, 0x0d, 0x0d, 0x0a, 0, 0, 0, 28, 0x1a, 0x2b, 0x3c, 0x4d, 0, 1, 0, 0];
+        f.extend_from_slice(&[0xff; 8]);
+        f.extend_from_slice(&28u32.to_be_bytes());
+        f.extend_from_slice(&[0x80, 0, 0, 1, 0, 0, 0, 10, 0, 0]);
+        let (got, st) = read_all(f);
+        assert!(got.is_empty());
+        assert_eq!(st, Next::Failed("pcapng block claims 10 bytes".into()));
     }
 
     #[test]

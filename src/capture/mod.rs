@@ -253,6 +253,9 @@ impl Source {
     /// Reads the next frame; [`Next::Idle`] when none arrived within [`LIVE_READ_TIMEOUT_MS`].
     ///
     /// Prefer [`Source::next_batch`]: it lets the engine handle frames a batch at a time.
+    // Not `Iterator::next`: the frame borrows the source until the next read, which an
+    // `Iterator` cannot express.
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Next<'_> {
         self.wait_if_idle();
         match self.cap.next_packet() {
@@ -415,6 +418,8 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, CaptureError> {
 }
 
 /// A libpcap header's timestamp (microsecond precision, as every live capture here is opened).
+// `timeval` fields are 32 bits wide on some targets: the casts are not redundant there.
+#[allow(clippy::unnecessary_cast)]
 fn ts_of(h: &pcap::PacketHeader) -> Timestamp {
     Timestamp::from_parts(h.ts.tv_sec as i64, h.ts.tv_usec as i64)
 }
@@ -577,9 +582,9 @@ mod tests {
         assert!(matches!(file::FileReader::open(&f), Err(CaptureError::Open { .. })));
         let missing = file::FileReader::open(Path::new("/nonexistent/x.pcap")).err().unwrap().to_string();
         assert!(missing.starts_with("/nonexistent/x.pcap: cannot open"), "{missing}");
-        assert!(matches!(expand_inputs(&[dir.clone()]), Ok(v) if v == vec![f.clone()]));
+        assert!(matches!(expand_inputs(std::slice::from_ref(&dir)), Ok(v) if v == vec![f.clone()]));
         std::fs::remove_file(&f).unwrap();
-        assert!(matches!(expand_inputs(&[dir.clone()]), Err(CaptureError::EmptyDirectory(_))));
+        assert!(matches!(expand_inputs(std::slice::from_ref(&dir)), Err(CaptureError::EmptyDirectory(_))));
         std::fs::remove_dir(&dir).unwrap();
     }
 }

@@ -14,6 +14,7 @@
 //! JA3 predates TLS 1.3 and keeps wire order, so clients that shuffle their extensions (Chrome
 //! since version 110) produce a new JA3 per connection; JA4 sorts and is the stable choice. JA3 is
 //! kept for matching against existing intelligence.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 use std::fmt::Display;
 

@@ -9,6 +9,7 @@
 //! Both take the summary with GREASE values still in it and apply their own filtering rules
 //! (RFC 8701), so one parse serves both. Both return owned lowercase ASCII strings: the form the
 //! outside world compares them in.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod ja3;
 pub mod ja4;

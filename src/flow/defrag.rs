@@ -197,7 +197,7 @@ pub struct DefragStats {
 impl DefragStats {
     /// Datagrams given up for `reason`.
     pub fn giveup(&self, reason: GiveUp) -> u64 {
-        self.giveups[reason.index()]
+        self.giveups.get(reason.index()).copied().unwrap_or(0)
     }
 }
 
@@ -549,7 +549,9 @@ impl Defragmenter {
     }
 
     fn count(&mut self, reason: GiveUp) {
-        self.stats.giveups[reason.index()] += 1;
+        if let Some(n) = self.stats.giveups.get_mut(reason.index()) {
+            *n += 1;
+        }
     }
 
     /// Gives up the datagrams whose first fragment is [`Config::timeout_secs`] of packet time

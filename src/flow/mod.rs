@@ -4,6 +4,7 @@
 //! whole with the [`defrag::Defragmenter`] before their flow is looked up, keeps its per-flow
 //! state in the [`table::Table`] and feeds client and server bytes to [`reassembly::Stream`]s
 //! until the flow is identified.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod defrag;
 pub mod key;

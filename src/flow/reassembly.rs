@@ -27,6 +27,7 @@
 //! Without a SYN, the first data segment seen is taken as the start. If an earlier segment then
 //! arrives (the first two segments of a capture swapped) and nothing was consumed yet, the
 //! stream moves its start back to it, as long as everything still fits the window.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 /// Default window of bytes held per direction (16 KiB: a post-quantum ClientHello is about
 /// 1.8 KB, a ClientHello with many extensions rarely above 4 KB).
@@ -246,16 +247,18 @@ impl Stream {
         let mut conflict = false;
         // The part overlapping the in-order prefix: every byte there is present.
         let overlap_end = end.min(self.have);
-        if off < overlap_end {
-            let (held, new) = (&mut self.buf[off..overlap_end], &payload[..overlap_end - off]);
+        // Both ranges exist: `off < overlap_end <= have <= buf.len()` and `overlap_end <= end`.
+        let overlap = (self.buf.get_mut(off..overlap_end), payload.get(..overlap_end.saturating_sub(off)));
+        if let (Some(held), Some(new)) = overlap {
             if held != new {
                 conflict = true;
                 // Bytes the peer acknowledged stay; the rest take the later version.
-                let from = self.acked.max(off).min(overlap_end);
-                let (held, new) = (&mut held[from - off..], &new[from - off..]);
-                if held != new {
-                    held.copy_from_slice(new);
-                    replaced = true;
+                let from = self.acked.max(off).min(overlap_end) - off;
+                if let (Some(held), Some(new)) = (held.get_mut(from..), new.get(from..)) {
+                    if held != new {
+                        held.copy_from_slice(new);
+                        replaced = true;
+                    }
                 }
             }
         }
@@ -268,16 +271,20 @@ impl Stream {
             if self.present.len() * 64 < self.buf.len() {
                 self.present.resize(self.buf.len().div_ceil(64), 0);
             }
-            for (i, &b) in (start..end).zip(&payload[start - off..]) {
-                let (w, bit) = (i / 64, 1u64 << (i % 64));
-                if self.present[w] & bit != 0 {
-                    if self.buf[i] != b {
+            // `buf` holds `end` bytes and `present` a bit for each of them (both resized above).
+            let held = self.buf.get_mut(start..end).unwrap_or_default();
+            let new = payload.get(start - off..).unwrap_or_default();
+            for ((i, slot), &b) in (start..).zip(held).zip(new) {
+                let Some(word) = self.present.get_mut(i / 64) else { break };
+                let bit = 1u64 << (i % 64);
+                if *word & bit != 0 {
+                    if *slot != b {
                         conflict = true;
-                        self.buf[i] = b;
+                        *slot = b;
                     }
                 } else {
-                    self.present[w] |= bit;
-                    self.buf[i] = b;
+                    *word |= bit;
+                    *slot = b;
                 }
             }
         }
@@ -310,7 +317,10 @@ impl Stream {
             let held = i < self.have || self.present.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0);
             if held {
                 let j = i + back;
-                present[j / 64] |= 1 << (j % 64);
+                // j < back + buf.len(), which `present` was sized for.
+                if let Some(word) = present.get_mut(j / 64) {
+                    *word |= 1 << (j % 64);
+                }
             }
         }
         let mut buf = vec![0u8; back];
@@ -523,7 +533,7 @@ mod tests {
         let mut rng = XorShift(3);
         for _ in 0..2000 {
             let mut s = Stream::new(1 + (rng.next() % 300) as usize);
-            if (rng.next() % 2) == 0 {
+            if rng.next().is_multiple_of(2) {
                 s.syn(rng.next() as u32);
             }
             for _ in 0..20 {

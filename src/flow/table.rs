@@ -11,6 +11,7 @@
 //! pass over the table; between sweeps a flow may outlive its timeout by at most that interval.
 //! The hasher is `ahash` with a per-process random key, so an attacker choosing addresses and
 //! ports cannot aim collisions at one bucket.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 use std::collections::HashMap;
 

@@ -19,6 +19,7 @@
 //!   signal, e.g. 0x20 randomisation); comparisons use [`Name::eq_ignore_case`].
 //! - DNS over TCP (RFC 7766 §8) goes through [`TcpFramer`], whose buffer never exceeds
 //!   [`MAX_TCP_BUFFER`] bytes.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 use std::borrow::Cow;
 use std::fmt;

@@ -3,6 +3,7 @@
 //! Plain HTTP still names destinations (captive portals, software updates, file-transfer
 //! services' download links). Only the request head is read, never a body, and only the Host
 //! header value is kept.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 /// Longest request head read (bytes up to the blank line).
 pub const MAX_HEAD: usize = 8 * 1024;
@@ -37,17 +38,21 @@ pub fn request(data: &[u8]) -> Request {
     if !is_request(data) {
         return Request::NotHttp;
     }
-    let window = &data[..data.len().min(MAX_HEAD)];
+    let window = data.get(..MAX_HEAD).unwrap_or(data);
     let Some(end) = window.windows(4).position(|w| w == b"\r\n\r\n") else {
         return if data.len() >= MAX_HEAD { Request::Head { host: None } } else { Request::NeedMore };
     };
-    let host = window[..end]
+    // `end` is the position of a 4-byte window, so it lies within `window`.
+    let host = window
+        .get(..end)
+        .unwrap_or_default()
         .split(|&b| b == b'\n')
         .skip(1)
         .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
         .find_map(|l| {
-            let (k, v) = l.split_at(l.iter().position(|&b| b == b':')?);
-            k.eq_ignore_ascii_case(b"host").then(|| v[1..].trim_ascii().to_vec())
+            let colon = l.iter().position(|&b| b == b':')?;
+            let (k, v) = (l.get(..colon)?, l.get(colon + 1..)?);
+            k.eq_ignore_ascii_case(b"host").then(|| v.trim_ascii().to_vec())
         })
         .filter(|h| !h.is_empty() && h.len() <= MAX_HOST);
     Request::Head { host }

@@ -3,6 +3,7 @@
 //! Checked only on the first bytes of a flow: a marker is a fixed preface, not a search through
 //! content. Each function is pure and reads at most a few dozen bytes (STUN: the attribute
 //! list of one message, bounded by [`MAX_STUN_ATTRS`]).
+#![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 /// A protocol preface that names a service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -59,8 +60,8 @@ pub fn whatsapp(data: &[u8]) -> Sniff {
     let wa_at = |at: usize| -> Sniff {
         match data.get(at..at + 4) {
             None => {
-                let have = &data[at.min(data.len())..];
-                if b"WA".starts_with(&have[..have.len().min(2)]) {
+                let have = data.get(at..).unwrap_or_default();
+                if b"WA".starts_with(have.get(..2).unwrap_or(have)) {
                     Sniff::NeedMore
                 } else {
                     Sniff::No
@@ -75,8 +76,8 @@ pub fn whatsapp(data: &[u8]) -> Sniff {
         return Sniff::NeedMore;
     }
     if data.starts_with(EDGE) {
-        let Some(len) = data.get(4..7) else { return Sniff::NeedMore };
-        let len = u32::from_be_bytes([0, len[0], len[1], len[2]]) as usize;
+        let Some(&[l0, l1, l2]) = data.get(4..7) else { return Sniff::NeedMore };
+        let len = u32::from_be_bytes([0, l0, l1, l2]) as usize;
         if len > MAX_WA_ROUTING {
             return Sniff::No;
         }
@@ -94,7 +95,8 @@ const DROPBOX_BEACON_WINDOW: usize = 256;
 /// Dropbox LAN sync discovery beacon: a JSON object on UDP 17500 with a `host_int` key near
 /// its start (key order varies between client versions).
 pub fn dropbox_lansync(p: &[u8]) -> bool {
-    p.starts_with(b"{\"") && p[..p.len().min(DROPBOX_BEACON_WINDOW)].windows(10).any(|w| w == b"\"host_int\"")
+    let window = p.get(..DROPBOX_BEACON_WINDOW).unwrap_or(p);
+    p.starts_with(b"{\"") && window.windows(10).any(|w| w == b"\"host_int\"")
 }
 
 /// STUN magic cookie (RFC 5389 §6).
@@ -123,26 +125,29 @@ pub struct StunInfo {
 /// WhatsApp's TURN Allocate requests carry an unpadded last attribute (length 106 in a real
 /// capture); the cookie and the exact length are test enough.
 pub fn stun(p: &[u8]) -> Option<StunInfo> {
-    if p.len() < 20 || p[0] & 0xc0 != 0 {
+    // The 20-byte header as an array: its fields are read at constant offsets that cannot fail.
+    let (header, mut attrs) = p.split_first_chunk::<20>()?;
+    let [t0, t1, l0, l1, c0, c1, c2, c3, ..] = *header;
+    if t0 & 0xc0 != 0 {
         return None;
     }
-    let len = u16::from_be_bytes([p[2], p[3]]) as usize;
-    if 20 + len != p.len() || u32::from_be_bytes([p[4], p[5], p[6], p[7]]) != STUN_COOKIE {
+    let len = usize::from(u16::from_be_bytes([l0, l1]));
+    if len != attrs.len() || u32::from_be_bytes([c0, c1, c2, c3]) != STUN_COOKIE {
         return None;
     }
-    let mut info = StunInfo { msg_type: u16::from_be_bytes([p[0], p[1]]), ..Default::default() };
-    let mut at = 20;
+    let mut info = StunInfo { msg_type: u16::from_be_bytes([t0, t1]), ..Default::default() };
     for _ in 0..MAX_STUN_ATTRS {
-        let Some(h) = p.get(at..at + 4) else { break };
-        let (t, l) = (u16::from_be_bytes([h[0], h[1]]), u16::from_be_bytes([h[2], h[3]]) as usize);
-        let Some(v) = p.get(at + 4..at + 4 + l) else { break };
-        let keep = || v[..v.len().min(MAX_STUN_TEXT)].to_vec();
+        let Some((&[a, b, c, d], rest)) = attrs.split_first_chunk::<4>() else { break };
+        let (t, l) = (u16::from_be_bytes([a, b]), usize::from(u16::from_be_bytes([c, d])));
+        let Some(v) = rest.get(..l) else { break };
+        let keep = || v.get(..MAX_STUN_TEXT).unwrap_or(v).to_vec();
         match t {
             0x8022 => info.software = Some(keep()),
             0x0014 => info.realm = Some(keep()),
             _ => {}
         }
-        at += 4 + l.div_ceil(4) * 4;
+        // Values are padded to 4 bytes; a last value without its padding ends the list.
+        attrs = rest.get(l.div_ceil(4) * 4..).unwrap_or_default();
     }
     Some(info)
 }
@@ -183,7 +188,7 @@ mod tests {
             let mut a = t.to_be_bytes().to_vec();
             a.extend_from_slice(&(v.len() as u16).to_be_bytes());
             a.extend_from_slice(v);
-            while a.len() % 4 != 0 {
+            while !a.len().is_multiple_of(4) {
                 a.push(0);
             }
             a

@@ -9,6 +9,7 @@
 //! All parsers are pure functions over the first bytes of a direction. They return
 //! [`Preamble::NeedMore`] while the preamble may still be incomplete; the caller bounds how much
 //! it waits by its reassembly limit.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 /// Longest HTTP CONNECT request or response head read (bytes up to the blank line).
 pub const MAX_HTTP_HEAD: usize = 8 * 1024;
@@ -79,11 +80,11 @@ pub fn server(kind: Kind, data: &[u8]) -> Preamble {
 /// Length of an HTTP head that starts with `prefix` (through its blank line, within
 /// [`MAX_HTTP_HEAD`]).
 fn http_head(data: &[u8], prefix: &[u8]) -> Result<usize, Preamble> {
-    let n = data.len().min(prefix.len());
-    if data[..n] != prefix[..n] {
+    // The bytes so far agree with `prefix` (as far as both go).
+    if !data.starts_with(prefix) && !prefix.starts_with(data) {
         return Err(Preamble::NotProxy);
     }
-    let window = &data[..data.len().min(MAX_HTTP_HEAD)];
+    let window = data.get(..MAX_HTTP_HEAD).unwrap_or(data);
     match window.windows(4).position(|w| w == b"\r\n\r\n") {
         Some(i) => Ok(i + 4),
         None if data.len() >= MAX_HTTP_HEAD => Err(Preamble::NotProxy),
@@ -97,7 +98,9 @@ fn http_connect_request(data: &[u8]) -> Preamble {
         Ok(len) => len,
         Err(p) => return p,
     };
-    let line = &data[METHOD.len()..len];
+    // The head starts with METHOD and ends after its blank line, so it is longer than METHOD;
+    // an empty line would give an empty target, refused below.
+    let line = data.get(METHOD.len()..len).unwrap_or_default();
     let target: Vec<u8> = line.iter().take_while(|&&b| b != b' ' && b != b'\r').copied().collect();
     if target.is_empty() || target.len() > MAX_TARGET_LEN {
         return Preamble::NotProxy;
@@ -119,27 +122,32 @@ fn http_connect_response(data: &[u8]) -> Preamble {
 
 /// SOCKS4: VN=4 CD=1 DSTPORT(2) DSTIP(4) USERID NUL; SOCKS4a adds HOST NUL when DSTIP is 0.0.0.x.
 fn socks4_request(data: &[u8]) -> Preamble {
-    if data.len() < 9 {
-        return if data.len() >= 2 && data[1] != 1 { Preamble::NotProxy } else { Preamble::NeedMore };
-    }
-    if data[1] != 1 {
+    // The fixed part as an array, so its fields are read at offsets that cannot fail.
+    let Some(&[_, cd, p0, p1, a, b, c, d]) = data.first_chunk::<8>() else {
+        return if data.get(1).is_some_and(|&cd| cd != 1) { Preamble::NotProxy } else { Preamble::NeedMore };
+    };
+    if cd != 1 {
         return Preamble::NotProxy;
     }
-    let port = u16::from_be_bytes([data[2], data[3]]);
-    let ip = [data[4], data[5], data[6], data[7]];
+    let port = u16::from_be_bytes([p0, p1]);
     let Some(user_end) = find_nul(data, 8) else {
         return if data.len() > 8 + 256 { Preamble::NotProxy } else { Preamble::NeedMore };
     };
     let mut len = user_end + 1;
-    let target = if ip[0] == 0 && ip[1] == 0 && ip[2] == 0 && ip[3] != 0 {
+    let target = if a == 0 && b == 0 && c == 0 && d != 0 {
         let Some(host_end) = find_nul(data, len) else {
             return if data.len() > len + 256 { Preamble::NotProxy } else { Preamble::NeedMore };
         };
-        let host = &data[len..host_end];
+        // find_nul returns an index at or after `len`, within `data`, and at most 255 bytes on.
+        let host = data.get(len..host_end).unwrap_or_default();
         len = host_end + 1;
-        format!("{}:{port}", String::from_utf8_lossy(host)).into_bytes()
+        // The host's bytes as sent, like SOCKS5's: text is made at the output boundary. (A lossy
+        // UTF-8 conversion here tripled invalid bytes, past MAX_TARGET_LEN; found by fuzzing.)
+        let mut target = host.to_vec();
+        target.extend_from_slice(format!(":{port}").as_bytes());
+        target
     } else {
-        format!("{}.{}.{}.{}:{port}", ip[0], ip[1], ip[2], ip[3]).into_bytes()
+        format!("{a}.{b}.{c}.{d}:{port}").into_bytes()
     };
     Preamble::Done { kind: Kind::Socks4, len, target: Some(target) }
 }
@@ -159,30 +167,27 @@ fn find_nul(data: &[u8], from: usize) -> Option<usize> {
 /// SOCKS5 address (ATYP, address, port) at `at`: its length and `host:port` text.
 fn socks5_addr(data: &[u8], at: usize) -> Result<(usize, Vec<u8>), Preamble> {
     let Some(&atyp) = data.get(at) else { return Err(Preamble::NeedMore) };
-    let (addr_len, host): (usize, Option<Vec<u8>>) = match atyp {
-        1 => (4, None),
-        4 => (16, None),
+    let addr_len = match atyp {
+        1 => 4,
+        4 => 16,
         3 => {
             let Some(&n) = data.get(at + 1) else { return Err(Preamble::NeedMore) };
-            (1 + n as usize, None)
+            1 + n as usize
         }
         _ => return Err(Preamble::NotProxy),
     };
     let end = at + 1 + addr_len + 2;
-    if data.len() < end {
+    let Some((a, &[p0, p1])) = data.get(at + 1..end).and_then(<[u8]>::split_last_chunk::<2>) else {
         return Err(Preamble::NeedMore);
-    }
-    let a = &data[at + 1..at + 1 + addr_len];
-    let port = u16::from_be_bytes([data[end - 2], data[end - 1]]);
-    let host = host.unwrap_or_else(|| match atyp {
-        1 => format!("{}.{}.{}.{}", a[0], a[1], a[2], a[3]).into_bytes(),
-        4 => {
-            let mut b = [0u8; 16];
-            b.copy_from_slice(a);
-            format!("[{}]", std::net::Ipv6Addr::from(b)).into_bytes()
-        }
-        _ => a[1..].to_vec(),
-    });
+    };
+    let port = u16::from_be_bytes([p0, p1]);
+    // `a` is `addr_len` bytes long, so the conversions for ATYP 1 and 4 always succeed.
+    let host = match atyp {
+        1 => <[u8; 4]>::try_from(a).map(|b| std::net::Ipv4Addr::from(b).to_string().into_bytes()),
+        4 => <[u8; 16]>::try_from(a).map(|b| format!("[{}]", std::net::Ipv6Addr::from(b)).into_bytes()),
+        _ => Ok(a.get(1..).unwrap_or_default().to_vec()),
+    };
+    let Ok(host) = host else { return Err(Preamble::NotProxy) };
     let mut target = host;
     target.extend_from_slice(format!(":{port}").as_bytes());
     Ok((end - at, target))
@@ -218,7 +223,7 @@ fn socks5_request(data: &[u8]) -> Preamble {
 /// SOCKS5 proxy: method choice (VER=5, METHOD), optional sub-negotiation status (VER=1,
 /// STATUS=0), then the reply (VER=5, REP=0 success, RSV, bound address).
 fn socks5_reply(data: &[u8]) -> Preamble {
-    let Some(&[ver, method]) = data.get(..2).map(|s| <&[u8; 2]>::try_from(s).ok()).flatten() else {
+    let Some(&[ver, method]) = data.first_chunk::<2>() else {
         return Preamble::NeedMore;
     };
     if ver != 5 || method == 0xff {
@@ -286,6 +291,26 @@ mod tests {
         assert_eq!(server(Kind::Socks4, &[0, 0x5a, 0x99, 0xb4, 10, 180, 156, 249, 0x16]),
             Preamble::Done { kind: Kind::Socks4, len: 8, target: None });
         assert_eq!(server(Kind::Socks4, &[0, 0x5b, 0, 0, 0, 0, 0, 0]), Preamble::NotProxy);
+    }
+
+    /// Fuzzing (target `proxy_marker`): a SOCKS4a host of 244 bytes, 9 of them not UTF-8, gave a
+    /// 262-byte target, over MAX_TARGET_LEN, when the host was converted lossily to text.
+    #[test]
+    fn socks4a_host_kept_as_bytes_within_the_bound() {
+        let mut req = vec![4, 1, 1, 0xbb, 0, 0, 0, 1, 0];
+        req.extend(std::iter::repeat_n(0xff_u8, 255));
+        req.push(0);
+        let Preamble::Done { kind: Kind::Socks4, len, target: Some(target) } = client(&req) else {
+            panic!("{:?}", client(&req))
+        };
+        assert_eq!(len, req.len());
+        assert_eq!(target.len(), 255 + ":443".len());
+        assert!(target.len() <= MAX_TARGET_LEN);
+        assert!(target.starts_with(&[0xff; 255]) && target.ends_with(b":443"));
+        // 256 bytes without a NUL: not a SOCKS4a request.
+        req[9 + 255] = b'a';
+        req.push(0);
+        assert_eq!(client(&req), Preamble::NotProxy);
     }
 
     #[test]

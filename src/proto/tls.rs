@@ -16,6 +16,7 @@
 //!   extension list is walked here, header by header, so that an extension whose contents
 //!   `tls-parser` rejects (a draft, a private code point, hostile bytes) still contributes its type
 //!   to the summary and the rest of the hello is not lost.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 use std::net::IpAddr;
 
@@ -305,7 +306,7 @@ impl ClientHello {
         let mut ch = ClientHello {
             legacy_version,
             session_id_len: u8::try_from(sid_len).unwrap_or(u8::MAX),
-            ciphers: ciphers.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect(),
+            ciphers: ciphers.as_chunks::<2>().0.iter().map(|&c| u16::from_be_bytes(c)).collect(),
             ..ClientHello::default()
         };
         let mut seen = Seen::default();
@@ -422,8 +423,10 @@ impl ServerHello {
                 continue;
             }
             match parse_tls_server_hello_extension(raw.tlv) {
-                Ok((_, TlsExtension::SupportedVersions(vs))) if vs.len() == 1 => {
-                    version = vs[0].0;
+                Ok((_, TlsExtension::SupportedVersions(vs))) => {
+                    if let [v] = vs.as_slice() {
+                        version = v.0;
+                    }
                 }
                 Ok((_, TlsExtension::ALPN(names))) => alpn = names.first().map(|n| n.to_vec()),
                 _ => {}
@@ -511,10 +514,10 @@ impl HandshakeReader {
             if let Err(e) = check_record_prefix(rest) {
                 return RecordScan::NotTls(e);
             }
-            let Some((header, after)) = rest.split_at_checked(RECORD_HEADER_LEN) else {
+            let Some((&[_, _, _, l0, l1], after)) = rest.split_first_chunk::<RECORD_HEADER_LEN>() else {
                 return RecordScan::NeedMore;
             };
-            let frag_len = usize::from(u16::from_be_bytes([header[3], header[4]]));
+            let frag_len = usize::from(u16::from_be_bytes([l0, l1]));
             if frag_len == 0 || frag_len > MAX_RECORD_LEN {
                 return RecordScan::NotTls(TlsError::BadRecordLength);
             }
@@ -631,16 +634,16 @@ pub fn looks_like_tls(first: &[u8]) -> bool {
 
 /// The body of a handshake message of type `want`, checked against its 3-byte length.
 fn handshake_body(msg: &[u8], want: u8, wrong: TlsError) -> Result<&[u8], TlsError> {
-    let Some((header, after)) = msg.split_at_checked(HANDSHAKE_HEADER_LEN) else {
+    let Some((&[ty, l0, l1, l2], after)) = msg.split_first_chunk::<HANDSHAKE_HEADER_LEN>() else {
         return match msg.first() {
             Some(&ty) if ty != want => Err(wrong),
             _ => Err(TlsError::Truncated),
         };
     };
-    if header[0] != want {
+    if ty != want {
         return Err(wrong);
     }
-    let len = u24(header[1], header[2], header[3]);
+    let len = u24(l0, l1, l2);
     if len > MAX_HANDSHAKE_LEN - HANDSHAKE_HEADER_LEN {
         return Err(TlsError::TooLong);
     }

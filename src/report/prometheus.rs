@@ -347,9 +347,12 @@ fn series_key(s: &Sample) -> BTreeMap<String, String> {
     l
 }
 
+/// A series' labels (see [`series_key`]) and a count for it.
+type SeriesCount = (BTreeMap<String, String>, u64);
+
 /// Each series' increase of counter `metric` (a selector) between `start` and `end`; see the
 /// module documentation for series that appear or reset inside the range.
-fn counter_deltas(api: &dyn Api, metric: &str, start: i64, end: i64) -> Result<Vec<(BTreeMap<String, String>, u64)>, PromError> {
+fn counter_deltas(api: &dyn Api, metric: &str, start: i64, end: i64) -> Result<Vec<SeriesCount>, PromError> {
     let range = (end - start).max(1);
     let last = api.query(&format!("last_over_time({metric}[{range}s])"), end)?;
     let first: BTreeMap<_, f64> =

@@ -80,7 +80,9 @@ pub fn usage<'a>(rows: &'a [UsageRow], departments: &Departments<'_>, k: u64) ->
     // Secondary suppression, per key (service, channel, category, status).
     type Key<'k> = (&'k str, &'k str, &'k str, &'k str);
     let key = |r: &'a UsageRow| -> Key<'a> { (&r.service, &r.channel, &r.category, &r.status) };
-    let mut groups: BTreeMap<Key<'a>, (Option<u64>, Vec<(&'a str, u64)>)> = BTreeMap::new();
+    // The all-departments count of a key, and each department's.
+    type Counts<'k> = (Option<u64>, Vec<(&'k str, u64)>);
+    let mut groups: BTreeMap<Key<'a>, Counts<'a>> = BTreeMap::new();
     for r in &shown {
         let g = groups.entry(key(r)).or_default();
         if r.department == ALL_DEPARTMENTS {

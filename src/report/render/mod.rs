@@ -75,6 +75,11 @@ pub(crate) fn unanswered_line(m: &crate::report::model::Methodology, flows: &str
     format!("{flows} flows ({share} of the flows seen): {how}")
 }
 
+/// "1 day", "31 days".
+pub(crate) fn days(n: impl std::fmt::Display + PartialEq<u32>) -> String {
+    if n == 1 { "1 day".to_string() } else { format!("{n} days") }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -122,9 +127,4 @@ pub(crate) mod tests {
         assert_eq!(back, r);
         assert!(text.contains("\"from\": \"2026-10-01\""), "dates as text");
     }
-}
-
-/// "1 day", "31 days".
-pub(crate) fn days(n: impl std::fmt::Display + PartialEq<u32>) -> String {
-    if n == 1 { "1 day".to_string() } else { format!("{n} days") }
 }

@@ -1,0 +1,11 @@
+//! afl target `decode`: see `targets::decode` and docs/fuzzing.md.
+
+#[allow(dead_code)]
+#[path = "../../targets.rs"]
+mod targets;
+
+fn main() {
+    afl::fuzz!(|data: &[u8]| {
+        targets::decode(data);
+    });
+}

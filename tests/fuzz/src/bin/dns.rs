@@ -1,0 +1,11 @@
+//! afl target `dns`: see `targets::dns` and docs/fuzzing.md.
+
+#[allow(dead_code)]
+#[path = "../../targets.rs"]
+mod targets;
+
+fn main() {
+    afl::fuzz!(|data: &[u8]| {
+        targets::dns(data);
+    });
+}
