@@ -1089,7 +1089,7 @@ def main():
     c.answer_and_close(len(bad), flight)
     emit(name, cap, f"curl's hello with the length of the extension after server_name (type {after:#06x}) set to 0x0fff: "
          "it overruns the extensions block; record and handshake lengths intact", "make.py",
-         [flow("10.20.0.21", 46001, SERVER4, 443, "tcp", {"sni": wa, "ja3": None, "ja4": None})])
+         [flow("10.20.0.21", 46001, SERVER4, 443, "tcp", {"sni": wa, "ja3": None, "ja4": None, "tls_error": "malformed"})])
 
     return files
 
