@@ -312,7 +312,7 @@ fn classify(probe: &mut Probe, details: &mut Details, app: &mut App, dir: Direct
             }
             return Found::Wait;
         }
-        return match scan {
+        let found = match scan {
             RecordScan::NeedMore => wait(),
             RecordScan::NotTls(e) => Found::TlsError(e.as_str()),
             RecordScan::Complete { .. } => {
@@ -333,6 +333,12 @@ fn classify(probe: &mut Probe, details: &mut Details, app: &mut App, dir: Direct
                 }
             }
         };
+        if matches!(scan, RecordScan::Complete { .. }) {
+            // The message is parsed: free its copy (a conflicting retransmission that replaces
+            // the hello makes the reader start over from the stream anyway).
+            *reader = tls::HandshakeReader::default();
+        }
+        return found;
     }
     if dir == Direction::ToClient {
         return if data.starts_with(b"SSH-") && *app == App::Unknown { Found::Ssh } else { Found::Done };
