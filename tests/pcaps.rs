@@ -237,4 +237,16 @@ fn table_format_has_a_header_and_a_row_per_flow() {
     assert!(lines[0].starts_with("start"));
     assert_eq!(lines.len(), 6);
     assert!(lines[1..].iter().any(|l| l.contains("mail.proton.me") && l.contains(" tls ")));
+    assert!(lines[0].ends_with("notes") && lines[1..].iter().all(|l| l.ends_with(" -")), "{text}");
+
+    // The notes column says what makes a flow suspect or not use.
+    let out = Command::new(env!("CARGO_BIN_EXE_shadowtap"))
+        .args(["inspect", "--format", "table"])
+        .arg(pcaps().join("evasion/tfo-decoy-unacked.pcap"))
+        .arg(pcaps().join("evasion/no-payload-syn.pcap"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.lines().any(|l| l.contains("web.whatsapp.com") && l.ends_with(" syn_data_unacked")), "{text}");
+    assert!(text.lines().any(|l| l.ends_with(" unanswered")), "{text}");
 }
