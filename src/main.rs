@@ -254,6 +254,10 @@ struct SurveyArgs {
     /// `report --store`.
     #[arg(long, value_name = "FILE")]
     store: Option<PathBuf>,
+    /// Fail (exit 1, no report written) when any capture is damaged, instead of reading past
+    /// it and naming it in the methodology.
+    #[arg(long)]
+    strict: bool,
     #[command(flatten)]
     render: RenderArgs,
 }
@@ -385,7 +389,7 @@ fn main() -> ExitCode {
         }
         Command::Report(args) => report(args),
         Command::Survey(a) => {
-            let source = command::Source::Captures { config: a.config, inputs: a.inputs, store: a.store };
+            let source = command::Source::Captures { config: a.config, inputs: a.inputs, store: a.store, strict: a.strict };
             run_report(report_command(source, a.from, a.to, a.render, 1))
         }
         Command::Explain { query, config } => runtime::explain(&config, &query, &mut std::io::stdout()),

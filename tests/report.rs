@@ -561,3 +561,70 @@ fn prometheus_source_reports_what_the_sensor_exposes() {
     drop(prom);
     drop(sensor);
 }
+
+// ---------------------------------------------------------------------------------------------
+// 1c. Damaged captures: a survey reads past them and names them; --strict refuses them.
+
+#[test]
+fn survey_reads_past_damaged_captures_and_names_them() {
+    let tmp = TempDir::new();
+    let dir = tmp.0.join("captures");
+    std::fs::create_dir(&dir).unwrap();
+    for good in ["curl-tls13.pcap", "dns-then-tls.pcap", "http-host.pcap"] {
+        std::fs::copy(root().join("pcaps").join(good), dir.join(good)).unwrap();
+    }
+    // Random bytes named .pcap (a fixed generator: the same bytes every run).
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let junk: Vec<u8> = (0..4096)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    std::fs::write(dir.join("random.pcap"), junk).unwrap();
+    // A copy cut in the middle of its last record.
+    let whole = std::fs::read(root().join("pcaps/curl-tls12.pcap")).unwrap();
+    std::fs::write(dir.join("cut.pcap"), &whole[..whole.len() - 7]).unwrap();
+
+    let survey = |format: &str, extra: &[&str]| {
+        shadowtap()
+            .current_dir(&tmp.0)
+            .arg("survey")
+            .arg("--config")
+            .arg(root().join("rules/config.toml"))
+            .arg(&dir)
+            .args(["--format", format])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = survey("json", &["-o", "report.json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}\n{stderr}", out.status);
+    assert!(stderr.contains("random.pcap") && stderr.contains("skipped"), "{stderr}");
+    assert!(stderr.contains("cut.pcap") && stderr.contains("truncated"), "{stderr}");
+    let json: Value = serde_json::from_slice(&std::fs::read(tmp.0.join("report.json")).unwrap()).unwrap();
+    let damaged = json["methodology"]["damaged_captures"].as_array().unwrap_or_else(|| panic!("{}", json["methodology"]));
+    let named: Vec<(&str, &str)> = damaged.iter().map(|d| (d["file"].as_str().unwrap(), d["damage"].as_str().unwrap())).collect();
+    assert_eq!(named, vec![("cut.pcap", "truncated"), ("random.pcap", "skipped")], "{damaged:?}");
+    assert!(damaged.iter().all(|d| !d["reason"].as_str().unwrap().is_empty()));
+    let text = json.to_string();
+    assert!(!text.contains(&*tmp.0.display().to_string()), "no path of this machine in the report");
+    assert!(json["methodology"]["flows"].as_u64().unwrap() > 0, "the good captures were read");
+    // Every format names them.
+    for (format, what) in [("md", "Damaged capture files"), ("html", "Damaged capture files"), ("csv", "damaged_capture,")] {
+        let out = survey(format, &[]);
+        assert!(out.status.success(), "{format}: {}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(what) && text.contains("random.pcap") && text.contains("cut.pcap"), "{format}: {text}");
+    }
+
+    // --strict: exit 1, naming them, and no report written.
+    let out = survey("json", &["--strict", "-o", "strict.json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("random.pcap") && stderr.contains("cut.pcap") && stderr.contains("--strict"), "{stderr}");
+    assert!(!tmp.0.join("strict.json").exists());
+}

@@ -551,3 +551,28 @@ fn spoofed_syns_into_a_services_range_are_not_use() {
     let line = report.survey.services.iter().find(|l| l.department == "finance" && l.service == "telegram").unwrap();
     assert_eq!((line.hosts, line.flows, report.methodology.unanswered_flows), (1, 1, 5));
 }
+
+// 5. Survey coverage: the minutes that hold packets, not the span from first to last.
+
+#[test]
+fn survey_coverage_counts_the_minutes_that_hold_packets() {
+    use common::capture::{at, Pcap, MONDAY_2026_03_02};
+    use shadowtap::report::model::{Report, ReportOptions};
+    let tmp = TempDir::new();
+    let config = root().join("rules/config.toml");
+    let (client, server) = (at("10.20.0.9:41000"), at("149.154.167.50:443"));
+    let ten = MONDAY_2026_03_02 * 1_000_000 + 36_000_000_000; // Monday 10:00:00 UTC
+    let hour = 3_600_000_000i64;
+    // One capture with two exchanges 20 hours apart (a span of 20 hours), one 30 hours later.
+    let a = tmp.0.join("a.pcap");
+    Pcap::new().connection(ten + 1_000_000, client, server, b"one", b"two").connection(ten + 20 * hour + 1_000_000, client, server, b"one", b"two").write(&a);
+    let b = tmp.0.join("b.pcap");
+    Pcap::new().connection(ten + 30 * hour + 1_000_000, client, server, b"one", b"two").write(&b);
+    let input = shadowtap::runtime::survey::input(&config, &[a, b], None, None, None).unwrap();
+    assert_eq!((input.from.to_string(), input.to.to_string()), ("2026-03-02".to_string(), "2026-03-03".to_string()));
+    assert_eq!(input.coverage.sensors.len(), 1);
+    assert_eq!(input.coverage.sensors[0].uptime_secs, 3 * 60, "three minutes hold packets: {:?}", input.coverage.sensors);
+    let report = Report::build(&input, &ReportOptions::for_input(&input));
+    let share = report.methodology.sensors[0].uptime_share;
+    assert!((share - 3.0 / (2.0 * 1440.0)).abs() < 1e-4, "3 minutes of 2 days, not the span: {share}");
+}

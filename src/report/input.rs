@@ -198,4 +198,29 @@ pub struct ReportInput {
     pub exemptions: Vec<Exemption>,
     /// Coverage and provenance.
     pub coverage: Coverage,
+    /// Capture files of a survey that were damaged: skipped (unreadable, corrupt) or truncated
+    /// (used up to the cut). Absent from inputs saved by earlier builds, and when none was.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub damaged_captures: Vec<DamagedCapture>,
+}
+
+/// What became of a damaged capture file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaptureDamage {
+    /// Unreadable or corrupt: left out from the damage on (frames before it, if any, were used).
+    Skipped,
+    /// Ended mid-record: what it held before the cut was used.
+    Truncated,
+}
+
+/// A damaged capture file of a survey, named in the methodology.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct DamagedCapture {
+    /// The file's name (never the directories above it, which are the machine's).
+    pub file: String,
+    /// Skipped or truncated.
+    pub damage: CaptureDamage,
+    /// Why, as the reader said it.
+    pub reason: String,
 }

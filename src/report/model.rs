@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use time::{Date, Duration};
 
 use super::display;
-use super::input::{DepartmentRow, HostMethod, ReportInput, UsageRow, ALL_DEPARTMENTS};
+use super::input::{CaptureDamage, DamagedCapture, DepartmentRow, HostMethod, ReportInput, UsageRow, ALL_DEPARTMENTS};
 use super::suppress;
 use crate::classify::UNMAPPED;
 
@@ -380,6 +380,10 @@ pub struct Methodology {
     pub withheld: Withheld,
     /// Definitions, in words.
     pub notes: Vec<String>,
+    /// Capture files of a survey that were damaged: skipped (with the reason) or truncated
+    /// (used up to the cut). Absent when none was.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub damaged_captures: Vec<DamagedCapture>,
 }
 
 /// A report, ready to render.
@@ -841,6 +845,17 @@ fn methodology(input: &ReportInput, k_requested: u64, k: u64, withheld: Withheld
             unanswered_share.map(display::percent).unwrap_or_default()
         ));
     }
+    let mut damaged_captures = input.damaged_captures.clone();
+    damaged_captures.sort();
+    let skipped = damaged_captures.iter().filter(|d| d.damage == CaptureDamage::Skipped).count();
+    if !damaged_captures.is_empty() {
+        notes.push(format!(
+            "Damaged capture files: {skipped} could not be read or were corrupt and were left out from the \
+             damage on (frames before it, if any, were used); {} ended mid-record and were used up to the cut. \
+             Each is listed with the reason.",
+            damaged_captures.len() - skipped
+        ));
+    }
     Methodology {
         source: input.source.clone(),
         host_method: input.host_method.clone(),
@@ -870,6 +885,7 @@ fn methodology(input: &ReportInput, k_requested: u64, k: u64, withheld: Withheld
         k_input: c.min_group_size,
         withheld,
         notes,
+        damaged_captures,
     }
 }
 
@@ -977,6 +993,7 @@ pub(crate) mod tests {
                 min_group_size: 5,
                 unanswered_as_use: false,
             },
+            damaged_captures: vec![],
         }
     }
 

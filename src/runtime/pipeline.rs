@@ -105,6 +105,12 @@ pub trait Sink {
         let _ = span;
         Ok(())
     }
+
+    /// The timestamps of a batch of frames read from a capture file (after `--filter`), for a
+    /// sink that measures the time that holds packets (a survey's coverage). Ignored by default.
+    fn packet_times(&mut self, times: &mut dyn Iterator<Item = Timestamp>) {
+        let _ = times;
+    }
 }
 
 /// Pause between two ticks once every source has ended (`Options::linger`).
@@ -144,6 +150,9 @@ pub struct Pipeline {
     outcome: Outcome,
     replay_done: bool,
     longest_stall: Duration,
+    /// Files that ended mid-record, in reading order: the path as given and why (what they
+    /// held before the cut was used).
+    pub truncated: Vec<(String, String)>,
 }
 
 impl Pipeline {
@@ -166,6 +175,7 @@ impl Pipeline {
             outcome: Outcome::default(),
             replay_done: false,
             longest_stall: Duration::ZERO,
+            truncated: Vec::new(),
             opts,
         };
         for input in p.opts.inputs.clone() {
@@ -354,6 +364,7 @@ impl Pipeline {
             frames += batch.len() as u64;
             if let (Some(first), Some(last)) = (batch.first(), batch.last()) {
                 span = Some((span.map_or(first.ts, |s| s.0), last.ts));
+                sink.packet_times(&mut batch.iter().map(|f| f.ts));
             }
             self.engine.handle_batch(&batch);
             drop(batch);
@@ -370,6 +381,7 @@ impl Pipeline {
                 file::Next::Truncated(msg) => {
                     writeln!(log, "warning: {}: truncated capture ({msg}); used the {frames} frames before the cut", path.display())?;
                     self.outcome.truncated += 1;
+                    self.truncated.push((path.display().to_string(), msg.to_string()));
                     break;
                 }
                 file::Next::Failed(msg) => {

@@ -34,6 +34,9 @@ pub enum Source {
         inputs: Vec<PathBuf>,
         /// A store to keep the rollup in.
         store: Option<PathBuf>,
+        /// Any damaged capture is an error (exit 1, nothing written) rather than named in the
+        /// methodology.
+        strict: bool,
     },
 }
 
@@ -187,11 +190,11 @@ pub fn load(cmd: &Command, now: i64) -> Result<ReportInput, ReportError> {
             // over all departments first.
             Ok(crate::store::Store::open_existing(path)?.load(from, to, None)?)
         }
-        Source::Captures { config, inputs, store } => {
+        Source::Captures { config, inputs, store, strict } => {
             if cmd.from.is_some() {
                 period(cmd)?; // a reversed period is a usage error; none means the captures' days
             }
-            super::survey::input(config, inputs, cmd.from, cmd.to, store.as_deref()).map_err(ReportError::Survey)
+            super::survey::input_with(config, inputs, cmd.from, cmd.to, store.as_deref(), *strict, &mut std::io::stderr()).map_err(ReportError::Survey)
         }
     }
 }

@@ -1,5 +1,6 @@
 //! `shadowtap survey`'s facts: the pipeline over capture files into a rollup, without a daemon.
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -8,22 +9,20 @@ use std::sync::Arc;
 use super::pipeline::{self, Origin, Pipeline, Sink, SystemClock, View};
 use crate::config::Settings;
 use crate::engine::{Engine, FlowRecord};
-use crate::report::input::ReportInput;
+use crate::report::input::{CaptureDamage, DamagedCapture, ReportInput};
 use crate::store::{Counters, Store, Writer};
 use crate::time::Timestamp;
 
 /// Sensor name of a survey in the store's uptime record.
 pub const SURVEY_SENSOR: &str = "survey";
 
-/// Longest span of one capture file counted as survey uptime; a longer one (a corrupt
-/// timestamp) adds no uptime rather than years of it.
-pub const MAX_SURVEY_FILE_SPAN_SECS: i64 = 366 * 86_400;
-
 /// The survey sink: every flow attributed and rolled up by day.
 struct Survey<'a> {
     settings: &'a Settings,
     writer: Writer,
     days: Option<(time::Date, time::Date)>,
+    /// Minutes (Unix time / 60, UTC) that hold at least one packet: the survey's coverage.
+    minutes: BTreeSet<i64>,
 }
 
 impl Sink for Survey<'_> {
@@ -42,11 +41,33 @@ impl Sink for Survey<'_> {
         Ok(())
     }
 
-    fn capture_done(&mut self, span: Option<(Timestamp, Timestamp)>) -> std::io::Result<()> {
-        if let Some((a, b)) = span.map(|(a, b)| (a.secs(), b.secs())).filter(|(a, b)| (0..=MAX_SURVEY_FILE_SPAN_SECS).contains(&(b - a))) {
-            self.writer.rollup.add_uptime(a, b);
+    fn packet_times(&mut self, times: &mut dyn Iterator<Item = Timestamp>) {
+        let mut last = None;
+        for t in times {
+            let m = t.secs().div_euclid(60);
+            if last != Some(m) {
+                self.minutes.insert(m);
+                last = Some(m);
+            }
         }
-        Ok(())
+    }
+}
+
+/// The minutes that hold packets as uptime: each run of consecutive minutes once.
+fn add_minutes(writer: &mut Writer, minutes: &BTreeSet<i64>) {
+    let mut run: Option<(i64, i64)> = None;
+    for &m in minutes {
+        run = match run {
+            Some((a, b)) if b + 1 == m => Some((a, m)),
+            Some((a, b)) => {
+                writer.rollup.add_uptime(a * 60, (b + 1) * 60);
+                Some((m, m))
+            }
+            None => Some((m, m)),
+        };
+    }
+    if let Some((a, b)) = run {
+        writer.rollup.add_uptime(a * 60, (b + 1) * 60);
     }
 }
 
@@ -55,14 +76,28 @@ impl Sink for Survey<'_> {
 /// own capture), every flow goes to a [`crate::store::Rollup`], which is flushed into `store`
 /// when given (a file kept for later reports, with its key file) or into a store in memory
 /// (nothing left behind), and the period `from..=to` is loaded (default: the first and last
-/// day with a flow). Truncated captures are used up to the cut, as `inspect` does; a corrupt or
-/// unreadable one is an error, since a report must not silently leave a capture out. Coverage
-/// names one sensor, [`SURVEY_SENSOR`], whose uptime is the span of each capture.
+/// day with a flow).
+///
+/// Damaged captures do not stop a survey: a truncated one is used up to the cut, as `inspect`
+/// does; an unreadable or corrupt one is left out from the damage on. Each is named on `log`
+/// and in the input's [`ReportInput::damaged_captures`] (the report's methodology). With
+/// `strict`, any damaged capture is an error instead, and nothing is returned.
+///
+/// Coverage names one sensor, [`SURVEY_SENSOR`], whose uptime is the minutes (UTC) that hold
+/// at least one packet, each counted once.
 ///
 /// # Errors
-/// An invalid configuration, an unreadable or corrupt capture, a store error, or captures
-/// without any flow and no period given.
-pub fn input(config: &Path, inputs: &[PathBuf], from: Option<time::Date>, to: Option<time::Date>, store: Option<&Path>) -> anyhow::Result<ReportInput> {
+/// An invalid configuration, no capture file, a damaged capture with `strict`, a store error,
+/// or captures without any flow and no period given.
+pub fn input_with(
+    config: &Path,
+    inputs: &[PathBuf],
+    from: Option<time::Date>,
+    to: Option<time::Date>,
+    store: Option<&Path>,
+    strict: bool,
+    log: &mut dyn Write,
+) -> anyhow::Result<ReportInput> {
     let settings = Settings::load(config).map_err(|diags| {
         let list: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
         anyhow::anyhow!("{}: configuration has {} error(s):\n{}", config.display(), diags.len(), list.join("\n"))
@@ -75,21 +110,49 @@ pub fn input(config: &Path, inputs: &[PathBuf], from: Option<time::Date>, to: Op
     let mut writer = Writer::new(st, SURVEY_SENSOR);
     writer.rollup.set_config(settings.facts());
     let opts = pipeline::Options { inputs: inputs.to_vec(), ..pipeline::Options::default() };
-    let mut log = Vec::new();
+    let mut pipe_log = Vec::new();
     let stop = Arc::new(AtomicBool::new(false));
-    let mut pipe = Pipeline::open(Engine::new(settings.engine), opts, stop, Arc::new(SystemClock), &mut log)?;
+    let mut pipe = Pipeline::open(Engine::new(settings.engine), opts, stop, Arc::new(SystemClock), &mut pipe_log)?;
     anyhow::ensure!(!pipe.sources.is_empty(), "no capture files in the inputs");
-    let mut survey = Survey { settings: &settings, writer, days: None };
-    pipe.run(&mut survey, &mut log)?;
-    if let Some(bad) = pipe.sources.iter().find(|s| s.error.is_some()) {
-        anyhow::bail!("{}: unusable capture: {}", bad.name, bad.error.as_deref().unwrap_or("failed"));
+    let mut survey = Survey { settings: &settings, writer, days: None, minutes: BTreeSet::new() };
+    pipe.run(&mut survey, &mut pipe_log)?;
+    let mut damaged: Vec<(String, DamagedCapture)> = Vec::new();
+    for s in pipe.sources.iter().filter(|s| s.error.is_some()) {
+        let file = pipeline::display_name(&s.name).to_string();
+        // The report names the file, never the directories of this machine above it.
+        let reason = s.error.clone().unwrap_or_default().replace(&s.name, &file);
+        damaged.push((s.name.clone(), DamagedCapture { file, damage: CaptureDamage::Skipped, reason }));
     }
-    let Survey { mut writer, days, .. } = survey;
+    for (name, msg) in &pipe.truncated {
+        damaged.push((name.clone(), DamagedCapture { file: pipeline::display_name(name).to_string(), damage: CaptureDamage::Truncated, reason: msg.clone() }));
+    }
+    for (name, d) in &damaged {
+        let what = match d.damage {
+            CaptureDamage::Skipped => "skipped",
+            CaptureDamage::Truncated => "truncated, used up to the cut",
+        };
+        writeln!(log, "{}: {name}: {what}: {}", if strict { "error" } else { "warning" }, d.reason)?;
+    }
+    if strict && !damaged.is_empty() {
+        anyhow::bail!("{} damaged capture file(s) and --strict: no report written", damaged.len());
+    }
+    let Survey { mut writer, days, minutes, .. } = survey;
+    add_minutes(&mut writer, &minutes);
     writer.flush()?;
     let (Some(from), Some(to)) = (from.or(days.map(|d| d.0)), to.or(days.map(|d| d.1))) else {
         anyhow::bail!("the captures hold no flow: give the period of the report");
     };
     let mut input = writer.store.load(from, to, None)?;
     input.source = format!("survey of {} capture file(s)", pipe.sources.len());
+    input.damaged_captures = damaged.into_iter().map(|(_, d)| d).collect();
+    input.damaged_captures.sort();
     Ok(input)
+}
+
+/// [`input_with`], not strict, naming damaged captures on standard error.
+///
+/// # Errors
+/// As [`input_with`].
+pub fn input(config: &Path, inputs: &[PathBuf], from: Option<time::Date>, to: Option<time::Date>, store: Option<&Path>) -> anyhow::Result<ReportInput> {
+    input_with(config, inputs, from, to, store, false, &mut std::io::stderr())
 }

@@ -686,6 +686,7 @@ impl Store {
             weeks,
             exemptions,
             coverage,
+            damaged_captures: Vec::new(),
         })
     }
 }

@@ -193,10 +193,22 @@ pub fn render(r: &Report) -> String {
     for (table, n) in &m.withheld.rows {
         w.value(&Labels { section: "withheld", name: table, ..Labels::default() }, "rows", &n.to_string());
     }
+    for d in &m.damaged_captures {
+        let l = Labels { section: "damaged_capture", name: &d.file, ..Labels::default() };
+        w.value(&l, "damage", damage(d.damage));
+        w.value(&l, "reason", &d.reason);
+    }
     for (i, note) in m.notes.iter().enumerate() {
         w.value(&Labels { section: "note", name: &(i + 1).to_string(), ..Labels::default() }, "text", note);
     }
     w.out
+}
+
+fn damage(d: crate::report::input::CaptureDamage) -> &'static str {
+    match d {
+        crate::report::input::CaptureDamage::Skipped => "skipped",
+        crate::report::input::CaptureDamage::Truncated => "truncated",
+    }
 }
 
 #[cfg(test)]

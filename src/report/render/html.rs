@@ -507,6 +507,13 @@ fn methodology(r: &Report) -> String {
         }
         s += "</tbody>\n</table>\n";
     }
+    if !m.damaged_captures.is_empty() {
+        s += "<table class=\"keep\">\n<caption>Damaged capture files</caption>\n<thead><tr><th>File</th><th>Outcome</th><th>Reason</th></tr></thead>\n<tbody>\n";
+        for d in &m.damaged_captures {
+            s += &format!("<tr><td>{}</td><td>{}</td><td>{}</td></tr>\n", esc(&d.file), super::damage_text(d.damage), esc(&d.reason));
+        }
+        s += "</tbody>\n</table>\n";
+    }
     s += "<h3>Definitions</h3>\n<ul>\n";
     for n in &m.notes {
         s += &format!("<li>{}</li>\n", esc(n));

@@ -228,6 +228,10 @@ pub fn render(r: &Report) -> String {
         let rows = rows.iter().map(|f| vec![esc(&f.name), display::count(f.flows), pct(f.share)]).collect();
         s += &format!("### {title}\n\n{}", table(&["Name", "Flows", "Share of all flows"], 2, rows));
     }
+    if !m.damaged_captures.is_empty() {
+        let rows = m.damaged_captures.iter().map(|d| vec![esc(&d.file), super::damage_text(d.damage).to_string(), esc(&d.reason)]).collect();
+        s += &format!("### Damaged capture files\n\n{}", table(&["File", "Outcome", "Reason"], 0, rows));
+    }
     s += "### Definitions\n\n";
     for n in &m.notes {
         s += &format!("- {}\n", esc(n));

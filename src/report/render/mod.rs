@@ -68,6 +68,14 @@ pub fn json(report: &Report) -> String {
     }
 }
 
+/// What became of a damaged capture file, in words (HTML and Markdown).
+pub(crate) fn damage_text(d: crate::report::input::CaptureDamage) -> &'static str {
+    match d {
+        crate::report::input::CaptureDamage::Skipped => "skipped from the damage on",
+        crate::report::input::CaptureDamage::Truncated => "truncated: used up to the cut",
+    }
+}
+
 /// The methodology's line on flows never answered, around their count and share already
 /// formatted (and escaped) by the renderer; the words are the same in every format.
 pub(crate) fn unanswered_line(m: &crate::report::model::Methodology, flows: &str, share: &str) -> String {
