@@ -106,6 +106,35 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn every_format_names_damaged_captures_and_none_when_none() {
+        use crate::report::input::{CaptureDamage, DamagedCapture};
+        for f in [Format::Html, Format::Markdown, Format::Csv, Format::Json] {
+            assert!(!render(&report(), f).contains("amaged capture"), "{f:?}: nothing said when none was");
+        }
+        let mut i = input();
+        i.damaged_captures = vec![
+            DamagedCapture { file: "x<1>.pcap".into(), damage: CaptureDamage::Skipped, reason: "not a capture".into() },
+            DamagedCapture { file: "cut.pcap".into(), damage: CaptureDamage::Truncated, reason: "the last record is cut short".into() },
+        ];
+        let r = Report::build(&i, &ReportOptions::for_input(&i));
+        assert_eq!(r.methodology.damaged_captures[0].file, "cut.pcap", "sorted");
+        let html = render(&r, Format::Html);
+        assert!(html.contains("<td>x&lt;1&gt;.pcap</td><td>skipped from the damage on</td><td>not a capture</td>"), "{html}");
+        let md = render(&r, Format::Markdown);
+        assert!(md.contains("### Damaged capture files") && md.contains("cut.pcap | truncated: used up to the cut |"), "{md}");
+        let csv = render(&r, Format::Csv);
+        assert!(csv.contains("damaged_capture,,,,,,,cut.pcap,damage,truncated\r\n"), "{csv}");
+        let json = render(&r, Format::Json);
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["methodology"]["damaged_captures"][1]["damage"], "skipped");
+        for text in [&html, &md, &csv, &json] {
+            assert!(text.contains("Damaged capture files: 1 could not be read"), "the note, in every format");
+        }
+        let old: crate::report::input::ReportInput = serde_json::from_str(&serde_json::to_string(&input()).unwrap()).unwrap();
+        assert!(old.damaged_captures.is_empty(), "an input saved without the field loads");
+    }
+
+    #[test]
     fn every_format_states_the_flows_never_answered() {
         let mut i = input();
         i.departments[0].unanswered_flows.insert("telegram".into(), 1_372);
