@@ -42,7 +42,9 @@ pub enum Source {
 pub struct Command {
     /// The source.
     pub source: Source,
-    /// First day; required except with [`Source::Input`] (whose period it must then match).
+    /// First day; required with [`Source::Prometheus`]; with [`Source::Input`] the input's
+    /// period by default (which it must then match); with [`Source::Store`] the first day with
+    /// data by default; with [`Source::Captures`] the captures' first day.
     pub from: Option<Date>,
     /// Last day; as `from`.
     pub to: Option<Date>,
@@ -52,8 +54,9 @@ pub struct Command {
     pub format: Format,
     /// Output file; standard output when none.
     pub output: Option<PathBuf>,
-    /// Minimum group size asked for (the larger of this and the sensors' applies).
-    pub k: u64,
+    /// Minimum group size asked for (the larger of this and the sensors' applies); `None`:
+    /// the k a saved input records ([`Source::Input`]), else [`DEFAULT_K`].
+    pub k: Option<u64>,
     /// Day exemptions are judged on; `to` when none.
     pub as_of: Option<Date>,
     /// Days within which an exemption counts as expiring.
@@ -61,10 +64,13 @@ pub struct Command {
     /// Also write the facts (`ReportInput` as JSON) here: an archive that `--input` renders
     /// again, or compares with next year's survey.
     pub save_input: Option<PathBuf>,
+    /// Render a period the source holds no data for (no packet, no flow, no sensor uptime)
+    /// instead of refusing it with [`ReportError::NoData`].
+    pub allow_empty: bool,
 }
 
 impl Command {
-    /// A command with the defaults: HTML, every department, k = [`DEFAULT_K`].
+    /// A command with the defaults: HTML, every department, the source's k, no empty period.
     pub fn new(source: Source, from: Option<Date>, to: Option<Date>) -> Command {
         Command {
             source,
@@ -73,10 +79,11 @@ impl Command {
             department: None,
             format: Format::Html,
             output: None,
-            k: DEFAULT_K,
+            k: None,
             as_of: None,
             expiring_within_days: DEFAULT_EXPIRING_WITHIN_DAYS,
             save_input: None,
+            allow_empty: false,
         }
     }
 }
@@ -112,6 +119,10 @@ pub enum ReportError {
     /// The rollup store could not be read.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// The source holds no data for the period (a report of it would read as "no use"):
+    /// the message names the period and, where the source can tell, the days it does hold.
+    #[error("{0} (--allow-empty renders the report anyway)")]
+    NoData(String),
     /// The output could not be written.
     #[error("cannot write {path}: {source}")]
     Write {
@@ -182,10 +193,23 @@ pub fn load(cmd: &Command, now: i64) -> Result<ReportInput, ReportError> {
             Ok(prometheus::load(server, from, to, now)?)
         }
         Source::Store(path) => {
-            let (from, to) = period(cmd)?;
+            let store = crate::store::Store::open_existing(path)?;
+            let days = store.data_days()?;
+            let (from, to) = match (cmd.from, cmd.to, days.first(), days.last()) {
+                (None, None, Some(first), Some(last)) => (*first, *last),
+                (None, None, _, _) => {
+                    return Err(ReportError::NoData("the store holds no data on any day: give --from and --to".into()));
+                }
+                _ => period(cmd)?,
+            };
             // Every department (None), not `cmd.department`: the model decides suppression
             // over all departments first.
-            Ok(crate::store::Store::open_existing(path)?.load(from, to, None)?)
+            let input = store.load(from, to, None)?;
+            if !input.has_data() && !cmd.allow_empty {
+                let held = if days.is_empty() { "no day at all".to_string() } else { describe_days(&days) };
+                return Err(ReportError::NoData(format!("the store holds no data from {from} to {to}; it holds {held}")));
+            }
+            Ok(input)
         }
         Source::Captures { config, inputs, store } => {
             if cmd.from.is_some() {
@@ -194,6 +218,47 @@ pub fn load(cmd: &Command, now: i64) -> Result<ReportInput, ReportError> {
             super::survey::input(config, inputs, cmd.from, cmd.to, store.as_deref()).map_err(ReportError::Survey)
         }
     }
+}
+
+/// The days of `days` (sorted) as ranges of consecutive days and their number:
+/// "2026-11-23 (1 day)", "2026-10-01 to 2026-10-05, 2026-10-07 (6 days)"; past six ranges, the
+/// first three and the last two with the number left out between them.
+pub fn describe_days(days: &[Date]) -> String {
+    let mut ranges: Vec<(Date, Date)> = Vec::new();
+    for &d in days {
+        match ranges.last_mut() {
+            Some((_, last)) if last.next_day() == Some(d) || *last == d => *last = d,
+            _ => ranges.push((d, d)),
+        }
+    }
+    let text = |&(a, b): &(Date, Date)| if a == b { a.to_string() } else { format!("{a} to {b}") };
+    let mut parts: Vec<String> = Vec::new();
+    if ranges.len() > 6 {
+        parts.extend(ranges[..3].iter().map(text));
+        parts.push(format!("{} more ranges", ranges.len() - 5));
+        parts.extend(ranges[ranges.len() - 2..].iter().map(text));
+    } else {
+        parts.extend(ranges.iter().map(text));
+    }
+    let n = ranges.iter().map(|(a, b)| (*b - *a).whole_days() + 1).sum::<i64>();
+    format!("{} ({n} day{})", parts.join(", "), if n == 1 { "" } else { "s" })
+}
+
+/// Refuses an input without data unless `--allow-empty` ([`Source::Store`] checks in [`load`],
+/// where it knows the days it holds).
+fn check_data(cmd: &Command, input: &ReportInput) -> Result<(), ReportError> {
+    if input.has_data() || cmd.allow_empty {
+        return Ok(());
+    }
+    let (from, to) = (input.from, input.to);
+    Err(ReportError::NoData(match &cmd.source {
+        Source::Input(path) => format!("{} holds no data from {from} to {to} (no packet, flow or sensor uptime)", path.display()),
+        Source::Prometheus(server) => {
+            format!("Prometheus at {} holds no data from {from} to {to}: no sensor was scraped up and no flow counted", server.url)
+        }
+        Source::Store(_) => format!("the store holds no data from {from} to {to}"),
+        Source::Captures { .. } => format!("the captures hold no data from {from} to {to}"),
+    }))
 }
 
 /// The rendered report of `input` for the command's options.
@@ -206,8 +271,14 @@ pub fn report(cmd: &Command, input: &ReportInput) -> Result<String, ReportError>
             return Err(ReportError::Usage(format!("department {d:?} has no data in {} to {}", input.from, input.to)));
         }
     }
+    let k = cmd.k.unwrap_or(match cmd.source {
+        // A saved input is rendered with the k it was made with (its sources' own k), so that
+        // a survey made with k = 1 shows the same groups again.
+        Source::Input(_) => input.coverage.min_group_size.max(1),
+        _ => DEFAULT_K,
+    });
     let opts = ReportOptions {
-        k: cmd.k,
+        k,
         department: cmd.department.clone(),
         as_of: cmd.as_of.unwrap_or(input.to),
         expiring_within_days: cmd.expiring_within_days,
@@ -224,6 +295,7 @@ pub fn run(cmd: &Command, now: i64, stdout: &mut dyn std::io::Write) -> Result<(
         return Err(ReportError::Usage("give both --from and --to".into()));
     }
     let input = load(cmd, now)?;
+    check_data(cmd, &input)?;
     if let Some(path) = &cmd.save_input {
         let mut json = serde_json::to_string_pretty(&input).expect("a ReportInput serialises");
         json.push('\n');
