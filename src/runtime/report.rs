@@ -368,6 +368,38 @@ mod tests {
     }
 
     #[test]
+    fn days_held_are_summarised_as_ranges() {
+        assert_eq!(describe_days(&[date!(2026 - 11 - 23)]), "2026-11-23 (1 day)");
+        let days = [date!(2026 - 10 - 01), date!(2026 - 10 - 02), date!(2026 - 10 - 03), date!(2026 - 10 - 07)];
+        assert_eq!(describe_days(&days), "2026-10-01 to 2026-10-03, 2026-10-07 (4 days)");
+        let many: Vec<Date> = (0..10).map(|i| date!(2026 - 01 - 01) + time::Duration::days(2 * i)).collect();
+        assert_eq!(
+            describe_days(&many),
+            "2026-01-01, 2026-01-03, 2026-01-05, 5 more ranges, 2026-01-17, 2026-01-19 (10 days)"
+        );
+    }
+
+    #[test]
+    fn an_input_without_data_is_refused_unless_allowed() {
+        let mut input = crate::report::model::tests::input();
+        input.services.clear();
+        input.channels.clear();
+        input.categories.clear();
+        input.departments.clear();
+        input.weeks.clear();
+        input.coverage = crate::report::input::Coverage { min_group_size: 1, ..Default::default() };
+        let p = temp("nodata.json", &serde_json::to_string(&input).unwrap());
+        let mut cmd = Command::new(Source::Input(p.clone()), None, None);
+        let e = run(&cmd, 0, &mut Vec::new()).unwrap_err();
+        assert!(matches!(e, ReportError::NoData(_)), "{e}");
+        assert_eq!(e.exit_code(), 1);
+        assert!(e.to_string().contains("holds no data from 2026-10-01 to 2026-10-31") && e.to_string().contains("--allow-empty"), "{e}");
+        cmd.allow_empty = true;
+        run(&cmd, 0, &mut Vec::new()).unwrap();
+        std::fs::remove_file(p).unwrap();
+    }
+
+    #[test]
     fn a_saved_input_renders_and_keeps_its_period() {
         let input = crate::report::model::tests::input();
         let p = temp("ok.json", &serde_json::to_string(&input).unwrap());
