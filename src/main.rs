@@ -201,8 +201,9 @@ struct RenderArgs {
     #[arg(short = 'o', long, value_name = "FILE")]
     output: Option<PathBuf>,
     /// Minimum group size: no group of fewer hosts is shown; the sources' own k (the sensors'
-    /// or the configuration's privacy.min_group_size) applies if larger. Default: 5 for
-    /// `report`; for `survey`, the configuration's.
+    /// or the configuration's privacy.min_group_size) applies if larger. Default: the k a
+    /// saved input records for `report --input`, 5 for `report --store`/`--prometheus`; for
+    /// `survey`, the configuration's.
     #[arg(long, value_name = "N")]
     k: Option<u64>,
     /// Day exemptions are judged on (expired, expiring); the last day of the period by default.
@@ -215,14 +216,20 @@ struct RenderArgs {
     /// year, or in another format.
     #[arg(long, value_name = "FILE")]
     save_input: Option<PathBuf>,
+    /// Render the report even when the source holds no data for the period (no packet, flow
+    /// or sensor uptime); without it such a period is an error naming the days it holds.
+    #[arg(long)]
+    allow_empty: bool,
 }
 
 #[derive(clap::Args)]
 struct ReportArgs {
-    /// First day of the period (YYYY-MM-DD, UTC); with --input, the input's by default.
+    /// First day of the period (YYYY-MM-DD, UTC); with --input, the input's by default; with
+    /// --store, the store's first day with data.
     #[arg(long, value_name = "DATE")]
     from: Option<String>,
-    /// Last day of the period (YYYY-MM-DD, UTC, inclusive).
+    /// Last day of the period (YYYY-MM-DD, UTC, inclusive); with --input, the input's by
+    /// default; with --store, the store's last day with data.
     #[arg(long, value_name = "DATE")]
     to: Option<String>,
     #[command(flatten)]
@@ -283,7 +290,7 @@ fn report(args: ReportArgs) -> ExitCode {
             (_, _, Some(path)) => command::Source::Input(path),
             (None, None, None) => return Err(ReportError::Usage("give --store, --prometheus or --input".into())),
         };
-        report_command(source, args.from, args.to, args.render, command::DEFAULT_K)
+        report_command(source, args.from, args.to, args.render, None)
     })();
     run_report(command)
 }
@@ -294,7 +301,7 @@ fn report_command(
     from: Option<String>,
     to: Option<String>,
     r: RenderArgs,
-    default_k: u64,
+    default_k: Option<u64>,
 ) -> Result<command::Command, command::ReportError> {
     use shadowtap::report;
     let date = |d: Option<String>| d.as_deref().map(command::parse_date).transpose();
@@ -310,10 +317,11 @@ fn report_command(
             ReportFormatArg::Json => report::Format::Json,
         },
         output: r.output,
-        k: r.k.unwrap_or(default_k),
+        k: r.k.or(default_k),
         as_of: date(r.as_of)?,
         expiring_within_days: r.expiring_within,
         save_input: r.save_input,
+        allow_empty: r.allow_empty,
     })
 }
 
@@ -390,7 +398,7 @@ fn main() -> ExitCode {
         Command::Report(args) => report(args),
         Command::Survey(a) => {
             let source = command::Source::Captures { config: a.config, inputs: a.inputs, store: a.store, strict: a.strict };
-            run_report(report_command(source, a.from, a.to, a.render, 1))
+            run_report(report_command(source, a.from, a.to, a.render, Some(1)))
         }
         Command::Explain { query, config } => runtime::explain(&config, &query, &mut std::io::stdout()),
         Command::Inspect {

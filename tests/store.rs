@@ -576,3 +576,51 @@ fn survey_coverage_counts_the_minutes_that_hold_packets() {
     let share = report.methodology.sensors[0].uptime_share;
     assert!((share - 3.0 / (2.0 * 1440.0)).abs() < 1e-4, "3 minutes of 2 days, not the span: {share}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// 6. Truth first: a period without data is an error, the store's days and a saved input's k
+//    are the defaults.
+
+#[test]
+fn report_defaults_to_the_sources_days_and_k_and_refuses_a_period_without_data() {
+    let tmp = TempDir::new();
+    let work = tmp.0.join("work");
+    std::fs::create_dir(&work).unwrap();
+    let config = root().join("rules/config.toml").display().to_string();
+    let pcaps = root().join("pcaps").display().to_string();
+    let store = tmp.0.join("kept.sqlite").display().to_string();
+    let survey = shadowtap_in(
+        &work,
+        &["survey", "--config", &config, &pcaps, "--k", "1", "--format", "json", "--store", &store, "--save-input", "facts.json"],
+    );
+    let survey: Value = serde_json::from_slice(&survey).unwrap();
+    assert_eq!(survey["k"], 1);
+    let (from, to) = (survey["period"]["from"].as_str().unwrap(), survey["period"]["to"].as_str().unwrap());
+
+    // A saved input renders with the k it records: the survey's groups, not k = 5.
+    let again: Value = serde_json::from_slice(&shadowtap_in(&work, &["report", "--input", "facts.json", "--format", "json"])).unwrap();
+    assert_eq!(again["k"], 1, "the input's k");
+    assert_eq!(survey_rows(&again), survey_rows(&survey), "report --input shows the survey's groups");
+    let k5: Value = serde_json::from_slice(&shadowtap_in(&work, &["report", "--input", "facts.json", "--format", "json", "--k", "5"])).unwrap();
+    assert_eq!(k5["k"], 5, "--k still asks for more");
+
+    // `report --store` without a period covers the store's days.
+    let stored: Value = serde_json::from_slice(&shadowtap_in(&work, &["report", "--store", &store, "--format", "json", "--k", "1"])).unwrap();
+    assert_eq!((stored["period"]["from"].as_str(), stored["period"]["to"].as_str()), (Some(from), Some(to)), "the store's days");
+    assert_eq!(survey_rows(&stored), survey_rows(&survey), "report --store = the survey");
+
+    // A period the store holds nothing of: an error naming the days it holds.
+    let empty = ["report", "--store", &store, "--from", "2025-01-01", "--to", "2025-01-31", "--format", "json"];
+    let out = Command::new(env!("CARGO_BIN_EXE_shadowtap")).current_dir(&work).args(empty).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(out.stdout.is_empty(), "no report");
+    assert!(err.contains("the store holds no data from 2025-01-01 to 2025-01-31; it holds "), "{err}");
+    let held = if from == to { format!("it holds {from} (1 day)") } else { format!("it holds {from}") };
+    assert!(err.contains(&held) && err.contains(to) && err.contains("--allow-empty"), "{err}");
+    // --allow-empty renders it anyway, and says it is empty.
+    let mut allowed = empty.to_vec();
+    allowed.push("--allow-empty");
+    let json: Value = serde_json::from_slice(&shadowtap_in(&work, &allowed)).unwrap();
+    assert_eq!((json["period"]["from"].as_str(), json["methodology"]["flows"].as_u64()), (Some("2025-01-01"), Some(0)));
+}

@@ -224,3 +224,42 @@ pub struct DamagedCapture {
     /// Why, as the reader said it.
     pub reason: String,
 }
+
+impl ReportInput {
+    /// Whether the source held anything for the period: packets processed, a sensor running
+    /// (uptime), or a flow in any row. An input without data renders a report that could be
+    /// read as "no use": `shadowtap report` refuses it unless `--allow-empty`, and the report
+    /// says so on its first page.
+    pub fn has_data(&self) -> bool {
+        let c = &self.coverage;
+        c.packets > 0
+            || c.capture_received > 0
+            || c.sensors.iter().any(|s| s.uptime_secs > 0)
+            || [&self.services, &self.channels, &self.categories].iter().any(|rows| rows.iter().any(|r| r.volume.flows > 0))
+            || self.departments.iter().any(|d| {
+                d.active_hosts.count > 0 || d.unnamed_flows.values().any(|&n| n > 0) || d.unanswered_flows.values().any(|&n| n > 0)
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_input_without_packets_uptime_or_flows_has_no_data() {
+        let mut input = crate::report::model::tests::input();
+        assert!(input.has_data());
+        input.services.clear();
+        input.channels.clear();
+        input.categories.clear();
+        input.departments.clear();
+        input.weeks.clear();
+        input.coverage.packets = 0;
+        input.coverage.capture_received = 0;
+        input.coverage.sensors.clear();
+        assert!(!input.has_data());
+        input.coverage.sensors.push(Sensor { name: "s".into(), uptime_secs: 60 });
+        assert!(input.has_data(), "a sensor that ran and saw nothing is data: no use");
+    }
+}

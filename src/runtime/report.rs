@@ -45,7 +45,9 @@ pub enum Source {
 pub struct Command {
     /// The source.
     pub source: Source,
-    /// First day; required except with [`Source::Input`] (whose period it must then match).
+    /// First day; required with [`Source::Prometheus`]; with [`Source::Input`] the input's
+    /// period by default (which it must then match); with [`Source::Store`] the first day with
+    /// data by default; with [`Source::Captures`] the captures' first day.
     pub from: Option<Date>,
     /// Last day; as `from`.
     pub to: Option<Date>,
@@ -55,8 +57,9 @@ pub struct Command {
     pub format: Format,
     /// Output file; standard output when none.
     pub output: Option<PathBuf>,
-    /// Minimum group size asked for (the larger of this and the sensors' applies).
-    pub k: u64,
+    /// Minimum group size asked for (the larger of this and the sensors' applies); `None`:
+    /// the k a saved input records ([`Source::Input`]), else [`DEFAULT_K`].
+    pub k: Option<u64>,
     /// Day exemptions are judged on; `to` when none.
     pub as_of: Option<Date>,
     /// Days within which an exemption counts as expiring.
@@ -64,10 +67,13 @@ pub struct Command {
     /// Also write the facts (`ReportInput` as JSON) here: an archive that `--input` renders
     /// again, or compares with next year's survey.
     pub save_input: Option<PathBuf>,
+    /// Render a period the source holds no data for (no packet, no flow, no sensor uptime)
+    /// instead of refusing it with [`ReportError::NoData`].
+    pub allow_empty: bool,
 }
 
 impl Command {
-    /// A command with the defaults: HTML, every department, k = [`DEFAULT_K`].
+    /// A command with the defaults: HTML, every department, the source's k, no empty period.
     pub fn new(source: Source, from: Option<Date>, to: Option<Date>) -> Command {
         Command {
             source,
@@ -76,10 +82,11 @@ impl Command {
             department: None,
             format: Format::Html,
             output: None,
-            k: DEFAULT_K,
+            k: None,
             as_of: None,
             expiring_within_days: DEFAULT_EXPIRING_WITHIN_DAYS,
             save_input: None,
+            allow_empty: false,
         }
     }
 }
@@ -115,6 +122,10 @@ pub enum ReportError {
     /// The rollup store could not be read.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// The source holds no data for the period (a report of it would read as "no use"):
+    /// the message names the period and, where the source can tell, the days it does hold.
+    #[error("{0} (--allow-empty renders the report anyway)")]
+    NoData(String),
     /// The output could not be written.
     #[error("cannot write {path}: {source}")]
     Write {
@@ -185,10 +196,23 @@ pub fn load(cmd: &Command, now: i64) -> Result<ReportInput, ReportError> {
             Ok(prometheus::load(server, from, to, now)?)
         }
         Source::Store(path) => {
-            let (from, to) = period(cmd)?;
+            let store = crate::store::Store::open_existing(path)?;
+            let days = store.data_days()?;
+            let (from, to) = match (cmd.from, cmd.to, days.first(), days.last()) {
+                (None, None, Some(first), Some(last)) => (*first, *last),
+                (None, None, _, _) => {
+                    return Err(ReportError::NoData("the store holds no data on any day: give --from and --to".into()));
+                }
+                _ => period(cmd)?,
+            };
             // Every department (None), not `cmd.department`: the model decides suppression
             // over all departments first.
-            Ok(crate::store::Store::open_existing(path)?.load(from, to, None)?)
+            let input = store.load(from, to, None)?;
+            if !input.has_data() && !cmd.allow_empty {
+                let held = if days.is_empty() { "no day at all".to_string() } else { describe_days(&days) };
+                return Err(ReportError::NoData(format!("the store holds no data from {from} to {to}; it holds {held}")));
+            }
+            Ok(input)
         }
         Source::Captures { config, inputs, store, strict } => {
             if cmd.from.is_some() {
@@ -197,6 +221,47 @@ pub fn load(cmd: &Command, now: i64) -> Result<ReportInput, ReportError> {
             super::survey::input_with(config, inputs, cmd.from, cmd.to, store.as_deref(), *strict, &mut std::io::stderr()).map_err(ReportError::Survey)
         }
     }
+}
+
+/// The days of `days` (sorted) as ranges of consecutive days and their number:
+/// "2026-11-23 (1 day)", "2026-10-01 to 2026-10-05, 2026-10-07 (6 days)"; past six ranges, the
+/// first three and the last two with the number left out between them.
+pub fn describe_days(days: &[Date]) -> String {
+    let mut ranges: Vec<(Date, Date)> = Vec::new();
+    for &d in days {
+        match ranges.last_mut() {
+            Some((_, last)) if last.next_day() == Some(d) || *last == d => *last = d,
+            _ => ranges.push((d, d)),
+        }
+    }
+    let text = |&(a, b): &(Date, Date)| if a == b { a.to_string() } else { format!("{a} to {b}") };
+    let mut parts: Vec<String> = Vec::new();
+    if ranges.len() > 6 {
+        parts.extend(ranges[..3].iter().map(text));
+        parts.push(format!("{} more ranges", ranges.len() - 5));
+        parts.extend(ranges[ranges.len() - 2..].iter().map(text));
+    } else {
+        parts.extend(ranges.iter().map(text));
+    }
+    let n = ranges.iter().map(|(a, b)| (*b - *a).whole_days() + 1).sum::<i64>();
+    format!("{} ({n} day{})", parts.join(", "), if n == 1 { "" } else { "s" })
+}
+
+/// Refuses an input without data unless `--allow-empty` ([`Source::Store`] checks in [`load`],
+/// where it knows the days it holds).
+fn check_data(cmd: &Command, input: &ReportInput) -> Result<(), ReportError> {
+    if input.has_data() || cmd.allow_empty {
+        return Ok(());
+    }
+    let (from, to) = (input.from, input.to);
+    Err(ReportError::NoData(match &cmd.source {
+        Source::Input(path) => format!("{} holds no data from {from} to {to} (no packet, flow or sensor uptime)", path.display()),
+        Source::Prometheus(server) => {
+            format!("Prometheus at {} holds no data from {from} to {to}: no sensor was scraped up and no flow counted", server.url)
+        }
+        Source::Store(_) => format!("the store holds no data from {from} to {to}"),
+        Source::Captures { .. } => format!("the captures hold no data from {from} to {to}"),
+    }))
 }
 
 /// The rendered report of `input` for the command's options.
@@ -209,8 +274,14 @@ pub fn report(cmd: &Command, input: &ReportInput) -> Result<String, ReportError>
             return Err(ReportError::Usage(format!("department {d:?} has no data in {} to {}", input.from, input.to)));
         }
     }
+    let k = cmd.k.unwrap_or(match cmd.source {
+        // A saved input is rendered with the k it was made with (its sources' own k), so that
+        // a survey made with k = 1 shows the same groups again.
+        Source::Input(_) => input.coverage.min_group_size.max(1),
+        _ => DEFAULT_K,
+    });
     let opts = ReportOptions {
-        k: cmd.k,
+        k,
         department: cmd.department.clone(),
         as_of: cmd.as_of.unwrap_or(input.to),
         expiring_within_days: cmd.expiring_within_days,
@@ -227,6 +298,7 @@ pub fn run(cmd: &Command, now: i64, stdout: &mut dyn std::io::Write) -> Result<(
         return Err(ReportError::Usage("give both --from and --to".into()));
     }
     let input = load(cmd, now)?;
+    check_data(cmd, &input)?;
     if let Some(path) = &cmd.save_input {
         let mut json = serde_json::to_string_pretty(&input).expect("a ReportInput serialises");
         json.push('\n');
@@ -296,6 +368,38 @@ mod tests {
         }
         let e = run(&Command::new(Source::Input("/nonexistent/x.json".into()), None, None), 0, &mut Vec::new()).unwrap_err();
         assert!(matches!(e, ReportError::Read { .. }));
+    }
+
+    #[test]
+    fn days_held_are_summarised_as_ranges() {
+        assert_eq!(describe_days(&[date!(2026 - 11 - 23)]), "2026-11-23 (1 day)");
+        let days = [date!(2026 - 10 - 01), date!(2026 - 10 - 02), date!(2026 - 10 - 03), date!(2026 - 10 - 07)];
+        assert_eq!(describe_days(&days), "2026-10-01 to 2026-10-03, 2026-10-07 (4 days)");
+        let many: Vec<Date> = (0..10).map(|i| date!(2026 - 01 - 01) + time::Duration::days(2 * i)).collect();
+        assert_eq!(
+            describe_days(&many),
+            "2026-01-01, 2026-01-03, 2026-01-05, 5 more ranges, 2026-01-17, 2026-01-19 (10 days)"
+        );
+    }
+
+    #[test]
+    fn an_input_without_data_is_refused_unless_allowed() {
+        let mut input = crate::report::model::tests::input();
+        input.services.clear();
+        input.channels.clear();
+        input.categories.clear();
+        input.departments.clear();
+        input.weeks.clear();
+        input.coverage = crate::report::input::Coverage { min_group_size: 1, ..Default::default() };
+        let p = temp("nodata.json", &serde_json::to_string(&input).unwrap());
+        let mut cmd = Command::new(Source::Input(p.clone()), None, None);
+        let e = run(&cmd, 0, &mut Vec::new()).unwrap_err();
+        assert!(matches!(e, ReportError::NoData(_)), "{e}");
+        assert_eq!(e.exit_code(), 1);
+        assert!(e.to_string().contains("holds no data from 2026-10-01 to 2026-10-31") && e.to_string().contains("--allow-empty"), "{e}");
+        cmd.allow_empty = true;
+        run(&cmd, 0, &mut Vec::new()).unwrap();
+        std::fs::remove_file(p).unwrap();
     }
 
     #[test]

@@ -247,6 +247,35 @@ impl Store {
         Ok(lo.zip(hi).and_then(|(a, b)| Some((from_unix_day(a)?, from_unix_day(b)?))))
     }
 
+    /// Every day with data, oldest first: a flow (used, unnamed or unanswered), an active
+    /// host, a processed packet or a sensor's uptime. Days that hold only configurations or
+    /// exemptions are not data: a report of them would read as "no use".
+    ///
+    /// # Errors
+    /// The SQLite error, [`StoreError::Corrupt`] for a day this build cannot have written.
+    pub fn data_days(&self) -> Result<Vec<Date>, StoreError> {
+        let l = self.label.as_str();
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT day FROM usage WHERE flows > 0
+                 UNION SELECT day FROM active_hosts
+                 UNION SELECT day FROM unnamed WHERE flows > 0
+                 UNION SELECT day FROM unanswered WHERE flows > 0
+                 UNION SELECT day FROM coverage WHERE packets > 0 OR capture_received > 0
+                 UNION SELECT day FROM uptime WHERE seconds > 0
+                 ORDER BY day",
+            )
+            .at(l)?;
+        let days = st.query_map([], |r| r.get::<_, i64>(0)).at(l)?;
+        let mut out = Vec::new();
+        for d in days {
+            let d = d.at(l)?;
+            out.push(from_unix_day(d).ok_or_else(|| StoreError::Corrupt { path: l.into(), table: "usage", what: format!("day {d} out of range") })?);
+        }
+        Ok(out)
+    }
+
     /// Writes a delta in one transaction: counters added, sketches merged, configurations and
     /// key ids recorded, days older than `retention_days` before the newest day deleted. A new
     /// keyring is written to the key file first, so no sketch is ever committed without its key.
@@ -966,6 +995,20 @@ mod tests {
         assert_eq!(w.store.days().unwrap(), Some((date!(2026 - 03 - 03), date!(2026 - 03 - 04))));
         let input = w.store.load(date!(2026 - 03 - 01), date!(2026 - 03 - 31), None).unwrap();
         assert_eq!(row(&input.services, "finance", "whatsapp").volume.flows, 2);
+    }
+
+    #[test]
+    fn data_days_lists_the_days_with_flows_packets_or_uptime() {
+        let c = catalog();
+        let mut w = Writer::new(Store::open_in_memory().unwrap(), "s");
+        assert_eq!(w.store.data_days().unwrap(), Vec::<Date>::new());
+        add(&mut w.rollup, &c, &[("10.0.0.1:1", MONDAY, "finance"), ("10.0.0.1:1", MONDAY + 3 * DAY, "finance")]);
+        w.flush().unwrap();
+        assert_eq!(w.store.data_days().unwrap(), vec![date!(2026 - 03 - 02), date!(2026 - 03 - 05)]);
+        // A sensor that ran and saw nothing: its uptime makes the day one with data.
+        w.rollup.add_uptime(MONDAY + 5 * DAY, MONDAY + 5 * DAY + 60);
+        w.flush().unwrap();
+        assert_eq!(w.store.data_days().unwrap(), vec![date!(2026 - 03 - 02), date!(2026 - 03 - 05), date!(2026 - 03 - 07)]);
     }
 
     #[test]
