@@ -198,4 +198,25 @@ pub struct ReportInput {
     pub exemptions: Vec<Exemption>,
     /// Coverage and provenance.
     pub coverage: Coverage,
+    /// Department ids of the configuration in force, when the source knows it (a survey does):
+    /// a configured department without any traffic is listed as not observed rather than left
+    /// out. Empty when unknown (the store and Prometheus do not record it; inputs saved by
+    /// earlier builds).
+    #[serde(default)]
+    pub departments_configured: Vec<String>,
+}
+
+impl ReportInput {
+    /// Whether the period holds any data at all: packets, flows or sensor uptime. A report of
+    /// an input without any says that nothing can be concluded, never that there was no use.
+    pub fn has_data(&self) -> bool {
+        let c = &self.coverage;
+        c.packets > 0
+            || c.sensors.iter().any(|s| s.uptime_secs > 0)
+            || c.named_by_signal.values().any(|&n| n > 0)
+            || self.departments.iter().any(|d| {
+                d.active_hosts.count > 0 || d.unnamed_flows.values().any(|&n| n > 0) || d.unanswered_flows.values().any(|&n| n > 0)
+            })
+            || self.services.iter().any(|r| r.volume.flows > 0)
+    }
 }

@@ -635,6 +635,7 @@ pub fn load_with(api: &dyn Api, source: &str, from: Date, to: Date, now: i64) ->
         weeks,
         exemptions: exemptions(api, start, end)?,
         coverage: coverage(api, start, end, &snap)?,
+        departments_configured: Vec::new(),
     })
 }
 

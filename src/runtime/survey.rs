@@ -91,5 +91,6 @@ pub fn input(config: &Path, inputs: &[PathBuf], from: Option<time::Date>, to: Op
     };
     let mut input = writer.store.load(from, to, None)?;
     input.source = format!("survey of {} capture file(s)", pipe.sources.len());
+    input.departments_configured = settings.department_names.iter().map(|(id, _)| id.clone()).collect();
     Ok(input)
 }

@@ -686,6 +686,7 @@ impl Store {
             weeks,
             exemptions,
             coverage,
+            departments_configured: Vec::new(),
         })
     }
 }
