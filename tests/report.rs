@@ -194,7 +194,16 @@ fn survey_of_spoofed_syns_finds_no_use_and_counts_them_apart() {
 
     let json: Value = serde_json::from_slice(&survey_in(&tmp.0, &capture, &["--format", "json", "--save-input", "facts.json"])).unwrap();
     assert_eq!(json["headlines"], Value::Array(vec![]), "no finding from packets nobody answered: {}", json["headlines"]);
-    assert_eq!(json["departments"], Value::Array(vec![]), "no active device");
+    // No active device: the configured departments without any traffic are listed as not
+    // observed; finance, seen (its flows went unanswered), is neither shown nor "not observed".
+    let depts: Vec<(&str, u64, bool)> = json["departments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["department"].as_str().unwrap(), d["active_hosts"].as_u64().unwrap(), d["observed"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(depts, [("legal", 0, false), ("operations", 0, false)], "no active device");
+    assert_eq!(json["no_data"], false, "packets were seen: this is no use, not no data");
     assert_eq!(json["survey"]["services"], Value::Array(vec![]));
     let m = &json["methodology"];
     assert_eq!((m["flows"].as_u64(), m["unanswered_flows"].as_u64(), m["unanswered_share"].as_f64()), (Some(0), Some(5), Some(1.0)));
@@ -234,7 +243,7 @@ fn survey_of_spoofed_syns_finds_no_use_and_counts_them_apart() {
         .collect();
     assert_eq!(rows, [("_all", 1, 1), ("finance", 1, 1)], "one device, one flow");
     let active: Vec<u64> = json["departments"].as_array().unwrap().iter().map(|d| d["active_hosts"].as_u64().unwrap()).collect();
-    assert_eq!(active, [1, 1]);
+    assert_eq!(active, [1, 1, 0, 0], "the organisation, finance, and legal and operations not observed");
     assert_eq!(json["methodology"]["unanswered_flows"], 5);
 }
 
