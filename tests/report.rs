@@ -570,3 +570,45 @@ fn prometheus_source_reports_what_the_sensor_exposes() {
     drop(prom);
     drop(sensor);
 }
+
+/// Page 1 of a survey whose sensors covered half of the period, with a configured department
+/// that had no traffic: Chromium shows the banner with the share (a checked number) before the
+/// findings, and the department with 0 devices, "not observed".
+#[test]
+fn html_in_chromium_warns_of_partial_coverage_and_lists_departments_not_observed() {
+    let _ = tool("chromium");
+    let tmp = TempDir::new();
+    let mut input: Value = serde_json::from_str(&std::fs::read_to_string(FIXTURE).unwrap()).unwrap();
+    let days = 31 * 86_400;
+    input["coverage"]["sensors"][1]["uptime_secs"] = Value::from(days / 2);
+    let mut configured: Vec<String> = input["departments"].as_array().unwrap().iter().map(|d| d["department"].as_str().unwrap().to_string()).collect();
+    configured.retain(|d| d != "_all" && d != "unmapped");
+    configured.push("archives".into());
+    input["departments_configured"] = Value::from(configured);
+    let path = tmp.0.join("half.json");
+    std::fs::write(&path, serde_json::to_vec(&input).unwrap()).unwrap();
+    let html = tmp.0.join("half.html");
+    report(&["--input", path.to_str().unwrap(), "--format", "html", "-o", html.to_str().unwrap()]);
+    let json: Value = serde_json::from_slice(&report(&["--input", path.to_str().unwrap(), "--format", "json"])).unwrap();
+    assert_eq!(json["coverage_share"], 0.5);
+    let archives = json["departments"].as_array().unwrap().iter().find(|d| d["department"] == "archives").expect("listed");
+    assert_eq!((archives["active_hosts"].as_u64(), archives["observed"].as_bool()), (Some(0), Some(false)));
+
+    let dom = String::from_utf8(chromium(&tmp.0, "dump-dom", &["--dump-dom".into(), format!("file://{}", html.display())]).stdout).unwrap();
+    let shown = shown_numbers(&dom);
+    let bad: Vec<String> = shown
+        .iter()
+        .filter(|s| !json.pointer(&s.ptr).is_some_and(|v| agrees(&s.fmt, &s.text, v)))
+        .map(|s| format!("{} ({}): shows {:?}", s.key, s.ptr, s.text))
+        .collect();
+    assert!(bad.is_empty(), "numbers differ from the JSON:\n{}", bad.join("\n"));
+    assert!(shown.iter().any(|s| s.ptr == "/coverage_share" && s.text == "50.0%"), "the banner's share is a checked number");
+    let findings = &dom[dom.find("id=\"findings\"").unwrap()..];
+    let findings = &findings[..findings.find("</section>").unwrap()];
+    let banner = findings.find("Partial coverage: the sensors covered").expect("the banner on page 1");
+    assert!(findings[banner..].contains("every figure in this report is a lower bound"), "{findings}");
+    assert!(banner < findings.find("<li>").unwrap(), "before the findings");
+    assert!(findings.contains("<td>archives <small>(not observed)</small></td>"), "{findings}");
+    let row = &findings[findings.find("<td>archives").unwrap()..];
+    assert!(row[..row.find("</tr>").unwrap()].contains(">0</td>"), "0 devices: {row}");
+}
