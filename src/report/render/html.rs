@@ -11,6 +11,7 @@
 //!
 //! | key | value |
 //! |---|---|
+//! | `coverage_share` | the share of the period covered, in page 1's banner (only below 90%) |
 //! | `headline/{category}/{status}/{share,using,total}` | a finding's share and N of M departments |
 //! | `dept/{department}/active_hosts` | active devices |
 //! | `heat/{department}/{category}/{status}/share` | a cell of the survey matrix |
