@@ -505,6 +505,17 @@ impl Report {
     }
 }
 
+impl Report {
+    /// Page 1's sentence when the report is of one department that the configuration has but
+    /// that had no traffic in the period: its absence of findings is no evidence of no use.
+    pub fn scope_not_observed(&self) -> Option<String> {
+        let d = self.departments.iter().find(|d| d.department == self.scope && self.scope != ALL_DEPARTMENTS)?;
+        (!d.observed).then(|| {
+            format!("Department {} had no traffic in this period ({NOT_OBSERVED}): nothing can be concluded about its use.", d.department)
+        })
+    }
+}
+
 /// `n / d` rounded to [`SHARE_DECIMALS`] decimals, capped at 1; none when `d` is 0.
 pub fn share(n: u64, d: u64) -> Option<f64> {
     if d == 0 {
@@ -1099,6 +1110,8 @@ pub(crate) mod tests {
         let r = Report::build(&i, &ReportOptions { department: Some("hr".into()), ..ReportOptions::for_input(&i) });
         assert_eq!(r.departments.len(), 1);
         assert!(!r.departments[0].observed);
+        assert!(r.scope_not_observed().is_some_and(|t| t.starts_with("Department hr had no traffic")));
+        assert_eq!(build(&i).scope_not_observed(), None);
         // Inputs saved before the list existed still load.
         let mut v = serde_json::to_value(input()).unwrap();
         v.as_object_mut().unwrap().remove("departments_configured");

@@ -192,6 +192,8 @@ fn findings(r: &Report) -> String {
     }
     if r.no_data {
         s += &format!("<p class=\"warn\" id=\"no-data\">{}</p>\n", esc(NO_DATA_TEXT));
+    } else if let Some(text) = r.scope_not_observed() {
+        s += &format!("<p class=\"warn\" id=\"not-observed\">{}</p>\n", esc(&text));
     } else if r.headlines.is_empty() {
         s += "<p>No unsanctioned use by a group of at least k devices.</p>\n";
     } else {

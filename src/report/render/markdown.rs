@@ -106,6 +106,8 @@ pub fn render(r: &Report) -> String {
     }
     if r.no_data {
         s += &format!("> **{}**\n\n", esc(NO_DATA_TEXT));
+    } else if let Some(text) = r.scope_not_observed() {
+        s += &format!("> **{}**\n\n", esc(&text));
     } else if r.headlines.is_empty() {
         s += "No unsanctioned use by a group of at least k devices.\n\n";
     }

@@ -181,6 +181,11 @@ pub(crate) mod tests {
         let csv = render(&r, Format::Csv);
         assert!(csv.contains("\r\ndepartment,hr,,,,,,,active_hosts,0\r\ndepartment,hr,,,,,,,hosts_exact,true\r\ndepartment,hr,,,,,,,observed,false\r\n"), "{csv}");
         assert!(csv.contains("\r\ndepartment,finance,,,,,,,observed,true\r\n"), "{csv}");
+        let one = Report::build(&i, &ReportOptions { department: Some("hr".into()), ..ReportOptions::for_input(&i) });
+        for f in [Format::Html, Format::Markdown] {
+            let text = render(&one, f);
+            assert!(text.contains("Department hr had no traffic in this period (not observed)") && !text.contains("No unsanctioned use"), "{f:?}: {text}");
+        }
         let json = render(&r, Format::Json);
         assert!(json.contains("\"department\": \"hr\",\n      \"active_hosts\": 0,\n      \"hosts_exact\": true,\n      \"observed\": false"), "{json}");
     }
