@@ -194,7 +194,16 @@ fn survey_of_spoofed_syns_finds_no_use_and_counts_them_apart() {
 
     let json: Value = serde_json::from_slice(&survey_in(&tmp.0, &capture, &["--format", "json", "--save-input", "facts.json"])).unwrap();
     assert_eq!(json["headlines"], Value::Array(vec![]), "no finding from packets nobody answered: {}", json["headlines"]);
-    assert_eq!(json["departments"], Value::Array(vec![]), "no active device");
+    // No active device: the configured departments without any traffic are listed as not
+    // observed; finance, seen (its flows went unanswered), is neither shown nor "not observed".
+    let depts: Vec<(&str, u64, bool)> = json["departments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["department"].as_str().unwrap(), d["active_hosts"].as_u64().unwrap(), d["observed"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(depts, [("legal", 0, false), ("operations", 0, false)], "no active device");
+    assert_eq!(json["no_data"], false, "packets were seen: this is no use, not no data");
     assert_eq!(json["survey"]["services"], Value::Array(vec![]));
     let m = &json["methodology"];
     assert_eq!((m["flows"].as_u64(), m["unanswered_flows"].as_u64(), m["unanswered_share"].as_f64()), (Some(0), Some(5), Some(1.0)));
@@ -234,7 +243,7 @@ fn survey_of_spoofed_syns_finds_no_use_and_counts_them_apart() {
         .collect();
     assert_eq!(rows, [("_all", 1, 1), ("finance", 1, 1)], "one device, one flow");
     let active: Vec<u64> = json["departments"].as_array().unwrap().iter().map(|d| d["active_hosts"].as_u64().unwrap()).collect();
-    assert_eq!(active, [1, 1]);
+    assert_eq!(active, [1, 1, 0, 0], "the organisation, finance, and legal and operations not observed");
     assert_eq!(json["methodology"]["unanswered_flows"], 5);
 }
 
@@ -627,4 +636,46 @@ fn survey_reads_past_damaged_captures_and_names_them() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("random.pcap") && stderr.contains("cut.pcap") && stderr.contains("--strict"), "{stderr}");
     assert!(!tmp.0.join("strict.json").exists());
+}
+
+/// Page 1 of a survey whose sensors covered half of the period, with a configured department
+/// that had no traffic: Chromium shows the banner with the share (a checked number) before the
+/// findings, and the department with 0 devices, "not observed".
+#[test]
+fn html_in_chromium_warns_of_partial_coverage_and_lists_departments_not_observed() {
+    let _ = tool("chromium");
+    let tmp = TempDir::new();
+    let mut input: Value = serde_json::from_str(&std::fs::read_to_string(FIXTURE).unwrap()).unwrap();
+    let days = 31 * 86_400;
+    input["coverage"]["sensors"][1]["uptime_secs"] = Value::from(days / 2);
+    let mut configured: Vec<String> = input["departments"].as_array().unwrap().iter().map(|d| d["department"].as_str().unwrap().to_string()).collect();
+    configured.retain(|d| d != "_all" && d != "unmapped");
+    configured.push("archives".into());
+    input["departments_configured"] = Value::from(configured);
+    let path = tmp.0.join("half.json");
+    std::fs::write(&path, serde_json::to_vec(&input).unwrap()).unwrap();
+    let html = tmp.0.join("half.html");
+    report(&["--input", path.to_str().unwrap(), "--format", "html", "-o", html.to_str().unwrap()]);
+    let json: Value = serde_json::from_slice(&report(&["--input", path.to_str().unwrap(), "--format", "json"])).unwrap();
+    assert_eq!(json["coverage_share"], 0.5);
+    let archives = json["departments"].as_array().unwrap().iter().find(|d| d["department"] == "archives").expect("listed");
+    assert_eq!((archives["active_hosts"].as_u64(), archives["observed"].as_bool()), (Some(0), Some(false)));
+
+    let dom = String::from_utf8(chromium(&tmp.0, "dump-dom", &["--dump-dom".into(), format!("file://{}", html.display())]).stdout).unwrap();
+    let shown = shown_numbers(&dom);
+    let bad: Vec<String> = shown
+        .iter()
+        .filter(|s| !json.pointer(&s.ptr).is_some_and(|v| agrees(&s.fmt, &s.text, v)))
+        .map(|s| format!("{} ({}): shows {:?}", s.key, s.ptr, s.text))
+        .collect();
+    assert!(bad.is_empty(), "numbers differ from the JSON:\n{}", bad.join("\n"));
+    assert!(shown.iter().any(|s| s.ptr == "/coverage_share" && s.text == "50.0%"), "the banner's share is a checked number");
+    let findings = &dom[dom.find("id=\"findings\"").unwrap()..];
+    let findings = &findings[..findings.find("</section>").unwrap()];
+    let banner = findings.find("Partial coverage: the sensors covered").expect("the banner on page 1");
+    assert!(findings[banner..].contains("every figure in this report is a lower bound"), "{findings}");
+    assert!(banner < findings.find("<li>").unwrap(), "before the findings");
+    assert!(findings.contains("<td>archives <small>(not observed)</small></td>"), "{findings}");
+    let row = &findings[findings.find("<td>archives").unwrap()..];
+    assert!(row[..row.find("</tr>").unwrap()].contains(">0</td>"), "0 devices: {row}");
 }

@@ -530,7 +530,9 @@ fn spoofed_syns_into_a_services_range_are_not_use() {
     assert_matches(&input, &expectation(&run.records), 1);
     let report = Report::build(&input, &ReportOptions::for_input(&input));
     assert!(report.headlines.is_empty(), "no finding: {:?}", report.headlines);
-    assert!(report.departments.is_empty() && report.survey.services.is_empty() && report.top_unsanctioned.is_empty());
+    // Only configured departments without traffic are listed: 0 devices, not observed.
+    assert!(report.departments.iter().all(|d| !d.observed && d.active_hosts == 0 && d.department != "finance"), "{:?}", report.departments);
+    assert!(report.survey.services.is_empty() && report.top_unsanctioned.is_empty());
     let m = &report.methodology;
     assert_eq!((m.flows, m.unanswered_flows, m.mostly_unanswered, m.withheld.departments), (0, 5, true, 0));
 
@@ -623,4 +625,5 @@ fn report_defaults_to_the_sources_days_and_k_and_refuses_a_period_without_data()
     allowed.push("--allow-empty");
     let json: Value = serde_json::from_slice(&shadowtap_in(&work, &allowed)).unwrap();
     assert_eq!((json["period"]["from"].as_str(), json["methodology"]["flows"].as_u64()), (Some("2025-01-01"), Some(0)));
+    assert_eq!(json["no_data"], true, "page 1 says there is no data");
 }

@@ -202,6 +202,12 @@ pub struct ReportInput {
     /// (used up to the cut). Absent from inputs saved by earlier builds, and when none was.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub damaged_captures: Vec<DamagedCapture>,
+    /// Department ids of the configuration in force, when the source knows it (a survey does):
+    /// a configured department without any traffic is listed as not observed rather than left
+    /// out. Empty when unknown (the store and Prometheus do not record it; inputs saved by
+    /// earlier builds).
+    #[serde(default)]
+    pub departments_configured: Vec<String>,
 }
 
 /// What became of a damaged capture file.

@@ -40,6 +40,16 @@ const HEADLINE_SERVICES: usize = 3;
 /// with both directions in view, ordinary traffic is almost all answered.
 pub const UNANSWERED_WARN_SHARE: f64 = 0.5;
 
+/// Share of the period below which the sensors' coverage puts a warning on page 1.
+pub const COVERAGE_WARN_SHARE: f64 = 0.9;
+
+/// Page 1 of a report whose input holds no data for the period (no packets, flows or uptime).
+pub const NO_DATA_TEXT: &str = "No data for this period: no sensor reported packets, flows or uptime, so nothing can be \
+     concluded about use, neither use nor its absence.";
+
+/// What a department table says of a configured department without any traffic.
+pub const NOT_OBSERVED: &str = "not observed";
+
 /// Policy status of use that no allow-list or exemption covers.
 pub const UNSANCTIONED: &str = "unsanctioned";
 
@@ -90,6 +100,9 @@ pub struct DepartmentLine {
     pub active_hosts: u64,
     /// Whether `active_hosts` is exact.
     pub hosts_exact: bool,
+    /// False for a configured department without any traffic in the period (0 devices, "not
+    /// observed"): not the same as a department that was seen and had no use.
+    pub observed: bool,
 }
 
 /// One usage row as shown: a group of at least k hosts with its share of its department.
@@ -397,6 +410,15 @@ pub struct Report {
     pub source: String,
     /// Minimum group size applied.
     pub k: u64,
+    /// The input holds no data for the period ([`ReportInput::has_data`]): page 1 says that
+    /// nothing can be concluded ([`NO_DATA_TEXT`]) and there are no findings.
+    pub no_data: bool,
+    /// Share of the period the sensors covered: the least covered sensor's uptime over the
+    /// period (0 without a sensor).
+    pub coverage_share: f64,
+    /// Page 1's warning when `coverage_share` is below [`COVERAGE_WARN_SHARE`] (and there is
+    /// data): the share covered, and that every figure is a lower bound.
+    pub coverage_warning: Option<String>,
     /// Findings in words.
     pub headlines: Vec<Headline>,
     /// Departments shown, with their active hosts ([`ALL_DEPARTMENTS`] first).
@@ -445,10 +467,27 @@ impl Report {
             services: table("survey_services", &input.services),
             channels: table("survey_channels", &input.channels),
         };
-        let departments = department_lines(&depts.shown, &in_scope);
+        let mut departments = department_lines(&depts.shown, &in_scope);
+        // Configured departments without any traffic: listed, 0 devices, not observed.
+        let seen = |d: &str| {
+            input.departments.iter().any(|r| {
+                r.department == d
+                    && (r.active_hosts.count > 0 || r.unnamed_flows.values().any(|&n| n > 0) || r.unanswered_flows.values().any(|&n| n > 0))
+            })
+        };
+        let configured: BTreeSet<&str> = input.departments_configured.iter().map(String::as_str).collect();
+        for d in configured {
+            if d != ALL_DEPARTMENTS && in_scope(d) && !seen(d) && !departments.iter().any(|l| l.department == d) {
+                departments.push(DepartmentLine { department: d.to_string(), active_hosts: 0, hosts_exact: true, observed: false });
+            }
+        }
+        departments.sort_by(|a, b| department_order(&a.department).cmp(&department_order(&b.department)));
         let trend = trend(input, k, &scope, &in_scope, &mut withheld);
         let top_unsanctioned = top_unsanctioned(&survey.services, &scope);
-        let headlines = headlines(&survey, &departments, &scope, &period);
+        let no_data = !input.has_data();
+        let headlines = if no_data { Vec::new() } else { headlines(&survey, &departments, &scope, &period) };
+        let coverage_share = coverage_share(input, &period);
+        let coverage_warning = (!no_data && coverage_share < COVERAGE_WARN_SHARE).then(|| coverage_warning(coverage_share));
         let exemptions = exemptions(input, opts, &survey.services, &in_scope);
         let methodology = methodology(input, opts.k, k, withheld, &period);
         Report {
@@ -456,6 +495,9 @@ impl Report {
             scope,
             source: input.source.clone(),
             k,
+            no_data,
+            coverage_share,
+            coverage_warning,
             headlines,
             departments,
             survey,
@@ -464,6 +506,17 @@ impl Report {
             exemptions,
             methodology,
         }
+    }
+}
+
+impl Report {
+    /// Page 1's sentence when the report is of one department that the configuration has but
+    /// that had no traffic in the period: its absence of findings is no evidence of no use.
+    pub fn scope_not_observed(&self) -> Option<String> {
+        let d = self.departments.iter().find(|d| d.department == self.scope && self.scope != ALL_DEPARTMENTS)?;
+        (!d.observed).then(|| {
+            format!("Department {} had no traffic in this period ({NOT_OBSERVED}): nothing can be concluded about its use.", d.department)
+        })
     }
 }
 
@@ -493,6 +546,21 @@ pub fn category_label(category: &str) -> String {
         "corporate-suite" => "corporate suites".into(),
         other => other.replace(['-', '_'], " "),
     }
+}
+
+/// The least covered sensor's uptime over the period (0 without a sensor or a period).
+fn coverage_share(input: &ReportInput, period: &Period) -> f64 {
+    let period_secs = u64::from(period.days) * 86_400;
+    input.coverage.sensors.iter().map(|s| share(s.uptime_secs, period_secs).unwrap_or(0.0)).reduce(f64::min).unwrap_or(0.0)
+}
+
+/// Page 1's sentence on a coverage below [`COVERAGE_WARN_SHARE`].
+pub fn coverage_warning(covered: f64) -> String {
+    format!(
+        "Partial coverage: the sensors covered {} of the period (the least covered sensor's uptime). Use while a sensor \
+         was down was not seen, so every figure in this report is a lower bound.",
+        display::percent(covered)
+    )
 }
 
 fn period(from: Date, to: Date) -> Period {
@@ -554,7 +622,12 @@ fn department_lines(shown: &BTreeMap<&str, &DepartmentRow>, in_scope: &dyn Fn(&s
     let mut out: Vec<DepartmentLine> = shown
         .values()
         .filter(|r| in_scope(&r.department))
-        .map(|r| DepartmentLine { department: r.department.clone(), active_hosts: r.active_hosts.count, hosts_exact: r.active_hosts.exact })
+        .map(|r| DepartmentLine {
+            department: r.department.clone(),
+            active_hosts: r.active_hosts.count,
+            hosts_exact: r.active_hosts.exact,
+            observed: true,
+        })
         .collect();
     out.sort_by(|a, b| department_order(&a.department).cmp(&department_order(&b.department)));
     out
@@ -631,7 +704,7 @@ fn top_unsanctioned(services: &[UsageLine], scope: &str) -> Vec<TopService> {
 fn headlines(survey: &Survey, departments: &[DepartmentLine], scope: &str, period: &Period) -> Vec<Headline> {
     let org = scope == ALL_DEPARTMENTS;
     let counted = |d: &str| d != ALL_DEPARTMENTS && d != UNMAPPED;
-    let total = departments.iter().filter(|d| counted(&d.department)).count() as u64;
+    let total = departments.iter().filter(|d| d.observed && counted(&d.department)).count() as u64;
     let categories: BTreeSet<&str> =
         survey.categories.iter().filter(|l| l.status == UNSANCTIONED).map(|l| l.category.as_str()).collect();
     let mut out: Vec<Headline> = Vec::new();
@@ -994,11 +1067,73 @@ pub(crate) mod tests {
                 unanswered_as_use: false,
             },
             damaged_captures: vec![],
+            departments_configured: vec![],
         }
     }
 
     fn build(input: &ReportInput) -> Report {
         Report::build(input, &ReportOptions::for_input(input))
+    }
+
+    /// An input with nothing in it: no packets, no flows, no sensor uptime.
+    pub(crate) fn empty_input() -> ReportInput {
+        let mut i = ReportInput { services: vec![], categories: vec![], channels: vec![], departments: vec![], weeks: vec![], ..input() };
+        i.coverage = Coverage { min_group_size: 5, ..Coverage::default() };
+        i
+    }
+
+    #[test]
+    fn no_data_is_never_read_as_no_use() {
+        let i = empty_input();
+        assert!(!i.has_data());
+        let r = build(&i);
+        assert!(r.no_data);
+        assert!(r.headlines.is_empty());
+        assert_eq!(r.coverage_warning, None, "no data says more than a coverage of 0%");
+        let full = input();
+        assert!(full.has_data());
+        assert!(!build(&full).no_data);
+    }
+
+    #[test]
+    fn coverage_below_90_percent_warns_on_page_one() {
+        let i = input(); // one sensor up half of the period
+        let r = build(&i);
+        assert_eq!(r.coverage_share, 0.5);
+        let w = r.coverage_warning.expect("a warning");
+        assert!(w.contains("50.0% of the period") && w.contains("lower bound"), "{w}");
+        let mut i = input();
+        i.coverage.sensors[0].uptime_secs = 31 * 86_400 * 95 / 100;
+        let r = build(&i);
+        assert_eq!(r.coverage_share, 0.95);
+        assert_eq!(r.coverage_warning, None);
+        // The least covered sensor decides.
+        i.coverage.sensors.push(Sensor { name: "s0".into(), uptime_secs: 31 * 86_400 / 4 });
+        assert_eq!(build(&i).coverage_share, 0.25);
+    }
+
+    #[test]
+    fn a_configured_department_without_traffic_is_listed_as_not_observed() {
+        let mut i = input();
+        i.departments_configured = vec!["finance".into(), "hr".into(), "legal".into(), "tiny".into()];
+        let r = build(&i);
+        let hr = r.departments.iter().find(|d| d.department == "hr").expect("hr listed");
+        assert_eq!((hr.active_hosts, hr.observed), (0, false));
+        assert!(r.departments.iter().filter(|d| d.department != "hr").all(|d| d.observed));
+        assert!(!r.departments.iter().any(|d| d.department == "tiny"), "withheld for k, not 'not observed'");
+        assert_eq!(r.departments.iter().map(|d| d.department.as_str()).collect::<Vec<_>>(), ["_all", "finance", "hr", "legal"]);
+        assert_eq!(r.headlines[0].departments_total, Some(2), "a department not observed is not counted as one without use");
+        // A department report of it says so too.
+        let r = Report::build(&i, &ReportOptions { department: Some("hr".into()), ..ReportOptions::for_input(&i) });
+        assert_eq!(r.departments.len(), 1);
+        assert!(!r.departments[0].observed);
+        assert!(r.scope_not_observed().is_some_and(|t| t.starts_with("Department hr had no traffic")));
+        assert_eq!(build(&i).scope_not_observed(), None);
+        // Inputs saved before the list existed still load.
+        let mut v = serde_json::to_value(input()).unwrap();
+        v.as_object_mut().unwrap().remove("departments_configured");
+        let back: ReportInput = serde_json::from_value(v).unwrap();
+        assert!(back.departments_configured.is_empty());
     }
 
     #[test]

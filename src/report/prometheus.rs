@@ -636,6 +636,7 @@ pub fn load_with(api: &dyn Api, source: &str, from: Date, to: Date, now: i64) ->
         exemptions: exemptions(api, start, end)?,
         coverage: coverage(api, start, end, &snap)?,
         damaged_captures: Vec::new(),
+        departments_configured: Vec::new(),
     })
 }
 

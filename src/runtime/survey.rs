@@ -146,6 +146,7 @@ pub fn input_with(
     input.source = format!("survey of {} capture file(s)", pipe.sources.len());
     input.damaged_captures = damaged.into_iter().map(|(_, d)| d).collect();
     input.damaged_captures.sort();
+    input.departments_configured = settings.department_names.iter().map(|(id, _)| id.clone()).collect();
     Ok(input)
 }
 

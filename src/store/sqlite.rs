@@ -716,6 +716,7 @@ impl Store {
             exemptions,
             coverage,
             damaged_captures: Vec::new(),
+            departments_configured: Vec::new(),
         })
     }
 }

@@ -13,7 +13,7 @@
 
 use std::fmt::Display;
 
-use crate::report::model::{Report, UsageLine, SHARE_DECIMALS};
+use crate::report::model::{Report, UsageLine, NO_DATA_TEXT, SHARE_DECIMALS};
 
 /// The header line's columns.
 pub const COLUMNS: [&str; 10] = ["section", "department", "category", "service", "channel", "status", "week", "name", "metric", "value"];
@@ -90,6 +90,13 @@ pub fn render(r: &Report) -> String {
     w.value(&l, "period", &r.period.label);
     w.value(&l, "source", &r.source);
     w.value(&l, "k", &r.k.to_string());
+    w.value(&l, "no_data", &r.no_data.to_string());
+    w.value(&l, "coverage_share", &share(r.coverage_share));
+    w.value(&l, "coverage_warning", r.coverage_warning.as_deref().unwrap_or(""));
+    if r.no_data {
+        let l = Labels { section: "headline", department: &r.scope, ..Labels::default() };
+        w.value(&l, "text", NO_DATA_TEXT);
+    }
 
     for h in &r.headlines {
         let l = Labels { section: "headline", department: &r.scope, category: &h.category, status: &h.status, ..Labels::default() };
@@ -103,6 +110,7 @@ pub fn render(r: &Report) -> String {
         let l = Labels { section: "department", department: &d.department, ..Labels::default() };
         w.value(&l, "active_hosts", &d.active_hosts.to_string());
         w.value(&l, "hosts_exact", &d.hosts_exact.to_string());
+        w.value(&l, "observed", &d.observed.to_string());
     }
     for (section, rows) in [("survey_category", &r.survey.categories), ("survey_service", &r.survey.services), ("survey_channel", &r.survey.channels)] {
         for u in rows {

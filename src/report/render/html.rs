@@ -11,6 +11,7 @@
 //!
 //! | key | value |
 //! |---|---|
+//! | `coverage_share` | the share of the period covered, in page 1's banner (only below 90%) |
 //! | `headline/{category}/{status}/{share,using,total}` | a finding's share and N of M departments |
 //! | `dept/{department}/active_hosts` | active devices |
 //! | `heat/{department}/{category}/{status}/share` | a cell of the survey matrix |
@@ -32,7 +33,7 @@ use super::escape::{checked, esc};
 use super::svg;
 use crate::report::display;
 use crate::report::input::ALL_DEPARTMENTS;
-use crate::report::model::{Report, UsageLine, UNSANCTIONED};
+use crate::report::model::{Report, UsageLine, NOT_OBSERVED, NO_DATA_TEXT, UNSANCTIONED};
 
 /// The page's style: system fonts only, A4 print rules, colours kept in print.
 const CSS: &str = r#"
@@ -47,6 +48,7 @@ h2 { font-size: 20px; margin: 28px 0 8px; color: var(--accent); }
 h3 { font-size: 15px; margin: 18px 0 6px; }
 p.sub, p.note, figcaption, .muted { color: var(--muted); }
 p.note { font-size: 12px; }
+p.warn { border-left: 4px solid #b45309; background: #fff7ed; padding: 6px 10px; font-weight: 600; }
 ul.findings { padding-left: 20px; }
 ul.findings li { margin: 4px 0; font-size: 15px; }
 table { border-collapse: collapse; width: 100%; margin: 6px 0 14px; font-variant-numeric: tabular-nums; }
@@ -182,7 +184,17 @@ fn header(r: &Report) -> String {
 
 fn findings(r: &Report) -> String {
     let mut s = String::from("<section class=\"first\" id=\"findings\">\n<h2>Findings</h2>\n");
-    if r.headlines.is_empty() {
+    if let Some(text) = &r.coverage_warning {
+        // The share in the sentence is a checked number like any other.
+        let pct = display::percent(r.coverage_share);
+        let span = format!("<span{}>{}</span>", checked("coverage_share", "/coverage_share", "percent"), esc(&pct));
+        s += &format!("<p class=\"warn\" id=\"coverage-warning\">{}</p>\n", esc(text).replacen(&esc(&pct), &span, 1));
+    }
+    if r.no_data {
+        s += &format!("<p class=\"warn\" id=\"no-data\">{}</p>\n", esc(NO_DATA_TEXT));
+    } else if let Some(text) = r.scope_not_observed() {
+        s += &format!("<p class=\"warn\" id=\"not-observed\">{}</p>\n", esc(&text));
+    } else if r.headlines.is_empty() {
         s += "<p>No unsanctioned use by a group of at least k devices.</p>\n";
     } else {
         s += "<ul class=\"findings\">\n";
@@ -233,7 +245,8 @@ fn matrix(r: &Report) -> String {
     }
     s += "</tr></thead>\n<tbody>\n";
     for (di, d) in r.departments.iter().enumerate() {
-        s += &format!("<tr><td>{}</td>", dept_label(&d.department));
+        let label = if d.observed { dept_label(&d.department) } else { format!("{} <small>({NOT_OBSERVED})</small>", dept_label(&d.department)) };
+        s += &format!("<tr><td>{label}</td>");
         s += &num(&format!("dept/{}/active_hosts", d.department), &format!("/departments/{di}/active_hosts"), "count", &display::count(d.active_hosts), d.hosts_exact);
         for c in &categories {
             let found = r
@@ -257,7 +270,8 @@ fn matrix(r: &Report) -> String {
     }
     s += &format!(
         "</tbody>\n</table>\n<p class=\"note\">&ndash;: no use, or use by fewer than {} devices (not shown). Colour: white 0% to dark \
-         orange 50% and more. Italic counts are estimates.</p>\n",
+         orange 50% and more. Italic counts are estimates. A configured department without any traffic in the period \
+         reads ({NOT_OBSERVED}), 0 devices: not seen, which is not the same as no use.</p>\n",
         r.k
     );
     s

@@ -4,7 +4,7 @@
 
 use crate::report::display;
 use crate::report::input::ALL_DEPARTMENTS;
-use crate::report::model::{Report, UsageLine};
+use crate::report::model::{Report, UsageLine, NOT_OBSERVED, NO_DATA_TEXT};
 
 /// Escapes text for a Markdown table cell: Markdown punctuation gets a backslash, HTML's
 /// `<`, `>` and `&` become entities, line breaks become spaces.
@@ -101,7 +101,14 @@ pub fn render(r: &Report) -> String {
     );
 
     s += "## Findings\n\n";
-    if r.headlines.is_empty() {
+    if let Some(text) = &r.coverage_warning {
+        s += &format!("> **Warning.** {}\n\n", esc(text));
+    }
+    if r.no_data {
+        s += &format!("> **{}**\n\n", esc(NO_DATA_TEXT));
+    } else if let Some(text) = r.scope_not_observed() {
+        s += &format!("> **{}**\n\n", esc(&text));
+    } else if r.headlines.is_empty() {
         s += "No unsanctioned use by a group of at least k devices.\n\n";
     }
     for h in &r.headlines {
@@ -157,7 +164,16 @@ pub fn render(r: &Report) -> String {
     let rows = r
         .departments
         .iter()
-        .map(|d| vec![dept(&d.department), format!("{}{}", display::count(d.active_hosts), if d.hosts_exact { "" } else { " (est.)" })])
+        .map(|d| {
+            let note = if !d.observed {
+                format!(" ({NOT_OBSERVED})")
+            } else if d.hosts_exact {
+                String::new()
+            } else {
+                " (est.)".into()
+            };
+            vec![dept(&d.department), format!("{}{note}", display::count(d.active_hosts))]
+        })
         .collect();
     s += &table(&["Department", "Active devices"], 1, rows);
     s += &usage("By category", &r.survey.categories, false, false);

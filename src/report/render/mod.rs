@@ -156,6 +156,78 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn every_format_says_no_data_on_page_one() {
+        let i = crate::report::model::tests::empty_input();
+        let r = Report::build(&i, &ReportOptions::for_input(&i));
+        let md = render(&r, Format::Markdown);
+        let html = render(&r, Format::Html);
+        let csv = render(&r, Format::Csv);
+        let json = render(&r, Format::Json);
+        for text in [&md, &html, &csv, &json] {
+            assert!(!text.contains("No unsanctioned use"), "never all clear: {text}");
+        }
+        let findings = &md[md.find("## Findings").unwrap()..md.find("## Top unsanctioned").unwrap()];
+        assert!(findings.contains("No data for this period") && findings.contains("nothing can be concluded"), "{findings}");
+        let page1 = &html[html.find("id=\"findings\"").unwrap()..];
+        let page1 = &page1[..page1.find("</section>").unwrap()];
+        assert!(page1.contains("id=\"no-data\">No data for this period"), "{page1}");
+        assert!(csv.contains("\r\nreport,_all,,,,,,,no_data,true\r\n"), "{csv}");
+        assert!(csv.contains("\r\nheadline,_all,,,,,,,text,\"No data for this period"), "{csv}");
+        assert!(json.contains("\"no_data\": true"), "{json}");
+        let full = report();
+        assert!(render(&full, Format::Json).contains("\"no_data\": false"));
+        assert!(!render(&full, Format::Markdown).contains("No data for this period"));
+    }
+
+    #[test]
+    fn every_format_warns_of_half_coverage_on_page_one() {
+        let r = report(); // one sensor up half of the period
+        let sentence = "the sensors covered 50.0% of the period";
+        let md = render(&r, Format::Markdown);
+        let findings = &md[md.find("## Findings").unwrap()..md.find("## Top unsanctioned").unwrap()];
+        assert!(findings.contains("> **Warning.** Partial coverage: the sensors covered 50.0% of the period") && findings.contains("lower bound"), "{findings}");
+        let html = render(&r, Format::Html);
+        let warn = &html[html.find("id=\"coverage-warning\"").expect("banner")..];
+        let warn = &warn[..warn.find("</p>").unwrap()];
+        assert!(warn.contains("data-key=\"coverage_share\" data-ptr=\"/coverage_share\""), "{warn}");
+        assert!(warn.contains(">50.0%</span> of the period") && warn.contains("lower bound"), "{warn}");
+        assert!(html.find("id=\"coverage-warning\"").unwrap() < html.find("id=\"methodology\"").unwrap(), "on page 1");
+        let csv = render(&r, Format::Csv);
+        assert!(csv.contains("\r\nreport,_all,,,,,,,coverage_share,0.5000\r\n"), "{csv}");
+        assert!(csv.contains(sentence), "{csv}");
+        let json = render(&r, Format::Json);
+        assert!(json.contains("\"coverage_share\": 0.5,") && json.contains("\"coverage_warning\": \"Partial coverage: the sensors covered 50.0%"), "{json}");
+        let mut i = input();
+        i.coverage.sensors[0].uptime_secs = 31 * 86_400;
+        let full = Report::build(&i, &ReportOptions::for_input(&i));
+        for f in [Format::Html, Format::Markdown, Format::Csv, Format::Json] {
+            assert!(!render(&full, f).contains("Partial coverage"), "{f:?}");
+        }
+        assert!(render(&full, Format::Json).contains("\"coverage_warning\": null"));
+    }
+
+    #[test]
+    fn every_format_lists_a_configured_department_not_observed() {
+        let mut i = input();
+        i.departments_configured = vec!["finance".into(), "hr".into(), "legal".into()];
+        let r = Report::build(&i, &ReportOptions::for_input(&i));
+        let md = render(&r, Format::Markdown);
+        assert!(md.contains("| hr | 0 (not observed) |"), "{md}");
+        let html = render(&r, Format::Html);
+        assert!(html.contains("<tr><td>hr <small>(not observed)</small></td><td class=\"n\" data-key=\"dept/hr/active_hosts\""), "{html}");
+        let csv = render(&r, Format::Csv);
+        assert!(csv.contains("\r\ndepartment,hr,,,,,,,active_hosts,0\r\ndepartment,hr,,,,,,,hosts_exact,true\r\ndepartment,hr,,,,,,,observed,false\r\n"), "{csv}");
+        assert!(csv.contains("\r\ndepartment,finance,,,,,,,observed,true\r\n"), "{csv}");
+        let one = Report::build(&i, &ReportOptions { department: Some("hr".into()), ..ReportOptions::for_input(&i) });
+        for f in [Format::Html, Format::Markdown] {
+            let text = render(&one, f);
+            assert!(text.contains("Department hr had no traffic in this period (not observed)") && !text.contains("No unsanctioned use"), "{f:?}: {text}");
+        }
+        let json = render(&r, Format::Json);
+        assert!(json.contains("\"department\": \"hr\",\n      \"active_hosts\": 0,\n      \"hosts_exact\": true,\n      \"observed\": false"), "{json}");
+    }
+
+    #[test]
     fn json_round_trips_to_the_same_report() {
         let r = report();
         let text = json(&r);
