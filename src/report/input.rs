@@ -208,6 +208,52 @@ pub struct ReportInput {
     /// earlier builds).
     #[serde(default)]
     pub departments_configured: Vec<String>,
+    /// Display names of departments by id, from the configuration (a survey knows it). A
+    /// department without one is shown by its id. Absent from inputs saved by earlier builds and
+    /// from the store's and Prometheus' inputs, which do not record the configuration.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub department_names: BTreeMap<String, String>,
+    /// The catalog's description of the services of the input, sorted by id: display name and
+    /// what each means for records and data location. Empty when the source does not know the
+    /// catalog (the store, Prometheus, inputs saved by earlier builds): services are then shown
+    /// by their ids and the service table is empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub service_catalog: Vec<ServiceInfo>,
+}
+
+/// A service as the catalog describes it (`rules/services/*.toml`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceInfo {
+    /// Service id (`whatsapp`).
+    pub id: String,
+    /// Display name (`WhatsApp`).
+    pub name: String,
+    /// Category.
+    pub category: String,
+    /// Vendor.
+    pub vendor: String,
+    /// Vendor's country (ISO 3166-1 alpha-2; empty for a generic service of many vendors).
+    pub vendor_country: String,
+    /// Where data is held, as the vendor states it.
+    pub data_location: String,
+    /// End-to-end encrypted by default.
+    pub e2ee: bool,
+    /// Messages can disappear.
+    pub disappearing_messages: bool,
+    /// Sources of the catalog's data, when it names them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub references: Vec<ServiceReference>,
+}
+
+/// Where the catalog's data of a service came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceReference {
+    /// Which list.
+    pub what: String,
+    /// Its source, in words.
+    pub source: String,
+    /// Date checked.
+    pub checked: String,
 }
 
 /// What became of a damaged capture file.
@@ -232,6 +278,16 @@ pub struct DamagedCapture {
 }
 
 impl ReportInput {
+    /// A department's display name: the configured one, else its id.
+    pub fn department_name<'a>(&'a self, id: &'a str) -> &'a str {
+        self.department_names.get(id).map_or(id, String::as_str)
+    }
+
+    /// A service's display name: the catalog's, else its id.
+    pub fn service_name<'a>(&'a self, id: &'a str) -> &'a str {
+        self.service_catalog.iter().find(|s| s.id == id).map_or(id, |s| s.name.as_str())
+    }
+
     /// Whether the source held anything for the period: packets processed, a sensor running
     /// (uptime), or a flow in any row. An input without data renders a report that could be
     /// read as "no use": `shadowtap report` refuses it unless `--allow-empty`, and the report

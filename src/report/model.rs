@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use time::{Date, Duration};
 
 use super::display;
-use super::input::{CaptureDamage, DamagedCapture, DepartmentRow, HostMethod, ReportInput, UsageRow, ALL_DEPARTMENTS};
+use super::input::{CaptureDamage, DamagedCapture, DepartmentRow, HostMethod, ReportInput, ServiceInfo, UsageRow, ALL_DEPARTMENTS};
 use super::suppress;
 use crate::classify::UNMAPPED;
 
@@ -433,6 +433,41 @@ pub struct Report {
     pub exemptions: Exemptions,
     /// Methodology and coverage.
     pub methodology: Methodology,
+    /// The catalog's description of every service in the report (survey tables, top list,
+    /// exemptions), sorted by id; services the input does not describe are not listed.
+    pub service_table: Vec<ServiceInfo>,
+    /// Display names for HTML and Markdown (JSON and CSV keep ids).
+    #[serde(skip)]
+    pub names: Names,
+}
+
+/// Display names of departments and services, by id; an id without a name is shown as is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Names {
+    /// Department id → configured display name.
+    pub departments: BTreeMap<String, String>,
+    /// Service id → catalog name.
+    pub services: BTreeMap<String, String>,
+}
+
+impl Names {
+    /// The names an input carries.
+    pub fn of(input: &ReportInput) -> Names {
+        Names {
+            departments: input.department_names.clone(),
+            services: input.service_catalog.iter().map(|s| (s.id.clone(), s.name.clone())).collect(),
+        }
+    }
+
+    /// A department's display name, else its id.
+    pub fn department<'a>(&'a self, id: &'a str) -> &'a str {
+        self.departments.get(id).map_or(id, String::as_str)
+    }
+
+    /// A service's display name, else its id.
+    pub fn service<'a>(&'a self, id: &'a str) -> &'a str {
+        self.services.get(id).map_or(id, String::as_str)
+    }
 }
 
 impl Report {
@@ -485,11 +520,21 @@ impl Report {
         let trend = trend(input, k, &scope, &in_scope, &mut withheld);
         let top_unsanctioned = top_unsanctioned(&survey.services, &scope);
         let no_data = !input.has_data();
-        let headlines = if no_data { Vec::new() } else { headlines(&survey, &departments, &scope, &period) };
+        let names = Names::of(input);
+        let headlines = if no_data { Vec::new() } else { headlines(&survey, &departments, &scope, &period, &names) };
         let coverage_share = coverage_share(input, &period);
         let coverage_warning = (!no_data && coverage_share < COVERAGE_WARN_SHARE).then(|| coverage_warning(coverage_share));
         let exemptions = exemptions(input, opts, &survey.services, &in_scope);
         let methodology = methodology(input, opts.k, k, withheld, &period);
+        let shown: BTreeSet<&str> = [&survey.services, &survey.channels]
+            .into_iter()
+            .flatten()
+            .map(|l| l.service.as_str())
+            .chain(top_unsanctioned.iter().map(|t| t.service.as_str()))
+            .chain(exemptions.list.iter().map(|x| x.service.as_str()))
+            .collect();
+        let mut service_table: Vec<ServiceInfo> = input.service_catalog.iter().filter(|s| shown.contains(s.id.as_str())).cloned().collect();
+        service_table.sort_by(|a, b| a.id.cmp(&b.id));
         Report {
             period,
             scope,
@@ -505,6 +550,8 @@ impl Report {
             top_unsanctioned,
             exemptions,
             methodology,
+            service_table,
+            names,
         }
     }
 }
@@ -515,7 +562,7 @@ impl Report {
     pub fn scope_not_observed(&self) -> Option<String> {
         let d = self.departments.iter().find(|d| d.department == self.scope && self.scope != ALL_DEPARTMENTS)?;
         (!d.observed).then(|| {
-            format!("Department {} had no traffic in this period ({NOT_OBSERVED}): nothing can be concluded about its use.", d.department)
+            format!("Department {} had no traffic in this period ({NOT_OBSERVED}): nothing can be concluded about its use.", self.names.department(&d.department))
         })
     }
 }
@@ -701,7 +748,7 @@ fn top_unsanctioned(services: &[UsageLine], scope: &str) -> Vec<TopService> {
         .collect()
 }
 
-fn headlines(survey: &Survey, departments: &[DepartmentLine], scope: &str, period: &Period) -> Vec<Headline> {
+fn headlines(survey: &Survey, departments: &[DepartmentLine], scope: &str, period: &Period, names: &Names) -> Vec<Headline> {
     let org = scope == ALL_DEPARTMENTS;
     let counted = |d: &str| d != ALL_DEPARTMENTS && d != UNMAPPED;
     let total = departments.iter().filter(|d| d.observed && counted(&d.department)).count() as u64;
@@ -720,8 +767,9 @@ fn headlines(survey: &Survey, departments: &[DepartmentLine], scope: &str, perio
         services.sort_by(|a, b| by_use(a, b));
         let services: Vec<String> = services.iter().take(HEADLINE_SERVICES).map(|l| l.service.clone()).collect();
         let label = category_label(category);
-        let named = if services.is_empty() { String::new() } else { format!(" ({})", services.join(", ")) };
-        let where_ = if org { "the organisation".to_string() } else { scope.to_string() };
+        let shown: Vec<&str> = services.iter().map(|s| names.service(s)).collect();
+        let named = if shown.is_empty() { String::new() } else { format!(" ({})", shown.join(", ")) };
+        let where_ = if org { "the organisation".to_string() } else { names.department(scope).to_string() };
         // "In October 2026", "In 2026-10-03", "From 2026-10-03 to 2026-10-09".
         let when = if period.from == period.to || !period.label.contains(" to ") { "In" } else { "From" };
         let mut text = match share {
@@ -1068,6 +1116,8 @@ pub(crate) mod tests {
             },
             damaged_captures: vec![],
             departments_configured: vec![],
+            department_names: Default::default(),
+            service_catalog: vec![],
         }
     }
 

@@ -637,6 +637,8 @@ pub fn load_with(api: &dyn Api, source: &str, from: Date, to: Date, now: i64) ->
         coverage: coverage(api, start, end, &snap)?,
         damaged_captures: Vec::new(),
         departments_configured: Vec::new(),
+        department_names: Default::default(),
+        service_catalog: Vec::new(),
     })
 }
 

@@ -717,6 +717,8 @@ impl Store {
             coverage,
             damaged_captures: Vec::new(),
             departments_configured: Vec::new(),
+            department_names: Default::default(),
+            service_catalog: Vec::new(),
         })
     }
 }

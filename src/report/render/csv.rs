@@ -5,7 +5,7 @@
 //! Columns: `section,department,category,service,channel,status,week,name,metric,value`.
 //! A row is one value: `section` names the table it comes from (`report`, `headline`,
 //! `department`, `survey_category`, `survey_service`, `survey_channel`, `trend_week`,
-//! `trend`, `top_unsanctioned`, `exemption`, `exemption_use`, `after_expiry`, `methodology`,
+//! `trend`, `top_unsanctioned`, `exemption`, `exemption_use`, `after_expiry`, `service`, `methodology`,
 //! `sensor`, `named_by_signal`, `unnamed_by_reason`, `withheld`, `note`), the label columns
 //! that apply are filled (`name` holds a sensor, signal, reason or table name), `metric` says
 //! what `value` is. Shares are fractions with 4 decimals (`0.0714`), counts are integers,
@@ -154,6 +154,20 @@ pub fn render(r: &Report) -> String {
             let l = Labels { section, department: &u.usage.department, category: &u.usage.category, service: &u.usage.service, status: &u.usage.status, ..Labels::default() };
             w.value(&l, "expires", &opt(u.expires));
             w.value(&l, "reference", u.reference.as_deref().unwrap_or(""));
+        }
+    }
+    for x in &r.service_table {
+        let l = Labels { section: "service", category: &x.category, service: &x.id, ..Labels::default() };
+        w.value(&l, "name", &x.name);
+        w.value(&l, "vendor", &x.vendor);
+        w.value(&l, "vendor_country", &x.vendor_country);
+        w.value(&l, "data_location", &x.data_location);
+        w.value(&l, "e2ee", &x.e2ee.to_string());
+        w.value(&l, "disappearing_messages", &x.disappearing_messages.to_string());
+        for (i, f) in x.references.iter().enumerate() {
+            let n = (i + 1).to_string();
+            let l = Labels { name: &n, ..l };
+            w.value(&l, "reference", &format!("{} ({}, checked {})", f.what, f.source, f.checked));
         }
     }
     let m = &r.methodology;

@@ -33,7 +33,7 @@ use super::escape::{checked, esc};
 use super::svg;
 use crate::report::display;
 use crate::report::input::ALL_DEPARTMENTS;
-use crate::report::model::{Report, UsageLine, NOT_OBSERVED, NO_DATA_TEXT, UNSANCTIONED};
+use crate::report::model::{Names, Report, UsageLine, NOT_OBSERVED, NO_DATA_TEXT, UNSANCTIONED};
 
 /// The page's style: system fonts only, A4 print rules, colours kept in print.
 const CSS: &str = r#"
@@ -82,11 +82,11 @@ dl.facts dd { margin: 0; }
 "#;
 
 /// A department id for people: the organisation has a name of its own.
-fn dept_label(d: &str) -> String {
+fn dept_label(n: &Names, d: &str) -> String {
     if d == ALL_DEPARTMENTS {
         "Organisation".into()
     } else {
-        esc(d)
+        esc(n.department(d))
     }
 }
 
@@ -121,7 +121,7 @@ struct Columns {
     channel: bool,
 }
 
-fn usage_table(caption: &str, prefix: &str, ptr_base: &str, rows: &[UsageLine], cols: Columns) -> String {
+fn usage_table(n: &Names, caption: &str, prefix: &str, ptr_base: &str, rows: &[UsageLine], cols: Columns) -> String {
     if rows.is_empty() {
         return format!("<p class=\"note\">{}: nothing to show.</p>\n", esc(caption));
     }
@@ -138,13 +138,13 @@ fn usage_table(caption: &str, prefix: &str, ptr_base: &str, rows: &[UsageLine], 
     s += "<th>Status</th><th class=\"n\">Devices</th><th class=\"n\">Share</th><th class=\"n\">Flows</th><th class=\"n\">Up</th><th class=\"n\">Down</th></tr></thead>\n<tbody>\n";
     for (i, u) in rows.iter().enumerate() {
         let mut labels = vec![u.department.as_str()];
-        s += &format!("<tr><td>{}</td>", dept_label(&u.department));
+        s += &format!("<tr><td>{}</td>", dept_label(n, &u.department));
         if cols.category {
             s += &format!("<td>{}</td>", esc(&u.category));
         }
         if cols.service {
             labels.push(&u.service);
-            s += &format!("<td>{}</td>", esc(&u.service));
+            s += &format!("<td>{}</td>", esc(n.service(&u.service)));
         }
         if cols.channel {
             labels.push(&u.channel);
@@ -168,7 +168,7 @@ fn usage_table(caption: &str, prefix: &str, ptr_base: &str, rows: &[UsageLine], 
 }
 
 fn header(r: &Report) -> String {
-    let scope = if r.scope == ALL_DEPARTMENTS { "Whole organisation".to_string() } else { format!("Department {}", esc(&r.scope)) };
+    let scope = if r.scope == ALL_DEPARTMENTS { "Whole organisation".to_string() } else { format!("Department {}", esc(r.names.department(&r.scope))) };
     format!(
         "<header>\n<h1>Shadow-IT survey: {}</h1>\n<p class=\"sub\">{scope}, {} to {} ({}) &middot; source: {} &middot; \
          minimum group size k = <span{}>{}</span></p>\n</header>\n",
@@ -219,7 +219,7 @@ fn findings(r: &Report) -> String {
                 s += &num(&key("using"), &ptr("departments_using"), "count", &display::count(n), true);
                 s += &num(&key("total"), &ptr("departments_total"), "count", &display::count(m), true);
             }
-            s += &format!("<td>{}</td></tr>\n", esc(&h.services.join(", ")));
+            s += &format!("<td>{}</td></tr>\n", esc(&h.services.iter().map(|x| r.names.service(x)).collect::<Vec<_>>().join(", ")));
         }
         s += "</tbody>\n</table>\n";
     }
@@ -245,7 +245,7 @@ fn matrix(r: &Report) -> String {
     }
     s += "</tr></thead>\n<tbody>\n";
     for (di, d) in r.departments.iter().enumerate() {
-        let label = if d.observed { dept_label(&d.department) } else { format!("{} <small>({NOT_OBSERVED})</small>", dept_label(&d.department)) };
+        let label = if d.observed { dept_label(&r.names, &d.department) } else { format!("{} <small>({NOT_OBSERVED})</small>", dept_label(&r.names, &d.department)) };
         s += &format!("<tr><td>{label}</td>");
         s += &num(&format!("dept/{}/active_hosts", d.department), &format!("/departments/{di}/active_hosts"), "count", &display::count(d.active_hosts), d.hosts_exact);
         for c in &categories {
@@ -280,9 +280,9 @@ fn matrix(r: &Report) -> String {
 fn survey(r: &Report) -> String {
     let mut s = String::from("<section id=\"survey\">\n<h2>Survey</h2>\n");
     let all = Columns { category: true, service: true, channel: true };
-    s += &usage_table("By category (every status)", "cat", "/survey/categories", &r.survey.categories, Columns { service: false, channel: false, ..all });
-    s += &usage_table("By service", "svc", "/survey/services", &r.survey.services, Columns { channel: false, ..all });
-    s += &usage_table("By service and channel", "chan", "/survey/channels", &r.survey.channels, all);
+    s += &usage_table(&r.names, "By category (every status)", "cat", "/survey/categories", &r.survey.categories, Columns { service: false, channel: false, ..all });
+    s += &usage_table(&r.names, "By service", "svc", "/survey/services", &r.survey.services, Columns { channel: false, ..all });
+    s += &usage_table(&r.names, "By service and channel", "chan", "/survey/channels", &r.survey.channels, all);
     s + "</section>\n"
 }
 
@@ -377,7 +377,7 @@ fn top(r: &Report) -> String {
         .top_unsanctioned
         .iter()
         .enumerate()
-        .map(|(i, t)| svg::Bar { label: &t.service, share: t.share, key: format!("chart/top/{}/share", t.rank), ptr: format!("/top_unsanctioned/{i}/share") })
+        .map(|(i, t)| svg::Bar { label: r.names.service(&t.service), share: t.share, key: format!("chart/top/{}/share", t.rank), ptr: format!("/top_unsanctioned/{i}/share") })
         .collect();
     s += &format!(
         "<figure>\n{}<figcaption>Share of active devices that used each service although it is not sanctioned for their department.</figcaption>\n</figure>\n",
@@ -388,7 +388,7 @@ fn top(r: &Report) -> String {
     for (i, t) in r.top_unsanctioned.iter().enumerate() {
         let key = |m: &str| format!("top/{}/{m}", t.rank);
         let ptr = |m: &str| format!("/top_unsanctioned/{i}/{m}");
-        s += &format!("<tr><td class=\"n\">{}</td><td>{}</td><td>{}</td>", t.rank, esc(&t.service), esc(&t.category));
+        s += &format!("<tr><td class=\"n\">{}</td><td>{}</td><td>{}</td>", t.rank, esc(r.names.service(&t.service)), esc(&t.category));
         s += &num(&key("hosts"), &ptr("hosts"), "count", &display::count(t.hosts), t.hosts_exact);
         s += &share_cell(&key("share"), &ptr("share"), t.share, true);
         s += &num(&key("flows"), &ptr("flows"), "count", &display::count(t.flows), true);
@@ -413,8 +413,8 @@ fn exemptions(r: &Report) -> String {
         for (i, x) in e.list.iter().enumerate() {
             s += &format!(
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
-                dept_label(&x.department),
-                esc(&x.service),
+                dept_label(&r.names, &x.department),
+                esc(r.names.service(&x.service)),
                 esc(x.reference.as_deref().unwrap_or("")),
                 x.start.map(|d| d.to_string()).unwrap_or_default(),
                 x.expires,
@@ -427,9 +427,37 @@ fn exemptions(r: &Report) -> String {
     }
     let svc = Columns { category: true, service: true, channel: false };
     let in_use: Vec<UsageLine> = e.in_use.iter().map(|u| u.usage.clone()).collect();
-    s += &usage_table("Use under an exemption", "exempt-use", "/exemptions/in_use", &in_use, svc);
+    s += &usage_table(&r.names, "Use under an exemption", "exempt-use", "/exemptions/in_use", &in_use, svc);
     let after: Vec<UsageLine> = e.after_expiry.iter().map(|u| u.usage.clone()).collect();
-    s += &usage_table("Unsanctioned use after the department's exemption expired", "after-expiry", "/exemptions/after_expiry", &after, svc);
+    s += &usage_table(&r.names, "Unsanctioned use after the department's exemption expired", "after-expiry", "/exemptions/after_expiry", &after, svc);
+    s + "</section>\n"
+}
+
+/// The service table: what each service of the report means for records and data location.
+fn services(r: &Report) -> String {
+    let mut s = String::from("<section id=\"services\">\n<h2>Services</h2>\n");
+    if r.service_table.is_empty() {
+        s += "<p class=\"note\">The source does not describe the services of this report (the catalog is not at hand): they are shown by their ids.</p>\n";
+    } else {
+        s += "<table>\n<caption>Services in this report, as the catalog describes them</caption>\n<thead><tr><th>Service</th><th>Category</th><th>Vendor</th><th>Vendor country</th><th>Data location</th><th>End-to-end encrypted</th><th>Disappearing messages</th><th>References</th></tr></thead>\n<tbody>\n";
+        let yes = |b: bool| if b { "yes" } else { "no" };
+        for x in &r.service_table {
+            let refs: Vec<String> = x.references.iter().map(|f| format!("{} ({}, checked {})", f.what, f.source, f.checked)).collect();
+            s += &format!(
+                "<tr data-service=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                esc(&x.id),
+                esc(&x.name),
+                esc(&x.category),
+                esc(&x.vendor),
+                esc(&x.vendor_country),
+                esc(&x.data_location),
+                yes(x.e2ee),
+                yes(x.disappearing_messages),
+                esc(&refs.join("; "))
+            );
+        }
+        s += "</tbody>\n</table>\n";
+    }
     s + "</section>\n"
 }
 
@@ -540,7 +568,7 @@ pub fn render(r: &Report) -> String {
     let title = format!(
         "Shadow-IT survey, {}{}",
         r.period.label,
-        if r.scope == ALL_DEPARTMENTS { String::new() } else { format!(", {}", r.scope) }
+        if r.scope == ALL_DEPARTMENTS { String::new() } else { format!(", {}", r.names.department(&r.scope)) }
     );
     let mut s = format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
@@ -553,6 +581,7 @@ pub fn render(r: &Report) -> String {
     s += &trend(r);
     s += &survey(r);
     s += &exemptions(r);
+    s += &services(r);
     s += &methodology(r);
     s + "</body>\n</html>\n"
 }

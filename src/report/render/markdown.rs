@@ -4,7 +4,7 @@
 
 use crate::report::display;
 use crate::report::input::ALL_DEPARTMENTS;
-use crate::report::model::{Report, UsageLine, NOT_OBSERVED, NO_DATA_TEXT};
+use crate::report::model::{Names, Report, UsageLine, NOT_OBSERVED, NO_DATA_TEXT};
 
 /// Escapes text for a Markdown table cell: Markdown punctuation gets a backslash, HTML's
 /// `<`, `>` and `&` become entities, line breaks become spaces.
@@ -26,11 +26,11 @@ pub fn esc(s: &str) -> String {
     out
 }
 
-fn dept(d: &str) -> String {
+fn dept(n: &Names, d: &str) -> String {
     if d == ALL_DEPARTMENTS {
         "**Organisation**".into()
     } else {
-        esc(d)
+        esc(n.department(d))
     }
 }
 
@@ -46,7 +46,7 @@ fn table(head: &[&str], right: usize, rows: Vec<Vec<String>>) -> String {
     s + "\n"
 }
 
-fn usage(title: &str, rows: &[UsageLine], service: bool, channel: bool) -> String {
+fn usage(n: &Names, title: &str, rows: &[UsageLine], service: bool, channel: bool) -> String {
     if rows.is_empty() {
         return format!("*{title}: nothing to show.*\n\n");
     }
@@ -61,9 +61,9 @@ fn usage(title: &str, rows: &[UsageLine], service: bool, channel: bool) -> Strin
     let rows = rows
         .iter()
         .map(|u| {
-            let mut r = vec![dept(&u.department), esc(&u.category)];
+            let mut r = vec![dept(n, &u.department), esc(&u.category)];
             if service {
-                r.push(esc(&u.service));
+                r.push(esc(n.service(&u.service)));
             }
             if channel {
                 r.push(esc(&u.channel));
@@ -126,7 +126,7 @@ pub fn render(r: &Report) -> String {
             .map(|t| {
                 vec![
                     t.rank.to_string(),
-                    esc(&t.service),
+                    esc(r.names.service(&t.service)),
                     esc(&t.category),
                     display::count(t.hosts),
                     display::percent(t.share),
@@ -155,7 +155,7 @@ pub fn render(r: &Report) -> String {
             .trend
             .lines
             .iter()
-            .map(|l| vec![l.week.to_string(), dept(&l.department), esc(&l.category), esc(&l.status), display::count(l.hosts), display::percent(l.share), display::count(l.flows)])
+            .map(|l| vec![l.week.to_string(), dept(&r.names, &l.department), esc(&l.category), esc(&l.status), display::count(l.hosts), display::percent(l.share), display::count(l.flows)])
             .collect();
         s += &table(&["Week of", "Department", "Category", "Status", "Devices", "Share", "Flows"], 3, rows);
     }
@@ -172,13 +172,13 @@ pub fn render(r: &Report) -> String {
             } else {
                 " (est.)".into()
             };
-            vec![dept(&d.department), format!("{}{note}", display::count(d.active_hosts))]
+            vec![dept(&r.names, &d.department), format!("{}{note}", display::count(d.active_hosts))]
         })
         .collect();
     s += &table(&["Department", "Active devices"], 1, rows);
-    s += &usage("By category", &r.survey.categories, false, false);
-    s += &usage("By service", &r.survey.services, true, false);
-    s += &usage("By service and channel", &r.survey.channels, true, true);
+    s += &usage(&r.names, "By category", &r.survey.categories, false, false);
+    s += &usage(&r.names, "By service", &r.survey.services, true, false);
+    s += &usage(&r.names, "By service and channel", &r.survey.channels, true, true);
     s += &format!("Groups of fewer than {} devices, and departments with fewer than {} active devices, are not shown.\n\n", r.k, r.k);
 
     let e = &r.exemptions;
@@ -191,8 +191,8 @@ pub fn render(r: &Report) -> String {
             .iter()
             .map(|x| {
                 vec![
-                    dept(&x.department),
-                    esc(&x.service),
+                    dept(&r.names, &x.department),
+                    esc(r.names.service(&x.service)),
                     esc(x.reference.as_deref().unwrap_or("")),
                     x.start.map(|d| d.to_string()).unwrap_or_default(),
                     x.expires.to_string(),
@@ -204,11 +204,36 @@ pub fn render(r: &Report) -> String {
         s += &table(&["Department", "Service", "Reference", "From", "Until", "State", "Days left"], 1, rows);
     }
     let in_use: Vec<UsageLine> = e.in_use.iter().map(|u| u.usage.clone()).collect();
-    s += &usage("Use under an exemption", &in_use, true, false);
+    s += &usage(&r.names, "Use under an exemption", &in_use, true, false);
     let after: Vec<UsageLine> = e.after_expiry.iter().map(|u| u.usage.clone()).collect();
-    s += &usage("Unsanctioned use after the department's exemption expired", &after, true, false);
+    s += &usage(&r.names, "Unsanctioned use after the department's exemption expired", &after, true, false);
 
     let m = &r.methodology;
+    s += "## Services\n\n";
+    if r.service_table.is_empty() {
+        s += "The source does not describe the services of this report (the catalog is not at hand): they are shown by their ids.\n\n";
+    } else {
+        let yes = |b: bool| if b { "yes" } else { "no" }.to_string();
+        let rows = r
+            .service_table
+            .iter()
+            .map(|x| {
+                let refs: Vec<String> = x.references.iter().map(|f| format!("{} ({}, checked {})", f.what, f.source, f.checked)).collect();
+                vec![
+                    esc(&x.name),
+                    esc(&x.category),
+                    esc(&x.vendor),
+                    esc(&x.vendor_country),
+                    esc(&x.data_location),
+                    yes(x.e2ee),
+                    yes(x.disappearing_messages),
+                    esc(&refs.join("; ")),
+                ]
+            })
+            .collect();
+        s += &table(&["Service", "Category", "Vendor", "Vendor country", "Data location", "End-to-end encrypted", "Disappearing messages", "References"], 0, rows);
+    }
+
     s += "## Methodology and coverage\n\n";
     let digests = |v: &[String]| if v.is_empty() { "not recorded".to_string() } else { v.iter().map(|d| format!("`{}`", d.replace('`', ""))).collect::<Vec<_>>().join(", ") };
     let facts = vec![
