@@ -679,3 +679,36 @@ fn html_in_chromium_warns_of_partial_coverage_and_lists_departments_not_observed
     let row = &findings[findings.find("<td>archives").unwrap()..];
     assert!(row[..row.find("</tr>").unwrap()].contains(">0</td>"), "0 devices: {row}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Display names and the service table (issue 13).
+
+#[test]
+fn survey_shows_display_names_in_html_and_markdown_and_ids_in_json_and_csv() {
+    let tmp = TempDir::new();
+    let pcaps = root().join("pcaps");
+    let md = String::from_utf8(survey_in(&tmp.0, &pcaps, &["--format", "md"])).unwrap();
+    assert!(md.contains("| WhatsApp |"), "Markdown names the service: {md}");
+    assert!(!md.contains("| whatsapp |"), "Markdown never shows the id as a cell: {md}");
+    assert!(md.contains("## Services"), "{md}");
+    let html = String::from_utf8(survey_in(&tmp.0, &pcaps, &["--format", "html"])).unwrap();
+    assert!(html.contains("<td>WhatsApp</td>"), "HTML names the service");
+    assert!(!html.contains("<td>whatsapp</td>"), "HTML never shows the id as a cell");
+    assert!(html.contains("<td>Finance</td>"), "HTML names the configured department");
+
+    let json: Value = serde_json::from_slice(&survey_in(&tmp.0, &pcaps, &["--format", "json"])).unwrap();
+    let services = json["survey"]["services"].as_array().unwrap();
+    assert!(services.iter().any(|s| s["service"] == "whatsapp" && s["department"] == "finance"), "JSON keeps ids");
+    let wa = json["service_table"].as_array().unwrap().iter().find(|s| s["id"] == "whatsapp").expect("WhatsApp in the service table");
+    assert_eq!(wa["name"], "WhatsApp");
+    assert_eq!(wa["vendor"], "Meta Platforms, Inc. (WhatsApp LLC; WhatsApp Ireland Ltd. for EU users)");
+    assert_eq!(wa["vendor_country"], "US");
+    assert_eq!(wa["e2ee"], true);
+    assert_eq!(wa["disappearing_messages"], true);
+
+    let csv = String::from_utf8(survey_in(&tmp.0, &pcaps, &["--format", "csv"])).unwrap();
+    assert!(csv.contains("\r\nsurvey_service,finance,messaging,whatsapp,"), "CSV keeps ids");
+    assert!(csv.contains("\r\nservice,,messaging,whatsapp,,,,,vendor_country,US\r\n"), "{csv}");
+    assert!(csv.contains("\r\nservice,,messaging,whatsapp,,,,,e2ee,true\r\n"), "{csv}");
+    assert!(!csv.contains(",WhatsApp,") || csv.contains("\r\nservice,,messaging,whatsapp,,,,,name,WhatsApp\r\n"));
+}
