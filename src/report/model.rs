@@ -722,14 +722,14 @@ fn headlines(survey: &Survey, departments: &[DepartmentLine], scope: &str, perio
         let label = category_label(category);
         let named = if services.is_empty() { String::new() } else { format!(" ({})", services.join(", ")) };
         let where_ = if org { "the organisation".to_string() } else { scope.to_string() };
-        // "In October 2026", "In 2026-10-03", "From 2026-10-03 to 2026-10-09".
-        let when = if period.from == period.to || !period.label.contains(" to ") { "In" } else { "From" };
+        // "In October 2026", "On 3 October 2026", "From 3 to 9 October 2026".
+        let when = display::period_phrase(period.from, period.to);
         let mut text = match share {
-            Some(s) => format!("{when} {}, {} of active devices in {where_} used unsanctioned {label}{named}", period.label, display::percent(s)),
-            None => format!("{when} {}, unsanctioned {label} was used{named}", period.label),
+            Some(s) => format!("{when}, {} of active devices in {where_} used unsanctioned {label}{named}", display::percent(s)),
+            None => format!("{when}, unsanctioned {label} was used{named}"),
         };
         if org {
-            text.push_str(&format!("; {using} of {total} departments did"));
+            text.push_str(&format!("; {} of {} did", display::count(using), display::counted(total, "department", "departments")));
         }
         text.push('.');
         out.push(Headline {
@@ -884,6 +884,8 @@ fn methodology(input: &ReportInput, k_requested: u64, k: u64, withheld: Withheld
     let mostly_unanswered = unanswered_share.is_some_and(|x| x >= UNANSWERED_WARN_SHARE);
     let (host_method_text, host_error_text) = host_method_text(&input.host_method, period.days);
     let rows: u64 = withheld.rows.values().sum();
+    let k_devices = display::counted(k, "device", "devices");
+    let devices = if k == 1 { "device" } else { "devices" };
     let mut notes = vec![
         format!(
             "Share: distinct devices of a group over the active devices of its department (or of the organisation) in \
@@ -891,15 +893,17 @@ fn methodology(input: &ReportInput, k_requested: u64, k: u64, withheld: Withheld
              decimal."
         ),
         format!(
-            "Minimum group size k = {k}: no group of fewer than {k} devices is shown, nor any figure of a department with \
-             fewer than {k} active devices. Withheld: {} departments and {rows} rows. Where the organisation-wide figure \
-             minus the departments shown would describe fewer than {k} devices, the smallest department figure is \
-             withheld as well. An empty cell means no use or use by fewer than {k} devices.",
-            withheld.departments
+            "Minimum group size k = {k}: no group of fewer than {k_devices} is shown, nor any figure of a department with \
+             fewer than {k} active {devices}. Withheld: {} and {}. Where the organisation-wide figure \
+             minus the departments shown would describe fewer than {k_devices}, the smallest department figure is \
+             withheld as well. An empty cell means no use or use by fewer than {k_devices}.",
+            display::counted(withheld.departments, "department", "departments"),
+            display::counted(rows, "row", "rows"),
         ),
         format!(
-            "A department counts as using a category when at least {k} of its devices did; `unmapped` addresses are not \
-             a department."
+            "A department counts as using a category when {} did; `unmapped` addresses are not \
+             a department.",
+            if k == 1 { "one of its devices".to_string() } else { format!("at least {k} of its devices") }
         ),
         "Use after an exemption expired: unsanctioned use by a department of a service whose latest exemption for \
          it ended before the last day of the period."
@@ -921,12 +925,14 @@ fn methodology(input: &ReportInput, k_requested: u64, k: u64, withheld: Withheld
     let mut damaged_captures = input.damaged_captures.clone();
     damaged_captures.sort();
     let skipped = damaged_captures.iter().filter(|d| d.damage == CaptureDamage::Skipped).count();
+    let truncated = damaged_captures.len() - skipped;
     if !damaged_captures.is_empty() {
         notes.push(format!(
-            "Damaged capture files: {skipped} could not be read or were corrupt and were left out from the \
-             damage on (frames before it, if any, were used); {} ended mid-record and were used up to the cut. \
-             Each is listed with the reason.",
-            damaged_captures.len() - skipped
+            "Damaged capture files: {skipped} could not be read or {was} corrupt and {was} left out from the \
+             damage on (frames before the damage, if any, were used); {truncated} ended mid-record and {was_t} used up \
+             to the cut. Each is listed with the reason.",
+            was = if skipped == 1 { "was" } else { "were" },
+            was_t = if truncated == 1 { "was" } else { "were" },
         ));
     }
     Methodology {
