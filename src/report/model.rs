@@ -1224,6 +1224,37 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn headlines_name_a_day_in_words() {
+        let mut inp = input();
+        inp.to = inp.from;
+        let r = build(&inp);
+        assert!(r.headlines.iter().all(|h| h.text.starts_with("On 1 October 2026, ")), "{:?}", r.headlines);
+    }
+
+    #[test]
+    fn headlines_name_a_part_of_a_month_once() {
+        let mut inp = input();
+        inp.to = date!(2026 - 10 - 09);
+        let r = build(&inp);
+        assert!(r.headlines.iter().all(|h| h.text.starts_with("From 1 to 9 October 2026, ")), "{:?}", r.headlines);
+    }
+
+    #[test]
+    fn methodology_counts_agree_with_their_nouns() {
+        let inp = input();
+        let r = Report::build(&inp, &ReportOptions { k: 1, ..ReportOptions::for_input(&inp) });
+        let notes = r.methodology.notes.join(" ");
+        if r.methodology.k == 1 {
+            assert!(notes.contains("no group of fewer than 1 device is shown"), "{notes}");
+            assert!(!notes.contains("1 devices"), "{notes}");
+        }
+        let r = build(&inp);
+        let notes = r.methodology.notes.join(" ");
+        assert!(notes.contains("no group of fewer than 5 devices is shown"), "{notes}");
+        assert!(notes.contains("at least 5 of its devices did"), "{notes}");
+    }
+
+    #[test]
     fn a_department_report_shows_only_that_department() {
         let inp = input();
         let r = Report::build(&inp, &ReportOptions { department: Some("legal".into()), ..ReportOptions::for_input(&inp) });

@@ -564,6 +564,14 @@ mod tests {
     use crate::report::render::tests::report;
 
     #[test]
+    fn no_markdown_backticks_leak_into_the_page() {
+        let page = render(&report());
+        let body = &page[page.find("<body>").unwrap()..];
+        assert!(!body.contains('`'), "a backtick in the page's text");
+        assert!(body.contains("<code>unmapped</code> addresses"));
+    }
+
+    #[test]
     fn the_page_is_self_contained() {
         let html = render(&report());
         let lower = html.to_ascii_lowercase();

@@ -274,6 +274,14 @@ mod tests {
     }
 
     #[test]
+    fn quoted_identifiers_are_code_spans_and_k_reads_as_a_sentence() {
+        let md = render(&report());
+        assert!(md.contains("`unmapped` addresses"), "{md}");
+        assert!(!md.contains("\\`"), "an escaped backtick");
+        assert!(md.contains("No group of fewer than 5 devices is shown, nor any department with fewer than 5 active devices."), "{md}");
+    }
+
+    #[test]
     fn sections_and_tables_are_there() {
         let md = render(&report());
         for h in ["## Findings", "## Survey", "## Trend by week", "## Top unsanctioned services", "## Exemptions", "## Methodology and coverage"] {
