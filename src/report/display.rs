@@ -45,25 +45,39 @@ pub fn day(d: time::Date) -> String {
     format!("{} {} {}", d.day(), d.month(), d.year())
 }
 
-/// A period as it opens a sentence: `On 23 November 2026`, `In November 2026` (a calendar
-/// month), `From 1 to 9 November 2026`, `From 28 November to 3 December 2026`,
-/// `From 28 December 2026 to 3 January 2027`. JSON and CSV keep ISO dates.
-pub fn period_phrase(from: time::Date, to: time::Date) -> String {
+/// A period in words, as a title names it: `23 November 2026`, `November 2026` (a calendar
+/// month), `1 to 9 November 2026`, `28 November to 3 December 2026`,
+/// `28 December 2026 to 3 January 2027`. JSON and CSV keep ISO dates.
+pub fn period_words(from: time::Date, to: time::Date) -> String {
     let whole_month = from.day() == 1
         && to.month() == from.month()
         && to.year() == from.year()
         && to.day() == from.month().length(from.year());
     if whole_month {
-        format!("In {} {}", from.month(), from.year())
+        format!("{} {}", from.month(), from.year())
     } else if from == to {
-        format!("On {}", day(from))
+        day(from)
     } else if from.year() != to.year() {
-        format!("From {} to {}", day(from), day(to))
+        format!("{} to {}", day(from), day(to))
     } else if from.month() != to.month() {
-        format!("From {} {} to {}", from.day(), from.month(), day(to))
+        format!("{} {} to {}", from.day(), from.month(), day(to))
     } else {
-        format!("From {} to {}", from.day(), day(to))
+        format!("{} to {}", from.day(), day(to))
     }
+}
+
+/// A period as it opens a sentence: `On 23 November 2026`, `In November 2026`,
+/// `From 1 to 9 November 2026` ([`period_words`] with its preposition).
+pub fn period_phrase(from: time::Date, to: time::Date) -> String {
+    let words = period_words(from, to);
+    let preposition = if from == to {
+        "On"
+    } else if words.contains(" to ") {
+        "From"
+    } else {
+        "In"
+    };
+    format!("{preposition} {words}")
 }
 
 #[cfg(test)]
@@ -105,6 +119,12 @@ mod tests {
     fn days_across_months_and_years_name_both() {
         assert_eq!(period_phrase(date!(2026 - 11 - 28), date!(2026 - 12 - 03)), "From 28 November to 3 December 2026");
         assert_eq!(period_phrase(date!(2026 - 12 - 28), date!(2027 - 01 - 03)), "From 28 December 2026 to 3 January 2027");
+    }
+
+    #[test]
+    fn titles_name_the_period_without_a_preposition() {
+        assert_eq!(period_words(date!(2026 - 11 - 23), date!(2026 - 11 - 23)), "23 November 2026");
+        assert_eq!(period_words(date!(2026 - 10 - 01), date!(2026 - 10 - 31)), "October 2026");
     }
 
     #[test]

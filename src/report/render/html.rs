@@ -172,7 +172,7 @@ fn header(r: &Report) -> String {
     format!(
         "<header>\n<h1>Shadow-IT survey: {}</h1>\n<p class=\"sub\">{scope}, {} ({}) &middot; source: {} &middot; \
          minimum group size k = <span{}>{}</span></p>\n</header>\n",
-        esc(&r.period.label),
+        esc(&display::period_words(r.period.from, r.period.to)),
         super::iso_range(r.period.from, r.period.to),
         super::days(r.period.days),
         esc(&r.source),
@@ -270,7 +270,7 @@ fn matrix(r: &Report) -> String {
     s += &format!(
         "</tbody>\n</table>\n<p class=\"note\">&ndash;: no use, or use by fewer than {} (not shown). Colour: white 0% to dark \
          orange 50% and more. Italic counts are estimates. A configured department without any traffic in the period \
-         reads ({NOT_OBSERVED}), 0 devices: not seen, which is not the same as no use.</p>\n",
+         is marked ({NOT_OBSERVED}) with 0 devices: not seen, which is not the same as no use.</p>\n",
         display::counted(r.k, "device", "devices")
     );
     s
@@ -539,7 +539,7 @@ fn methodology(r: &Report) -> String {
 pub fn render(r: &Report) -> String {
     let title = format!(
         "Shadow-IT survey, {}{}",
-        r.period.label,
+        display::period_words(r.period.from, r.period.to),
         if r.scope == ALL_DEPARTMENTS { String::new() } else { format!(", {}", r.scope) }
     );
     let mut s = format!(

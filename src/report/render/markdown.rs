@@ -91,7 +91,7 @@ pub fn render(r: &Report) -> String {
     let org = r.scope == ALL_DEPARTMENTS;
     let mut s = format!(
         "# Shadow-IT survey: {}\n\n{}, {} ({}). Source: {}. Minimum group size k = {}.\n\n",
-        esc(&r.period.label),
+        esc(&display::period_words(r.period.from, r.period.to)),
         if org { "Whole organisation".to_string() } else { format!("Department {}", esc(&r.scope)) },
         super::iso_range(r.period.from, r.period.to),
         super::days(r.period.days),
