@@ -402,8 +402,8 @@ fn top(r: &Report) -> String {
 fn exemptions(r: &Report) -> String {
     let e = &r.exemptions;
     let mut s = format!(
-        "<section id=\"exemptions\">\n<h2>Exemptions</h2>\n<p class=\"sub\">As of {}; expiring: within {} days.</p>\n",
-        e.as_of, e.expiring_within_days
+        "<section id=\"exemptions\">\n<h2>Exemptions</h2>\n<p class=\"sub\">State as of {}; expiring means ending within {}.</p>\n",
+        e.as_of, super::days(e.expiring_within_days)
     );
     if e.list.is_empty() {
         s += "<p>No exemption.</p>\n";

@@ -186,7 +186,7 @@ pub fn render(r: &Report) -> String {
     );
 
     let e = &r.exemptions;
-    s += &format!("## Exemptions\n\nAs of {}; expiring: within {} days.\n\n", e.as_of, e.expiring_within_days);
+    s += &format!("## Exemptions\n\nState as of {}; expiring means ending within {}.\n\n", e.as_of, super::days(e.expiring_within_days));
     if e.list.is_empty() {
         s += "No exemption.\n\n";
     } else {
