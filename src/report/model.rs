@@ -770,14 +770,14 @@ fn headlines(survey: &Survey, departments: &[DepartmentLine], scope: &str, perio
         let shown: Vec<&str> = services.iter().map(|s| names.service(s)).collect();
         let named = if shown.is_empty() { String::new() } else { format!(" ({})", shown.join(", ")) };
         let where_ = if org { "the organisation".to_string() } else { names.department(scope).to_string() };
-        // "In October 2026", "In 2026-10-03", "From 2026-10-03 to 2026-10-09".
-        let when = if period.from == period.to || !period.label.contains(" to ") { "In" } else { "From" };
+        // "In October 2026", "On 3 October 2026", "From 3 to 9 October 2026".
+        let when = display::period_phrase(period.from, period.to);
         let mut text = match share {
-            Some(s) => format!("{when} {}, {} of active devices in {where_} used unsanctioned {label}{named}", period.label, display::percent(s)),
-            None => format!("{when} {}, unsanctioned {label} was used{named}", period.label),
+            Some(s) => format!("{when}, {} of active devices in {where_} used unsanctioned {label}{named}", display::percent(s)),
+            None => format!("{when}, unsanctioned {label} was used{named}"),
         };
         if org {
-            text.push_str(&format!("; {using} of {total} departments did"));
+            text.push_str(&format!("; {} of {} did", display::count(using), display::counted(total, "department", "departments")));
         }
         text.push('.');
         out.push(Headline {
@@ -932,6 +932,8 @@ fn methodology(input: &ReportInput, k_requested: u64, k: u64, withheld: Withheld
     let mostly_unanswered = unanswered_share.is_some_and(|x| x >= UNANSWERED_WARN_SHARE);
     let (host_method_text, host_error_text) = host_method_text(&input.host_method, period.days);
     let rows: u64 = withheld.rows.values().sum();
+    let k_devices = display::counted(k, "device", "devices");
+    let devices = if k == 1 { "device" } else { "devices" };
     let mut notes = vec![
         format!(
             "Share: distinct devices of a group over the active devices of its department (or of the organisation) in \
@@ -939,15 +941,17 @@ fn methodology(input: &ReportInput, k_requested: u64, k: u64, withheld: Withheld
              decimal."
         ),
         format!(
-            "Minimum group size k = {k}: no group of fewer than {k} devices is shown, nor any figure of a department with \
-             fewer than {k} active devices. Withheld: {} departments and {rows} rows. Where the organisation-wide figure \
-             minus the departments shown would describe fewer than {k} devices, the smallest department figure is \
-             withheld as well. An empty cell means no use or use by fewer than {k} devices.",
-            withheld.departments
+            "Minimum group size k = {k}: no group of fewer than {k_devices} is shown, nor any figure of a department with \
+             fewer than {k} active {devices}. Withheld: {} and {}. Where the organisation-wide figure \
+             minus the departments shown would describe fewer than {k_devices}, the smallest department figure is \
+             withheld as well. An empty cell means no use or use by fewer than {k_devices}.",
+            display::counted(withheld.departments, "department", "departments"),
+            display::counted(rows, "row", "rows"),
         ),
         format!(
-            "A department counts as using a category when at least {k} of its devices did; `unmapped` addresses are not \
-             a department."
+            "A department counts as using a category when {} did; `unmapped` addresses are not \
+             a department.",
+            if k == 1 { "one of its devices".to_string() } else { format!("at least {k} of its devices") }
         ),
         "Use after an exemption expired: unsanctioned use by a department of a service whose latest exemption for \
          it ended before the last day of the period."
@@ -969,12 +973,14 @@ fn methodology(input: &ReportInput, k_requested: u64, k: u64, withheld: Withheld
     let mut damaged_captures = input.damaged_captures.clone();
     damaged_captures.sort();
     let skipped = damaged_captures.iter().filter(|d| d.damage == CaptureDamage::Skipped).count();
+    let truncated = damaged_captures.len() - skipped;
     if !damaged_captures.is_empty() {
         notes.push(format!(
-            "Damaged capture files: {skipped} could not be read or were corrupt and were left out from the \
-             damage on (frames before it, if any, were used); {} ended mid-record and were used up to the cut. \
-             Each is listed with the reason.",
-            damaged_captures.len() - skipped
+            "Damaged capture files: {skipped} could not be read or {was} corrupt and {was} left out from the \
+             damage on (frames before the damage, if any, were used); {truncated} ended mid-record and {was_t} used up \
+             to the cut. Each is listed with the reason.",
+            was = if skipped == 1 { "was" } else { "were" },
+            was_t = if truncated == 1 { "was" } else { "were" },
         ));
     }
     Methodology {
@@ -1265,6 +1271,37 @@ pub(crate) mod tests {
         let one = Report::build(&input(), &ReportOptions { department: Some("finance".into()), ..ReportOptions::for_input(&input()) });
         assert_eq!(one.headlines[0].text, "In October 2026, 30.0% of active devices in finance used unsanctioned messaging (whatsapp).");
         assert_eq!(one.headlines[0].departments_using, None);
+    }
+
+    #[test]
+    fn headlines_name_a_day_in_words() {
+        let mut inp = input();
+        inp.to = inp.from;
+        let r = build(&inp);
+        assert!(r.headlines.iter().all(|h| h.text.starts_with("On 1 October 2026, ")), "{:?}", r.headlines);
+    }
+
+    #[test]
+    fn headlines_name_a_part_of_a_month_once() {
+        let mut inp = input();
+        inp.to = date!(2026 - 10 - 09);
+        let r = build(&inp);
+        assert!(r.headlines.iter().all(|h| h.text.starts_with("From 1 to 9 October 2026, ")), "{:?}", r.headlines);
+    }
+
+    #[test]
+    fn methodology_counts_agree_with_their_nouns() {
+        let inp = input();
+        let r = Report::build(&inp, &ReportOptions { k: 1, ..ReportOptions::for_input(&inp) });
+        let notes = r.methodology.notes.join(" ");
+        if r.methodology.k == 1 {
+            assert!(notes.contains("no group of fewer than 1 device is shown"), "{notes}");
+            assert!(!notes.contains("1 devices"), "{notes}");
+        }
+        let r = build(&inp);
+        let notes = r.methodology.notes.join(" ");
+        assert!(notes.contains("no group of fewer than 5 devices is shown"), "{notes}");
+        assert!(notes.contains("at least 5 of its devices did"), "{notes}");
     }
 
     #[test]

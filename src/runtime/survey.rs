@@ -134,7 +134,7 @@ pub fn input_with(
         writeln!(log, "{}: {name}: {what}: {}", if strict { "error" } else { "warning" }, d.reason)?;
     }
     if strict && !damaged.is_empty() {
-        anyhow::bail!("{} damaged capture file(s) and --strict: no report written", damaged.len());
+        anyhow::bail!("{} and --strict: no report written", crate::report::display::counted(damaged.len() as u64, "damaged capture file", "damaged capture files"));
     }
     let Survey { mut writer, days, minutes, .. } = survey;
     add_minutes(&mut writer, &minutes);
@@ -143,7 +143,7 @@ pub fn input_with(
         anyhow::bail!("the captures hold no flow: give the period of the report");
     };
     let mut input = writer.store.load(from, to, None)?;
-    input.source = format!("survey of {} capture file(s)", pipe.sources.len());
+    input.source = format!("survey of {}", crate::report::display::counted(pipe.sources.len() as u64, "capture file", "capture files"));
     input.damaged_captures = damaged.into_iter().map(|(_, d)| d).collect();
     input.damaged_captures.sort();
     input.departments_configured = settings.department_names.iter().map(|(id, _)| id.clone()).collect();

@@ -170,11 +170,10 @@ fn usage_table(n: &Names, caption: &str, prefix: &str, ptr_base: &str, rows: &[U
 fn header(r: &Report) -> String {
     let scope = if r.scope == ALL_DEPARTMENTS { "Whole organisation".to_string() } else { format!("Department {}", esc(r.names.department(&r.scope))) };
     format!(
-        "<header>\n<h1>Shadow-IT survey: {}</h1>\n<p class=\"sub\">{scope}, {} to {} ({}) &middot; source: {} &middot; \
+        "<header>\n<h1>Shadow-IT survey: {}</h1>\n<p class=\"sub\">{scope}, {} ({}) &middot; source: {} &middot; \
          minimum group size k = <span{}>{}</span></p>\n</header>\n",
-        esc(&r.period.label),
-        r.period.from,
-        r.period.to,
+        esc(&display::period_words(r.period.from, r.period.to)),
+        super::iso_range(r.period.from, r.period.to),
         super::days(r.period.days),
         esc(&r.source),
         checked("meth/k", "/k", "int"),
@@ -224,10 +223,10 @@ fn findings(r: &Report) -> String {
         s += "</tbody>\n</table>\n";
     }
     s += &format!(
-        "<p class=\"note\">Share: devices that used a category over the active devices of the {}. Groups of fewer than {} \
-         devices are never shown; see Methodology.</p>\n",
+        "<p class=\"note\">Share: devices that used a category over the active devices of the {}. No group of fewer than \
+         {} is shown; see Methodology.</p>\n",
         if r.scope == ALL_DEPARTMENTS { "organisation" } else { "department" },
-        r.k
+        display::counted(r.k, "device", "devices")
     );
     s += &matrix(r);
     s + "</section>\n"
@@ -269,10 +268,10 @@ fn matrix(r: &Report) -> String {
         s += "</tr>\n";
     }
     s += &format!(
-        "</tbody>\n</table>\n<p class=\"note\">&ndash;: no use, or use by fewer than {} devices (not shown). Colour: white 0% to dark \
+        "</tbody>\n</table>\n<p class=\"note\">&ndash;: no use, or use by fewer than {} (not shown). Colour: white 0% to dark \
          orange 50% and more. Italic counts are estimates. A configured department without any traffic in the period \
-         reads ({NOT_OBSERVED}), 0 devices: not seen, which is not the same as no use.</p>\n",
-        r.k
+         is marked ({NOT_OBSERVED}) with 0 devices: not seen, which is not the same as no use.</p>\n",
+        display::counted(r.k, "device", "devices")
     );
     s
 }
@@ -403,8 +402,8 @@ fn top(r: &Report) -> String {
 fn exemptions(r: &Report) -> String {
     let e = &r.exemptions;
     let mut s = format!(
-        "<section id=\"exemptions\">\n<h2>Exemptions</h2>\n<p class=\"sub\">As of {}; expiring: within {} days.</p>\n",
-        e.as_of, e.expiring_within_days
+        "<section id=\"exemptions\">\n<h2>Exemptions</h2>\n<p class=\"sub\">State as of {}; expiring means ending within {}.</p>\n",
+        e.as_of, super::days(e.expiring_within_days)
     );
     if e.list.is_empty() {
         s += "<p>No exemption.</p>\n";
@@ -471,7 +470,7 @@ fn opt_share(key: &str, ptr: &str, v: Option<f64>) -> String {
 fn methodology(r: &Report) -> String {
     let m = &r.methodology;
     let mut s = String::from("<section id=\"methodology\">\n<h2>Methodology and coverage</h2>\n<dl class=\"facts\">\n");
-    s += &format!("<dt>Period</dt><dd>{} to {} ({}, UTC)</dd>\n", r.period.from, r.period.to, super::days(r.period.days));
+    s += &format!("<dt>Period</dt><dd>{} ({}, UTC)</dd>\n", super::iso_range(r.period.from, r.period.to), super::days(r.period.days));
     s += &format!("<dt>Source</dt><dd>{}</dd>\n", esc(&m.source));
     s += &format!("<dt>Devices counted</dt><dd>{} {}</dd>\n", esc(&m.host_method_text), esc(&m.host_error_text));
     s += &format!(
@@ -482,9 +481,10 @@ fn methodology(r: &Report) -> String {
         m.k_input
     );
     s += &format!(
-        "<dt>Withheld</dt><dd><span{}>{}</span> departments; rows: {}</dd>\n",
+        "<dt>Withheld</dt><dd><span{}>{}</span> {}; rows: {}</dd>\n",
         checked("meth/withheld_departments", "/methodology/withheld/departments", "count"),
         display::count(m.withheld.departments),
+        if m.withheld.departments == 1 { "department" } else { "departments" },
         m.withheld
             .rows
             .iter()
@@ -558,7 +558,7 @@ fn methodology(r: &Report) -> String {
     }
     s += "<h3>Definitions</h3>\n<ul>\n";
     for n in &m.notes {
-        s += &format!("<li>{}</li>\n", esc(n));
+        s += &format!("<li>{}</li>\n", super::code_spans(n, esc, |c| format!("<code>{}</code>", esc(c))));
     }
     s + "</ul>\n</section>\n"
 }
@@ -567,7 +567,7 @@ fn methodology(r: &Report) -> String {
 pub fn render(r: &Report) -> String {
     let title = format!(
         "Shadow-IT survey, {}{}",
-        r.period.label,
+        display::period_words(r.period.from, r.period.to),
         if r.scope == ALL_DEPARTMENTS { String::new() } else { format!(", {}", r.names.department(&r.scope)) }
     );
     let mut s = format!(
@@ -591,6 +591,14 @@ mod tests {
     use super::*;
     use crate::report::model::{tests::input, ReportOptions};
     use crate::report::render::tests::report;
+
+    #[test]
+    fn no_markdown_backticks_leak_into_the_page() {
+        let page = render(&report());
+        let body = &page[page.find("<body>").unwrap()..];
+        assert!(!body.contains('`'), "a backtick in the page's text");
+        assert!(body.contains("<code>unmapped</code> addresses"));
+    }
 
     #[test]
     fn the_page_is_self_contained() {

@@ -90,11 +90,10 @@ fn pct(v: Option<f64>) -> String {
 pub fn render(r: &Report) -> String {
     let org = r.scope == ALL_DEPARTMENTS;
     let mut s = format!(
-        "# Shadow-IT survey: {}\n\n{}, {} to {} ({}). Source: {}. Minimum group size k = {}.\n\n",
-        esc(&r.period.label),
+        "# Shadow-IT survey: {}\n\n{}, {} ({}). Source: {}. Minimum group size k = {}.\n\n",
+        esc(&display::period_words(r.period.from, r.period.to)),
         if org { "Whole organisation".to_string() } else { format!("Department {}", esc(&r.scope)) },
-        r.period.from,
-        r.period.to,
+        super::iso_range(r.period.from, r.period.to),
         super::days(r.period.days),
         esc(&r.source),
         r.k
@@ -179,10 +178,15 @@ pub fn render(r: &Report) -> String {
     s += &usage(&r.names, "By category", &r.survey.categories, false, false);
     s += &usage(&r.names, "By service", &r.survey.services, true, false);
     s += &usage(&r.names, "By service and channel", &r.survey.channels, true, true);
-    s += &format!("Groups of fewer than {} devices, and departments with fewer than {} active devices, are not shown.\n\n", r.k, r.k);
+    s += &format!(
+        "No group of fewer than {} is shown, nor any department with fewer than {} active {}.\n\n",
+        display::counted(r.k, "device", "devices"),
+        display::count(r.k),
+        if r.k == 1 { "device" } else { "devices" }
+    );
 
     let e = &r.exemptions;
-    s += &format!("## Exemptions\n\nAs of {}; expiring: within {} days.\n\n", e.as_of, e.expiring_within_days);
+    s += &format!("## Exemptions\n\nState as of {}; expiring means ending within {}.\n\n", e.as_of, super::days(e.expiring_within_days));
     if e.list.is_empty() {
         s += "No exemption.\n\n";
     } else {
@@ -237,15 +241,15 @@ pub fn render(r: &Report) -> String {
     s += "## Methodology and coverage\n\n";
     let digests = |v: &[String]| if v.is_empty() { "not recorded".to_string() } else { v.iter().map(|d| format!("`{}`", d.replace('`', ""))).collect::<Vec<_>>().join(", ") };
     let facts = vec![
-        vec!["Period".into(), format!("{} to {} ({}, UTC)", r.period.from, r.period.to, super::days(r.period.days))],
+        vec!["Period".into(), format!("{} ({}, UTC)", super::iso_range(r.period.from, r.period.to), super::days(r.period.days))],
         vec!["Source".into(), esc(&m.source)],
         vec!["Devices counted".into(), format!("{} {}", esc(&m.host_method_text), esc(&m.host_error_text))],
         vec!["Minimum group size".into(), format!("k = {} (asked {}, sensors {})", m.k, m.k_requested, m.k_input)],
         vec![
             "Withheld".into(),
             format!(
-                "{} departments; rows: {}",
-                m.withheld.departments,
+                "{}; rows: {}",
+                display::counted(m.withheld.departments, "department", "departments"),
                 m.withheld.rows.iter().map(|(t, n)| format!("{} {n}", esc(t))).collect::<Vec<_>>().join(", ")
             ),
         ],
@@ -275,7 +279,7 @@ pub fn render(r: &Report) -> String {
     }
     s += "### Definitions\n\n";
     for n in &m.notes {
-        s += &format!("- {}\n", esc(n));
+        s += &format!("- {}\n", super::code_spans(n, esc, |c| format!("`{}`", c.replace('`', ""))));
     }
     s
 }
@@ -292,6 +296,14 @@ mod tests {
         assert_eq!(esc("line\nbreak"), "line break");
         assert_eq!(esc("file-sharing"), "file-sharing");
         assert_eq!(esc("_all*"), "\\_all\\*");
+    }
+
+    #[test]
+    fn quoted_identifiers_are_code_spans_and_k_reads_as_a_sentence() {
+        let md = render(&report());
+        assert!(md.contains("`unmapped` addresses"), "{md}");
+        assert!(!md.contains("\\`"), "an escaped backtick");
+        assert!(md.contains("No group of fewer than 5 devices is shown, nor any department with fewer than 5 active devices."), "{md}");
     }
 
     #[test]

@@ -80,7 +80,31 @@ pub(crate) fn damage_text(d: crate::report::input::CaptureDamage) -> &'static st
 /// formatted (and escaped) by the renderer; the words are the same in every format.
 pub(crate) fn unanswered_line(m: &crate::report::model::Methodology, flows: &str, share: &str) -> String {
     let how = if m.unanswered_as_use { "counted as use too (count_unanswered)" } else { "spoofed or blocked connection attempts, not counted as use" };
-    format!("{flows} flows ({share} of the flows seen): {how}")
+    let noun = if m.unanswered_flows == 1 { "flow" } else { "flows" };
+    format!("{flows} {noun} ({share} of the flows seen): {how}")
+}
+
+/// Text whose `quoted` parts are code: `plain` renders the text between them, `code` the quoted
+/// parts (an unpaired backtick is plain text). The model's sentences quote identifiers this way.
+pub(crate) fn code_spans(text: &str, plain: impl Fn(&str) -> String, code: impl Fn(&str) -> String) -> String {
+    let parts: Vec<&str> = text.split('`').collect();
+    let mut out = String::new();
+    for (i, part) in parts.iter().enumerate() {
+        if i % 2 == 1 && i + 1 < parts.len() {
+            out += &code(part);
+        } else {
+            if i % 2 == 1 {
+                out += &plain("`");
+            }
+            out += &plain(part);
+        }
+    }
+    out
+}
+
+/// The period's days in ISO form: `2026-11-23` for one day, else `2026-11-01 to 2026-11-15`.
+pub(crate) fn iso_range(from: time::Date, to: time::Date) -> String {
+    if from == to { from.to_string() } else { format!("{from} to {to}") }
 }
 
 /// "1 day", "31 days".
@@ -90,6 +114,13 @@ pub(crate) fn days(n: impl std::fmt::Display + PartialEq<u32>) -> String {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    #[test]
+    fn quoted_identifiers_become_code() {
+        let html = |t: &str| super::code_spans(t, |p| p.to_uppercase(), |c| format!("<code>{c}</code>"));
+        assert_eq!(html("`unmapped` addresses"), "<code>unmapped</code> ADDRESSES");
+        assert_eq!(html("a `b` c `d"), "A <code>b</code> C `D");
+    }
+
     use super::*;
     use crate::report::model::{tests::input, Report, ReportOptions};
 
