@@ -133,6 +133,10 @@ enum Command {
         /// Configuration file.
         #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
+        /// Fail on warnings too (an expired exemption, host bits in a prefix, an unloadable
+        /// GeoIP database), not only on problems.
+        #[arg(long)]
+        strict: bool,
     },
     /// Survey report of a period (HTML, Markdown, CSV or JSON) for CISOs and auditors: use per
     /// department, category and service, weekly trend, top unsanctioned services, exemptions,
@@ -349,7 +353,7 @@ const DEFAULT_CONFIG: &str = shadowtap::config::DEFAULT_PATH;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { config } => runtime::check(&config, &mut std::io::stdout()),
+        Command::Check { config, strict } => runtime::check(&config, strict, &mut std::io::stdout()),
         Command::Store { action: StoreAction::Backup { store, to } } => runtime::store_backup(&store, &to, &mut std::io::stdout()),
         Command::Run {
             config,

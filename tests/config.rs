@@ -122,7 +122,11 @@ fn check_reports_every_problem_with_file_and_line() {
     let expired = CONFIG.replace("expires = 2099-12-31", "expires = 2020-12-31").replace("start = 2026-01-01", "start = 2020-01-01");
     let setup = Setup::new("expired", &expired, CATALOG);
     let (code, out) = shadowtap(&["check"], &setup.config());
-    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(code, Some(0), "an expired exemption is a warning: {out}");
+    assert!(out.contains("warning: ") && out.contains("config.toml:17: exemption for google-drive in legal has expired"), "{out}");
+    assert!(out.ends_with("1 warning(s)\nok\n"), "{out}");
+    let (code, out) = shadowtap(&["check", "--strict"], &setup.config());
+    assert_eq!(code, Some(1), "--strict fails on warnings: {out}");
     assert!(out.contains("config.toml:17: exemption for google-drive in legal has expired"), "{out}");
 
     let unknown = CONFIG.replace("[policy]", "[policy]\ncolour = \"red\"");

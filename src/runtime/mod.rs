@@ -91,13 +91,11 @@ pub fn write_stats(err: &mut impl Write, engine: &Engine) -> std::io::Result<()>
 }
 
 /// `shadowtap check`: loads the configuration and the catalog, prints every problem (with file
-/// and line) and a summary; expired exemptions count as problems.
-pub fn check(path: &std::path::Path, out: &mut impl Write) -> std::process::ExitCode {
-    let (problems, summary) = match Settings::load(path) {
+/// and line), every warning (an expired exemption, host bits in a prefix, an unloadable GeoIP
+/// database) and a summary. Problems fail; warnings fail only with `strict`.
+pub fn check(path: &std::path::Path, strict: bool, out: &mut impl Write) -> std::process::ExitCode {
+    let (problems, warnings, summary) = match Settings::load(path) {
         Ok(s) => {
-            for w in &s.warnings {
-                let _ = writeln!(out, "warning: {w}");
-            }
             let c = &s.classifier;
             let (asn, country) = c.geoip();
             let onoff = |b: bool| if b { "on" } else { "off" };
@@ -115,22 +113,33 @@ pub fn check(path: &std::path::Path, out: &mut impl Write) -> std::process::Exit
                 // Not the default, and it changes what counts as use: say it.
                 summary.push_str(", unanswered flows count as use (engine.count_unanswered)");
             }
-            (s.expired_exemptions(Timestamp::wall_clock()), Some(summary))
+            let mut warnings = s.warnings.clone();
+            warnings.extend(s.expired_exemptions(Timestamp::wall_clock()));
+            (Vec::new(), warnings, Some(summary))
         }
-        Err(diags) => (diags, None),
+        Err(diags) => (diags, Vec::new(), None),
     };
+    for w in &warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
     for p in &problems {
         let _ = writeln!(out, "error: {p}");
     }
     if let Some(s) = summary {
         let _ = writeln!(out, "{s}");
     }
-    if problems.is_empty() {
-        let _ = writeln!(out, "ok");
-        std::process::ExitCode::SUCCESS
-    } else {
+    if !problems.is_empty() {
         let _ = writeln!(out, "{} problem(s)", problems.len());
         std::process::ExitCode::FAILURE
+    } else if strict && !warnings.is_empty() {
+        let _ = writeln!(out, "{} warning(s): failing (--strict)", warnings.len());
+        std::process::ExitCode::FAILURE
+    } else {
+        if !warnings.is_empty() {
+            let _ = writeln!(out, "{} warning(s)", warnings.len());
+        }
+        let _ = writeln!(out, "ok");
+        std::process::ExitCode::SUCCESS
     }
 }
 
