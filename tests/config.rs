@@ -129,6 +129,12 @@ fn check_reports_every_problem_with_file_and_line() {
     assert_eq!(code, Some(1), "--strict fails on warnings: {out}");
     assert!(out.contains("config.toml:17: exemption for google-drive in legal has expired"), "{out}");
 
+    let host_bits = CONFIG.replace("127.0.0.0/8", "127.0.0.1/8");
+    let setup = Setup::new("host-bits", &host_bits, CATALOG);
+    let (code, out) = shadowtap(&["check"], &setup.config());
+    assert_eq!(code, Some(0), "host bits are a warning: {out}");
+    assert!(out.contains("warning: ") && out.contains("config.toml:5: finance: \"127.0.0.1/8\" has host bits set: used as 127.0.0.0/8"), "{out}");
+
     let unknown = CONFIG.replace("[policy]", "[policy]\ncolour = \"red\"");
     let setup = Setup::new("unknown", &unknown, CATALOG);
     let (code, out) = shadowtap(&["check"], &setup.config());

@@ -237,6 +237,8 @@ pub struct Catalog {
     pub files: Vec<PathBuf>,
     /// SHA-256 over the files' names and contents: the catalog version reports cite.
     pub digest: String,
+    /// Warnings that do not stop loading (host bits set in a range), with file and line.
+    pub warnings: Vec<Diagnostic>,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -321,6 +323,9 @@ impl Builder<'_> {
         for c in cidrs {
             match c.get_ref().parse::<IpNet>() {
                 Ok(net) => {
+                    if let Some(w) = super::addr::host_bits_warning(c.get_ref(), &net) {
+                        self.cat.warnings.push(Diagnostic::at(self.file, self.text, Some(c.span().start), format!("{sid}: {w}")));
+                    }
                     let table = if qualified { &mut self.cat.marker_addrs } else { &mut self.cat.addrs };
                     if let Some(prev) = table.insert(net, target) {
                         if prev.service != target.service {

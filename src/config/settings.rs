@@ -46,7 +46,7 @@ pub struct Settings {
     pub config_digest: String,
     /// Department display names by id (the id where none is configured).
     pub department_names: Vec<(String, String)>,
-    /// Warnings that do not stop loading (absent GeoIP databases).
+    /// Warnings that do not stop loading (absent GeoIP databases, host bits in a prefix).
     pub warnings: Vec<Diagnostic>,
     /// The mapping file and its modification time when read.
     mapping_file: Option<(PathBuf, Option<SystemTime>)>,
@@ -98,6 +98,7 @@ impl Settings {
         use sha2::Digest;
         let cfg = &loaded.config;
         let mut errors = Vec::new();
+        let mut warnings = catalog.warnings.clone();
         let mut policy = Policy { departments: AddrTable::default(), ..Policy::default() };
         let mut department_names = Vec::new();
         for d in &cfg.department {
@@ -111,6 +112,9 @@ impl Settings {
             for c in &d.cidrs {
                 match c.get_ref().parse::<ipnet::IpNet>() {
                     Ok(net) => {
+                        if let Some(w) = crate::classify::addr::host_bits_warning(c.get_ref(), &net) {
+                            warnings.push(loaded.diag(c, format!("{id}: {w}")));
+                        }
                         if let Some(prev) = policy.departments.insert(net, policy.department_ids.len() - 1) {
                             errors.push(loaded.diag(c, format!("{net} is already in department {}", policy.department_ids[prev])));
                         }
@@ -198,7 +202,7 @@ impl Settings {
             config_digest: format!("{:x}", sha2::Sha256::digest(loaded.text.as_bytes())),
             classifier: Classifier::build(catalog, policy, geoip),
             department_names,
-            warnings: Vec::new(),
+            warnings,
             mapping_file: None,
             loaded,
         })
@@ -392,6 +396,21 @@ mod tests {
         assert!(text[0].contains(":3:") && text[0].contains("invalid CIDR"), "{text:?}");
         assert!(text[1].contains(":5:") && text[1].contains("unknown service"), "{text:?}");
         assert!(text[2].starts_with("map.csv:1:") && text[2].contains("unknown department"), "{text:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn host_bits_in_a_prefix_are_a_warning_and_the_network_is_used() -> Result<()> {
+        let text = "[[department]]\nid = \"finance\"\ncidrs = [\"10.1.2.3/16\", \"10.2.0.0/16\"]\n";
+        let s = Settings::compile(loaded(text)?, catalog()?, None, GeoIp::default()).map_err(|d| format!("{d:?}"))?;
+        let w: Vec<String> = s.warnings.iter().map(|d| d.to_string()).collect();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("config.toml:3:") && w[0].contains("\"10.1.2.3/16\" has host bits set: used as 10.1.0.0/16"), "{w:?}");
+        assert_eq!(s.classifier.department(ip("10.1.200.1")?), "finance");
+        let svc = "[[service]]\nid = \"x\"\nname = \"X\"\ncategory = \"messaging\"\nvendor = \"X\"\nvendor_country = \"US\"\ncidrs = [\"192.0.2.9/24\"]\n";
+        let c = Catalog::from_texts(&[(PathBuf::from("m.toml"), svc.to_string())]).map_err(|d| format!("{d:?}"))?;
+        let w: Vec<String> = c.warnings.iter().map(|d| d.to_string()).collect();
+        assert!(w.len() == 1 && w[0].starts_with("m.toml:7: x: \"192.0.2.9/24\" has host bits set"), "{w:?}");
         Ok(())
     }
 
