@@ -375,7 +375,7 @@ impl Builder<'_> {
             return;
         }
         if !CATEGORIES.contains(&def.category.get_ref().as_str()) {
-            self.err(Some(def.category.span().start), format!("{id}: unknown category {:?} (known: {})", def.category.get_ref(), CATEGORIES.join(", ")));
+            self.err(Some(def.category.span().start), format!("{id}: unknown category {:?}{} (known: {})", def.category.get_ref(), diag::did_you_mean(def.category.get_ref(), CATEGORIES.iter().copied()), CATEGORIES.join(", ")));
         }
         let cc = def.vendor_country.as_ref().map(|c| c.get_ref().clone()).unwrap_or_default();
         if let Some(c) = &def.vendor_country {
@@ -601,6 +601,8 @@ ports = ["udp/3478-3481"]
         let errs = cat(&bad).unwrap_err();
         let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
         assert!(text.iter().any(|e| e.starts_with("t.toml:7:") && e.contains("unknown category")), "{text:?}");
+        let typo = cat(&BASE.replace("category = \"messaging\"", "category = \"mesaging\"")).unwrap_err();
+        assert!(typo[0].to_string().contains("unknown category \"mesaging\"; did you mean \"messaging\"?"), "{typo:?}");
         assert!(text.iter().any(|e| e.contains("invalid CIDR")), "{text:?}");
         let unknown = cat("[[service]]\nid = \"x\"\ncolour = 1\n").unwrap_err();
         assert!(unknown[0].to_string().contains("t.toml:3"), "{:?}", unknown);

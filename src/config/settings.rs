@@ -16,7 +16,7 @@ use crate::aggregate::{Privacy, Unanswered};
 use crate::classify::addr::AddrTable;
 use crate::classify::catalog::Catalog;
 use crate::classify::{Classifier, ExemptionRule, GeoIp, Policy, UNMAPPED};
-use crate::diag::Diagnostic;
+use crate::diag::{self, Diagnostic};
 use crate::engine;
 use crate::export::events::{EventConfig, ExemptionInfo};
 use crate::store;
@@ -126,21 +126,21 @@ impl Settings {
         let service = |s: &toml::Spanned<String>, errors: &mut Vec<Diagnostic>| {
             let found = catalog.find(s.get_ref());
             if found.is_none() {
-                errors.push(loaded.diag(s, format!("unknown service {:?}", s.get_ref())));
+                errors.push(loaded.diag(s, format!("unknown service {:?}{}", s.get_ref(), diag::did_you_mean(s.get_ref(), catalog.services.iter().map(|x| x.id.as_str())))));
             }
             found
         };
         policy.sanctioned = cfg.policy.sanctioned.iter().filter_map(|s| service(s, &mut errors)).collect();
         for (dept, allow) in &cfg.policy.departments {
             if !policy.department_ids.contains(dept) {
-                errors.push(Diagnostic { file: loaded.path.clone(), line: None, message: format!("policy names unknown department {dept:?}") });
+                errors.push(Diagnostic { file: loaded.path.clone(), line: None, message: format!("policy names unknown department {dept:?}{}", diag::did_you_mean(dept, policy.department_ids.iter().map(String::as_str))) });
             }
             let set: HashSet<usize> = allow.sanctioned.iter().filter_map(|s| service(s, &mut errors)).collect();
             policy.sanctioned_by_department.insert(dept.clone(), set);
         }
         for e in &cfg.exemption {
             if !policy.department_ids.contains(e.department.get_ref()) {
-                errors.push(loaded.diag(&e.department, format!("unknown department {:?}", e.department.get_ref())));
+                errors.push(loaded.diag(&e.department, format!("unknown department {:?}{}", e.department.get_ref(), diag::did_you_mean(e.department.get_ref(), policy.department_ids.iter().map(String::as_str)))));
             }
             let svc = service(&e.service, &mut errors);
             let (Some(from), Some(until)) = (day_start(e.start.get_ref()), day_start(e.expires.get_ref())) else {
@@ -160,7 +160,7 @@ impl Settings {
                 Some(i) => {
                     policy.own_tenants.insert(i, tenants.iter().map(|t| t.to_ascii_lowercase()).collect());
                 }
-                None => errors.push(Diagnostic { file: loaded.path.clone(), line: None, message: format!("tenants: unknown service {sid:?}") }),
+                None => errors.push(Diagnostic { file: loaded.path.clone(), line: None, message: format!("tenants: unknown service {sid:?}{}", diag::did_you_mean(sid, catalog.services.iter().map(|x| x.id.as_str()))) }),
             }
         }
         if let Some((path, text)) = mapping {
@@ -340,7 +340,7 @@ fn parse_mapping(path: &Path, text: &str, departments: &[String]) -> Result<Hash
                 map.insert(ip, i);
             }
             (Err(_), _) => errors.push(err(format!("invalid address {:?}", a.trim()))),
-            (_, None) => errors.push(err(format!("unknown department {:?}", d.trim()))),
+            (_, None) => errors.push(err(format!("unknown department {:?}{}", d.trim(), diag::did_you_mean(d.trim(), departments.iter().map(String::as_str))))),
         }
     }
     if errors.is_empty() {
@@ -411,6 +411,22 @@ mod tests {
         let c = Catalog::from_texts(&[(PathBuf::from("m.toml"), svc.to_string())]).map_err(|d| format!("{d:?}"))?;
         let w: Vec<String> = c.warnings.iter().map(|d| d.to_string()).collect();
         assert!(w.len() == 1 && w[0].starts_with("m.toml:7: x: \"192.0.2.9/24\" has host bits set"), "{w:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_ids_name_the_closest_known_one() -> Result<()> {
+        let text = "[[department]]\nid = \"finance\"\n[policy]\nsanctioned = [\"whatsap\"]\n[policy.departments.finanse]\nsanctioned = []\n[[exemption]]\ndepartment = \"Finance\"\nservice = \"whatsapp\"\nreason = \"r\"\napprover = \"a\"\nstart = 2026-01-01\nexpires = 2026-02-01\n[tenants]\nwhatsap = [\"x\"]\n";
+        let Err(errs) = Settings::compile(loaded(text)?, catalog()?, Some((Path::new("map.csv"), "10.9.0.7,finace\n")), GeoIp::default()) else {
+            return Err("accepted".into());
+        };
+        let text: Vec<String> = errs.iter().map(|d| d.to_string()).collect();
+        assert_eq!(text.len(), 5, "{text:?}");
+        assert!(text[0].contains(":4: unknown service \"whatsap\"; did you mean \"whatsapp\"?"), "{text:?}");
+        assert!(text[1].contains("unknown department \"finanse\"; did you mean \"finance\"?"), "{text:?}");
+        assert!(text[2].contains(":8: unknown department \"Finance\"; did you mean \"finance\"?"), "{text:?}");
+        assert!(text[3].contains("tenants: unknown service \"whatsap\"; did you mean \"whatsapp\"?"), "{text:?}");
+        assert!(text[4].contains("unknown department \"finace\"; did you mean \"finance\"?"), "{text:?}");
         Ok(())
     }
 
