@@ -145,6 +145,15 @@ enum Command {
     /// The auditor's path: process capture files with a configuration and write the survey
     /// report directly (no daemon; no store left behind unless --store is given).
     Survey(SurveyArgs),
+    /// List the catalog's services (id, name, category, vendor, vendor country) as a table.
+    Services {
+        /// Only the services of this category (`messaging`, `file-sharing`, ...).
+        #[arg(long, value_name = "C")]
+        category: Option<String>,
+        /// Configuration file (its `catalog` is listed).
+        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
     /// Show which service, channel, rule and status a host name or IP address matches.
     Explain {
         /// A host name (`web.whatsapp.com`) or an IP address.
@@ -404,6 +413,7 @@ fn main() -> ExitCode {
             let source = command::Source::Captures { config: a.config, inputs: a.inputs, store: a.store, strict: a.strict };
             run_report(report_command(source, a.from, a.to, a.render, Some(1)))
         }
+        Command::Services { category, config } => runtime::services(&config, category.as_deref(), &mut std::io::stdout()),
         Command::Explain { query, config } => runtime::explain(&config, &query, &mut std::io::stdout()),
         Command::Inspect {
             inputs,

@@ -270,3 +270,21 @@ fn mapping_file_tenants_and_absent_geoip() {
     assert_eq!(code, Some(1));
     assert!(out.contains("leases.csv:1: unknown department \"nowhere\""), "{out}");
 }
+
+#[test]
+fn services_lists_the_catalog_as_a_table() {
+    let setup = Setup::new("services", CONFIG, CATALOG);
+    let (code, out) = shadowtap(&["services"], &setup.config());
+    assert_eq!(code, Some(0), "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("ID") && lines[0].contains("NAME") && lines[0].contains("CATEGORY") && lines[0].contains("VENDOR") && lines[0].ends_with("COUNTRY"), "{out}");
+    assert!(out.ends_with("4 services\n"), "{out}");
+    let dropbox = lines.iter().find(|l| l.starts_with("dropbox ")).unwrap_or_else(|| panic!("{out}"));
+    assert!(dropbox.contains("file-sharing"), "{out}");
+    let (code, out) = shadowtap(&["services", "--category", "file-sharing"], &setup.config());
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.lines().skip(1).take_while(|l| !l.ends_with(" services")).all(|l| l.contains("file-sharing")), "{out}");
+    let (code, out) = shadowtap(&["services", "--category", "file-shareing"], &setup.config());
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("did you mean \"file-sharing\"?"), "{out}");
+}

@@ -143,6 +143,49 @@ pub fn check(path: &std::path::Path, strict: bool, out: &mut impl Write) -> std:
     }
 }
 
+/// `shadowtap services`: the catalog named by the configuration at `path`, one service a row
+/// (id, name, category, vendor, vendor country), only those of `category` when given.
+pub fn services(path: &std::path::Path, category: Option<&str>, out: &mut impl Write) -> std::process::ExitCode {
+    use crate::classify::catalog::CATEGORIES;
+    let fail = |out: &mut dyn Write, diags: Vec<crate::diag::Diagnostic>| {
+        for d in diags {
+            let _ = writeln!(out, "error: {d}");
+        }
+        std::process::ExitCode::FAILURE
+    };
+    if let Some(c) = category.filter(|c| !CATEGORIES.contains(c)) {
+        let _ = writeln!(out, "error: unknown category {c:?}{} (known: {})", crate::diag::did_you_mean(c, CATEGORIES.iter().copied()), CATEGORIES.join(", "));
+        return std::process::ExitCode::FAILURE;
+    }
+    let loaded = match crate::config::Loaded::read(path) {
+        Ok(l) => l,
+        Err(d) => return fail(out, d),
+    };
+    let catalog = match crate::config::settings::read_catalog_dir(&loaded.resolve(&loaded.config.catalog)) {
+        Ok(c) => c,
+        Err(d) => return fail(out, d),
+    };
+    let header = ["ID", "NAME", "CATEGORY", "VENDOR", "COUNTRY"];
+    let rows: Vec<[&str; 5]> = catalog
+        .services
+        .iter()
+        .filter(|s| category.is_none_or(|c| s.category == c))
+        .map(|s| [s.id.as_str(), s.name.as_str(), s.category.as_str(), s.vendor.as_str(), if s.vendor_country.is_empty() { "-" } else { s.vendor_country.as_str() }])
+        .collect();
+    let mut width = header.map(|h| h.chars().count());
+    for r in &rows {
+        for (w, c) in width.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    for r in std::iter::once(&header).chain(&rows) {
+        let cells: Vec<String> = r.iter().zip(width).map(|(c, w)| format!("{c:<w$}")).collect();
+        let _ = writeln!(out, "{}", cells.join("  ").trim_end());
+    }
+    let _ = writeln!(out, "{} services", rows.len());
+    std::process::ExitCode::SUCCESS
+}
+
 /// `shadowtap explain HOST|IP`: which service, channel, rule and status a name or address matches.
 pub fn explain(path: &std::path::Path, query: &str, out: &mut impl Write) -> std::process::ExitCode {
     match Settings::load(path) {
