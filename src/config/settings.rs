@@ -48,6 +48,9 @@ pub struct Settings {
     pub department_names: Vec<(String, String)>,
     /// Warnings that do not stop loading (absent GeoIP databases, host bits in a prefix).
     pub warnings: Vec<Diagnostic>,
+    /// Notes: what was read in a way worth saying but is no problem (a lease file's skipped
+    /// header row). `check --strict` does not fail on them.
+    pub notes: Vec<Diagnostic>,
     /// The mapping file and its modification time when read.
     mapping_file: Option<(PathBuf, Option<SystemTime>)>,
     /// The file as read (for `expired_exemptions`' line numbers).
@@ -99,6 +102,7 @@ impl Settings {
         let cfg = &loaded.config;
         let mut errors = Vec::new();
         let mut warnings = catalog.warnings.clone();
+        let mut notes = Vec::new();
         let mut policy = Policy { departments: AddrTable::default(), ..Policy::default() };
         let mut department_names = Vec::new();
         for d in &cfg.department {
@@ -165,7 +169,10 @@ impl Settings {
         }
         if let Some((path, text)) = mapping {
             match parse_mapping(path, text, &policy.department_ids) {
-                Ok(m) => policy.mapping = m,
+                Ok((m, header)) => {
+                    policy.mapping = m;
+                    notes.extend(header);
+                }
                 Err(mut e) => errors.append(&mut e),
             }
         }
@@ -203,6 +210,7 @@ impl Settings {
             classifier: Classifier::build(catalog, policy, geoip),
             department_names,
             warnings,
+            notes,
             mapping_file: None,
             loaded,
         })
@@ -321,16 +329,24 @@ pub fn read_catalog_dir(dir: &Path) -> Result<Catalog, Vec<Diagnostic>> {
     Catalog::from_texts(&texts)
 }
 
-/// Parses an `address,department` CSV (lines starting with `#` and blank lines skipped).
-fn parse_mapping(path: &Path, text: &str, departments: &[String]) -> Result<HashMap<IpAddr, usize>, Vec<Diagnostic>> {
+/// Parses an `address,department` CSV (lines starting with `#` and blank lines skipped). A
+/// first row whose first field is not an address is a header (`ip,department` of a lease
+/// export): it is skipped, and said (the second value: a note with its line).
+fn parse_mapping(path: &Path, text: &str, departments: &[String]) -> Result<(HashMap<IpAddr, usize>, Option<Diagnostic>), Vec<Diagnostic>> {
     let mut map = HashMap::new();
     let mut errors = Vec::new();
+    let mut header = None;
+    let mut first = true;
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
         let err = |m: String| Diagnostic { file: path.to_path_buf(), line: Some(n + 1), message: m };
+        if std::mem::take(&mut first) && line.split(',').next().is_some_and(|a| a.trim().parse::<IpAddr>().is_err()) {
+            header = Some(err(format!("skipped 1 header line {line:?} (not an address row)")));
+            continue;
+        }
         let Some((a, d)) = line.split_once(',') else {
             errors.push(err(format!("expected address,department: {line:?}")));
             continue;
@@ -344,7 +360,7 @@ fn parse_mapping(path: &Path, text: &str, departments: &[String]) -> Result<Hash
         }
     }
     if errors.is_empty() {
-        Ok(map)
+        Ok((map, header))
     } else {
         Err(errors)
     }
@@ -427,6 +443,24 @@ mod tests {
         assert!(text[2].contains(":8: unknown department \"Finance\"; did you mean \"finance\"?"), "{text:?}");
         assert!(text[3].contains("tenants: unknown service \"whatsap\"; did you mean \"whatsapp\"?"), "{text:?}");
         assert!(text[4].contains("unknown department \"finace\"; did you mean \"finance\"?"), "{text:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn a_lease_file_header_line_is_skipped_and_said() -> Result<()> {
+        let text = "[[department]]\nid = \"finance\"\n";
+        let lease = "# export\nip,department\n10.9.0.7,finance\n";
+        let s = Settings::compile(loaded(text)?, catalog()?, Some((Path::new("map.csv"), lease)), GeoIp::default()).map_err(|d| format!("{d:?}"))?;
+        assert_eq!(s.classifier.department(ip("10.9.0.7")?), "finance");
+        assert!(s.warnings.is_empty(), "a header is no problem: {:?}", s.warnings);
+        let w: Vec<String> = s.notes.iter().map(|d| d.to_string()).collect();
+        assert!(w.len() == 1 && w[0].starts_with("map.csv:2: skipped 1 header line \"ip,department\""), "{w:?}");
+        // Only the first row can be a header: a bad address further down is still an error.
+        let bad = "ip,department\n10.9.0.7,finance\nnonsense,finance\n";
+        let Err(e) = Settings::compile(loaded(text)?, catalog()?, Some((Path::new("map.csv"), bad)), GeoIp::default()) else {
+            return Err("accepted".into());
+        };
+        assert!(e.len() == 1 && e[0].to_string().starts_with("map.csv:3: invalid address"), "{e:?}");
         Ok(())
     }
 

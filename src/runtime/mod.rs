@@ -113,6 +113,9 @@ pub fn check(path: &std::path::Path, strict: bool, out: &mut impl Write) -> std:
                 // Not the default, and it changes what counts as use: say it.
                 summary.push_str(", unanswered flows count as use (engine.count_unanswered)");
             }
+            for n in &s.notes {
+                let _ = writeln!(out, "note: {n}");
+            }
             let mut warnings = s.warnings.clone();
             warnings.extend(s.expired_exemptions(Timestamp::wall_clock()));
             (Vec::new(), warnings, Some(summary))
