@@ -329,10 +329,13 @@ pub fn read_catalog_dir(dir: &Path) -> Result<Catalog, Vec<Diagnostic>> {
     Catalog::from_texts(&texts)
 }
 
+/// A mapping file as parsed: address → department index, and the note of a skipped header.
+type Mapping = (HashMap<IpAddr, usize>, Option<Diagnostic>);
+
 /// Parses an `address,department` CSV (lines starting with `#` and blank lines skipped). A
 /// first row whose first field is not an address is a header (`ip,department` of a lease
 /// export): it is skipped, and said (the second value: a note with its line).
-fn parse_mapping(path: &Path, text: &str, departments: &[String]) -> Result<(HashMap<IpAddr, usize>, Option<Diagnostic>), Vec<Diagnostic>> {
+fn parse_mapping(path: &Path, text: &str, departments: &[String]) -> Result<Mapping, Vec<Diagnostic>> {
     let mut map = HashMap::new();
     let mut errors = Vec::new();
     let mut header = None;
