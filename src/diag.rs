@@ -41,9 +41,47 @@ pub fn from_toml(file: &Path, text: &str, e: &toml::de::Error) -> Diagnostic {
     Diagnostic::at(file, text, e.span().map(|s| s.start), msg)
 }
 
+/// `; did you mean "x"?` naming the known id closest to `word` (by edit distance, and only
+/// when it is close: a typo, not another word), or `""` when none is.
+pub fn did_you_mean<'a>(word: &str, known: impl IntoIterator<Item = &'a str>) -> String {
+    let limit = (word.chars().count() / 3).max(1);
+    known
+        .into_iter()
+        .map(|k| (edit_distance(&word.to_lowercase(), &k.to_lowercase()), k))
+        .filter(|&(d, _)| d <= limit)
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, k)| format!("; did you mean {k:?}?"))
+        .unwrap_or_default()
+}
+
+/// Levenshtein distance between `a` and `b` (in characters).
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diag = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let next = (diag + usize::from(ca != cb)).min(row[j] + 1).min(row[j + 1] + 1);
+            diag = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_closest_known_id_is_suggested_only_when_close() {
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(did_you_mean("googel-drive", ["dropbox", "google-drive"]), "; did you mean \"google-drive\"?");
+        assert_eq!(did_you_mean("Finance", ["finance", "legal"]), "; did you mean \"finance\"?");
+        assert_eq!(did_you_mean("zzz", ["finance", "legal"]), "");
+    }
 
     #[test]
     fn lines_are_one_based() {

@@ -133,6 +133,10 @@ enum Command {
         /// Configuration file.
         #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
+        /// Fail on warnings too (an expired exemption, host bits in a prefix, an unloadable
+        /// GeoIP database), not only on problems.
+        #[arg(long)]
+        strict: bool,
     },
     /// Survey report of a period (HTML, Markdown, CSV or JSON) for CISOs and auditors: use per
     /// department, category and service, weekly trend, top unsanctioned services, exemptions,
@@ -141,6 +145,15 @@ enum Command {
     /// The auditor's path: process capture files with a configuration and write the survey
     /// report directly (no daemon; no store left behind unless --store is given).
     Survey(SurveyArgs),
+    /// List the catalog's services (id, name, category, vendor, vendor country) as a table.
+    Services {
+        /// Only the services of this category (`messaging`, `file-sharing`, ...).
+        #[arg(long, value_name = "C")]
+        category: Option<String>,
+        /// Configuration file (its `catalog` is listed).
+        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
     /// Show which service, channel, rule and status a host name or IP address matches.
     Explain {
         /// A host name (`web.whatsapp.com`) or an IP address.
@@ -349,7 +362,7 @@ const DEFAULT_CONFIG: &str = shadowtap::config::DEFAULT_PATH;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { config } => runtime::check(&config, &mut std::io::stdout()),
+        Command::Check { config, strict } => runtime::check(&config, strict, &mut std::io::stdout()),
         Command::Store { action: StoreAction::Backup { store, to } } => runtime::store_backup(&store, &to, &mut std::io::stdout()),
         Command::Run {
             config,
@@ -400,6 +413,7 @@ fn main() -> ExitCode {
             let source = command::Source::Captures { config: a.config, inputs: a.inputs, store: a.store, strict: a.strict };
             run_report(report_command(source, a.from, a.to, a.render, Some(1)))
         }
+        Command::Services { category, config } => runtime::services(&config, category.as_deref(), &mut std::io::stdout()),
         Command::Explain { query, config } => runtime::explain(&config, &query, &mut std::io::stdout()),
         Command::Inspect {
             inputs,

@@ -122,8 +122,18 @@ fn check_reports_every_problem_with_file_and_line() {
     let expired = CONFIG.replace("expires = 2099-12-31", "expires = 2020-12-31").replace("start = 2026-01-01", "start = 2020-01-01");
     let setup = Setup::new("expired", &expired, CATALOG);
     let (code, out) = shadowtap(&["check"], &setup.config());
-    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(code, Some(0), "an expired exemption is a warning: {out}");
+    assert!(out.contains("warning: ") && out.contains("config.toml:17: exemption for google-drive in legal has expired"), "{out}");
+    assert!(out.ends_with("1 warning(s)\nok\n"), "{out}");
+    let (code, out) = shadowtap(&["check", "--strict"], &setup.config());
+    assert_eq!(code, Some(1), "--strict fails on warnings: {out}");
     assert!(out.contains("config.toml:17: exemption for google-drive in legal has expired"), "{out}");
+
+    let host_bits = CONFIG.replace("127.0.0.0/8", "127.0.0.1/8");
+    let setup = Setup::new("host-bits", &host_bits, CATALOG);
+    let (code, out) = shadowtap(&["check"], &setup.config());
+    assert_eq!(code, Some(0), "host bits are a warning: {out}");
+    assert!(out.contains("warning: ") && out.contains("config.toml:5: finance: \"127.0.0.1/8\" has host bits set: used as 127.0.0.0/8"), "{out}");
 
     let unknown = CONFIG.replace("[policy]", "[policy]\ncolour = \"red\"");
     let setup = Setup::new("unknown", &unknown, CATALOG);
@@ -259,4 +269,22 @@ fn mapping_file_tenants_and_absent_geoip() {
     let (code, out) = shadowtap(&["check"], &setup.config());
     assert_eq!(code, Some(1));
     assert!(out.contains("leases.csv:1: unknown department \"nowhere\""), "{out}");
+}
+
+#[test]
+fn services_lists_the_catalog_as_a_table() {
+    let setup = Setup::new("services", CONFIG, CATALOG);
+    let (code, out) = shadowtap(&["services"], &setup.config());
+    assert_eq!(code, Some(0), "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("ID") && lines[0].contains("NAME") && lines[0].contains("CATEGORY") && lines[0].contains("VENDOR") && lines[0].ends_with("COUNTRY"), "{out}");
+    assert!(out.ends_with("4 services\n"), "{out}");
+    let dropbox = lines.iter().find(|l| l.starts_with("dropbox ")).unwrap_or_else(|| panic!("{out}"));
+    assert!(dropbox.contains("file-sharing"), "{out}");
+    let (code, out) = shadowtap(&["services", "--category", "file-sharing"], &setup.config());
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.lines().skip(1).take_while(|l| !l.ends_with(" services")).all(|l| l.contains("file-sharing")), "{out}");
+    let (code, out) = shadowtap(&["services", "--category", "file-shareing"], &setup.config());
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("did you mean \"file-sharing\"?"), "{out}");
 }

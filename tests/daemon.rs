@@ -251,8 +251,12 @@ fn tls_and_basic_auth_with_an_exporter_toolkit_web_config() {
 
 #[test]
 fn configured_thresholds_raise_exemption_warnings() {
-    // The captures are from 2026-11-23; Legal's exemption ends 2026-12-31, 38 days later.
-    let (dir, config) = temp_config("warn", |c| c.replace("exemption_warn_days = 14", "exemption_warn_days = 60"));
+    // The captures are from 2026-11-23; this test's copy of Legal's exemption ends 2026-12-31,
+    // 38 days later (the shipped example's ends years later).
+    let (dir, config) = temp_config("warn", |c| {
+        assert!(c.contains("expires = 2030-12-31"), "the shipped example exemption moved");
+        c.replace("exemption_warn_days = 14", "exemption_warn_days = 60").replace("expires = 2030-12-31", "expires = 2026-12-31")
+    });
     let file = dir.join("events.jsonl");
     let d = start_with(&config, &["--pcap", "pcaps", "--events", file.to_str().unwrap()]);
     stop(d);

@@ -250,3 +250,37 @@ fn table_format_has_a_header_and_a_row_per_flow() {
     assert!(text.lines().any(|l| l.contains("web.whatsapp.com") && l.ends_with(" syn_data_unacked")), "{text}");
     assert!(text.lines().any(|l| l.ends_with(" unanswered")), "{text}");
 }
+
+#[test]
+fn gzipped_captures_give_the_same_records() {
+    use std::io::Write;
+    let dir = std::env::temp_dir().join(format!("shadowtap-gz-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let original = pcaps().join("curl-tls12.pcap");
+    let gz = dir.join("curl-tls12.pcap.gz");
+    let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::default());
+    enc.write_all(&std::fs::read(&original).unwrap()).unwrap();
+    enc.finish().unwrap();
+    let strip = |records: Vec<Value>| -> Vec<Value> {
+        records
+            .into_iter()
+            .map(|mut r| {
+                r.as_object_mut().unwrap().remove("capture");
+                r
+            })
+            .collect()
+    };
+    let want = inspect(&[&original], &[]);
+    assert_eq!(want.code, Some(0), "{}", want.stderr);
+    assert!(!want.records.is_empty());
+    let got = inspect(&[&gz], &[]);
+    assert_eq!(got.code, Some(0), "{}", got.stderr);
+    assert_eq!(strip(got.records), strip(want.records.clone()), "a .pcap.gz reads as its .pcap");
+    // A directory lists gzipped captures too.
+    let listed = inspect(&[&dir], &[]);
+    assert_eq!(listed.code, Some(0), "{}", listed.stderr);
+    assert_eq!(strip(listed.records), strip(want.records));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+

@@ -54,7 +54,7 @@ fn pcaps_flows_land_on_their_services() {
             checked += 1;
         }
         // Statuses of the example policy: Finance sanctions Dropbox, Legal has an exemption for
-        // Google Drive (2026-01-01..2026-12-31; the captures are from 2026-11).
+        // Google Drive (2026-01-01..2030-12-31; the captures are from 2026-11).
         match (s(r, "service"), s(r, "department")) {
             (Some("dropbox"), Some("finance")) => assert_eq!(s(r, "status"), Some("sanctioned")),
             (Some("google-drive"), Some("legal")) => assert_eq!(s(r, "status"), Some("exempted")),

@@ -212,7 +212,7 @@ fn assert_matches(input: &ReportInput, e: &Expectation, times: u64) {
     assert_eq!(input.exemptions.len(), 1, "{:?}", input.exemptions);
     let ex = &input.exemptions[0];
     assert_eq!((ex.department.as_str(), ex.service.as_str(), ex.reference.as_deref()), ("legal", "google-drive", Some("EXC-2026-014")));
-    assert_eq!((ex.start.map(|d| d.to_string()), ex.expires.to_string()), (Some("2026-01-01".into()), "2026-12-31".into()));
+    assert_eq!((ex.start.map(|d| d.to_string()), ex.expires.to_string()), (Some("2026-01-01".into()), "2030-12-31".into()));
     assert_eq!(input.coverage.min_group_size, 1);
     assert_eq!((input.coverage.catalog_digests.len(), input.coverage.config_digests.len()), (1, 1));
 }

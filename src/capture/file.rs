@@ -1,4 +1,4 @@
-//! Capture files (pcap and pcapng) read in large blocks and parsed in place.
+//! Capture files (pcap and pcapng, gzipped or not) read in large blocks and parsed in place.
 //!
 //! libpcap's offline reader copies every record through stdio (`fread` per record); on the
 //! reference workload that alone cost more than the whole rest of the sensor. This reader fills
@@ -85,7 +85,8 @@ fn io_err(name: &str, e: std::io::Error) -> CaptureError {
 }
 
 impl FileReader {
-    /// Opens `path` (`-` is standard input) and reads its file header.
+    /// Opens `path` (`-` is standard input; a name ending in `.gz` is decompressed as it is
+    /// read) and reads its file header.
     ///
     /// # Errors
     /// [`CaptureError::Open`] naming the file when it cannot be read or is neither pcap nor pcapng.
@@ -94,7 +95,13 @@ impl FileReader {
         let src: Box<dyn Read> = if path.as_os_str() == "-" {
             Box::new(std::io::stdin())
         } else {
-            Box::new(std::fs::File::open(path).map_err(|e| io_err(&name, e))?)
+            let f = std::fs::File::open(path).map_err(|e| io_err(&name, e))?;
+            if super::is_gzip_name(path) {
+                // Multi-member, like gzip(1) reads a concatenation of gzipped files.
+                Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(f)))
+            } else {
+                Box::new(f)
+            }
         };
         Self::from_reader(src, &name)
     }

@@ -25,6 +25,18 @@ use crate::time::Timestamp;
 /// File extensions taken from a directory given as input.
 pub const CAPTURE_EXTENSIONS: &[&str] = &["pcap", "pcapng", "cap"];
 
+/// Whether `path` names a capture file: one of [`CAPTURE_EXTENSIONS`], or one of them gzipped
+/// (`x.pcap.gz`, `x.pcapng.gz`).
+pub fn is_capture_name(path: &std::path::Path) -> bool {
+    let inner = if is_gzip_name(path) { path.file_stem().map(std::path::Path::new) } else { Some(path) };
+    inner.and_then(|p| p.extension()).and_then(|x| x.to_str()).is_some_and(|x| CAPTURE_EXTENSIONS.contains(&x))
+}
+
+/// Whether `path` ends in `.gz` (read through a gzip decoder).
+pub fn is_gzip_name(path: &std::path::Path) -> bool {
+    path.extension().is_some_and(|x| x == "gz")
+}
+
 /// Default snapshot length for live capture: whole frames (jumbo frames included).
 pub const DEFAULT_SNAPLEN: i32 = 65_535;
 
@@ -66,7 +78,7 @@ pub enum CaptureError {
         hint: String,
     },
     /// A directory given as input holds no capture files.
-    #[error("{0}: directory holds no .pcap, .pcapng or .cap files")]
+    #[error("{0}: directory holds no .pcap, .pcapng or .cap files (gzipped or not)")]
     EmptyDirectory(String),
     /// The BPF filter did not compile.
     #[error("{source_name}: bad filter {filter:?}: {reason}")]
@@ -381,7 +393,7 @@ impl OfflineFilter {
 }
 
 /// Expands the inputs: files stay as given, a directory becomes its capture files (by
-/// [`CAPTURE_EXTENSIONS`], sorted by name, not recursive, so that a folder of scripts and
+/// [`CAPTURE_EXTENSIONS`], gzipped or not, sorted by name, not recursive, so that a folder of scripts and
 /// expected results beside the captures is fine), `-` is standard input.
 ///
 /// # Errors
@@ -399,10 +411,7 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, CaptureError> {
                 .map_err(io)?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| {
-                    p.is_file()
-                        && p.extension()
-                            .and_then(|x| x.to_str())
-                            .is_some_and(|x| CAPTURE_EXTENSIONS.contains(&x))
+                    p.is_file() && is_capture_name(p)
                 })
                 .collect();
             if files.is_empty() {
@@ -448,6 +457,17 @@ fn live_hint(reason: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gzipped_capture_names_are_captures() {
+        use std::path::Path;
+        for yes in ["a.pcap", "a.pcapng", "a.cap", "a.pcap.gz", "dir/a.pcapng.gz"] {
+            assert!(is_capture_name(Path::new(yes)), "{yes}");
+        }
+        for no in ["a.gz", "a.tar.gz", "a.txt", "pcap", "a.pcap.bz2"] {
+            assert!(!is_capture_name(Path::new(no)), "{no}");
+        }
+    }
     use std::path::Path;
 
     #[test]

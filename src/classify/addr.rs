@@ -5,6 +5,13 @@ use std::net::IpAddr;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use prefix_trie::PrefixMap;
 
+/// A warning when `net` as written has host bits set (`10.1.2.3/16`): it is used as its
+/// network (`10.1.0.0/16`), which is rarely what the writer meant.
+pub fn host_bits_warning(written: &str, net: &IpNet) -> Option<String> {
+    let network = net.trunc();
+    (network != *net).then(|| format!("{written:?} has host bits set: used as {network}"))
+}
+
 /// A table of address prefixes to values; lookups return the longest matching prefix.
 #[derive(Clone)]
 pub struct AddrTable<T> {

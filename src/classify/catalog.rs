@@ -237,6 +237,8 @@ pub struct Catalog {
     pub files: Vec<PathBuf>,
     /// SHA-256 over the files' names and contents: the catalog version reports cite.
     pub digest: String,
+    /// Warnings that do not stop loading (host bits set in a range), with file and line.
+    pub warnings: Vec<Diagnostic>,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -321,6 +323,9 @@ impl Builder<'_> {
         for c in cidrs {
             match c.get_ref().parse::<IpNet>() {
                 Ok(net) => {
+                    if let Some(w) = super::addr::host_bits_warning(c.get_ref(), &net) {
+                        self.cat.warnings.push(Diagnostic::at(self.file, self.text, Some(c.span().start), format!("{sid}: {w}")));
+                    }
                     let table = if qualified { &mut self.cat.marker_addrs } else { &mut self.cat.addrs };
                     if let Some(prev) = table.insert(net, target) {
                         if prev.service != target.service {
@@ -370,7 +375,7 @@ impl Builder<'_> {
             return;
         }
         if !CATEGORIES.contains(&def.category.get_ref().as_str()) {
-            self.err(Some(def.category.span().start), format!("{id}: unknown category {:?} (known: {})", def.category.get_ref(), CATEGORIES.join(", ")));
+            self.err(Some(def.category.span().start), format!("{id}: unknown category {:?}{} (known: {})", def.category.get_ref(), diag::did_you_mean(def.category.get_ref(), CATEGORIES.iter().copied()), CATEGORIES.join(", ")));
         }
         let cc = def.vendor_country.as_ref().map(|c| c.get_ref().clone()).unwrap_or_default();
         if let Some(c) = &def.vendor_country {
@@ -596,6 +601,8 @@ ports = ["udp/3478-3481"]
         let errs = cat(&bad).unwrap_err();
         let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
         assert!(text.iter().any(|e| e.starts_with("t.toml:7:") && e.contains("unknown category")), "{text:?}");
+        let typo = cat(&BASE.replace("category = \"messaging\"", "category = \"mesaging\"")).unwrap_err();
+        assert!(typo[0].to_string().contains("unknown category \"mesaging\"; did you mean \"messaging\"?"), "{typo:?}");
         assert!(text.iter().any(|e| e.contains("invalid CIDR")), "{text:?}");
         let unknown = cat("[[service]]\nid = \"x\"\ncolour = 1\n").unwrap_err();
         assert!(unknown[0].to_string().contains("t.toml:3"), "{:?}", unknown);

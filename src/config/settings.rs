@@ -16,7 +16,7 @@ use crate::aggregate::{Privacy, Unanswered};
 use crate::classify::addr::AddrTable;
 use crate::classify::catalog::Catalog;
 use crate::classify::{Classifier, ExemptionRule, GeoIp, Policy, UNMAPPED};
-use crate::diag::Diagnostic;
+use crate::diag::{self, Diagnostic};
 use crate::engine;
 use crate::export::events::{EventConfig, ExemptionInfo};
 use crate::store;
@@ -46,8 +46,11 @@ pub struct Settings {
     pub config_digest: String,
     /// Department display names by id (the id where none is configured).
     pub department_names: Vec<(String, String)>,
-    /// Warnings that do not stop loading (absent GeoIP databases).
+    /// Warnings that do not stop loading (absent GeoIP databases, host bits in a prefix).
     pub warnings: Vec<Diagnostic>,
+    /// Notes: what was read in a way worth saying but is no problem (a lease file's skipped
+    /// header row). `check --strict` does not fail on them.
+    pub notes: Vec<Diagnostic>,
     /// The mapping file and its modification time when read.
     mapping_file: Option<(PathBuf, Option<SystemTime>)>,
     /// The file as read (for `expired_exemptions`' line numbers).
@@ -98,6 +101,8 @@ impl Settings {
         use sha2::Digest;
         let cfg = &loaded.config;
         let mut errors = Vec::new();
+        let mut warnings = catalog.warnings.clone();
+        let mut notes = Vec::new();
         let mut policy = Policy { departments: AddrTable::default(), ..Policy::default() };
         let mut department_names = Vec::new();
         for d in &cfg.department {
@@ -111,6 +116,9 @@ impl Settings {
             for c in &d.cidrs {
                 match c.get_ref().parse::<ipnet::IpNet>() {
                     Ok(net) => {
+                        if let Some(w) = crate::classify::addr::host_bits_warning(c.get_ref(), &net) {
+                            warnings.push(loaded.diag(c, format!("{id}: {w}")));
+                        }
                         if let Some(prev) = policy.departments.insert(net, policy.department_ids.len() - 1) {
                             errors.push(loaded.diag(c, format!("{net} is already in department {}", policy.department_ids[prev])));
                         }
@@ -122,21 +130,21 @@ impl Settings {
         let service = |s: &toml::Spanned<String>, errors: &mut Vec<Diagnostic>| {
             let found = catalog.find(s.get_ref());
             if found.is_none() {
-                errors.push(loaded.diag(s, format!("unknown service {:?}", s.get_ref())));
+                errors.push(loaded.diag(s, format!("unknown service {:?}{}", s.get_ref(), diag::did_you_mean(s.get_ref(), catalog.services.iter().map(|x| x.id.as_str())))));
             }
             found
         };
         policy.sanctioned = cfg.policy.sanctioned.iter().filter_map(|s| service(s, &mut errors)).collect();
         for (dept, allow) in &cfg.policy.departments {
             if !policy.department_ids.contains(dept) {
-                errors.push(Diagnostic { file: loaded.path.clone(), line: None, message: format!("policy names unknown department {dept:?}") });
+                errors.push(Diagnostic { file: loaded.path.clone(), line: None, message: format!("policy names unknown department {dept:?}{}", diag::did_you_mean(dept, policy.department_ids.iter().map(String::as_str))) });
             }
             let set: HashSet<usize> = allow.sanctioned.iter().filter_map(|s| service(s, &mut errors)).collect();
             policy.sanctioned_by_department.insert(dept.clone(), set);
         }
         for e in &cfg.exemption {
             if !policy.department_ids.contains(e.department.get_ref()) {
-                errors.push(loaded.diag(&e.department, format!("unknown department {:?}", e.department.get_ref())));
+                errors.push(loaded.diag(&e.department, format!("unknown department {:?}{}", e.department.get_ref(), diag::did_you_mean(e.department.get_ref(), policy.department_ids.iter().map(String::as_str)))));
             }
             let svc = service(&e.service, &mut errors);
             let (Some(from), Some(until)) = (day_start(e.start.get_ref()), day_start(e.expires.get_ref())) else {
@@ -156,12 +164,15 @@ impl Settings {
                 Some(i) => {
                     policy.own_tenants.insert(i, tenants.iter().map(|t| t.to_ascii_lowercase()).collect());
                 }
-                None => errors.push(Diagnostic { file: loaded.path.clone(), line: None, message: format!("tenants: unknown service {sid:?}") }),
+                None => errors.push(Diagnostic { file: loaded.path.clone(), line: None, message: format!("tenants: unknown service {sid:?}{}", diag::did_you_mean(sid, catalog.services.iter().map(|x| x.id.as_str()))) }),
             }
         }
         if let Some((path, text)) = mapping {
             match parse_mapping(path, text, &policy.department_ids) {
-                Ok(m) => policy.mapping = m,
+                Ok((m, header)) => {
+                    policy.mapping = m;
+                    notes.extend(header);
+                }
                 Err(mut e) => errors.append(&mut e),
             }
         }
@@ -198,7 +209,8 @@ impl Settings {
             config_digest: format!("{:x}", sha2::Sha256::digest(loaded.text.as_bytes())),
             classifier: Classifier::build(catalog, policy, geoip),
             department_names,
-            warnings: Vec::new(),
+            warnings,
+            notes,
             mapping_file: None,
             loaded,
         })
@@ -317,16 +329,27 @@ pub fn read_catalog_dir(dir: &Path) -> Result<Catalog, Vec<Diagnostic>> {
     Catalog::from_texts(&texts)
 }
 
-/// Parses an `address,department` CSV (lines starting with `#` and blank lines skipped).
-fn parse_mapping(path: &Path, text: &str, departments: &[String]) -> Result<HashMap<IpAddr, usize>, Vec<Diagnostic>> {
+/// A mapping file as parsed: address → department index, and the note of a skipped header.
+type Mapping = (HashMap<IpAddr, usize>, Option<Diagnostic>);
+
+/// Parses an `address,department` CSV (lines starting with `#` and blank lines skipped). A
+/// first row whose first field is not an address is a header (`ip,department` of a lease
+/// export): it is skipped, and said (the second value: a note with its line).
+fn parse_mapping(path: &Path, text: &str, departments: &[String]) -> Result<Mapping, Vec<Diagnostic>> {
     let mut map = HashMap::new();
     let mut errors = Vec::new();
+    let mut header = None;
+    let mut first = true;
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
         let err = |m: String| Diagnostic { file: path.to_path_buf(), line: Some(n + 1), message: m };
+        if std::mem::take(&mut first) && line.split(',').next().is_some_and(|a| a.trim().parse::<IpAddr>().is_err()) {
+            header = Some(err(format!("skipped 1 header line {line:?} (not an address row)")));
+            continue;
+        }
         let Some((a, d)) = line.split_once(',') else {
             errors.push(err(format!("expected address,department: {line:?}")));
             continue;
@@ -336,11 +359,11 @@ fn parse_mapping(path: &Path, text: &str, departments: &[String]) -> Result<Hash
                 map.insert(ip, i);
             }
             (Err(_), _) => errors.push(err(format!("invalid address {:?}", a.trim()))),
-            (_, None) => errors.push(err(format!("unknown department {:?}", d.trim()))),
+            (_, None) => errors.push(err(format!("unknown department {:?}{}", d.trim(), diag::did_you_mean(d.trim(), departments.iter().map(String::as_str))))),
         }
     }
     if errors.is_empty() {
-        Ok(map)
+        Ok((map, header))
     } else {
         Err(errors)
     }
@@ -392,6 +415,55 @@ mod tests {
         assert!(text[0].contains(":3:") && text[0].contains("invalid CIDR"), "{text:?}");
         assert!(text[1].contains(":5:") && text[1].contains("unknown service"), "{text:?}");
         assert!(text[2].starts_with("map.csv:1:") && text[2].contains("unknown department"), "{text:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn host_bits_in_a_prefix_are_a_warning_and_the_network_is_used() -> Result<()> {
+        let text = "[[department]]\nid = \"finance\"\ncidrs = [\"10.1.2.3/16\", \"10.2.0.0/16\"]\n";
+        let s = Settings::compile(loaded(text)?, catalog()?, None, GeoIp::default()).map_err(|d| format!("{d:?}"))?;
+        let w: Vec<String> = s.warnings.iter().map(|d| d.to_string()).collect();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("config.toml:3:") && w[0].contains("\"10.1.2.3/16\" has host bits set: used as 10.1.0.0/16"), "{w:?}");
+        assert_eq!(s.classifier.department(ip("10.1.200.1")?), "finance");
+        let svc = "[[service]]\nid = \"x\"\nname = \"X\"\ncategory = \"messaging\"\nvendor = \"X\"\nvendor_country = \"US\"\ncidrs = [\"192.0.2.9/24\"]\n";
+        let c = Catalog::from_texts(&[(PathBuf::from("m.toml"), svc.to_string())]).map_err(|d| format!("{d:?}"))?;
+        let w: Vec<String> = c.warnings.iter().map(|d| d.to_string()).collect();
+        assert!(w.len() == 1 && w[0].starts_with("m.toml:7: x: \"192.0.2.9/24\" has host bits set"), "{w:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_ids_name_the_closest_known_one() -> Result<()> {
+        let text = "[[department]]\nid = \"finance\"\n[policy]\nsanctioned = [\"whatsap\"]\n[policy.departments.finanse]\nsanctioned = []\n[[exemption]]\ndepartment = \"Finance\"\nservice = \"whatsapp\"\nreason = \"r\"\napprover = \"a\"\nstart = 2026-01-01\nexpires = 2026-02-01\n[tenants]\nwhatsap = [\"x\"]\n";
+        let Err(errs) = Settings::compile(loaded(text)?, catalog()?, Some((Path::new("map.csv"), "10.9.0.7,finace\n")), GeoIp::default()) else {
+            return Err("accepted".into());
+        };
+        let text: Vec<String> = errs.iter().map(|d| d.to_string()).collect();
+        assert_eq!(text.len(), 5, "{text:?}");
+        assert!(text[0].contains(":4: unknown service \"whatsap\"; did you mean \"whatsapp\"?"), "{text:?}");
+        assert!(text[1].contains("unknown department \"finanse\"; did you mean \"finance\"?"), "{text:?}");
+        assert!(text[2].contains(":8: unknown department \"Finance\"; did you mean \"finance\"?"), "{text:?}");
+        assert!(text[3].contains("tenants: unknown service \"whatsap\"; did you mean \"whatsapp\"?"), "{text:?}");
+        assert!(text[4].contains("unknown department \"finace\"; did you mean \"finance\"?"), "{text:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn a_lease_file_header_line_is_skipped_and_said() -> Result<()> {
+        let text = "[[department]]\nid = \"finance\"\n";
+        let lease = "# export\nip,department\n10.9.0.7,finance\n";
+        let s = Settings::compile(loaded(text)?, catalog()?, Some((Path::new("map.csv"), lease)), GeoIp::default()).map_err(|d| format!("{d:?}"))?;
+        assert_eq!(s.classifier.department(ip("10.9.0.7")?), "finance");
+        assert!(s.warnings.is_empty(), "a header is no problem: {:?}", s.warnings);
+        let w: Vec<String> = s.notes.iter().map(|d| d.to_string()).collect();
+        assert!(w.len() == 1 && w[0].starts_with("map.csv:2: skipped 1 header line \"ip,department\""), "{w:?}");
+        // Only the first row can be a header: a bad address further down is still an error.
+        let bad = "ip,department\n10.9.0.7,finance\nnonsense,finance\n";
+        let Err(e) = Settings::compile(loaded(text)?, catalog()?, Some((Path::new("map.csv"), bad)), GeoIp::default()) else {
+            return Err("accepted".into());
+        };
+        assert!(e.len() == 1 && e[0].to_string().starts_with("map.csv:3: invalid address"), "{e:?}");
         Ok(())
     }
 

@@ -91,13 +91,11 @@ pub fn write_stats(err: &mut impl Write, engine: &Engine) -> std::io::Result<()>
 }
 
 /// `shadowtap check`: loads the configuration and the catalog, prints every problem (with file
-/// and line) and a summary; expired exemptions count as problems.
-pub fn check(path: &std::path::Path, out: &mut impl Write) -> std::process::ExitCode {
-    let (problems, summary) = match Settings::load(path) {
+/// and line), every warning (an expired exemption, host bits in a prefix, an unloadable GeoIP
+/// database) and a summary. Problems fail; warnings fail only with `strict`.
+pub fn check(path: &std::path::Path, strict: bool, out: &mut impl Write) -> std::process::ExitCode {
+    let (problems, warnings, summary) = match Settings::load(path) {
         Ok(s) => {
-            for w in &s.warnings {
-                let _ = writeln!(out, "warning: {w}");
-            }
             let c = &s.classifier;
             let (asn, country) = c.geoip();
             let onoff = |b: bool| if b { "on" } else { "off" };
@@ -115,23 +113,80 @@ pub fn check(path: &std::path::Path, out: &mut impl Write) -> std::process::Exit
                 // Not the default, and it changes what counts as use: say it.
                 summary.push_str(", unanswered flows count as use (engine.count_unanswered)");
             }
-            (s.expired_exemptions(Timestamp::wall_clock()), Some(summary))
+            for n in &s.notes {
+                let _ = writeln!(out, "note: {n}");
+            }
+            let mut warnings = s.warnings.clone();
+            warnings.extend(s.expired_exemptions(Timestamp::wall_clock()));
+            (Vec::new(), warnings, Some(summary))
         }
-        Err(diags) => (diags, None),
+        Err(diags) => (diags, Vec::new(), None),
     };
+    for w in &warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
     for p in &problems {
         let _ = writeln!(out, "error: {p}");
     }
     if let Some(s) = summary {
         let _ = writeln!(out, "{s}");
     }
-    if problems.is_empty() {
-        let _ = writeln!(out, "ok");
-        std::process::ExitCode::SUCCESS
-    } else {
+    if !problems.is_empty() {
         let _ = writeln!(out, "{} problem(s)", problems.len());
         std::process::ExitCode::FAILURE
+    } else if strict && !warnings.is_empty() {
+        let _ = writeln!(out, "{} warning(s): failing (--strict)", warnings.len());
+        std::process::ExitCode::FAILURE
+    } else {
+        if !warnings.is_empty() {
+            let _ = writeln!(out, "{} warning(s)", warnings.len());
+        }
+        let _ = writeln!(out, "ok");
+        std::process::ExitCode::SUCCESS
     }
+}
+
+/// `shadowtap services`: the catalog named by the configuration at `path`, one service a row
+/// (id, name, category, vendor, vendor country), only those of `category` when given.
+pub fn services(path: &std::path::Path, category: Option<&str>, out: &mut impl Write) -> std::process::ExitCode {
+    use crate::classify::catalog::CATEGORIES;
+    let fail = |out: &mut dyn Write, diags: Vec<crate::diag::Diagnostic>| {
+        for d in diags {
+            let _ = writeln!(out, "error: {d}");
+        }
+        std::process::ExitCode::FAILURE
+    };
+    if let Some(c) = category.filter(|c| !CATEGORIES.contains(c)) {
+        let _ = writeln!(out, "error: unknown category {c:?}{} (known: {})", crate::diag::did_you_mean(c, CATEGORIES.iter().copied()), CATEGORIES.join(", "));
+        return std::process::ExitCode::FAILURE;
+    }
+    let loaded = match crate::config::Loaded::read(path) {
+        Ok(l) => l,
+        Err(d) => return fail(out, d),
+    };
+    let catalog = match crate::config::settings::read_catalog_dir(&loaded.resolve(&loaded.config.catalog)) {
+        Ok(c) => c,
+        Err(d) => return fail(out, d),
+    };
+    let header = ["ID", "NAME", "CATEGORY", "VENDOR", "COUNTRY"];
+    let rows: Vec<[&str; 5]> = catalog
+        .services
+        .iter()
+        .filter(|s| category.is_none_or(|c| s.category == c))
+        .map(|s| [s.id.as_str(), s.name.as_str(), s.category.as_str(), s.vendor.as_str(), if s.vendor_country.is_empty() { "-" } else { s.vendor_country.as_str() }])
+        .collect();
+    let mut width = header.map(|h| h.chars().count());
+    for r in &rows {
+        for (w, c) in width.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    for r in std::iter::once(&header).chain(&rows) {
+        let cells: Vec<String> = r.iter().zip(width).map(|(c, w)| format!("{c:<w$}")).collect();
+        let _ = writeln!(out, "{}", cells.join("  ").trim_end());
+    }
+    let _ = writeln!(out, "{} services", rows.len());
+    std::process::ExitCode::SUCCESS
 }
 
 /// `shadowtap explain HOST|IP`: which service, channel, rule and status a name or address matches.
