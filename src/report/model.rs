@@ -393,10 +393,140 @@ pub struct Methodology {
     pub withheld: Withheld,
     /// Definitions, in words.
     pub notes: Vec<String>,
+    /// What the method cannot see or tell apart, with this period's figures. Absent from
+    /// reports saved by earlier builds.
+    #[serde(default)]
+    pub limitations: Limitations,
     /// Capture files of a survey that were damaged: skipped (with the reason) or truncated
     /// (used up to the cut). Absent when none was.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub damaged_captures: Vec<DamagedCapture>,
+}
+
+/// A figure of a limitation: a count or a share (a fraction, rounded like every share).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Figure {
+    /// A count.
+    Count(u64),
+    /// A share.
+    Share(f64),
+}
+
+/// One limitation of the method: its sentence (with the figures in words) and its figures.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Limitation {
+    /// The limitation in words, figures included.
+    pub text: String,
+    /// The figures the sentence states, by stable name; empty when it states none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub figures: BTreeMap<String, Figure>,
+}
+
+/// The method's limitations (Methodology, "Limitations"), under stable keys, in the order
+/// the reports list them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Limitations {
+    /// A device is a client address (DHCP churn, NAT, VDI, proxies, VPN concentrators).
+    pub device_definition: Limitation,
+    /// Only traffic that crosses a sensor is seen.
+    pub placement: Limitation,
+    /// Flows the sensor could not name (ECH among them): counted as unnamed, not as use.
+    pub unnamed: Limitation,
+    /// Connection attempts never answered are not use.
+    pub unanswered: Limitation,
+    /// The error of the store's distinct-count sketches; absent unless the source is a store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sketch: Option<Limitation>,
+}
+
+impl Limitations {
+    /// The limitations in the order the reports list them, each with its key.
+    pub fn list(&self) -> Vec<(&'static str, &Limitation)> {
+        let mut v = vec![("device_definition", &self.device_definition), ("placement", &self.placement), ("unnamed", &self.unnamed), ("unanswered", &self.unanswered)];
+        if let Some(x) = &self.sketch {
+            v.push(("sketch", x));
+        }
+        v
+    }
+}
+
+/// The sentence on what a device is (also the test's anchor in every format).
+pub const DEVICE_DEFINITION_TEXT: &str = "A device is a client address: over a long period, DHCP churn gives one device \
+     several addresses and over-counts devices; NAT, VDI, proxies or a VPN concentrator in front of the sensor collapse \
+     many devices into one.";
+
+/// The sentence of limitation `key` with its figures, each written by `fig` (the renderers
+/// mark them; the model writes them in words). The words are the same in every format.
+pub fn limitation_text(key: &str, figures: &BTreeMap<String, Figure>, fig: &dyn Fn(&str, Figure) -> String) -> String {
+    let f = |name: &str| figures.get(name).map(|&x| fig(name, x));
+    match key {
+        "device_definition" => DEVICE_DEFINITION_TEXT.into(),
+        "placement" => "Only traffic that crosses a sensor is seen: phones on mobile data, home networks and traffic \
+                        of a split-tunnel VPN never do, and their use is in no figure."
+            .into(),
+        "unnamed" => match (f("unnamed_share"), f("unnamed_flows"), f("ech_share"), f("ech_flows")) {
+            (Some(us), Some(un), Some(es), Some(en)) => format!(
+                "The sensor could not name the destination of {us} of the flows ({un}); {es} of the flows ({en}) \
+                 carried real ECH, which hides the server name. Flows no signal named are counted as unnamed, not as \
+                 use of any service."
+            ),
+            _ => "No flow was counted this period. Flows the sensor cannot name (real ECH hides the server name) are \
+                  counted as unnamed, not as use of any service."
+                .into(),
+        },
+        "unanswered" => match f("unanswered_flows") {
+            Some(n) => format!(
+                "Unanswered connection attempts are not use: {n} this period, under Never answered, which says how \
+                 they were counted."
+            ),
+            None => "Unanswered connection attempts are not use.".into(),
+        },
+        "sketch" => match (f("exact_below"), f("relative_error")) {
+            (Some(b), Some(e)) => format!(
+                "Device counts of {b} or more in a group are estimates of the store's distinct-count sketches, with \
+                 a standard error of about {e}."
+            ),
+            _ => String::new(),
+        },
+        _ => String::new(),
+    }
+}
+
+/// Figures in words, as Markdown and CSV show them.
+pub fn figure_words(_name: &str, x: Figure) -> String {
+    match x {
+        Figure::Count(n) => display::count(n),
+        Figure::Share(x) => display::percent(x),
+    }
+}
+
+fn limitation(key: &str, figures: Vec<(&str, Figure)>) -> Limitation {
+    let figures: BTreeMap<String, Figure> = figures.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    Limitation { text: limitation_text(key, &figures, &figure_words), figures }
+}
+
+/// The limitations of this period's method.
+fn limitations(input: &ReportInput, flows: u64, unnamed_flows: u64, unanswered_flows: u64) -> Limitations {
+    let c = &input.coverage;
+    let mut unnamed = vec![];
+    if let (Some(us), Some(es)) = (share(unnamed_flows, flows), share(c.ech_flows, flows)) {
+        unnamed = vec![("unnamed_flows", Figure::Count(unnamed_flows)), ("unnamed_share", Figure::Share(us)), ("ech_flows", Figure::Count(c.ech_flows)), ("ech_share", Figure::Share(es))];
+    }
+    let unanswered = vec![("unanswered_flows", Figure::Count(unanswered_flows))];
+    Limitations {
+        device_definition: limitation("device_definition", vec![]),
+        placement: limitation("placement", vec![]),
+        unnamed: limitation("unnamed", unnamed),
+        unanswered: limitation("unanswered", unanswered),
+        sketch: match &input.host_method {
+            HostMethod::Sketch { relative_error, exact_below, .. } => Some(limitation(
+                "sketch",
+                vec![("exact_below", Figure::Count(*exact_below)), ("relative_error", Figure::Share(round_share(*relative_error)))],
+            )),
+            HostMethod::PrometheusWindow { .. } => None,
+        },
+    }
 }
 
 /// A report, ready to render.
@@ -1012,6 +1142,7 @@ fn methodology(input: &ReportInput, k_requested: u64, k: u64, withheld: Withheld
         k_input: c.min_group_size,
         withheld,
         notes,
+        limitations: limitations(input, flows, unnamed_flows, unanswered_flows),
         damaged_captures,
     }
 }
@@ -1361,6 +1492,19 @@ pub(crate) mod tests {
         assert_eq!(m.unnamed_share, Some(0.2));
         assert_eq!(m.unnamed_by_reason[0], FlowShare { name: "ech".into(), flows: 10, share: Some(0.05) });
         assert_eq!(m.capture_loss, Some(0.007));
+        let v = serde_json::to_value(&r).unwrap();
+        let l = &v["methodology"]["limitations"];
+        assert_eq!(l["unnamed"]["figures"]["unnamed_share"], 0.2, "40 unnamed of 200 flows");
+        assert_eq!(l["unnamed"]["figures"]["unnamed_flows"], 40);
+        assert_eq!(l["unnamed"]["figures"]["ech_share"], 0.06, "12 ECH of 200 flows");
+        assert_eq!(l["unnamed"]["figures"]["ech_flows"], 12);
+        assert_eq!(l["sketch"]["figures"]["exact_below"], 64, "the store's sketch");
+        assert_eq!(l["sketch"]["figures"]["relative_error"], 0.01);
+        assert_eq!(l["device_definition"]["text"], DEVICE_DEFINITION_TEXT);
+        assert!(l["unnamed"]["text"].as_str().unwrap().contains("20.0% of the flows (40)"), "{l}");
+        assert!(l["unanswered"]["figures"]["unanswered_flows"].is_u64());
+        let back: Report = serde_json::from_value(v).unwrap();
+        assert_eq!(back.methodology.limitations, m.limitations, "a round trip keeps the figures");
         assert_eq!(m.sensors[0].uptime_share, 0.5);
         assert_eq!(m.catalog_digests, ["a", "b"], "sorted, deduplicated");
         assert!(m.host_error_text.contains("1.0%"));

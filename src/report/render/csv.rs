@@ -220,6 +220,17 @@ pub fn render(r: &Report) -> String {
         w.value(&l, "damage", damage(d.damage));
         w.value(&l, "reason", &d.reason);
     }
+    for (key, x) in m.limitations.list() {
+        let l = Labels { section: "limitation", name: key, ..Labels::default() };
+        w.value(&l, "text", &x.text);
+        for (name, f) in &x.figures {
+            let v = match f {
+                crate::report::model::Figure::Count(n) => n.to_string(),
+                crate::report::model::Figure::Share(x) => share(*x),
+            };
+            w.value(&l, name, &v);
+        }
+    }
     for (i, note) in m.notes.iter().enumerate() {
         w.value(&Labels { section: "note", name: &(i + 1).to_string(), ..Labels::default() }, "text", note);
     }
@@ -261,6 +272,13 @@ mod tests {
             }
         }
         rows
+    }
+
+    #[test]
+    fn limitations_are_rows() {
+        let csv = render(&report());
+        assert!(csv.contains("\r\nlimitation,,,,,,,device_definition,text,"), "{csv}");
+        assert!(csv.contains("\r\nlimitation,,,,,,,unnamed,unnamed_share,0.2000\r\n"), "{csv}");
     }
 
     #[test]

@@ -556,7 +556,22 @@ fn methodology(r: &Report) -> String {
         }
         s += "</tbody>\n</table>\n";
     }
-    s += "<h3>Definitions</h3>\n<ul>\n";
+    s += "<h3>Limitations</h3>\n<ul>\n";
+    for (key, l) in m.limitations.list() {
+        let mark = |name: &str, x: crate::report::model::Figure| {
+            let fmt = if matches!(x, crate::report::model::Figure::Count(_)) { "count" } else { "percent" };
+            format!(
+                "<span{}>{}</span>",
+                checked(&format!("meth/limitations/{key}/{name}"), &format!("/methodology/limitations/{key}/figures/{name}"), fmt),
+                esc(&crate::report::model::figure_words(name, x))
+            )
+        };
+        let text = crate::report::model::limitation_text(key, &l.figures, &mark);
+        // Sentences of earlier builds' reports that this build would not write: shown as saved.
+        let text = if text.is_empty() { esc(&l.text) } else { text };
+        s += &format!("<li>{text}</li>\n");
+    }
+    s += "</ul>\n<h3>Definitions</h3>\n<ul>\n";
     for n in &m.notes {
         s += &format!("<li>{}</li>\n", super::code_spans(n, esc, |c| format!("<code>{}</code>", esc(c))));
     }
@@ -598,6 +613,15 @@ mod tests {
         let body = &page[page.find("<body>").unwrap()..];
         assert!(!body.contains('`'), "a backtick in the page's text");
         assert!(body.contains("<code>unmapped</code> addresses"));
+    }
+
+    #[test]
+    fn limitations_are_listed_with_their_figures_marked() {
+        let html = render(&report());
+        let meth = &html[html.find("id=\"methodology\"").unwrap()..];
+        assert!(meth.contains("<h3>Limitations</h3>"), "{meth}");
+        assert!(meth.contains(crate::report::model::DEVICE_DEFINITION_TEXT), "{meth}");
+        assert!(meth.contains("data-ptr=\"/methodology/limitations/unnamed/figures/unnamed_share\""), "{meth}");
     }
 
     #[test]

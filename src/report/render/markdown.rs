@@ -277,7 +277,11 @@ pub fn render(r: &Report) -> String {
         let rows = m.damaged_captures.iter().map(|d| vec![esc(&d.file), super::damage_text(d.damage).to_string(), esc(&d.reason)]).collect();
         s += &format!("### Damaged capture files\n\n{}", table(&["File", "Outcome", "Reason"], 0, rows));
     }
-    s += "### Definitions\n\n";
+    s += "### Limitations\n\n";
+    for (_, l) in m.limitations.list() {
+        s += &format!("- {}\n", esc(&l.text));
+    }
+    s += "\n### Definitions\n\n";
     for n in &m.notes {
         s += &format!("- {}\n", super::code_spans(n, esc, |c| format!("`{}`", c.replace('`', ""))));
     }
@@ -313,6 +317,7 @@ mod tests {
             assert!(md.contains(h), "{h}");
         }
         assert!(md.contains("| legal | messaging | unsanctioned | 8 | 26.7% | 300 |"), "{md}");
+        assert!(md.contains("### Limitations\n\n- A device is a client address: over a long period, DHCP churn"), "{md}");
         let cols = |l: &str| l.matches(" | ").count();
         for block in md.split("\n\n").filter(|b| b.starts_with('|')) {
             let n = cols(block.lines().next().unwrap());
