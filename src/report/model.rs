@@ -485,7 +485,7 @@ pub fn limitation_text(key: &str, figures: &BTreeMap<String, Figure>, fig: &dyn 
         "sketch" => match (f("exact_below"), f("relative_error")) {
             (Some(b), Some(e)) => format!(
                 "Device counts of {b} or more in a group are estimates of the store's distinct-count sketches, with \
-                 a standard error of about {e}."
+                 a standard error of about {e} of the count."
             ),
             _ => String::new(),
         },
