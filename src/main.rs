@@ -233,6 +233,10 @@ struct RenderArgs {
     /// or sensor uptime); without it such a period is an error naming the days it holds.
     #[arg(long)]
     allow_empty: bool,
+    /// A saved input of an earlier period (from --save-input): the report compares each
+    /// category's share of active devices now and then, in percentage points, under the same k.
+    #[arg(long, value_name = "INPUT")]
+    compare: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -335,6 +339,7 @@ fn report_command(
         expiring_within_days: r.expiring_within,
         save_input: r.save_input,
         allow_empty: r.allow_empty,
+        compare: r.compare,
     })
 }
 

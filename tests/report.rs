@@ -712,3 +712,49 @@ fn survey_shows_display_names_in_html_and_markdown_and_ids_in_json_and_csv() {
     assert!(csv.contains("\r\nservice,,messaging,whatsapp,,,,,e2ee,true\r\n"), "{csv}");
     assert!(!csv.contains(",WhatsApp,") || csv.contains("\r\nservice,,messaging,whatsapp,,,,,name,WhatsApp\r\n"));
 }
+
+/// `report --input B --compare A`: shares now and then and the change in percentage points,
+/// for the organisation and each department; a group withheld in either period stays withheld;
+/// an earlier input that cannot be read is an error naming the file.
+#[test]
+fn compare_gives_the_change_in_points_and_keeps_withheld_groups_withheld() {
+    let dir = std::env::temp_dir().join(format!("shadowtap-compare-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let a = dir.join("a.json");
+    survey_in(&dir, &root().join("pcaps"), &["--save-input", a.to_str().unwrap(), "--k", "1", "--format", "json"]);
+    // B: the same survey with twice the active devices in finance and the organisation.
+    let mut b: Value = serde_json::from_str(&std::fs::read_to_string(&a).unwrap()).unwrap();
+    for d in b["departments"].as_array_mut().unwrap() {
+        if d["department"] == "finance" || d["department"] == "_all" {
+            let n = d["active_hosts"]["count"].as_u64().unwrap();
+            d["active_hosts"]["count"] = (2 * n).into();
+        }
+    }
+    let bp = dir.join("b.json");
+    std::fs::write(&bp, serde_json::to_string(&b).unwrap()).unwrap();
+    let v: Value = serde_json::from_slice(&report(&["--input", bp.to_str().unwrap(), "--compare", a.to_str().unwrap(), "--format", "json"])).unwrap();
+    let c = &v["comparison"];
+    assert_eq!(c["earlier_period"]["from"], v["period"]["from"]);
+    let line = |d: &str, cat: &str| c["lines"].as_array().unwrap().iter().find(|l| l["department"] == d && l["category"] == cat).cloned().unwrap();
+    let m = line("finance", "messaging");
+    assert_eq!((m["now"].as_f64(), m["earlier"].as_f64(), m["delta_pp"].as_f64()), (Some(0.5), Some(1.0), Some(-50.0)), "{m}");
+    let m = line("_all", "messaging");
+    assert_eq!((m["now"].as_f64(), m["earlier"].as_f64(), m["delta_pp"].as_f64()), (Some(0.25), Some(0.5), Some(-25.0)), "{m}");
+    // k = 2 for both: finance had 1 active device in A, so its earlier share is withheld,
+    // and so is the change, whatever B shows.
+    let v: Value = serde_json::from_slice(&report(&["--input", bp.to_str().unwrap(), "--compare", a.to_str().unwrap(), "--k", "2", "--format", "json"])).unwrap();
+    let lines = v["comparison"]["lines"].as_array().unwrap();
+    let f: Vec<&Value> = lines.iter().filter(|l| l["department"] == "finance").collect();
+    assert!(!f.is_empty());
+    assert!(f.iter().all(|l| l["earlier"].is_null() && l["delta_pp"].is_null()), "{f:?}");
+    // CSV and Markdown carry it too.
+    let csv = String::from_utf8(report(&["--input", bp.to_str().unwrap(), "--compare", a.to_str().unwrap(), "--format", "csv"])).unwrap();
+    assert!(csv.contains("comparison,finance,messaging,,,unsanctioned,,,delta_pp,-50"), "{csv}");
+    let md = String::from_utf8(report(&["--input", bp.to_str().unwrap(), "--compare", a.to_str().unwrap(), "--format", "md"])).unwrap();
+    assert!(md.contains("## Compared with") && md.contains("-50.0 pp"), "{md}");
+    // An earlier input that cannot be read names the file.
+    let out = shadowtap().args(["report", "--input", bp.to_str().unwrap(), "--compare", "no-such-earlier.json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-earlier.json"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

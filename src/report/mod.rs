@@ -11,6 +11,7 @@
 //! `model` and `render` are pure; only `prometheus` (HTTP) does I/O; the command that reads files and
 //! stores is the driver's (`runtime::report`).
 
+pub mod compare;
 pub mod display;
 pub mod input;
 pub mod model;

@@ -566,6 +566,9 @@ pub struct Report {
     /// The catalog's description of every service in the report (survey tables, top list,
     /// exemptions), sorted by id; services the input does not describe are not listed.
     pub service_table: Vec<ServiceInfo>,
+    /// The same figures in an earlier period (`--compare`), when asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<super::compare::Comparison>,
     /// Display names for HTML and Markdown (JSON and CSV keep ids).
     #[serde(skip)]
     pub names: Names,
@@ -681,6 +684,7 @@ impl Report {
             exemptions,
             methodology,
             service_table,
+            comparison: None,
             names,
         }
     }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use time::Date;
 
+use crate::report::compare::Comparison;
 use crate::report::input::ReportInput;
 use crate::report::model::{Report, ReportOptions, DEFAULT_EXPIRING_WITHIN_DAYS};
 use crate::report::prometheus::{self, PromError};
@@ -70,6 +71,9 @@ pub struct Command {
     /// Render a period the source holds no data for (no packet, no flow, no sensor uptime)
     /// instead of refusing it with [`ReportError::NoData`].
     pub allow_empty: bool,
+    /// A saved input of an earlier period to compare with (`--compare`): the report gains a
+    /// comparison section, both periods under the same k.
+    pub compare: Option<PathBuf>,
 }
 
 impl Command {
@@ -87,6 +91,7 @@ impl Command {
             expiring_within_days: DEFAULT_EXPIRING_WITHIN_DAYS,
             save_input: None,
             allow_empty: false,
+            compare: None,
         }
     }
 }
@@ -269,6 +274,22 @@ fn check_data(cmd: &Command, input: &ReportInput) -> Result<(), ReportError> {
 /// # Errors
 /// [`ReportError::Usage`] when `--department` names a department the input does not know.
 pub fn report(cmd: &Command, input: &ReportInput) -> Result<String, ReportError> {
+    let earlier = cmd.compare.as_ref().map(read_earlier).transpose()?;
+    report_with(cmd, input, earlier.as_ref())
+}
+
+/// Reads the earlier period's input of `--compare`.
+fn read_earlier(path: &PathBuf) -> Result<ReportInput, ReportError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ReportError::Read { path: path.clone(), source })?;
+    let input: ReportInput = serde_json::from_str(&text).map_err(|source| ReportError::Input { path: path.clone(), source })?;
+    if input.from > input.to {
+        return Err(ReportError::Usage(format!("{}: empty period {} to {}", path.display(), input.from, input.to)));
+    }
+    Ok(input)
+}
+
+/// [`report`] with the earlier period's input already read.
+fn report_with(cmd: &Command, input: &ReportInput, earlier: Option<&ReportInput>) -> Result<String, ReportError> {
     if let Some(d) = &cmd.department {
         if !input.departments.iter().any(|r| &r.department == d) {
             return Err(ReportError::Usage(format!("department {d:?} has no data in {} to {}", input.from, input.to)));
@@ -280,13 +301,19 @@ pub fn report(cmd: &Command, input: &ReportInput) -> Result<String, ReportError>
         Source::Input(_) => input.coverage.min_group_size.max(1),
         _ => DEFAULT_K,
     });
+    // Both periods under the same k: the larger of the request and both sources'.
+    let k = earlier.map_or(k, |e| k.max(e.coverage.min_group_size));
     let opts = ReportOptions {
         k,
         department: cmd.department.clone(),
         as_of: cmd.as_of.unwrap_or(input.to),
         expiring_within_days: cmd.expiring_within_days,
     };
-    Ok(render(&Report::build(input, &opts), cmd.format))
+    let mut built = Report::build(input, &opts);
+    if let Some(e) = earlier {
+        built.comparison = Some(Comparison::build(&built, input, e, &opts));
+    }
+    Ok(render(&built, cmd.format))
 }
 
 /// Runs `shadowtap report`: loads, builds, renders and writes to `--output` or `stdout`.
@@ -297,6 +324,7 @@ pub fn run(cmd: &Command, now: i64, stdout: &mut dyn std::io::Write) -> Result<(
     if cmd.from.is_some() != cmd.to.is_some() {
         return Err(ReportError::Usage("give both --from and --to".into()));
     }
+    let earlier = cmd.compare.as_ref().map(read_earlier).transpose()?;
     let input = load(cmd, now)?;
     check_data(cmd, &input)?;
     if let Some(path) = &cmd.save_input {
@@ -304,7 +332,7 @@ pub fn run(cmd: &Command, now: i64, stdout: &mut dyn std::io::Write) -> Result<(
         json.push('\n');
         std::fs::write(path, json).map_err(|source| ReportError::Write { path: path.clone(), source })?;
     }
-    let text = report(cmd, &input)?;
+    let text = report_with(cmd, &input, earlier.as_ref())?;
     match &cmd.output {
         Some(path) => std::fs::write(path, text).map_err(|source| ReportError::Write { path: path.clone(), source }),
         None => stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).map_err(|source| ReportError::Write { path: "-".into(), source }),

@@ -13,7 +13,7 @@
 
 use std::fmt::Display;
 
-use crate::report::model::{Report, UsageLine, NO_DATA_TEXT, SHARE_DECIMALS};
+use crate::report::model::{Report, UsageLine, NO_DATA_TEXT, SHARE_DECIMALS, UNSANCTIONED};
 
 /// The header line's columns.
 pub const COLUMNS: [&str; 10] = ["section", "department", "category", "service", "channel", "status", "week", "name", "metric", "value"];
@@ -105,6 +105,18 @@ pub fn render(r: &Report) -> String {
         w.value(&l, "departments_total", &opt(h.departments_total));
         w.value(&l, "services", &h.services.join(" "));
         w.value(&l, "text", &h.text);
+    }
+    if let Some(c) = &r.comparison {
+        let l = Labels { section: "comparison", department: &r.scope, ..Labels::default() };
+        w.value(&l, "earlier_from", &c.earlier_period.from.to_string());
+        w.value(&l, "earlier_to", &c.earlier_period.to.to_string());
+        w.value(&l, "earlier_source", &c.earlier_source);
+        for x in &c.lines {
+            let l = Labels { section: "comparison", department: &x.department, category: &x.category, status: UNSANCTIONED, ..Labels::default() };
+            w.value(&l, "now", &opt(x.now.map(share)));
+            w.value(&l, "earlier", &opt(x.earlier.map(share)));
+            w.value(&l, "delta_pp", &opt(x.delta_pp));
+        }
     }
     for d in &r.departments {
         let l = Labels { section: "department", department: &d.department, ..Labels::default() };

@@ -232,6 +232,28 @@ fn findings(r: &Report) -> String {
     s + "</section>\n"
 }
 
+/// Two periods compared (`--compare`): shares now and then, and the change in points.
+fn comparison(r: &Report) -> String {
+    let Some(c) = &r.comparison else { return String::new() };
+    let then = display::period_words(c.earlier_period.from, c.earlier_period.to);
+    let mut s = format!("<section id=\"comparison\">\n<h2>Compared with {}</h2>\n", esc(&then));
+    s += &format!("<p class=\"note\">{}</p>\n", esc(&super::comparison_intro(c, &display::period_words(r.period.from, r.period.to))));
+    s += "<table class=\"keep\">\n<thead><tr><th>Department</th><th>Category</th><th class=\"n\">Now</th><th class=\"n\">Earlier</th><th class=\"n\">Change</th></tr></thead>\n<tbody>\n";
+    for (i, l) in c.lines.iter().enumerate() {
+        let key = |m: &str| format!("cmp/{}/{}/{m}", l.department, l.category);
+        let ptr = |m: &str| format!("/comparison/lines/{i}/{m}");
+        let cell = |m: &str, v: Option<f64>| match v {
+            Some(x) => num(&key(m), &ptr(m), "percent", &display::percent(x), true),
+            None => "<td class=\"n\">withheld</td>".into(),
+        };
+        s += &format!("<tr><td>{}</td><td>{}</td>", dept_label(&r.names, &l.department), esc(&l.category));
+        s += &cell("now", l.now);
+        s += &cell("earlier", l.earlier);
+        s += &format!("<td class=\"n\">{}</td></tr>\n", l.delta_pp.map(super::delta_pp).unwrap_or_else(|| "withheld".into()));
+    }
+    s + "</tbody>\n</table>\n</section>\n"
+}
+
 /// The survey at a glance: departments × categories, share of devices with unsanctioned use.
 fn matrix(r: &Report) -> String {
     let mut s = String::new();
@@ -592,6 +614,7 @@ pub fn render(r: &Report) -> String {
     );
     s += &header(r);
     s += &findings(r);
+    s += &comparison(r);
     s += &top(r);
     s += &trend(r);
     s += &survey(r);

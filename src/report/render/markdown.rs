@@ -115,6 +115,21 @@ pub fn render(r: &Report) -> String {
     }
     s += "\n";
 
+    if let Some(c) = &r.comparison {
+        s += &format!("## Compared with {}\n\n", esc(&display::period_words(c.earlier_period.from, c.earlier_period.to)));
+        s += &format!("{}\n\n", esc(&super::comparison_intro(c, &display::period_words(r.period.from, r.period.to))));
+        let head = ["Department", "Category", "Now", "Earlier", "Change"];
+        let rows = c
+            .lines
+            .iter()
+            .map(|l| {
+                let cell = |v: Option<f64>| v.map(display::percent).unwrap_or_else(|| "withheld".into());
+                vec![dept(&r.names, &l.department), esc(&l.category), cell(l.now), cell(l.earlier), l.delta_pp.map(super::delta_pp).unwrap_or_else(|| "withheld".into())]
+            })
+            .collect();
+        s += &table(&head, 3, rows);
+    }
+
     s += "## Top unsanctioned services\n\n";
     if r.top_unsanctioned.is_empty() {
         s += "No unsanctioned service used by at least k devices.\n\n";

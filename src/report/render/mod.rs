@@ -68,6 +68,23 @@ pub fn json(report: &Report) -> String {
     }
 }
 
+/// A change in percentage points as printed (HTML and Markdown): `+3.5 pp`, `-1.0 pp`, `0.0 pp`.
+pub(crate) fn delta_pp(v: f64) -> String {
+    let v = if v == 0.0 { 0.0 } else { v };
+    format!("{}{v:.1} pp", if v > 0.0 { "+" } else { "" })
+}
+
+/// The sentence above a comparison table (HTML and Markdown), before escaping.
+pub(crate) fn comparison_intro(c: &crate::report::compare::Comparison, now: &str) -> String {
+    format!(
+        "Share of active devices that used unsanctioned services, {now} against {} ({}), and the change in percentage \
+         points. Both periods under the same minimum group size k = {}: a group below it in either period is withheld.",
+        crate::report::display::period_words(c.earlier_period.from, c.earlier_period.to),
+        c.earlier_source,
+        c.k
+    )
+}
+
 /// What became of a damaged capture file, in words (HTML and Markdown).
 pub(crate) fn damage_text(d: crate::report::input::CaptureDamage) -> &'static str {
     match d {
