@@ -5,38 +5,10 @@
 //! Both periods are built with the same minimum group size k (the report's), each with its own
 //! suppression: a group withheld in either period shows as withheld (`None`), never a number.
 
-use serde::{Deserialize, Serialize};
 
 use super::input::ReportInput;
-use super::model::{Period, Report, ReportOptions, UNSANCTIONED};
-
-/// One line of the comparison: a department (or the organisation) and a category.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ComparisonLine {
-    /// Department id, or `_all`.
-    pub department: String,
-    /// Category.
-    pub category: String,
-    /// Share of active devices now (0..1); `None` when withheld or not observed.
-    pub now: Option<f64>,
-    /// Share in the earlier period; `None` when withheld or not observed.
-    pub earlier: Option<f64>,
-    /// `now - earlier` in percentage points (two decimals); `None` when either is.
-    pub delta_pp: Option<f64>,
-}
-
-/// The comparison section of a report.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Comparison {
-    /// The earlier period.
-    pub earlier_period: Period,
-    /// Where the earlier facts came from.
-    pub earlier_source: String,
-    /// The k applied to both periods.
-    pub k: u64,
-    /// Lines, the organisation's first, then by department and category.
-    pub lines: Vec<ComparisonLine>,
-}
+pub use super::model::{Comparison, ComparisonLine};
+use super::model::{Report, ReportOptions, UNSANCTIONED};
 
 /// A group's share in one built report: `Some(share)` when shown, `Some(0.0)` when its
 /// department is shown and the input has no unsanctioned use of the category there, `None`

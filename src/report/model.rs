@@ -568,7 +568,7 @@ pub struct Report {
     pub service_table: Vec<ServiceInfo>,
     /// The same figures in an earlier period (`--compare`), when asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub comparison: Option<super::compare::Comparison>,
+    pub comparison: Option<Comparison>,
     /// Display names for HTML and Markdown (JSON and CSV keep ids).
     #[serde(skip)]
     pub names: Names,
@@ -1174,6 +1174,37 @@ fn unanswered_note(n: u64, as_use: bool) -> String {
 fn sorted(v: &[String]) -> Vec<String> {
     let set: BTreeSet<&String> = v.iter().collect();
     set.into_iter().cloned().collect()
+}
+
+// The comparison with an earlier period (`--compare`): data here, built by `report::compare`,
+// so that the report does not import its builder.
+
+/// One line of the comparison: a department (or the organisation) and a category.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComparisonLine {
+    /// Department id, or `_all`.
+    pub department: String,
+    /// Category.
+    pub category: String,
+    /// Share of active devices now (0..1); `None` when withheld or not observed.
+    pub now: Option<f64>,
+    /// Share in the earlier period; `None` when withheld or not observed.
+    pub earlier: Option<f64>,
+    /// `now - earlier` in percentage points (two decimals); `None` when either is.
+    pub delta_pp: Option<f64>,
+}
+
+/// The comparison section of a report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// The earlier period.
+    pub earlier_period: Period,
+    /// Where the earlier facts came from.
+    pub earlier_source: String,
+    /// The k applied to both periods.
+    pub k: u64,
+    /// Lines, the organisation's first, then by department and category.
+    pub lines: Vec<ComparisonLine>,
 }
 
 #[cfg(test)]
