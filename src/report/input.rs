@@ -256,6 +256,20 @@ pub struct ServiceReference {
     pub checked: String,
 }
 
+impl std::fmt::Display for ServiceReference {
+    /// As every format prints it: "what (source, checked date)".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}, checked {})", self.what, self.source, self.checked)
+    }
+}
+
+impl ServiceInfo {
+    /// The references in one line, "; "-separated.
+    pub fn references_line(&self) -> String {
+        self.references.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    }
+}
+
 /// What became of a damaged capture file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -179,7 +179,7 @@ pub fn render(r: &Report) -> String {
         for (i, f) in x.references.iter().enumerate() {
             let n = (i + 1).to_string();
             let l = Labels { name: &n, ..l };
-            w.value(&l, "reference", &format!("{} ({}, checked {})", f.what, f.source, f.checked));
+            w.value(&l, "reference", &f.to_string());
         }
     }
     let m = &r.methodology;

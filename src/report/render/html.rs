@@ -461,9 +461,7 @@ fn services(r: &Report) -> String {
         s += "<p class=\"note\">The source does not describe the services of this report (the catalog is not at hand): they are shown by their ids.</p>\n";
     } else {
         s += "<table>\n<caption>Services in this report, as the catalog describes them</caption>\n<thead><tr><th>Service</th><th>Category</th><th>Vendor</th><th>Vendor country</th><th>Data location</th><th>End-to-end encrypted</th><th>Disappearing messages</th><th>References</th></tr></thead>\n<tbody>\n";
-        let yes = |b: bool| if b { "yes" } else { "no" };
         for x in &r.service_table {
-            let refs: Vec<String> = x.references.iter().map(|f| format!("{} ({}, checked {})", f.what, f.source, f.checked)).collect();
             s += &format!(
                 "<tr data-service=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
                 esc(&x.id),
@@ -472,9 +470,9 @@ fn services(r: &Report) -> String {
                 esc(&x.vendor),
                 esc(&x.vendor_country),
                 esc(&x.data_location),
-                yes(x.e2ee),
-                yes(x.disappearing_messages),
-                esc(&refs.join("; "))
+                super::yes_no(x.e2ee),
+                super::yes_no(x.disappearing_messages),
+                esc(&x.references_line())
             );
         }
         s += "</tbody>\n</table>\n";

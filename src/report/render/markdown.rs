@@ -232,21 +232,19 @@ pub fn render(r: &Report) -> String {
     if r.service_table.is_empty() {
         s += "The source does not describe the services of this report (the catalog is not at hand): they are shown by their ids.\n\n";
     } else {
-        let yes = |b: bool| if b { "yes" } else { "no" }.to_string();
         let rows = r
             .service_table
             .iter()
             .map(|x| {
-                let refs: Vec<String> = x.references.iter().map(|f| format!("{} ({}, checked {})", f.what, f.source, f.checked)).collect();
                 vec![
                     esc(&x.name),
                     esc(&x.category),
                     esc(&x.vendor),
                     esc(&x.vendor_country),
                     esc(&x.data_location),
-                    yes(x.e2ee),
-                    yes(x.disappearing_messages),
-                    esc(&refs.join("; ")),
+                    super::yes_no(x.e2ee).to_string(),
+                    super::yes_no(x.disappearing_messages).to_string(),
+                    esc(&x.references_line()),
                 ]
             })
             .collect();

@@ -69,6 +69,15 @@ pub fn json(report: &Report) -> String {
 }
 
 /// A change in percentage points as printed (HTML and Markdown): `+3.5 pp`, `-1.0 pp`, `0.0 pp`.
+/// A catalog yes/no attribute in words.
+pub(crate) fn yes_no(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
 pub(crate) fn delta_pp(v: f64) -> String {
     let v = if v == 0.0 { 0.0 } else { v };
     format!("{}{v:.1} pp", if v > 0.0 { "+" } else { "" })
