@@ -111,6 +111,20 @@ pub enum LinkType {
 }
 
 impl LinkType {
+    /// Every link type decode reads (for tests and fuzzing that try each).
+    pub const ALL: [LinkType; 10] = [
+        LinkType::Ethernet,
+        LinkType::LinuxSll,
+        LinkType::LinuxSll2,
+        LinkType::Raw,
+        LinkType::Ipv4,
+        LinkType::Ipv6,
+        LinkType::Null,
+        LinkType::Loop,
+        LinkType::Ppp,
+        LinkType::PppHdlc,
+    ];
+
     /// Maps a pcap link-layer header type to a supported [`LinkType`]; `None` when decode
     /// does not read that link type (capture counts it as [`DropReason::UnsupportedLinkType`]).
     pub fn from_dlt(dlt: i32) -> Option<LinkType> {
@@ -1228,18 +1242,7 @@ mod tests {
 
     #[test]
     fn byte_soup_never_panics() {
-        const LINKS: [LinkType; 10] = [
-            LinkType::Ethernet,
-            LinkType::LinuxSll,
-            LinkType::LinuxSll2,
-            LinkType::Raw,
-            LinkType::Ipv4,
-            LinkType::Ipv6,
-            LinkType::Null,
-            LinkType::Loop,
-            LinkType::Ppp,
-            LinkType::PppHdlc,
-        ];
+        const LINKS: [LinkType; 10] = LinkType::ALL;
         let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
         let seed = onion();
         let mut buf = [0u8; 256];
