@@ -162,11 +162,6 @@ impl Stream {
         std::mem::take(&mut self.replaced)
     }
 
-    /// Whether the peer acknowledged the first `len` bytes of the window.
-    pub fn acked(&self, len: usize) -> bool {
-        self.acked >= len
-    }
-
     /// Stream offset (bytes consumed included) up to which the peer acknowledged.
     pub fn acked_position(&self) -> u64 {
         self.consumed + self.acked as u64
@@ -433,7 +428,7 @@ mod tests {
         s.syn(0);
         s.segment(1, b"abcdef");
         assert_eq!(s.peer_ack(5), Outcome::NoProgress);
-        assert!(s.acked(4) && !s.acked(5));
+        assert_eq!(s.acked_position(), 4);
         s.segment(1, b"XXXXXX");
         assert_eq!(s.data(), b"abcdXX", "acknowledged bytes kept, the rest replaced");
         assert_eq!(s.inconsistent_overlaps, 1);
