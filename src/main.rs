@@ -257,6 +257,12 @@ struct ReportArgs {
     /// SHADOWTAP_PROMETHEUS_PASSWORD.
     #[arg(long, value_name = "USER", requires = "prometheus")]
     prometheus_user: Option<String>,
+    /// Configuration that describes the services and departments (display names, the service
+    /// table with risk ratings, configured departments without traffic), which the store and
+    /// Prometheus do not record. Default for --store and --prometheus: the default
+    /// configuration file when it exists.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -307,7 +313,13 @@ fn report(args: ReportArgs) -> ExitCode {
             (_, _, Some(path)) => command::Source::Input(path),
             (None, None, None) => return Err(ReportError::Usage("give --store, --prometheus or --input".into())),
         };
-        report_command(source, args.from, args.to, args.render, None)
+        let describe = args.config.or_else(|| {
+            let default = PathBuf::from(DEFAULT_CONFIG);
+            (!matches!(source, command::Source::Input(_)) && default.exists()).then_some(default)
+        });
+        let mut c = report_command(source, args.from, args.to, args.render, None)?;
+        c.describe = describe;
+        Ok(c)
     })();
     run_report(command)
 }
@@ -340,6 +352,7 @@ fn report_command(
         save_input: r.save_input,
         allow_empty: r.allow_empty,
         compare: r.compare,
+        describe: None,
     })
 }
 

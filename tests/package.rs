@@ -142,6 +142,7 @@ fn debian_package_has_the_install_layout_and_a_valid_unit() {
         ("./etc/default/shadowtap".into(), "-rw-r--r--"),
         ("./usr/lib/systemd/system/shadowtap.service".into(), "-rw-r--r--"),
         ("./usr/lib/sysusers.d/shadowtap.conf".into(), "-rw-r--r--"),
+        ("./usr/share/shadowtap/risk.toml".into(), "-rw-r--r--"),
         ("./usr/share/shadowtap/prometheus/alerts.yml".into(), "-rw-r--r--"),
         ("./usr/share/shadowtap/prometheus/recording.yml".into(), "-rw-r--r--"),
         ("./usr/share/shadowtap/dashboards/provisioning/dashboards.yml".into(), "-rw-r--r--"),
@@ -205,8 +206,13 @@ fn debian_package_has_the_install_layout_and_a_valid_unit() {
     assert!(config.lines().any(|l| l == catalog_line), "the packaged config names the installed catalog:\n{config}");
     let local_config = tmp.0.join("config.toml");
     let local_catalog = unpacked.join("usr/share/shadowtap/services");
-    std::fs::write(&local_config, config.replace(catalog_line, &format!("catalog = {:?}", local_catalog.display().to_string())))
-        .unwrap();
+    let risk_line = "risk = \"/usr/share/shadowtap/risk.toml\"";
+    assert!(config.lines().any(|l| l.starts_with(risk_line)), "the packaged config names the installed risk weights:\n{config}");
+    let local_risk = unpacked.join("usr/share/shadowtap/risk.toml");
+    let config = config
+        .replace(catalog_line, &format!("catalog = {:?}", local_catalog.display().to_string()))
+        .replace(risk_line, &format!("risk = {:?}", local_risk.display().to_string()));
+    std::fs::write(&local_config, config).unwrap();
     let (out, _) = run("shadowtap check (packaged config)", Command::new(&bin).arg("check").arg("--config").arg(&local_config));
     assert!(out.lines().any(|l| l == "ok"), "shadowtap check: {out}");
     let default = std::fs::read_to_string(unpacked.join("etc/default/shadowtap")).unwrap();

@@ -758,3 +758,58 @@ fn compare_gives_the_change_in_points_and_keeps_withheld_groups_withheld() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-earlier.json"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The risk rating: every service of the table is rated as the weights of `rules/risk.toml`
+/// say (score = the capped sum of the terms, level by the thresholds), the weights are cited
+/// under Methodology in every format, and a report from the store, which does not record the
+/// configuration, is described by `--config` the same way a survey is.
+#[test]
+fn services_are_rated_by_the_open_weights_and_a_store_report_is_described_by_its_config() {
+    let tmp = TempDir::new();
+    let pcaps = root().join("pcaps");
+    let store = tmp.0.join("rollup.db");
+    let json: Value = serde_json::from_slice(&survey_in(&tmp.0, &pcaps, &["--format", "json", "--store", store.to_str().unwrap()])).unwrap();
+    let weights = &json["methodology"]["risk_weights"];
+    let (medium, high) = (weights["levels"]["medium"].as_i64().unwrap(), weights["levels"]["high"].as_i64().unwrap());
+    let table = json["service_table"].as_array().unwrap();
+    assert!(table.len() >= 3, "{table:?}");
+    for s in table {
+        let risk = &s["risk"];
+        let terms = risk["terms"].as_array().unwrap();
+        let category = format!("category:{}", s["category"].as_str().unwrap());
+        assert_eq!(terms[0]["factor"], category.as_str(), "the category comes first: {s}");
+        assert_eq!(terms[0]["points"], weights["category"][s["category"].as_str().unwrap()], "{s}");
+        let has = |f: &str| terms.iter().any(|t| t["factor"] == f);
+        assert_eq!(has("disappearing_messages"), s["disappearing_messages"] == true, "{s}");
+        assert_eq!(has("not_e2ee"), s["e2ee"] == false, "{s}");
+        let sum: i64 = terms.iter().map(|t| t["points"].as_i64().unwrap()).sum();
+        let score = risk["score"].as_i64().unwrap();
+        assert_eq!(score, sum.clamp(0, 100), "{s}");
+        let level = if score >= high { "high" } else if score >= medium { "medium" } else { "low" };
+        assert_eq!(risk["level"], level, "{s}");
+    }
+    let wa = table.iter().find(|s| s["id"] == "whatsapp").expect("WhatsApp rated");
+    // Messaging 30, disappearing messages 25, a US vendor 20; end-to-end encrypted adds nothing.
+    assert_eq!((wa["risk"]["score"].as_i64(), wa["risk"]["level"].as_str()), (Some(75), Some("high")));
+
+    let md = String::from_utf8(survey_in(&tmp.0, &pcaps, &["--format", "md"])).unwrap();
+    assert!(md.contains("| Risk |") && md.contains(" 75 high |"), "{md}");
+    assert!(md.contains("### Risk rating\n\n- A service's risk is the sum of its category's points"), "{md}");
+    assert!(md.contains("disappearing messages +25 (records are lost)"), "{md}");
+    let csv = String::from_utf8(survey_in(&tmp.0, &pcaps, &["--format", "csv"])).unwrap();
+    assert!(csv.contains("\r\nservice,,messaging,whatsapp,,,,,risk_score,75\r\n"), "{csv}");
+    assert!(csv.contains("\r\nrisk_weight,,messaging,,,,,,points,30\r\n"), "{csv}");
+
+    // The store records neither names nor the catalog: without a configuration the report says
+    // so; with one it is described as the survey was.
+    let st = store.to_str().unwrap();
+    let out = shadowtap().args(["report", "--store", st, "--format", "json", "--config", "/nonexistent/none.toml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "a configuration that cannot be read is an error: {}", String::from_utf8_lossy(&out.stderr));
+    let config = root().join("rules/config.toml");
+    let described: Value = serde_json::from_slice(&report(&["--store", st, "--format", "json", "--k", "1", "--config", config.to_str().unwrap()])).unwrap();
+    assert_eq!(described["service_table"], json["service_table"], "the store's report describes the services as the survey did");
+    assert_eq!(described["methodology"]["risk_weights"], json["methodology"]["risk_weights"]);
+    let html = String::from_utf8(report(&["--store", st, "--format", "html", "--k", "1", "--config", config.to_str().unwrap()])).unwrap();
+    assert!(html.contains("<td>Finance</td>") && html.contains("<td>WhatsApp</td>"), "display names from the configuration");
+    assert!(html.contains("<h3>Risk rating</h3>"));
+}

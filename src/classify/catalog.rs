@@ -29,6 +29,10 @@ pub const CATEGORIES: &[&str] = &[
     "vpn-proxy",
     "dns-bypass",
     "corporate-suite",
+    "translation",
+    "collaboration",
+    "code-hosting",
+    "paste",
     "other",
 ];
 

@@ -261,6 +261,9 @@ pub struct Config {
     /// Folder of the service catalog (`*.toml`).
     #[serde(default = "default_catalog")]
     pub catalog: String,
+    /// Weights of the services' risk rating (`rules/risk.toml`); the weights as built when
+    /// none is named.
+    pub risk: Option<String>,
     /// GeoLite2-ASN format database (optional: without it the ASN signal is off).
     pub geoip_asn: Option<String>,
     /// GeoLite2-Country format database (optional).

@@ -15,8 +15,10 @@ use std::time::SystemTime;
 use crate::aggregate::{Privacy, Unanswered};
 use crate::classify::addr::AddrTable;
 use crate::classify::catalog::Catalog;
+use crate::classify::risk;
 use crate::classify::{Classifier, ExemptionRule, GeoIp, Policy, UNMAPPED};
 use crate::diag::{self, Diagnostic};
+use crate::report::input::{ReportInput, ServiceInfo, ServiceReference};
 use crate::engine;
 use crate::export::events::{EventConfig, ExemptionInfo};
 use crate::store;
@@ -42,6 +44,8 @@ pub struct Settings {
     /// Whether flows their server never answered count as use (`[engine] count_unanswered`);
     /// like the rest of `[engine]`, in force from the start of the sensor.
     pub unanswered: Unanswered,
+    /// Weights of the services' risk rating (`risk`, else [`risk::BUILTIN`]).
+    pub risk: risk::Weights,
     /// SHA-256 of the configuration file: the version reports cite.
     pub config_digest: String,
     /// Department display names by id (the id where none is configured).
@@ -86,8 +90,19 @@ impl Settings {
             let t = modified(&p);
             (p, t)
         });
+        let risk = match &loaded.config.risk {
+            Some(f) => {
+                let p = loaded.resolve(f);
+                let text = std::fs::read_to_string(&p).map_err(|e| vec![Diagnostic { file: p.clone(), line: None, message: e.to_string() }])?;
+                Some(risk::Weights::parse(&text).map_err(|e| vec![Diagnostic { file: p, line: None, message: e.to_string() }])?)
+            }
+            None => None,
+        };
         let mut s = Self::compile(loaded, catalog, mapping_file.as_ref().map(|(p, _)| p.as_path()).zip(mapping_text.as_deref()), geoip)?;
         s.mapping_file = mapping_file;
+        if let Some(w) = risk {
+            s.risk = w;
+        }
         s.warnings.splice(0..0, warnings);
         Ok(s)
     }
@@ -186,9 +201,16 @@ impl Settings {
                 engine::Config::default()
             }
         };
-        if !errors.is_empty() {
+        let risk = match risk::Weights::parse(risk::BUILTIN) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                errors.push(Diagnostic { file: "risk.toml (built in)".into(), line: None, message: e.to_string() });
+                None
+            }
+        };
+        let (Some(risk), true) = (risk, errors.is_empty()) else {
             return Err(errors);
-        }
+        };
         let k = cfg.privacy.min_group_size.max(1);
         Ok(Settings {
             path: loaded.path.clone(),
@@ -206,6 +228,7 @@ impl Settings {
             store: store::Settings { retention_days: cfg.store.retention_days, key_grace_days: cfg.store.key_grace_days },
             engine,
             unanswered: cfg.engine.unanswered(),
+            risk,
             config_digest: format!("{:x}", sha2::Sha256::digest(loaded.text.as_bytes())),
             classifier: Classifier::build(catalog, policy, geoip),
             department_names,
@@ -220,6 +243,48 @@ impl Settings {
     /// reloads when it changes.
     pub fn mapping_watch(&self) -> Option<MappingWatch> {
         self.mapping_file.as_ref().map(|(path, modified)| MappingWatch { path: path.clone(), modified: *modified })
+    }
+
+    /// Describes a report's input from this configuration: the configured departments (so that
+    /// one without traffic is listed as not observed) and their display names, and the catalog's
+    /// description and risk rating of every service the input names, with the weights.
+    /// Sources that do not record the configuration (the store, Prometheus) get it from here.
+    pub fn describe(&self, input: &mut ReportInput) {
+        use std::collections::BTreeSet;
+        input.departments_configured = self.department_names.iter().map(|(id, _)| id.clone()).collect();
+        input.department_names = self.department_names.iter().filter(|(id, name)| id != name).cloned().collect();
+        let used: BTreeSet<&str> = [&input.services, &input.channels]
+            .into_iter()
+            .flatten()
+            .map(|r| r.service.as_str())
+            .chain(input.exemptions.iter().map(|e| e.service.as_str()))
+            .collect();
+        let mut table: Vec<ServiceInfo> = self
+            .classifier
+            .catalog
+            .services
+            .iter()
+            .filter(|s| used.contains(s.id.as_str()))
+            .map(|s| ServiceInfo {
+                id: s.id.clone(),
+                name: s.name.clone(),
+                category: s.category.clone(),
+                vendor: s.vendor.clone(),
+                vendor_country: s.vendor_country.clone(),
+                data_location: s.data_location.clone(),
+                e2ee: s.e2ee,
+                disappearing_messages: s.disappearing_messages,
+                references: s
+                    .references
+                    .iter()
+                    .map(|r| ServiceReference { what: r.what.clone(), source: r.source.clone(), checked: r.checked.clone() })
+                    .collect(),
+                risk: Some(self.risk.rate(s.into())),
+            })
+            .collect();
+        table.sort_by(|a, b| a.id.cmp(&b.id));
+        input.service_catalog = table;
+        input.risk_weights = Some(self.risk.clone());
     }
 
     /// The configuration's facts recorded with the rollup store (digests, k, exemptions).

@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use time::Date;
 
+use crate::classify::risk::{Rating, Weights};
+
 /// Department value of rows that cover the whole organisation (every department together).
 pub const ALL_DEPARTMENTS: &str = "_all";
 
@@ -219,6 +221,10 @@ pub struct ReportInput {
     /// by their ids and the service table is empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub service_catalog: Vec<ServiceInfo>,
+    /// The weights the services were rated with (`rules/risk.toml` of the configuration), cited
+    /// under Methodology. Absent when the source does not know the configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk_weights: Option<Weights>,
 }
 
 /// A service as the catalog describes it (`rules/services/*.toml`).
@@ -243,6 +249,10 @@ pub struct ServiceInfo {
     /// Sources of the catalog's data, when it names them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub references: Vec<ServiceReference>,
+    /// The service's risk rating under the weights of [`ReportInput::risk_weights`]. Absent
+    /// from inputs saved by earlier builds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk: Option<Rating>,
 }
 
 /// Where the catalog's data of a service came from.

@@ -401,6 +401,9 @@ pub struct Methodology {
     /// (used up to the cut). Absent when none was.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub damaged_captures: Vec<DamagedCapture>,
+    /// The weights of the services' risk rating, when the source recorded them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk_weights: Option<crate::classify::risk::Weights>,
 }
 
 /// A figure of a limitation: a count or a share (a fraction, rounded like every share).
@@ -1148,6 +1151,7 @@ fn methodology(input: &ReportInput, k_requested: u64, k: u64, withheld: Withheld
         notes,
         limitations: limitations(input, flows, unnamed_flows, unanswered_flows),
         damaged_captures,
+        risk_weights: input.risk_weights.clone(),
     }
 }
 
@@ -1289,6 +1293,7 @@ pub(crate) mod tests {
             damaged_captures: vec![],
             departments_configured: vec![],
             department_names: Default::default(),
+            risk_weights: None,
             service_catalog: vec![],
         }
     }

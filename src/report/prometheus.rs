@@ -639,6 +639,7 @@ pub fn load_with(api: &dyn Api, source: &str, from: Date, to: Date, now: i64) ->
         departments_configured: Vec::new(),
         department_names: Default::default(),
         service_catalog: Vec::new(),
+        risk_weights: None,
     })
 }
 

@@ -74,6 +74,10 @@ pub struct Command {
     /// A saved input of an earlier period to compare with (`--compare`): the report gains a
     /// comparison section, both periods under the same k.
     pub compare: Option<PathBuf>,
+    /// A configuration that describes the input (`report --config`): display names, the
+    /// service table with risk ratings, the configured departments. The store and Prometheus
+    /// do not record them; a saved input's own description is replaced.
+    pub describe: Option<PathBuf>,
 }
 
 impl Command {
@@ -92,6 +96,7 @@ impl Command {
             save_input: None,
             allow_empty: false,
             compare: None,
+            describe: None,
         }
     }
 }
@@ -127,6 +132,9 @@ pub enum ReportError {
     /// The rollup store could not be read.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// The configuration named to describe the input could not be loaded.
+    #[error("{0}")]
+    Config(String),
     /// The source holds no data for the period (a report of it would read as "no use"):
     /// the message names the period and, where the source can tell, the days it does hold.
     #[error("{0} (--allow-empty renders the report anyway)")]
@@ -194,6 +202,16 @@ fn read_input(path: &PathBuf, cmd: &Command) -> Result<ReportInput, ReportError>
 /// # Errors
 /// Usage errors, and the source's errors.
 pub fn load(cmd: &Command, now: i64) -> Result<ReportInput, ReportError> {
+    let mut input = load_facts(cmd, now)?;
+    if let Some(path) = &cmd.describe {
+        let settings = crate::config::Settings::load(path).map_err(|d| ReportError::Config(d.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))?;
+        settings.describe(&mut input);
+    }
+    Ok(input)
+}
+
+/// The facts of the command's period from its source, as the source records them.
+fn load_facts(cmd: &Command, now: i64) -> Result<ReportInput, ReportError> {
     match &cmd.source {
         Source::Input(path) => read_input(path, cmd),
         Source::Prometheus(server) => {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::pipeline::{self, Origin, Pipeline, Sink, SystemClock, View};
 use crate::config::Settings;
 use crate::engine::{Engine, FlowRecord};
-use crate::report::input::{CaptureDamage, DamagedCapture, ReportInput, ServiceInfo, ServiceReference};
+use crate::report::input::{CaptureDamage, DamagedCapture, ReportInput};
 use crate::store::{Counters, Store, Writer};
 use crate::time::Timestamp;
 
@@ -146,36 +146,7 @@ pub fn input_with(
     input.source = format!("survey of {}", crate::report::display::counted(pipe.sources.len() as u64, "capture file", "capture files"));
     input.damaged_captures = damaged.into_iter().map(|(_, d)| d).collect();
     input.damaged_captures.sort();
-    input.departments_configured = settings.department_names.iter().map(|(id, _)| id.clone()).collect();
-    input.department_names = settings.department_names.iter().filter(|(id, name)| id != name).cloned().collect();
-    let used: BTreeSet<&str> = [&input.services, &input.channels]
-        .into_iter()
-        .flatten()
-        .map(|r| r.service.as_str())
-        .chain(input.exemptions.iter().map(|e| e.service.as_str()))
-        .collect();
-    let catalog = &settings.classifier.catalog;
-    input.service_catalog = catalog
-        .services
-        .iter()
-        .filter(|s| used.contains(s.id.as_str()))
-        .map(|s| ServiceInfo {
-            id: s.id.clone(),
-            name: s.name.clone(),
-            category: s.category.clone(),
-            vendor: s.vendor.clone(),
-            vendor_country: s.vendor_country.clone(),
-            data_location: s.data_location.clone(),
-            e2ee: s.e2ee,
-            disappearing_messages: s.disappearing_messages,
-            references: s
-                .references
-                .iter()
-                .map(|r| ServiceReference { what: r.what.clone(), source: r.source.clone(), checked: r.checked.clone() })
-                .collect(),
-        })
-        .collect();
-    input.service_catalog.sort_by(|a, b| a.id.cmp(&b.id));
+    settings.describe(&mut input);
     Ok(input)
 }
 

@@ -719,6 +719,7 @@ impl Store {
             departments_configured: Vec::new(),
             department_names: Default::default(),
             service_catalog: Vec::new(),
+            risk_weights: None,
         })
     }
 }

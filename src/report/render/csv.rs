@@ -6,7 +6,7 @@
 //! A row is one value: `section` names the table it comes from (`report`, `headline`,
 //! `department`, `survey_category`, `survey_service`, `survey_channel`, `trend_week`,
 //! `trend`, `top_unsanctioned`, `exemption`, `exemption_use`, `after_expiry`, `service`, `methodology`,
-//! `sensor`, `named_by_signal`, `unnamed_by_reason`, `withheld`, `note`), the label columns
+//! `sensor`, `named_by_signal`, `unnamed_by_reason`, `withheld`, `risk_weight`, `note`), the label columns
 //! that apply are filled (`name` holds a sensor, signal, reason or table name), `metric` says
 //! what `value` is. Shares are fractions with 4 decimals (`0.0714`), counts are integers,
 //! dates `YYYY-MM-DD`, booleans `true`/`false`, absent values empty.
@@ -176,6 +176,10 @@ pub fn render(r: &Report) -> String {
         w.value(&l, "data_location", &x.data_location);
         w.value(&l, "e2ee", &x.e2ee.to_string());
         w.value(&l, "disappearing_messages", &x.disappearing_messages.to_string());
+        if let Some(r) = &x.risk {
+            w.value(&l, "risk_score", &r.score.to_string());
+            w.value(&l, "risk_level", r.level.as_str());
+        }
         for (i, f) in x.references.iter().enumerate() {
             let n = (i + 1).to_string();
             let l = Labels { name: &n, ..l };
@@ -226,6 +230,23 @@ pub fn render(r: &Report) -> String {
     }
     for (table, n) in &m.withheld.rows {
         w.value(&Labels { section: "withheld", name: table, ..Labels::default() }, "rows", &n.to_string());
+    }
+    if let Some(rw) = &m.risk_weights {
+        for (c, p) in &rw.category {
+            w.value(&Labels { section: "risk_weight", category: c, ..Labels::default() }, "points", &p.to_string());
+        }
+        let a = &rw.attributes;
+        for (name, p) in [
+            ("disappearing_messages", a.disappearing_messages),
+            ("not_e2ee", a.not_e2ee),
+            ("vendor_outside_adequate", a.vendor_outside_adequate),
+            ("vendor_country_unknown", a.vendor_country_unknown),
+            ("corporate", a.corporate),
+        ] {
+            w.value(&Labels { section: "risk_weight", name, ..Labels::default() }, "points", &p.to_string());
+        }
+        w.value(&Labels { section: "risk_weight", name: "level_medium", ..Labels::default() }, "from", &rw.levels.medium.to_string());
+        w.value(&Labels { section: "risk_weight", name: "level_high", ..Labels::default() }, "from", &rw.levels.high.to_string());
     }
     for d in &m.damaged_captures {
         let l = Labels { section: "damaged_capture", name: &d.file, ..Labels::default() };

@@ -58,6 +58,7 @@ th { background: var(--band); font-weight: 600; }
 td.n, th.n { text-align: right; white-space: nowrap; }
 td.est { font-style: italic; }
 td.c { text-align: center; white-space: nowrap; }
+td.risk-high { font-weight: 600; color: #9a3412; }
 td small { color: var(--muted); }
 code, .digest { font-family: ui-monospace, "DejaVu Sans Mono", "Liberation Mono", Menlo, Consolas, monospace; font-size: 12px; word-break: break-all; }
 .status { display: inline-block; padding: 0 6px; border-radius: 8px; font-size: 12px; background: var(--band); }
@@ -460,10 +461,10 @@ fn services(r: &Report) -> String {
     if r.service_table.is_empty() {
         s += "<p class=\"note\">The source does not describe the services of this report (the catalog is not at hand): they are shown by their ids.</p>\n";
     } else {
-        s += "<table>\n<caption>Services in this report, as the catalog describes them</caption>\n<thead><tr><th>Service</th><th>Category</th><th>Vendor</th><th>Vendor country</th><th>Data location</th><th>End-to-end encrypted</th><th>Disappearing messages</th><th>References</th></tr></thead>\n<tbody>\n";
+        s += "<table>\n<caption>Services in this report, as the catalog describes them</caption>\n<thead><tr><th>Service</th><th>Category</th><th>Vendor</th><th>Vendor country</th><th>Data location</th><th>End-to-end encrypted</th><th>Disappearing messages</th><th>Risk</th><th>References</th></tr></thead>\n<tbody>\n";
         for x in &r.service_table {
             s += &format!(
-                "<tr data-service=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                "<tr data-service=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td{}>{}</td><td>{}</td></tr>\n",
                 esc(&x.id),
                 esc(&x.name),
                 esc(&x.category),
@@ -472,6 +473,8 @@ fn services(r: &Report) -> String {
                 esc(&x.data_location),
                 super::yes_no(x.e2ee),
                 super::yes_no(x.disappearing_messages),
+                x.risk.as_ref().map(|r| format!(" class=\"risk-{}\" title=\"{}\"", r.level.as_str(), esc(&super::risk_terms(r)))).unwrap_or_default(),
+                super::risk_cell(x),
                 esc(&x.references_line())
             );
         }
@@ -590,6 +593,10 @@ fn methodology(r: &Report) -> String {
         // Sentences of earlier builds' reports that this build would not write: shown as saved.
         let text = if text.is_empty() { esc(&l.text) } else { text };
         s += &format!("<li>{text}</li>\n");
+    }
+    s += "</ul>\n<h3>Risk rating</h3>\n<ul>\n";
+    for n in super::risk_method(m.risk_weights.as_ref()) {
+        s += &format!("<li>{}</li>\n", super::code_spans(&n, esc, |c| format!("<code>{}</code>", esc(c))));
     }
     s += "</ul>\n<h3>Definitions</h3>\n<ul>\n";
     for n in &m.notes {

@@ -244,11 +244,12 @@ pub fn render(r: &Report) -> String {
                     esc(&x.data_location),
                     super::yes_no(x.e2ee).to_string(),
                     super::yes_no(x.disappearing_messages).to_string(),
+                    super::risk_cell(x),
                     esc(&x.references_line()),
                 ]
             })
             .collect();
-        s += &table(&["Service", "Category", "Vendor", "Vendor country", "Data location", "End-to-end encrypted", "Disappearing messages", "References"], 0, rows);
+        s += &table(&["Service", "Category", "Vendor", "Vendor country", "Data location", "End-to-end encrypted", "Disappearing messages", "Risk", "References"], 0, rows);
     }
 
     s += "## Methodology and coverage\n\n";
@@ -293,6 +294,10 @@ pub fn render(r: &Report) -> String {
     s += "### Limitations\n\n";
     for (_, l) in m.limitations.list() {
         s += &format!("- {}\n", esc(&l.text));
+    }
+    s += "\n### Risk rating\n\n";
+    for n in super::risk_method(m.risk_weights.as_ref()) {
+        s += &format!("- {}\n", super::code_spans(&n, esc, |c| format!("`{}`", c.replace('`', ""))));
     }
     s += "\n### Definitions\n\n";
     for n in &m.notes {

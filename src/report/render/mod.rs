@@ -78,6 +78,56 @@ pub(crate) fn yes_no(b: bool) -> &'static str {
     }
 }
 
+/// A service's risk rating in a table cell: "75 high", or "not rated" (an input of an earlier
+/// build, or a source without the catalog).
+pub(crate) fn risk_cell(x: &crate::report::input::ServiceInfo) -> String {
+    x.risk.as_ref().map_or_else(|| "not rated".to_string(), |r| format!("{} {}", r.score, r.level.as_str()))
+}
+
+/// The terms of a rating in words ("messaging 30, disappearing messages 25"): what the score
+/// adds up.
+pub(crate) fn risk_terms(r: &crate::classify::risk::Rating) -> String {
+    r.terms.iter().map(|t| format!("{} {:+}", risk_factor_words(&t.factor), t.points)).collect::<Vec<_>>().join(", ")
+}
+
+/// A rating factor's key in words.
+fn risk_factor_words(factor: &str) -> String {
+    match factor {
+        "disappearing_messages" => "disappearing messages".into(),
+        "not_e2ee" => "not end-to-end encrypted".into(),
+        "vendor_outside_adequate" => "vendor outside the adequate countries".into(),
+        "vendor_country_unknown" => "no vendor country".into(),
+        "corporate" => "organisation's own tenant possible".into(),
+        other => other.strip_prefix("category:").map_or_else(|| other.replace('_', " "), |c| format!("category {}", crate::report::model::category_label(c))),
+    }
+}
+
+/// The rating method in sentences, with the weights, for Methodology; none when the source
+/// did not record the weights.
+pub(crate) fn risk_method(w: Option<&crate::classify::risk::Weights>) -> Vec<String> {
+    let Some(w) = w else {
+        return vec!["Risk rating: the source does not record the weights, so services are not rated.".into()];
+    };
+    let a = &w.attributes;
+    let categories = w.category.iter().map(|(c, p)| format!("{} {p}", crate::report::model::category_label(c))).collect::<Vec<_>>().join(", ");
+    let countries = w.adequate.countries.iter().map(String::as_str).collect::<Vec<_>>().join(" ");
+    vec![
+        format!(
+            "A service's risk is the sum of its category's points and the points of each attribute that applies, capped to 0 to {}: low below {}, medium from {}, high from {}. The weights are the configuration's (`rules/risk.toml` as shipped), open so that anyone can redo a rating from the service table.",
+            crate::classify::risk::MAX_SCORE,
+            w.levels.medium,
+            w.levels.medium,
+            w.levels.high
+        ),
+        format!("Category points: {categories}."),
+        format!(
+            "Attribute points: disappearing messages {:+} (records are lost); not end-to-end encrypted {:+} (the vendor can read content); vendor outside the adequate countries {:+}; no vendor country named {:+}; organisation's own tenant possible {:+}.",
+            a.disappearing_messages, a.not_e2ee, a.vendor_outside_adequate, a.vendor_country_unknown, a.corporate
+        ),
+        format!("Adequate countries (the EU and EEA, and those with an EU adequacy decision): {countries}."),
+    ]
+}
+
 pub(crate) fn delta_pp(v: f64) -> String {
     let v = if v == 0.0 { 0.0 } else { v };
     format!("{}{v:.1} pp", if v > 0.0 { "+" } else { "" })
