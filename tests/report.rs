@@ -813,3 +813,36 @@ fn services_are_rated_by_the_open_weights_and_a_store_report_is_described_by_its
     assert!(html.contains("<td>Finance</td>") && html.contains("<td>WhatsApp</td>"), "display names from the configuration");
     assert!(html.contains("<h3>Risk rating</h3>"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// The screenshot in docs/report.md is of the current product.
+
+/// `docs/screenshot.sh` renders the October fixture described by its configuration and records
+/// the HTML's SHA-256 beside the PNG: the same command here must give the same HTML (else the
+/// screenshot shows output the product no longer writes: run docs/screenshot.sh), and that HTML,
+/// rendered by Chromium, shows page 1 with names, departments not observed and rated services.
+#[test]
+fn the_report_screenshot_is_of_the_current_product() {
+    use sha2::{Digest, Sha256};
+    let _ = tool("chromium");
+    let tmp = TempDir::new();
+    let html = tmp.0.join("report.html");
+    let config = root().join("tests/fixtures/config.toml");
+    report(&["--input", FIXTURE, "--config", config.to_str().unwrap(), "--format", "html", "-o", html.to_str().unwrap()]);
+    let digest = format!("{:x}", Sha256::digest(std::fs::read(&html).unwrap()));
+    let recorded = std::fs::read_to_string(root().join("docs/report.png.sha256")).unwrap();
+    assert_eq!(recorded.trim(), digest, "docs/report.png shows an earlier product's report: run docs/screenshot.sh");
+    let png = std::fs::read(root().join("docs/report.png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "a PNG");
+    let width = u32::from_be_bytes(png[16..20].try_into().unwrap());
+    assert_eq!(width, 1200, "the script's window width");
+
+    let dom = String::from_utf8(chromium(&tmp.0, "dump-dom", &["--dump-dom".into(), format!("file://{}", html.display())]).stdout).unwrap();
+    let findings = &dom[dom.find("id=\"findings\"").expect("page 1")..];
+    let findings = &findings[..findings.find("</section>").unwrap()];
+    assert!(findings.contains("<td>Finance</td>") && findings.contains("<td>Human Resources</td>"), "display names on page 1: {findings}");
+    assert!(findings.contains("National Archives <small>(not observed)</small>"), "{findings}");
+    let services = &dom[dom.find("id=\"services\"").expect("the service table")..];
+    assert!(services.contains("<td>WhatsApp</td>") && services.contains("75 high</td>"), "rated services");
+    assert!(dom.contains("<h3>Risk rating</h3>"));
+}

@@ -595,9 +595,14 @@ impl Names {
         }
     }
 
-    /// A department's display name, else its id.
+    /// A department's display name, else its id; hosts in no configured department are
+    /// "Unmapped addresses".
     pub fn department<'a>(&'a self, id: &'a str) -> &'a str {
-        self.departments.get(id).map_or(id, String::as_str)
+        match self.departments.get(id) {
+            Some(name) => name,
+            None if id == crate::classify::UNMAPPED => "Unmapped addresses",
+            None => id,
+        }
     }
 
     /// A service's display name, else its id.

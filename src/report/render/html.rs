@@ -33,7 +33,7 @@ use super::escape::{checked, esc};
 use super::svg;
 use crate::report::display;
 use crate::report::input::ALL_DEPARTMENTS;
-use crate::report::model::{Names, Report, UsageLine, NOT_OBSERVED, NO_DATA_TEXT, UNSANCTIONED};
+use crate::report::model::{category_label, Names, Report, UsageLine, NOT_OBSERVED, NO_DATA_TEXT, UNSANCTIONED};
 
 /// The page's style: system fonts only, A4 print rules, colours kept in print.
 const CSS: &str = r#"
@@ -141,7 +141,7 @@ fn usage_table(n: &Names, caption: &str, prefix: &str, ptr_base: &str, rows: &[U
         let mut labels = vec![u.department.as_str()];
         s += &format!("<tr><td>{}</td>", dept_label(n, &u.department));
         if cols.category {
-            s += &format!("<td>{}</td>", esc(&u.category));
+            s += &format!("<td>{}</td>", esc(&category_label(&u.category)));
         }
         if cols.service {
             labels.push(&u.service);
@@ -210,7 +210,7 @@ fn findings(r: &Report) -> String {
         for (i, h) in r.headlines.iter().enumerate() {
             let key = |m: &str| format!("headline/{}/{}/{m}", h.category, h.status);
             let ptr = |m: &str| format!("/headlines/{i}/{m}");
-            s += &format!("<tr><td>{}</td><td>{}</td>", esc(&h.category), status(&h.status));
+            s += &format!("<tr><td>{}</td><td>{}</td>", esc(&category_label(&h.category)), status(&h.status));
             s += &match h.share {
                 Some(x) => share_cell(&key("share"), &ptr("share"), x, h.status == UNSANCTIONED),
                 None => "<td class=\"n\">&ndash;</td>".into(),
@@ -247,7 +247,7 @@ fn comparison(r: &Report) -> String {
             Some(x) => num(&key(m), &ptr(m), "percent", &display::percent(x), true),
             None => "<td class=\"n\">withheld</td>".into(),
         };
-        s += &format!("<tr><td>{}</td><td>{}</td>", dept_label(&r.names, &l.department), esc(&l.category));
+        s += &format!("<tr><td>{}</td><td>{}</td>", dept_label(&r.names, &l.department), esc(&category_label(&l.category)));
         s += &cell("now", l.now);
         s += &cell("earlier", l.earlier);
         s += &format!("<td class=\"n\">{}</td></tr>\n", l.delta_pp.map(super::delta_pp).unwrap_or_else(|| "withheld".into()));
@@ -263,7 +263,7 @@ fn matrix(r: &Report) -> String {
     s += "<table class=\"heat keep\">\n<caption>Share of active devices with unsanctioned use, by department and category</caption>\n\
           <thead><tr><th>Department</th><th class=\"n\">Active devices</th>";
     for c in &categories {
-        s += &format!("<th class=\"c\">{}</th>", esc(c));
+        s += &format!("<th class=\"c\">{}</th>", esc(&category_label(c)));
     }
     s += "</tr></thead>\n<tbody>\n";
     for (di, d) in r.departments.iter().enumerate() {
@@ -327,7 +327,7 @@ fn trend(r: &Report) -> String {
         .iter()
         .filter(|(_, st)| *st == UNSANCTIONED)
         .map(|(c, st)| svg::Series {
-            label: c.to_string(),
+            label: category_label(c),
             points: t
                 .weeks
                 .iter()
@@ -410,7 +410,7 @@ fn top(r: &Report) -> String {
     for (i, t) in r.top_unsanctioned.iter().enumerate() {
         let key = |m: &str| format!("top/{}/{m}", t.rank);
         let ptr = |m: &str| format!("/top_unsanctioned/{i}/{m}");
-        s += &format!("<tr><td class=\"n\">{}</td><td>{}</td><td>{}</td>", t.rank, esc(r.names.service(&t.service)), esc(&t.category));
+        s += &format!("<tr><td class=\"n\">{}</td><td>{}</td><td>{}</td>", t.rank, esc(r.names.service(&t.service)), esc(&category_label(&t.category)));
         s += &num(&key("hosts"), &ptr("hosts"), "count", &display::count(t.hosts), t.hosts_exact);
         s += &share_cell(&key("share"), &ptr("share"), t.share, true);
         s += &num(&key("flows"), &ptr("flows"), "count", &display::count(t.flows), true);
@@ -467,7 +467,7 @@ fn services(r: &Report) -> String {
                 "<tr data-service=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td{}>{}</td><td>{}</td></tr>\n",
                 esc(&x.id),
                 esc(&x.name),
-                esc(&x.category),
+                esc(&category_label(&x.category)),
                 esc(&x.vendor),
                 esc(&x.vendor_country),
                 esc(&x.data_location),

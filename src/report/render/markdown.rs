@@ -4,7 +4,7 @@
 
 use crate::report::display;
 use crate::report::input::ALL_DEPARTMENTS;
-use crate::report::model::{Names, Report, UsageLine, NOT_OBSERVED, NO_DATA_TEXT};
+use crate::report::model::{category_label, Names, Report, UsageLine, NOT_OBSERVED, NO_DATA_TEXT};
 
 /// Escapes text for a Markdown table cell: Markdown punctuation gets a backslash, HTML's
 /// `<`, `>` and `&` become entities, line breaks become spaces.
@@ -61,7 +61,7 @@ fn usage(n: &Names, title: &str, rows: &[UsageLine], service: bool, channel: boo
     let rows = rows
         .iter()
         .map(|u| {
-            let mut r = vec![dept(n, &u.department), esc(&u.category)];
+            let mut r = vec![dept(n, &u.department), esc(&category_label(&u.category))];
             if service {
                 r.push(esc(n.service(&u.service)));
             }
@@ -124,7 +124,7 @@ pub fn render(r: &Report) -> String {
             .iter()
             .map(|l| {
                 let cell = |v: Option<f64>| v.map(display::percent).unwrap_or_else(|| "withheld".into());
-                vec![dept(&r.names, &l.department), esc(&l.category), cell(l.now), cell(l.earlier), l.delta_pp.map(super::delta_pp).unwrap_or_else(|| "withheld".into())]
+                vec![dept(&r.names, &l.department), esc(&category_label(&l.category)), cell(l.now), cell(l.earlier), l.delta_pp.map(super::delta_pp).unwrap_or_else(|| "withheld".into())]
             })
             .collect();
         s += &table(&head, 3, rows);
@@ -141,7 +141,7 @@ pub fn render(r: &Report) -> String {
                 vec![
                     t.rank.to_string(),
                     esc(r.names.service(&t.service)),
-                    esc(&t.category),
+                    esc(&category_label(&t.category)),
                     display::count(t.hosts),
                     display::percent(t.share),
                     display::count(t.flows),
@@ -169,7 +169,7 @@ pub fn render(r: &Report) -> String {
             .trend
             .lines
             .iter()
-            .map(|l| vec![l.week.to_string(), dept(&r.names, &l.department), esc(&l.category), esc(&l.status), display::count(l.hosts), display::percent(l.share), display::count(l.flows)])
+            .map(|l| vec![l.week.to_string(), dept(&r.names, &l.department), esc(&category_label(&l.category)), esc(&l.status), display::count(l.hosts), display::percent(l.share), display::count(l.flows)])
             .collect();
         s += &table(&["Week of", "Department", "Category", "Status", "Devices", "Share", "Flows"], 3, rows);
     }
@@ -238,7 +238,7 @@ pub fn render(r: &Report) -> String {
             .map(|x| {
                 vec![
                     esc(&x.name),
-                    esc(&x.category),
+                    esc(&category_label(&x.category)),
                     esc(&x.vendor),
                     esc(&x.vendor_country),
                     esc(&x.data_location),
