@@ -9,6 +9,7 @@
 
 pub mod addr;
 pub mod catalog;
+pub mod domain;
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;

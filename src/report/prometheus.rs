@@ -639,6 +639,9 @@ pub fn load_with(api: &dyn Api, source: &str, from: Date, to: Date, now: i64) ->
         departments_configured: Vec::new(),
         department_names: Default::default(),
         service_catalog: Vec::new(),
+        // The sensors export only the top list of the moment, not counts over a period: the
+        // report's methodology says so.
+        uncatalogued: Vec::new(),
     })
 }
 
