@@ -1066,6 +1066,40 @@ mod tests {
     }
 
     #[test]
+    fn a_store_of_schema_2_is_migrated_and_gets_domains_beside_its_rows() {
+        use crate::aggregate::tests_support::{named, outside};
+        let dir = Dir::new("v2");
+        let path = dir.0.join("rollup.sqlite");
+        {
+            // What a build before discovery wrote: schema 2, one day of uncatalogued use.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(SCHEMA_V1).unwrap();
+            conn.execute_batch(SCHEMA_V2).unwrap();
+            conn.pragma_update(None, "user_version", 2).unwrap();
+            conn.pragma_update(None, "application_id", APPLICATION_ID).unwrap();
+            let mut s = Sketch::new();
+            s.insert(7);
+            conn.execute(
+                "INSERT INTO usage VALUES (20514, 'finance', '_uncatalogued', '_uncatalogued', '_uncatalogued', '_uncatalogued', 2, 20, 200, ?1)",
+                [&s.to_blob()],
+            )
+            .unwrap();
+        }
+        let before = Store::open_existing(&path).unwrap().load(date!(2026 - 03 - 02), date!(2026 - 03 - 02), None).unwrap();
+        assert_eq!(row(&before.services, "finance", crate::aggregate::UNCATALOGUED).volume.flows, 2, "the old rows load");
+        assert!(before.uncatalogued.is_empty(), "old days have no domains");
+        let version: i64 = Connection::open(&path).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let c = catalog();
+        let mut w = Writer::new(Store::open(&path).unwrap(), "s");
+        w.rollup.add(&named("10.0.0.1:1", MONDAY + DAY, "www.example.com"), &outside("finance"), &c);
+        w.flush().unwrap();
+        let after = w.store.load(date!(2026 - 03 - 02), date!(2026 - 03 - 03), None).unwrap();
+        assert_eq!(after.uncatalogued.iter().map(|d| (d.domain.as_str(), d.volume.flows)).collect::<Vec<_>>(), vec![("example.com", 1)]);
+        assert_eq!(row(&after.services, "finance", crate::aggregate::UNCATALOGUED).volume.flows, 3);
+    }
+
+    #[test]
     fn retention_deletes_old_days_in_the_flush() {
         let c = catalog();
         let mut store = Store::open_in_memory().unwrap();
