@@ -169,6 +169,83 @@ fn bad_command_lines_exit_2_and_bad_inputs_exit_1() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 1a. Discovery: destinations outside the catalog, from the captures of `pcaps/` under a
+// catalog of WhatsApp alone (every other name of the captures is outside it).
+
+/// `(domain, devices, flows)` of a report's `uncatalogued` list.
+fn domains(report: &Value) -> Vec<(String, u64, u64)> {
+    report["uncatalogued"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no uncatalogued list: {report}"))
+        .iter()
+        .map(|d| (d["domain"].as_str().unwrap().to_string(), d["devices"].as_u64().unwrap(), d["flows"].as_u64().unwrap()))
+        .collect()
+}
+
+#[test]
+fn survey_names_the_domains_outside_the_catalog_as_inspect_counts_them_and_none_below_k() {
+    let tmp = TempDir::new();
+    std::fs::create_dir_all(tmp.0.join("services")).unwrap();
+    std::fs::write(
+        tmp.0.join("services/messaging.toml"),
+        "[[service]]\nid = \"whatsapp\"\nname = \"WhatsApp\"\nvendor = \"Meta\"\nvendor_country = \"US\"\n\
+         category = \"messaging\"\ndomains = [\"whatsapp.net\", \"whatsapp.com\"]\n",
+    )
+    .unwrap();
+    let config = tmp.0.join("config.toml");
+    std::fs::write(
+        &config,
+        "catalog = \"services\"\n[[department]]\nid = \"finance\"\ncidrs = [\"127.0.0.0/8\", \"10.20.0.0/16\"]\n\
+         [[department]]\nid = \"legal\"\ncidrs = [\"::1/128\", \"10.30.0.0/16\"]\n[privacy]\nmin_group_size = 1\n",
+    )
+    .unwrap();
+    let pcaps = root().join("pcaps");
+    let survey = |args: &[&str]| -> Value {
+        let out = shadowtap().current_dir(&tmp.0).arg("survey").arg("--config").arg(&config).arg(&pcaps).args(args).output().unwrap();
+        assert!(out.status.success(), "survey {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+
+    // What inspect counts, record by record: the same list.
+    let run = common::inspect(&[&pcaps], &["--config", config.to_str().unwrap(), "--stats"]);
+    let mut counted: Vec<(String, u64, u64)> = run
+        .stderr
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            (f.len() == 6 && f[0] == "uncatalogued_domain").then(|| (f[1].to_string(), f[5].parse().unwrap(), f[3].parse().unwrap()))
+        })
+        .collect();
+    counted.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)).then(a.0.cmp(&b.0)));
+
+    let json = survey(&["--format", "json", "--save-input", "facts.json", "--store", "store.sqlite"]);
+    let listed = domains(&json);
+    assert_eq!(listed, counted, "survey and inspect --stats count the same domains");
+    assert!(listed.contains(&("google.com".to_string(), 2, 6)), "{listed:?}");
+    assert!(listed.iter().any(|(d, _, _)| d == "dropbox.com"), "a service outside this catalog is a candidate: {listed:?}");
+    assert!(!listed.iter().any(|(d, _, _)| d.starts_with("whatsapp")), "catalogued: not listed: {listed:?}");
+    let text = json.to_string();
+    assert!(!text.contains("127.0.0.1") && !text.contains("10.20."), "never an address");
+    assert_eq!(json["uncatalogued_folded"]["below_k_domains"], 0);
+
+    // Above every domain's device count: nothing named, only counted.
+    let strict = survey(&["--format", "json", "--k", "3"]);
+    assert_eq!(strict["uncatalogued"], Value::Array(vec![]), "no domain had 3 devices");
+    assert_eq!(strict["uncatalogued_folded"]["below_k_domains"].as_u64(), Some(listed.len() as u64));
+    assert!(!strict.to_string().contains("google.com"));
+    let md = String::from_utf8(shadowtap().current_dir(&tmp.0).arg("survey").arg("--config").arg(&config).arg(&pcaps).args(["--format", "md", "--k", "3"]).output().unwrap().stdout).unwrap();
+    assert!(md.contains("## Destinations outside the catalog") && md.contains("used by fewer than k devices"), "{md}");
+
+    // The saved facts and the store give the same list.
+    let again: Value = serde_json::from_slice(&report(&["--input", tmp.0.join("facts.json").to_str().unwrap(), "--format", "json", "--k", "1"])).unwrap();
+    assert_eq!(domains(&again), listed, "report --input");
+    let stored: Value = serde_json::from_slice(&report(&["--store", tmp.0.join("store.sqlite").to_str().unwrap(), "--format", "json", "--k", "1"])).unwrap();
+    assert_eq!(domains(&stored), listed, "report --store");
+    let html = String::from_utf8(report(&["--input", tmp.0.join("facts.json").to_str().unwrap(), "--format", "html", "--k", "1"])).unwrap();
+    assert!(html.contains("<h2>Destinations outside the catalog</h2>") && html.contains("data-ptr=\"/uncatalogued/0/devices\""));
+}
+
+// ---------------------------------------------------------------------------------------------
 // 1b. Use needs an exchange: `survey` over spoofed SYNs, in every format and saved.
 
 /// `shadowtap survey --config rules/config.toml CAPTURE ARGS` in `dir`, expecting success.

@@ -21,6 +21,15 @@
 //! flows within 30 days, and is folded into `_suppressed` until then. A sensor that sees one
 //! direction of traffic only sees every flow unanswered; [`Unanswered::AsUse`] then counts them
 //! as use too (and still apart, so that it shows).
+//!
+//! Discovery: a flow counted under [`UNCATALOGUED`] is also counted under the registrable domain
+//! of its name ([`crate::classify::domain::flow_domain`]), organisation-wide, with the hosts that
+//! used it over the last 24 h ([`UNCATALOGUED_WINDOW`]). The snapshot names the
+//! [`UNCATALOGUED_TOP`] domains with the most hosts, each with at least k of them, and nothing
+//! of the others. Memory: at most [`MAX_UNCATALOGUED_DOMAINS`] domains of at most
+//! [`MAX_HOSTS_PER_DOMAIN`] hosts (16 bytes each: 40 MiB at the bound); a flow of a further
+//! domain is counted in [`Snapshot::uncatalogued_dropped`] only. Not kept in the saved state: the
+//! window fills again after a restart.
 
 pub mod pseudonym;
 pub mod state;
@@ -39,6 +48,19 @@ pub const WINDOWS: [(&str, u64); 4] = [("1h", 3600), ("24h", 86_400), ("7d", 7 *
 
 /// Distinct hosts remembered per group at most (1 MiB per group at 16 bytes a host).
 pub const MAX_HOSTS_PER_GROUP: usize = 65_536;
+
+/// Registrable domains outside the catalog tracked at once (over [`UNCATALOGUED_WINDOW`]).
+pub const MAX_UNCATALOGUED_DOMAINS: usize = 10_000;
+
+/// Distinct hosts remembered per domain outside the catalog: the top list's counts stop there
+/// (4 KiB per domain at 16 bytes a host).
+pub const MAX_HOSTS_PER_DOMAIN: usize = 256;
+
+/// The window (label and seconds) over which hosts of domains outside the catalog are counted.
+pub const UNCATALOGUED_WINDOW: (&str, u64) = WINDOWS[1];
+
+/// Domains outside the catalog named by the snapshot at most (the top of the list by hosts).
+pub const UNCATALOGUED_TOP: usize = 20;
 
 /// Label value of groups folded for privacy.
 pub const SUPPRESSED: &str = "_suppressed";
@@ -119,9 +141,13 @@ struct Hosts {
 
 impl Hosts {
     fn see(&mut self, p: Pseudonym, secs: i64) {
+        self.see_up_to(p, secs, MAX_HOSTS_PER_GROUP);
+    }
+
+    fn see_up_to(&mut self, p: Pseudonym, secs: i64, max: usize) {
         if let Some(t) = self.last_seen.get_mut(&p) {
             *t = (*t).max(secs);
-        } else if self.last_seen.len() < MAX_HOSTS_PER_GROUP {
+        } else if self.last_seen.len() < max {
             self.last_seen.insert(p, secs);
         } else {
             self.full = true;
@@ -196,6 +222,13 @@ pub struct Snapshot {
     pub suppressed_series: u64,
     /// Groups whose host set hit its bound.
     pub saturated_groups: u64,
+    /// The [`UNCATALOGUED_TOP`] registrable domains outside the catalog with the most distinct
+    /// hosts over [`UNCATALOGUED_WINDOW`], each with at least k (counted up to
+    /// [`MAX_HOSTS_PER_DOMAIN`]): most hosts first, then by domain.
+    pub uncatalogued_top: Vec<(String, usize)>,
+    /// Flows to a domain outside the catalog that could not be counted per domain (the bound
+    /// [`MAX_UNCATALOGUED_DOMAINS`] was reached); the daemon adds the rollup's.
+    pub uncatalogued_dropped: u64,
     /// Newest packet time seen.
     pub now: Timestamp,
 }
@@ -218,6 +251,9 @@ pub struct Aggregator {
     /// Hosts of the pairs not named yet: fewer than k each (in 30 days), so at most k
     /// pseudonyms per (department, service) pair of the configuration and catalog.
     unanswered_pending: HashMap<(String, String), Hosts>,
+    /// Hosts per registrable domain outside the catalog (at most [`MAX_UNCATALOGUED_DOMAINS`]).
+    uncatalogued: HashMap<String, Hosts>,
+    uncatalogued_dropped: u64,
     now: Timestamp,
     restored: bool,
 }
@@ -241,6 +277,8 @@ impl Aggregator {
             unanswered: HashMap::new(),
             unanswered_revealed: HashSet::new(),
             unanswered_pending: HashMap::new(),
+            uncatalogued: HashMap::new(),
+            uncatalogued_dropped: 0,
             now: Timestamp::default(),
             restored: false,
         })
@@ -295,6 +333,9 @@ impl Aggregator {
                 return None;
             }
         };
+        if key.service == UNCATALOGUED {
+            self.see_domain(r, host, secs);
+        }
         let hosts = self.group_hosts.entry(key.clone()).or_default();
         hosts.see(host, secs);
         let since = self.now.secs() - WINDOWS[3].1 as i64;
@@ -341,6 +382,18 @@ impl Aggregator {
         *self.unanswered.entry(bucket).or_default() += 1;
     }
 
+    /// Counts `host` under the registrable domain of an uncatalogued flow's name, if it has one.
+    fn see_domain(&mut self, r: &FlowRecord, host: Pseudonym, secs: i64) {
+        let Some(domain) = crate::classify::domain::flow_domain(r) else { return };
+        if let Some(h) = self.uncatalogued.get_mut(&domain) {
+            h.see_up_to(host, secs, MAX_HOSTS_PER_DOMAIN);
+        } else if self.uncatalogued.len() < MAX_UNCATALOGUED_DOMAINS {
+            self.uncatalogued.entry(domain).or_default().see_up_to(host, secs, MAX_HOSTS_PER_DOMAIN);
+        } else {
+            self.uncatalogued_dropped += 1;
+        }
+    }
+
     /// Drops host memories older than the longest window.
     pub fn prune(&mut self) {
         let before = self.now.secs() - WINDOWS[3].1 as i64;
@@ -351,6 +404,11 @@ impl Aggregator {
             h.prune(before);
         }
         self.unanswered_pending.retain(|_, h| !h.last_seen.is_empty());
+        let before = self.now.secs() - UNCATALOGUED_WINDOW.1 as i64;
+        for h in self.uncatalogued.values_mut() {
+            h.prune(before);
+        }
+        self.uncatalogued.retain(|_, h| !h.last_seen.is_empty());
     }
 
     /// The exportable view at the newest packet time.
@@ -398,6 +456,18 @@ impl Aggregator {
         s.unanswered_rule = self.unanswered_rule;
         // A pair not named yet withholds its one series.
         s.suppressed_series += self.unanswered_pending.len() as u64;
+        let since = now - UNCATALOGUED_WINDOW.1 as i64;
+        let mut top: Vec<(String, usize)> = self
+            .uncatalogued
+            .iter()
+            .map(|(d, h)| (d, h.count_since(since)))
+            .filter(|&(_, n)| n >= k.max(1))
+            .map(|(d, n)| (d.clone(), n))
+            .collect();
+        top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        top.truncate(UNCATALOGUED_TOP);
+        s.uncatalogued_top = top;
+        s.uncatalogued_dropped = self.uncatalogued_dropped;
         s
     }
 }
@@ -439,6 +509,19 @@ pub(crate) mod tests_support {
     /// `flow` as a SYN nobody answered: one 40-byte packet up, nothing down.
     pub(crate) fn unanswered(client: &str, secs: i64) -> FlowRecord {
         FlowRecord { packets_up: 1, packets_down: 0, bytes_up: 40, bytes_down: 0, unnamed: Some(crate::engine::Unnamed::NoPayload), ..flow(client, secs) }
+    }
+
+    /// `flow` named by the SNI `sni`.
+    pub(crate) fn named(client: &str, secs: i64, sni: &str) -> FlowRecord {
+        use crate::engine::record::{Details, Hello, TlsSummary};
+        let hello = Hello { sni: Some(sni.as_bytes().into()), ..Hello::default() };
+        let details = Details { tls: Some(TlsSummary { client: Some(hello), ..TlsSummary::default() }), ..Details::default() };
+        FlowRecord { signal: Some(crate::engine::Signal::Sni), details: Some(Box::new(details)), ..flow(client, secs) }
+    }
+
+    /// A named destination outside the catalog, from a host of `dept`.
+    pub(crate) fn outside(dept: &str) -> Attribution {
+        Attribution { target: None, status: None, ..wa(dept) }
     }
 
     pub(crate) fn wa(dept: &str) -> Attribution {
@@ -551,6 +634,51 @@ mod tests {
         assert!(Unanswered::AsUse.counts_as_use(&unanswered("10.0.0.1:1", 1)));
         assert!(!Unanswered::Apart.counts_as_use(&unanswered("10.0.0.1:1", 1)));
         assert!(Unanswered::Apart.counts_as_use(&flow("10.0.0.1:1", 1)));
+    }
+
+    fn uncatalogued(sni: &str) -> (FlowRecord, Attribution) {
+        (named("10.0.0.1:1", 0, sni), outside("legal"))
+    }
+
+    #[test]
+    fn uncatalogued_domains_are_named_from_k_hosts_bounded_and_leave_with_the_window() {
+        let c = catalog();
+        let mut a = Aggregator::new(Privacy { min_group_size: 2, ..Privacy::default() }).unwrap();
+        let t = 1_000_000;
+        let (mut f, attr) = uncatalogued("www.newshare.example.co.uk");
+        for (i, client) in ["10.0.0.1:1", "10.0.0.2:1", "10.0.0.2:2"].iter().enumerate() {
+            f.client = client.parse().unwrap();
+            f.ts_start = Timestamp::from_parts(t + i as i64, 0);
+            f.ts_end = f.ts_start;
+            a.add(&f, &attr, &c);
+        }
+        let (mut g, _) = uncatalogued("chat.lonely.example.org");
+        g.ts_start = Timestamp::from_parts(t + 5, 0);
+        g.ts_end = g.ts_start;
+        a.add(&g, &attr, &c);
+        let s = a.snapshot();
+        assert_eq!(s.uncatalogued_top, vec![("example.co.uk".to_string(), 2)], "one host is fewer than k = 2: not named");
+        // Past the bound, new domains are counted as dropped, never kept.
+        for i in 0..MAX_UNCATALOGUED_DOMAINS + 5 {
+            let (mut h, _) = uncatalogued(&format!("d{i}.example.net.bound{i}.com"));
+            h.ts_start = Timestamp::from_parts(t + 10, 0);
+            h.ts_end = h.ts_start;
+            a.add(&h, &attr, &c);
+        }
+        assert!(a.uncatalogued.len() <= MAX_UNCATALOGUED_DOMAINS);
+        let s = a.snapshot();
+        assert!(s.uncatalogued_dropped >= 5, "{}", s.uncatalogued_dropped);
+        assert!(s.uncatalogued_top.len() <= UNCATALOGUED_TOP);
+        // A day later every host left the window: the domain is gone from the top and the map.
+        let (mut late, _) = uncatalogued("x.example.com");
+        late.ts_start = Timestamp::from_parts(t + 2 * 86_400, 0);
+        late.ts_end = late.ts_start;
+        a.add(&late, &attr, &c);
+        a.prune();
+        assert!(a.snapshot().uncatalogued_top.is_empty());
+        assert!(a.uncatalogued.is_empty(), "the late flow found the map full; the prune emptied it");
+        a.add(&late, &attr, &c);
+        assert_eq!(a.uncatalogued.len(), 1, "room again after the prune");
     }
 
     #[test]

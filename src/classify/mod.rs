@@ -10,6 +10,7 @@
 pub mod addr;
 pub mod catalog;
 pub mod risk;
+pub mod domain;
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;

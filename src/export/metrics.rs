@@ -245,6 +245,31 @@ pub fn encode(s: &State) -> prometheus::Result<Vec<u8>> {
         unanswered.with_label_values(&[d.as_str(), svc]).inc_by(*n);
     }
     g1_unanswered_as_use(&r, s)?;
+    let top = gauge(
+        &r,
+        "shadowtap_uncatalogued_top_hosts",
+        &format!(
+            "Distinct hosts (pseudonymous, counted up to {}) over the last {} of packet time of the registrable domains outside the catalog that the most hosts used: at most the top {}, each with at least the minimum group size of hosts; a domain leaves the series when it drops out of the top. Candidates for the service catalog.",
+            crate::aggregate::MAX_HOSTS_PER_DOMAIN,
+            crate::aggregate::UNCATALOGUED_WINDOW.0,
+            crate::aggregate::UNCATALOGUED_TOP
+        ),
+        &["domain"],
+    )?;
+    for (domain, n) in &s.snapshot.uncatalogued_top {
+        top.with_label_values(&[domain.as_str()]).set(*n as i64);
+    }
+    counter(
+        &r,
+        "shadowtap_uncatalogued_domains_dropped_total",
+        &format!(
+            "Flows to a registrable domain outside the catalog that were not counted per domain because the bound of {} domains was reached (in the 24 h window of shadowtap_uncatalogued_top_hosts or in a day of the rollup store); they are still counted under service=\"_uncatalogued\".",
+            crate::aggregate::MAX_UNCATALOGUED_DOMAINS
+        ),
+        &[],
+    )?
+    .with_label_values(&[] as &[&str])
+    .inc_by(s.snapshot.uncatalogued_dropped);
     let ech = counter(&r, "shadowtap_ech_flows_total", "Flows whose ClientHello used real (not GREASE) ECH, named or not, by department.", &["department"])?;
     for (d, n) in &s.snapshot.ech {
         ech.with_label_values(&[d.as_str()]).inc_by(*n);
@@ -353,4 +378,57 @@ pub fn encode(s: &State) -> prometheus::Result<Vec<u8>> {
     let mut out = Vec::new();
     TextEncoder::new().encode(&r.gather(), &mut out)?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::tests_support::{catalog, named, outside};
+    use crate::aggregate::{Aggregator, UNCATALOGUED_TOP};
+    use crate::time::Timestamp;
+
+    fn top_series(text: &str) -> Vec<(String, i64)> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("shadowtap_uncatalogued_top_hosts{domain=\""))
+            .map(|l| {
+                let (domain, rest) = l.split_once("\"}").unwrap();
+                (domain.to_string(), rest.trim().parse().unwrap())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_uncatalogued_top_is_bounded_and_drops_domains_that_leave_it() {
+        let c = catalog();
+        let mut a = Aggregator::new(Privacy { min_group_size: 2, ..Privacy::default() }).unwrap();
+        let t = 1_000_000;
+        // 30 domains of 2 hosts each, one of 3 hosts, one of 1 host (below k).
+        for i in 0..30 {
+            for host in 1..=2 {
+                a.add(&named(&format!("10.0.1.{host}:1"), t + i, &format!("www.site{i:02}.com")), &outside("finance"), &c);
+            }
+        }
+        for host in 1..=3 {
+            a.add(&named(&format!("10.0.2.{host}:1"), t + 40, "files.busy.org"), &outside("legal"), &c);
+        }
+        a.add(&named("10.0.3.1:1", t + 41, "lonely.example.net"), &outside("legal"), &c);
+        let text = String::from_utf8(encode(&State { snapshot: a.snapshot(), ..State::default() }).unwrap()).unwrap();
+        let top = top_series(&text);
+        assert_eq!(top.len(), UNCATALOGUED_TOP, "bounded: {top:?}");
+        assert!(top.contains(&("busy.org".to_string(), 3)), "{top:?}");
+        assert!(!text.contains("example.net"), "below k: never a label");
+        assert!(!text.contains("10.0."), "never an address");
+        assert!(text.contains("# HELP shadowtap_uncatalogued_top_hosts Distinct hosts"));
+        assert!(text.contains("shadowtap_uncatalogued_domains_dropped_total 0"));
+
+        // A day later only a new domain was used: the old labels are gone.
+        for host in 1..=2 {
+            a.add(&named(&format!("10.0.4.{host}:1"), t + 2 * 86_400, "new.example.io"), &outside("legal"), &c);
+        }
+        a.prune();
+        let s = a.snapshot();
+        assert_eq!(s.now, Timestamp::from_parts(t + 2 * 86_400, 0));
+        let text = String::from_utf8(encode(&State { snapshot: s, ..State::default() }).unwrap()).unwrap();
+        assert_eq!(top_series(&text), vec![("example.io".to_string(), 2)]);
+    }
 }

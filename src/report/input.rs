@@ -225,6 +225,23 @@ pub struct ReportInput {
     /// under Methodology. Absent when the source does not know the configuration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub risk_weights: Option<Weights>,
+    /// Named destinations outside the catalog per registrable domain, organisation-wide over the
+    /// period, sorted by domain, not k-suppressed (the model names only domains of at least k
+    /// devices). Empty when the source does not know them (Prometheus, stores of earlier
+    /// builds' days, inputs saved by earlier builds).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uncatalogued: Vec<DomainRow>,
+}
+
+/// Flows to one registrable domain outside the catalog (`example.co.uk`), organisation-wide.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DomainRow {
+    /// Registrable domain (public suffix plus one label), lowercased.
+    pub domain: String,
+    /// Flows and bytes.
+    pub volume: Volume,
+    /// Distinct hosts (union over days).
+    pub hosts: Hosts,
 }
 
 /// A service as the catalog describes it (`rules/services/*.toml`).

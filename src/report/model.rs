@@ -19,9 +19,13 @@ use serde::{Deserialize, Serialize};
 use time::{Date, Duration};
 
 use super::display;
-use super::input::{CaptureDamage, DamagedCapture, DepartmentRow, HostMethod, ReportInput, ServiceInfo, UsageRow, ALL_DEPARTMENTS};
+use super::input::{CaptureDamage, DamagedCapture, DepartmentRow, DomainRow, HostMethod, ReportInput, ServiceInfo, UsageRow, ALL_DEPARTMENTS};
 use super::suppress;
 use crate::classify::UNMAPPED;
+
+/// Registrable domains outside the catalog listed at most (by devices); the others of at least
+/// k devices are summarised in [`UncataloguedFolded`].
+pub const TOP_UNCATALOGUED: usize = 50;
 
 /// Decimals of every share (a fraction: 4 decimals is 0.01 percentage point).
 pub const SHARE_DECIMALS: i32 = 4;
@@ -226,6 +230,41 @@ pub struct TopService {
     pub bytes_down: u64,
     /// Departments shown that used it unsanctioned.
     pub departments: u64,
+}
+
+/// A registrable domain outside the catalog that at least k devices used: a candidate service
+/// for the catalog.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DomainLine {
+    /// 1 for the most used.
+    pub rank: u32,
+    /// Registrable domain (`example.co.uk`).
+    pub domain: String,
+    /// Distinct devices over the period, organisation-wide.
+    pub devices: u64,
+    /// Whether `devices` is exact.
+    pub devices_exact: bool,
+    /// Flows.
+    pub flows: u64,
+    /// Bytes both ways.
+    pub bytes: u64,
+    /// Bytes client → server.
+    pub bytes_up: u64,
+    /// Bytes server → client.
+    pub bytes_down: u64,
+}
+
+/// What the list of destinations outside the catalog does not name, counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UncataloguedFolded {
+    /// Domains of at least k devices beyond the first [`TOP_UNCATALOGUED`].
+    pub beyond_top_domains: u64,
+    /// Their flows.
+    pub beyond_top_flows: u64,
+    /// Domains used by fewer than k devices: never named.
+    pub below_k_domains: u64,
+    /// Their flows.
+    pub below_k_flows: u64,
 }
 
 /// Where an exemption stands on the as-of date.
@@ -562,6 +601,14 @@ pub struct Report {
     pub trend: Trend,
     /// The most used unsanctioned services of the scope.
     pub top_unsanctioned: Vec<TopService>,
+    /// Registrable domains outside the catalog used by at least k devices, organisation-wide
+    /// (empty in a department's report): most devices first, then flows, then domain; at most
+    /// [`TOP_UNCATALOGUED`]. Absent from reports saved by earlier builds.
+    #[serde(default)]
+    pub uncatalogued: Vec<DomainLine>,
+    /// What `uncatalogued` leaves out, counted (domains below k are never named).
+    #[serde(default)]
+    pub uncatalogued_folded: UncataloguedFolded,
     /// Exemptions.
     pub exemptions: Exemptions,
     /// Methodology and coverage.
@@ -660,6 +707,7 @@ impl Report {
         departments.sort_by(|a, b| department_order(&a.department).cmp(&department_order(&b.department)));
         let trend = trend(input, k, &scope, &in_scope, &mut withheld);
         let top_unsanctioned = top_unsanctioned(&survey.services, &scope);
+        let (uncatalogued, uncatalogued_folded) = if scope == ALL_DEPARTMENTS { uncatalogued(&input.uncatalogued, k) } else { Default::default() };
         let no_data = !input.has_data();
         let names = Names::of(input);
         let headlines = if no_data { Vec::new() } else { headlines(&survey, &departments, &scope, &period, &names) };
@@ -689,6 +737,8 @@ impl Report {
             survey,
             trend,
             top_unsanctioned,
+            uncatalogued,
+            uncatalogued_folded,
             exemptions,
             methodology,
             service_table,
@@ -858,6 +908,42 @@ fn trend(input: &ReportInput, k: u64, scope: &str, in_scope: &dyn Fn(&str) -> bo
 /// Orders usage by hosts, then flows (both descending), then service id.
 fn by_use(a: &UsageLine, b: &UsageLine) -> std::cmp::Ordering {
     b.hosts.cmp(&a.hosts).then(b.flows.cmp(&a.flows)).then(a.service.cmp(&b.service))
+}
+
+/// The domains of at least `k` devices, ranked and capped at [`TOP_UNCATALOGUED`], and what is
+/// left out, counted.
+fn uncatalogued(rows: &[DomainRow], k: u64) -> (Vec<DomainLine>, UncataloguedFolded) {
+    let mut folded = UncataloguedFolded::default();
+    let mut named: Vec<&DomainRow> = Vec::new();
+    for r in rows {
+        if r.hosts.count >= k.max(1) {
+            named.push(r);
+        } else {
+            folded.below_k_domains += 1;
+            folded.below_k_flows = folded.below_k_flows.saturating_add(r.volume.flows);
+        }
+    }
+    named.sort_by(|a, b| b.hosts.count.cmp(&a.hosts.count).then(b.volume.flows.cmp(&a.volume.flows)).then(a.domain.cmp(&b.domain)));
+    for r in named.iter().skip(TOP_UNCATALOGUED) {
+        folded.beyond_top_domains += 1;
+        folded.beyond_top_flows = folded.beyond_top_flows.saturating_add(r.volume.flows);
+    }
+    let lines = named
+        .into_iter()
+        .take(TOP_UNCATALOGUED)
+        .zip(1..)
+        .map(|(r, rank)| DomainLine {
+            rank,
+            domain: r.domain.clone(),
+            devices: r.hosts.count,
+            devices_exact: r.hosts.exact,
+            flows: r.volume.flows,
+            bytes: r.volume.bytes_up.saturating_add(r.volume.bytes_down),
+            bytes_up: r.volume.bytes_up,
+            bytes_down: r.volume.bytes_down,
+        })
+        .collect();
+    (lines, folded)
 }
 
 fn top_unsanctioned(services: &[UsageLine], scope: &str) -> Vec<TopService> {
@@ -1112,6 +1198,14 @@ fn methodology(input: &ReportInput, k_requested: u64, k: u64, withheld: Withheld
             unanswered_share.map(display::percent).unwrap_or_default()
         ));
     }
+    if let HostMethod::PrometheusWindow { .. } = input.host_method {
+        notes.push(
+            "Destinations outside the catalog are not listed: Prometheus keeps only the sensors' top list of the last \
+             24 hours (`shadowtap_uncatalogued_top_hosts`), not counts over a period. A report from the rollup store or \
+             a survey lists them."
+                .into(),
+        );
+    }
     let mut damaged_captures = input.damaged_captures.clone();
     damaged_captures.sort();
     let skipped = damaged_captures.iter().filter(|d| d.damage == CaptureDamage::Skipped).count();
@@ -1300,6 +1394,7 @@ pub(crate) mod tests {
             department_names: Default::default(),
             risk_weights: None,
             service_catalog: vec![],
+            uncatalogued: vec![],
         }
     }
 
@@ -1516,6 +1611,45 @@ pub(crate) mod tests {
         let r = build(&input());
         let top: Vec<(u32, &str, u64)> = r.top_unsanctioned.iter().map(|t| (t.rank, t.service.as_str(), t.departments)).collect();
         assert_eq!(top, [(1, "whatsapp", 2), (2, "wetransfer", 1)]);
+    }
+
+    #[test]
+    fn uncatalogued_names_only_domains_of_k_devices_ranked_and_capped() {
+        use crate::report::input::DomainRow;
+        let mut i = input();
+        let row = |domain: &str, devices: u64, flows: u64| DomainRow {
+            domain: domain.into(),
+            volume: Volume { flows, bytes_up: 10 * flows, bytes_down: 100 * flows },
+            hosts: Hosts { count: devices, exact: true },
+        };
+        i.uncatalogued = vec![row("alpha.example", 5, 1), row("beta.example", 9, 2), row("gamma.example", 5, 7), row("tiny.example", 4, 40), row("lone.example", 1, 3)];
+        for n in 0..TOP_UNCATALOGUED {
+            i.uncatalogued.push(row(&format!("many{n}.example"), 5, 1));
+        }
+        let r = build(&i);
+        assert_eq!(r.k, 5);
+        let first: Vec<(u32, &str, u64, u64)> = r.uncatalogued.iter().take(3).map(|d| (d.rank, d.domain.as_str(), d.devices, d.bytes)).collect();
+        assert_eq!(first, [(1, "beta.example", 9, 220), (2, "gamma.example", 5, 770), (3, "alpha.example", 5, 110)], "devices, then flows, then domain");
+        assert_eq!(r.uncatalogued.len(), TOP_UNCATALOGUED);
+        assert!(r.uncatalogued.iter().all(|d| d.devices >= 5 && d.domain != "tiny.example" && d.domain != "lone.example"));
+        assert_eq!(r.uncatalogued_folded, UncataloguedFolded { beyond_top_domains: 3, beyond_top_flows: 3, below_k_domains: 2, below_k_flows: 43 });
+        let json = crate::report::render::json(&r);
+        assert!(!json.contains("tiny.example") && !json.contains("lone.example"), "below k: never named");
+        let back: Report = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.uncatalogued, r.uncatalogued);
+        for f in [crate::report::render::Format::Html, crate::report::render::Format::Markdown, crate::report::render::Format::Csv] {
+            let text = crate::report::render::render(&r, f);
+            assert!(text.contains("beta.example") && !text.contains("tiny.example"), "{f:?}");
+        }
+        let md = crate::report::render::render(&r, crate::report::render::Format::Markdown);
+        assert!(md.contains("## Destinations outside the catalog") && md.contains("2 further domains were used by fewer than k devices (43 flows): not named."), "{md}");
+        // A department's report lists none.
+        let dept = Report::build(&i, &ReportOptions { department: Some("finance".into()), ..ReportOptions::for_input(&i) });
+        assert!(dept.uncatalogued.is_empty() && dept.uncatalogued_folded == UncataloguedFolded::default());
+        // Inputs of earlier builds have no list: still read.
+        let mut v: serde_json::Value = serde_json::to_value(&i).unwrap();
+        v.as_object_mut().unwrap().remove("uncatalogued");
+        assert!(serde_json::from_value::<ReportInput>(v).unwrap().uncatalogued.is_empty());
     }
 
     #[test]

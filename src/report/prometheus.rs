@@ -640,6 +640,9 @@ pub fn load_with(api: &dyn Api, source: &str, from: Date, to: Date, now: i64) ->
         department_names: Default::default(),
         service_catalog: Vec::new(),
         risk_weights: None,
+        // The sensors export only the top list of the moment, not counts over a period: the
+        // report's methodology says so.
+        uncatalogued: Vec::new(),
     })
 }
 

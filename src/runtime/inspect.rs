@@ -3,9 +3,16 @@
 //! Records of a capture file are written in the order of their flows' first packets (a flow
 //! that ended early waits for every earlier-starting one); records of a live interface are
 //! written, and flushed, as their flows end, so a first look at a SPAN port shows flows at once.
+//!
+//! With `--stats`, the end adds the registrable domains outside the catalog (every named
+//! destination without `--config`) with the most distinct clients, each with its flows: at most
+//! [`crate::aggregate::UNCATALOGUED_TOP`], only domains of at least k clients (the
+//! configuration's minimum group size; 1 without one, as each record names its client anyway),
+//! the others counted.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,12 +82,74 @@ struct Ordered<'w, W: Write> {
     pending: BTreeMap<u64, (FlowRecord, Arc<str>)>,
     next: u64,
     written: u64,
+    /// What unanswered flows count toward (the configuration's; apart without one).
+    unanswered: crate::aggregate::Unanswered,
+    /// Domains outside the catalog, with `--stats`.
+    discovery: Option<Discovery>,
+}
+
+/// Flows and distinct clients per registrable domain outside the catalog, bounded like the
+/// daemon's ([`crate::aggregate::MAX_UNCATALOGUED_DOMAINS`] domains, clients counted up to
+/// [`crate::aggregate::MAX_HOSTS_PER_DOMAIN`]).
+#[derive(Debug, Default)]
+struct Discovery {
+    domains: HashMap<String, (u64, HashSet<IpAddr>)>,
+    dropped: u64,
+}
+
+impl Discovery {
+    fn add(&mut self, domain: String, client: IpAddr) {
+        let full = self.domains.len() >= crate::aggregate::MAX_UNCATALOGUED_DOMAINS;
+        let entry = match self.domains.get_mut(&domain) {
+            Some(e) => e,
+            None if full => {
+                self.dropped += 1;
+                return;
+            }
+            None => self.domains.entry(domain).or_default(),
+        };
+        entry.0 += 1;
+        if entry.1.len() < crate::aggregate::MAX_HOSTS_PER_DOMAIN {
+            entry.1.insert(client);
+        }
+    }
+
+    /// `uncatalogued_domain DOMAIN flows N clients N` for the top domains of at least `k`
+    /// clients, then what was left out, counted.
+    fn write(&self, err: &mut impl Write, k: usize) -> std::io::Result<()> {
+        let mut named: Vec<(&str, u64, usize)> =
+            self.domains.iter().map(|(d, (f, c))| (d.as_str(), *f, c.len())).filter(|x| x.2 >= k.max(1)).collect();
+        named.sort_by(|a, b| b.2.cmp(&a.2).then(b.1.cmp(&a.1)).then(a.0.cmp(b.0)));
+        let top = crate::aggregate::UNCATALOGUED_TOP;
+        for (d, flows, clients) in named.iter().take(top) {
+            writeln!(err, "uncatalogued_domain {d} flows {flows} clients {clients}")?;
+        }
+        let below_k = self.domains.len() - named.len();
+        for (label, v) in [
+            ("uncatalogued_domains_not_listed", named.len().saturating_sub(top) as u64),
+            ("uncatalogued_domains_below_k", below_k as u64),
+            ("uncatalogued_domains_dropped", self.dropped),
+        ] {
+            if v > 0 {
+                writeln!(err, "{label} {v}")?;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl<W: Write> Ordered<'_, W> {
     fn emit(&mut self, r: &FlowRecord, capture: &str) -> std::io::Result<()> {
         self.written += 1;
         let attribution = self.classifier.as_ref().map(|c| c.attribute(r));
+        if let Some(disc) = &mut self.discovery {
+            // Outside the catalog: named, no service matched (without a catalog, every name).
+            let outside = attribution.as_ref().is_none_or(|a| a.target.is_none() && a.status.is_none());
+            let used = r.answered() || self.unanswered == crate::aggregate::Unanswered::AsUse;
+            if let Some(domain) = (outside && used).then(|| crate::classify::domain::flow_domain(r)).flatten() {
+                disc.add(domain, r.client.ip());
+            }
+        }
         let attributed = attribution.as_ref().zip(self.classifier.as_ref().map(|c| &c.catalog));
         match self.format {
             Format::Jsonl => export::jsonl::write(self.out, r, capture, attributed),
@@ -177,8 +246,12 @@ pub fn inspect(opts: &InspectOptions, out: &mut impl Write, err: &mut impl Write
     let mut limits = settings.as_ref().map_or_else(engine::Config::default, |s| s.engine);
     limits.max_flows = opts.max_flows.unwrap_or(limits.max_flows);
     let mut pipe = Pipeline::open(Engine::new(limits), popts, Arc::clone(&control.stop), Arc::new(SystemClock), err)?;
+    let k = settings.as_ref().map_or(1, |s| s.privacy.min_group_size);
+    let unanswered = settings.as_ref().map_or_else(Default::default, |s| s.unanswered);
     let mut ordered = Ordered {
         out,
+        unanswered,
+        discovery: opts.stats.then(Discovery::default),
         classifier: settings.map(|s| s.classifier),
         control: &control,
         reloads: [0; 2],
@@ -191,7 +264,7 @@ pub fn inspect(opts: &InspectOptions, out: &mut impl Write, err: &mut impl Write
         export::table::write_header(ordered.out)?;
     }
     let done = pipe.run(&mut ordered, err);
-    let (reloads, written) = (ordered.reloads, ordered.written);
+    let (reloads, written, discovery) = (ordered.reloads, ordered.written, ordered.discovery.take());
     ordered.out.flush()?;
     drop(ordered);
     let done = done?;
@@ -200,6 +273,9 @@ pub fn inspect(opts: &InspectOptions, out: &mut impl Write, err: &mut impl Write
         if opts.config.is_some() {
             writeln!(err, "config_reloads {}", reloads[0])?;
             writeln!(err, "config_reload_failures {}", reloads[1])?;
+        }
+        if let Some(d) = discovery {
+            d.write(err, k)?;
         }
     }
     Ok(Outcome { records: written, failed_inputs: done.failed, truncated_inputs: done.truncated })

@@ -251,8 +251,12 @@ impl Sensor {
         self.last_publish = Instant::now();
         self.aggregator.prune();
         let w = self.writer.stats();
+        let mut snapshot = self.aggregator.snapshot();
+        if let Some(rollup) = &self.rollup {
+            snapshot.uncatalogued_dropped += rollup.stats.uncatalogued_dropped;
+        }
         let st = State {
-            snapshot: self.aggregator.snapshot(),
+            snapshot,
             engine: view.engine.stats.clone(),
             table: view.engine.table_stats(),
             memory: view.engine.memory(),

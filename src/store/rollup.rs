@@ -12,6 +12,12 @@
 //! address is kept. Beside usage, each day collects coverage facts (packets, capture statistics,
 //! flows by naming signal, ECH flows), sensor uptime, which key ids hashed it and which
 //! configurations were in force. [`Rollup::take`] hands the accumulated [`Delta`] to the store.
+//!
+//! A flow counted under `_uncatalogued` is also counted under the registrable domain of the
+//! name it was named by ([`crate::classify::domain::flow_domain`]), organisation-wide, with its
+//! hosts in a sketch like a group's: what the report lists as destinations outside the catalog.
+//! A day holds at most [`MAX_UNCATALOGUED_DOMAINS`] domains; flows of further domains are
+//! counted in [`RollupStats::uncatalogued_dropped`] only.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -25,6 +31,10 @@ use crate::classify::Attribution;
 use crate::engine::FlowRecord;
 use crate::report::input::Exemption;
 use crate::time::Timestamp;
+
+/// Registrable domains outside the catalog counted per day at most, the aggregation's bound
+/// (each costs a row with a sketch of at most 3 KiB, so about 30 MiB for a day at the bound).
+pub use crate::aggregate::MAX_UNCATALOGUED_DOMAINS;
 
 /// Counters and hosts of one group on one day.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -40,6 +50,15 @@ pub struct Usage {
 }
 
 impl Usage {
+    fn count(&mut self, r: &FlowRecord, host: Option<u64>) {
+        self.flows += 1;
+        self.bytes_up += r.bytes_up;
+        self.bytes_down += r.bytes_down;
+        if let Some(h) = host {
+            self.hosts.insert(h);
+        }
+    }
+
     fn merge(&mut self, o: &Usage) {
         self.flows += o.flows;
         self.bytes_up += o.bytes_up;
@@ -92,6 +111,9 @@ pub struct Day {
     pub unnamed: BTreeMap<(String, String), u64>,
     /// Flows their server never answered per (department, service label): not use.
     pub unanswered: BTreeMap<(String, String), u64>,
+    /// Flows to named destinations outside the catalog, per registrable domain
+    /// (organisation-wide, at most [`MAX_UNCATALOGUED_DOMAINS`]).
+    pub uncatalogued: BTreeMap<String, Usage>,
     /// Coverage.
     pub coverage: DayCoverage,
     /// Seconds of uptime per sensor name.
@@ -109,6 +131,7 @@ impl Day {
             + self.active.len()
             + self.unnamed.len()
             + self.unanswered.len()
+            + self.uncatalogued.len()
             + self.uptime.len()
             + self.key_ids.len()
             + self.configs.iter().map(|c| 1 + c.exemptions.len()).sum::<usize>()
@@ -128,6 +151,15 @@ impl Day {
         }
         for (k, n) in o.unanswered {
             *self.unanswered.entry(k).or_default() += n;
+        }
+        for (domain, u) in o.uncatalogued {
+            // Two deltas of one day can hold more domains together than one day may: the
+            // further ones are left out (their flows stay in the `_uncatalogued` group).
+            if let Some(mine) = self.uncatalogued.get_mut(&domain) {
+                mine.merge(&u);
+            } else if self.uncatalogued.len() < MAX_UNCATALOGUED_DOMAINS {
+                self.uncatalogued.insert(domain, u);
+            }
         }
         let (c, oc) = (&mut self.coverage, o.coverage);
         c.packets += oc.packets;
@@ -219,6 +251,9 @@ pub struct RollupStats {
     pub key_failures: u64,
     /// Flows with a timestamp outside the calendar (corrupt records): not counted.
     pub out_of_range: u64,
+    /// Flows to a domain outside the catalog that a day could not count per domain (it already
+    /// held [`MAX_UNCATALOGUED_DOMAINS`]): still in the `_uncatalogued` group.
+    pub uncatalogued_dropped: u64,
 }
 
 /// The in-memory rollup.
@@ -335,12 +370,21 @@ impl Rollup {
         match placement {
             Placement::Unnamed(reason) => *d.unnamed.entry((a.department.clone(), reason.to_string())).or_default() += 1,
             Placement::Group(key) => {
+                let uncatalogued = key.service == crate::aggregate::UNCATALOGUED;
                 let u = d.usage.entry(key).or_default();
                 u.flows += 1;
                 u.bytes_up += r.bytes_up;
                 u.bytes_down += r.bytes_down;
                 if let Some((_, h)) = hashed {
                     u.hosts.insert(h);
+                }
+                if let Some(domain) = uncatalogued.then(|| crate::classify::domain::flow_domain(r)).flatten() {
+                    let full = d.uncatalogued.len() >= MAX_UNCATALOGUED_DOMAINS;
+                    match d.uncatalogued.get_mut(&domain) {
+                        Some(u) => u.count(r, hashed.map(|x| x.1)),
+                        None if full => self.stats.uncatalogued_dropped += 1,
+                        None => d.uncatalogued.entry(domain).or_default().count(r, hashed.map(|x| x.1)),
+                    }
                 }
             }
         }

@@ -21,13 +21,13 @@ use super::rollup::Delta;
 use super::sketch::{self, Sketch};
 use super::{Settings, StoreError, StoreStats};
 use crate::report::input::{
-    Coverage, DepartmentRow, Exemption, HostMethod, Hosts, ReportInput, Sensor, UsageRow, Volume, Week, ALL_DEPARTMENTS,
+    Coverage, DepartmentRow, DomainRow, Exemption, HostMethod, Hosts, ReportInput, Sensor, UsageRow, Volume, Week, ALL_DEPARTMENTS,
 };
 use crate::aggregate::Unanswered;
 use crate::time::{from_unix_day, unix_day};
 
 /// Schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// `PRAGMA application_id` of a rollup store ("shtp").
 pub const APPLICATION_ID: i64 = 0x7368_7470;
@@ -85,12 +85,22 @@ CREATE TABLE unanswered (
 ALTER TABLE configs ADD COLUMN unanswered_as_use INTEGER NOT NULL DEFAULT 0;
 ";
 
+/// Version 2 → 3: flows to named destinations outside the catalog per day and registrable
+/// domain, organisation-wide, with their hosts' sketch (what reports list as destinations
+/// outside the catalog). Days of earlier builds have no such rows.
+const SCHEMA_V3: &str = "
+CREATE TABLE uncatalogued (
+    day INTEGER NOT NULL, domain TEXT NOT NULL,
+    flows INTEGER NOT NULL, bytes_up INTEGER NOT NULL, bytes_down INTEGER NOT NULL, hosts BLOB NOT NULL,
+    PRIMARY KEY (day, domain));
+";
+
 /// `MIGRATIONS[v]` brings a store from version `v` to `v + 1`.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
 
 /// Every table keyed by day (what retention deletes from).
 const DAY_TABLES: &[&str] =
-    &["usage", "active_hosts", "unnamed", "unanswered", "coverage", "named", "uptime", "day_keys", "configs", "exemptions"];
+    &["usage", "active_hosts", "unnamed", "unanswered", "uncatalogued", "coverage", "named", "uptime", "day_keys", "configs", "exemptions"];
 
 /// What one flush did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -321,6 +331,15 @@ impl Store {
                      bytes_down = bytes_down + excluded.bytes_down, hosts = excluded.hosts",
                 )
                 .at(l)?;
+            let mut get_domain = tx.prepare_cached("SELECT hosts FROM uncatalogued WHERE day=?1 AND domain=?2").at(l)?;
+            let mut put_domain = tx
+                .prepare_cached(
+                    "INSERT INTO uncatalogued (day, domain, flows, bytes_up, bytes_down, hosts) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (day, domain) DO UPDATE SET
+                     flows = flows + excluded.flows, bytes_up = bytes_up + excluded.bytes_up,
+                     bytes_down = bytes_down + excluded.bytes_down, hosts = excluded.hosts",
+                )
+                .at(l)?;
             let mut get_active = tx.prepare_cached("SELECT hosts FROM active_hosts WHERE day=?1 AND department=?2").at(l)?;
             let mut put_active = tx
                 .prepare_cached(
@@ -405,6 +424,11 @@ impl Store {
                             blob
                         ])
                         .at(l)?;
+                }
+                for (domain, u) in &d.uncatalogued {
+                    let old: Option<Vec<u8>> = get_domain.query_row(params![day, domain], |r| r.get(0)).optional().at(l)?;
+                    let blob = merged(old, &u.hosts, "uncatalogued")?;
+                    put_domain.execute(params![day, domain, int(u.flows), int(u.bytes_up), int(u.bytes_down), blob]).at(l)?;
                 }
                 for (dept, s) in &d.active {
                     let old: Option<Vec<u8>> = get_active.query_row(params![day, dept], |r| r.get(0)).optional().at(l)?;
@@ -546,6 +570,26 @@ impl Store {
             };
             add(&mut weekly, (monday(day), key), &acc);
         }
+        // Destinations outside the catalog, organisation-wide, merged over the period.
+        let mut domains: BTreeMap<String, Acc> = BTreeMap::new();
+        let mut st = self
+            .conn
+            .prepare("SELECT domain, flows, bytes_up, bytes_down, hosts FROM uncatalogued WHERE day BETWEEN ?1 AND ?2")
+            .at(l)?;
+        let mut q = st.query([lo, hi]).at(l)?;
+        while let Some(r) = q.next().at(l)? {
+            let acc = Acc {
+                volume: Volume {
+                    flows: count(r.get(1).at(l)?, "uncatalogued")?,
+                    bytes_up: count(r.get(2).at(l)?, "uncatalogued")?,
+                    bytes_down: count(r.get(3).at(l)?, "uncatalogued")?,
+                },
+                hosts: blob(r.get(4).at(l)?, "uncatalogued")?,
+            };
+            add(&mut domains, r.get::<_, String>(0).at(l)?, &acc);
+        }
+        let uncatalogued = domains.into_iter().map(|(domain, a)| DomainRow { domain, volume: a.volume, hosts: hosts_of(&a.hosts) }).collect();
+
         // Active hosts and unnamed flows per (week, department).
         let mut active: BTreeMap<(i64, String), Sketch> = BTreeMap::new();
         let mut st = self.conn.prepare("SELECT day, department, hosts FROM active_hosts WHERE day BETWEEN ?1 AND ?2").at(l)?;
@@ -720,6 +764,7 @@ impl Store {
             department_names: Default::default(),
             service_catalog: Vec::new(),
             risk_weights: None,
+            uncatalogued,
         })
     }
 }
@@ -796,6 +841,43 @@ mod tests {
 
     fn dept<'a>(rows: &'a [DepartmentRow], d: &str) -> &'a DepartmentRow {
         rows.iter().find(|r| r.department == d).unwrap()
+    }
+
+    #[test]
+    fn uncatalogued_domains_are_stored_per_day_and_their_hosts_merged() {
+        use crate::aggregate::tests_support::{named, outside};
+        let c = catalog();
+        let mut w = Writer::new(Store::open_in_memory().unwrap(), "s");
+        w.rollup.add(&named("10.0.0.1:1", MONDAY, "www.newshare.example.co.uk"), &outside("finance"), &c);
+        w.rollup.add(&named("10.0.0.2:1", MONDAY, "cdn.example.co.uk."), &outside("legal"), &c);
+        w.rollup.add(&named("10.0.0.3:1", MONDAY, "10.1.2.3"), &outside("legal"), &c);
+        w.flush().unwrap();
+        // The same host the next day, under another name of the domain.
+        w.rollup.add(&named("10.0.0.1:2", MONDAY + DAY, "api.EXAMPLE.co.uk"), &outside("finance"), &c);
+        w.rollup.add(&named("10.0.0.1:3", MONDAY + DAY, "x.other.example.org"), &outside("finance"), &c);
+        // A catalogued flow is no domain of this list.
+        w.rollup.add(&flow("10.0.0.4:1", MONDAY + DAY), &wa("finance"), &c);
+        w.flush().unwrap();
+        let input = w.store.load(date!(2026 - 03 - 02), date!(2026 - 03 - 08), None).unwrap();
+        let got: Vec<(&str, u64, u64, u64)> = input.uncatalogued.iter().map(|d| (d.domain.as_str(), d.volume.flows, d.volume.bytes_up, d.hosts.count)).collect();
+        assert_eq!(got, vec![("example.co.uk", 3, 300, 2), ("example.org", 1, 100, 1)], "no address, hosts unioned over days");
+        let monday = w.store.load(date!(2026 - 03 - 02), date!(2026 - 03 - 02), None).unwrap();
+        assert_eq!(monday.uncatalogued.len(), 1);
+        assert_eq!(row(&input.services, ALL_DEPARTMENTS, crate::aggregate::UNCATALOGUED).volume.flows, 5, "still in the uncatalogued group");
+    }
+
+    #[test]
+    fn a_day_counts_at_most_the_bound_of_domains() {
+        use crate::aggregate::tests_support::{named, outside};
+        use crate::store::rollup::MAX_UNCATALOGUED_DOMAINS;
+        let c = catalog();
+        let mut r = Rollup::new(Keyring::default(), "s", 30);
+        for i in 0..MAX_UNCATALOGUED_DOMAINS + 3 {
+            r.add(&named("10.0.0.1:1", MONDAY, &format!("www.d{i}.com")), &outside("finance"), &c);
+        }
+        assert_eq!(r.stats.uncatalogued_dropped, 3);
+        let delta = r.take();
+        assert_eq!(delta.days.values().next().unwrap().uncatalogued.len(), MAX_UNCATALOGUED_DOMAINS);
     }
 
     #[test]
@@ -982,6 +1064,40 @@ mod tests {
         assert_eq!(row(&after.services, "finance", "whatsapp").volume.flows, 4, "counted as use under count_unanswered");
         assert_eq!(dept(&after.departments, "finance").unanswered_flows["whatsapp"], 1, "and apart");
         assert!(after.coverage.unanswered_as_use);
+    }
+
+    #[test]
+    fn a_store_of_schema_2_is_migrated_and_gets_domains_beside_its_rows() {
+        use crate::aggregate::tests_support::{named, outside};
+        let dir = Dir::new("v2");
+        let path = dir.0.join("rollup.sqlite");
+        {
+            // What a build before discovery wrote: schema 2, one day of uncatalogued use.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(SCHEMA_V1).unwrap();
+            conn.execute_batch(SCHEMA_V2).unwrap();
+            conn.pragma_update(None, "user_version", 2).unwrap();
+            conn.pragma_update(None, "application_id", APPLICATION_ID).unwrap();
+            let mut s = Sketch::new();
+            s.insert(7);
+            conn.execute(
+                "INSERT INTO usage VALUES (20514, 'finance', '_uncatalogued', '_uncatalogued', '_uncatalogued', '_uncatalogued', 2, 20, 200, ?1)",
+                [&s.to_blob()],
+            )
+            .unwrap();
+        }
+        let before = Store::open_existing(&path).unwrap().load(date!(2026 - 03 - 02), date!(2026 - 03 - 02), None).unwrap();
+        assert_eq!(row(&before.services, "finance", crate::aggregate::UNCATALOGUED).volume.flows, 2, "the old rows load");
+        assert!(before.uncatalogued.is_empty(), "old days have no domains");
+        let version: i64 = Connection::open(&path).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let c = catalog();
+        let mut w = Writer::new(Store::open(&path).unwrap(), "s");
+        w.rollup.add(&named("10.0.0.1:1", MONDAY + DAY, "www.example.com"), &outside("finance"), &c);
+        w.flush().unwrap();
+        let after = w.store.load(date!(2026 - 03 - 02), date!(2026 - 03 - 03), None).unwrap();
+        assert_eq!(after.uncatalogued.iter().map(|d| (d.domain.as_str(), d.volume.flows)).collect::<Vec<_>>(), vec![("example.com", 1)]);
+        assert_eq!(row(&after.services, "finance", crate::aggregate::UNCATALOGUED).volume.flows, 3);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! Columns: `section,department,category,service,channel,status,week,name,metric,value`.
 //! A row is one value: `section` names the table it comes from (`report`, `headline`,
 //! `department`, `survey_category`, `survey_service`, `survey_channel`, `trend_week`,
-//! `trend`, `top_unsanctioned`, `exemption`, `exemption_use`, `after_expiry`, `service`, `methodology`,
+//! `trend`, `top_unsanctioned`, `uncatalogued` (`name` the domain), `uncatalogued_folded`, `exemption`, `exemption_use`, `after_expiry`, `service`, `methodology`,
 //! `sensor`, `named_by_signal`, `unnamed_by_reason`, `withheld`, `risk_weight`, `note`), the label columns
 //! that apply are filled (`name` holds a sensor, signal, reason or table name), `metric` says
 //! what `value` is. Shares are fractions with 4 decimals (`0.0714`), counts are integers,
@@ -151,6 +151,24 @@ pub fn render(r: &Report) -> String {
         w.value(&l, "bytes_up", &t.bytes_up.to_string());
         w.value(&l, "bytes_down", &t.bytes_down.to_string());
         w.value(&l, "departments", &t.departments.to_string());
+    }
+    for d in &r.uncatalogued {
+        let l = Labels { section: "uncatalogued", department: &r.scope, name: &d.domain, ..Labels::default() };
+        w.value(&l, "rank", &d.rank.to_string());
+        w.value(&l, "devices", &d.devices.to_string());
+        w.value(&l, "devices_exact", &d.devices_exact.to_string());
+        w.value(&l, "flows", &d.flows.to_string());
+        w.value(&l, "bytes", &d.bytes.to_string());
+        w.value(&l, "bytes_up", &d.bytes_up.to_string());
+        w.value(&l, "bytes_down", &d.bytes_down.to_string());
+    }
+    if r.scope == crate::report::input::ALL_DEPARTMENTS {
+        let f = &r.uncatalogued_folded;
+        let l = Labels { section: "uncatalogued_folded", department: &r.scope, ..Labels::default() };
+        w.value(&l, "beyond_top_domains", &f.beyond_top_domains.to_string());
+        w.value(&l, "beyond_top_flows", &f.beyond_top_flows.to_string());
+        w.value(&l, "below_k_domains", &f.below_k_domains.to_string());
+        w.value(&l, "below_k_flows", &f.below_k_flows.to_string());
     }
     let e = &r.exemptions;
     for x in &e.list {

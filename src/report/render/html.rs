@@ -422,6 +422,34 @@ fn top(r: &Report) -> String {
     s + "</tbody>\n</table>\n</section>\n"
 }
 
+fn uncatalogued(r: &Report) -> String {
+    let mut s = String::from("<section id=\"uncatalogued\">\n<h2>Destinations outside the catalog</h2>\n");
+    if r.scope != ALL_DEPARTMENTS {
+        return s + "<p>Listed in organisation-wide reports only.</p>\n</section>\n";
+    }
+    s += &format!("<p>{}</p>\n", esc(&super::uncatalogued_intro(r)));
+    if r.uncatalogued.is_empty() {
+        s += "<p>No domain outside the catalog used by at least k devices.</p>\n";
+    } else {
+        s += "<table>\n<thead><tr><th class=\"n\">#</th><th>Domain</th><th class=\"n\">Devices</th><th class=\"n\">Flows</th>\
+              <th class=\"n\">Bytes</th></tr></thead>\n<tbody>\n";
+        for (i, d) in r.uncatalogued.iter().enumerate() {
+            let key = |m: &str| format!("uncatalogued/{}/{m}", d.rank);
+            let ptr = |m: &str| format!("/uncatalogued/{i}/{m}");
+            s += &format!("<tr><td class=\"n\">{}</td><td>{}</td>", d.rank, esc(&d.domain));
+            s += &num(&key("devices"), &ptr("devices"), "count", &display::count(d.devices), d.devices_exact);
+            s += &num(&key("flows"), &ptr("flows"), "count", &display::count(d.flows), true);
+            s += &num(&key("bytes"), &ptr("bytes"), "bytes", &display::bytes(d.bytes), true);
+            s += "</tr>\n";
+        }
+        s += "</tbody>\n</table>\n";
+    }
+    if let Some(t) = super::uncatalogued_folded(r) {
+        s += &format!("<p>{}</p>\n", esc(&t));
+    }
+    s + "</section>\n"
+}
+
 fn exemptions(r: &Report) -> String {
     let e = &r.exemptions;
     let mut s = format!(
@@ -621,6 +649,7 @@ pub fn render(r: &Report) -> String {
     s += &findings(r);
     s += &comparison(r);
     s += &top(r);
+    s += &uncatalogued(r);
     s += &trend(r);
     s += &survey(r);
     s += &exemptions(r);

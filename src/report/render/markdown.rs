@@ -154,6 +154,28 @@ pub fn render(r: &Report) -> String {
         s += &table(&["#", "Service", "Category", "Devices", "Share", "Flows", "Up", "Down", "Departments"], 6, rows);
     }
 
+    s += "## Destinations outside the catalog\n\n";
+    if r.scope != ALL_DEPARTMENTS {
+        s += "Listed in organisation-wide reports only.\n\n";
+    } else {
+        s += &format!("{}\n\n", esc(&super::uncatalogued_intro(r)));
+        if r.uncatalogued.is_empty() {
+            s += "No domain outside the catalog used by at least k devices.\n\n";
+        } else {
+            let rows = r
+                .uncatalogued
+                .iter()
+                .map(|d| {
+                    vec![d.rank.to_string(), esc(&d.domain), display::count(d.devices), display::count(d.flows), display::bytes(d.bytes)]
+                })
+                .collect();
+            s += &table(&["#", "Domain", "Devices", "Flows", "Bytes"], 2, rows);
+        }
+        if let Some(t) = super::uncatalogued_folded(r) {
+            s += &format!("{}\n\n", esc(&t));
+        }
+    }
+
     s += "## Trend by week\n\n";
     if r.trend.weeks.is_empty() {
         s += "No weekly data.\n\n";

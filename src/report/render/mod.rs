@@ -144,6 +144,41 @@ pub(crate) fn comparison_intro(c: &crate::report::compare::Comparison, now: &str
     )
 }
 
+/// The sentence that opens "Destinations outside the catalog" (HTML and Markdown).
+pub(crate) fn uncatalogued_intro(r: &Report) -> String {
+    format!(
+        "Named destinations that no service of the catalog matched, by registrable domain (the public suffix and one \
+         label), organisation-wide, with the distinct devices that used each over the period. They are candidate \
+         services to add to the catalog: until then their use is only counted as uncatalogued. Only domains used by \
+         at least k = {} devices are named.",
+        r.k
+    )
+}
+
+/// The sentences on what "Destinations outside the catalog" does not name (HTML and Markdown),
+/// or none when it leaves nothing out.
+pub(crate) fn uncatalogued_folded(r: &Report) -> Option<String> {
+    let f = &r.uncatalogued_folded;
+    let mut out = Vec::new();
+    if f.beyond_top_domains > 0 {
+        out.push(format!(
+            "{} further {} of at least k devices ({}) are not listed.",
+            crate::report::display::count(f.beyond_top_domains),
+            if f.beyond_top_domains == 1 { "domain" } else { "domains" },
+            crate::report::display::counted(f.beyond_top_flows, "flow", "flows"),
+        ));
+    }
+    if f.below_k_domains > 0 {
+        out.push(format!(
+            "{} further {} used by fewer than k devices ({}): not named.",
+            crate::report::display::count(f.below_k_domains),
+            if f.below_k_domains == 1 { "domain was" } else { "domains were" },
+            crate::report::display::counted(f.below_k_flows, "flow", "flows"),
+        ));
+    }
+    (!out.is_empty()).then(|| out.join(" "))
+}
+
 /// What became of a damaged capture file, in words (HTML and Markdown).
 pub(crate) fn damage_text(d: crate::report::input::CaptureDamage) -> &'static str {
     match d {
