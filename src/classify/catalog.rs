@@ -29,6 +29,10 @@ pub const CATEGORIES: &[&str] = &[
     "vpn-proxy",
     "dns-bypass",
     "corporate-suite",
+    "translation",
+    "collaboration",
+    "code-hosting",
+    "paste",
     "other",
 ];
 
@@ -614,4 +618,5 @@ ports = ["udp/3478-3481"]
         let broad = BASE.replace("\"whatsapp.com\"]", "\"com\"]");
         assert!(cat(&broad).unwrap_err().iter().any(|e| e.message.contains("not a domain name")));
     }
+
 }

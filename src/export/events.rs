@@ -46,7 +46,7 @@ pub const HOUR_SECS: i64 = 3_600;
 pub const UPLOAD_HOURS: usize = 24;
 
 /// Categories whose upload volume is watched (data leaving the organisation).
-pub const UPLOAD_CATEGORIES: [&str; 2] = ["file-sharing", "generative-ai"];
+pub const UPLOAD_CATEGORIES: [&str; 4] = ["file-sharing", "generative-ai", "translation", "paste"];
 
 /// `event.dataset` of every event.
 pub const DATASET: &str = "shadowtap.events";
