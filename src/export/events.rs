@@ -708,6 +708,18 @@ mod tests {
     }
 
     #[test]
+    fn translation_and_paste_uploads_are_watched_collaboration_is_not() {
+        let mut ev = Events::new(cfg());
+        let s = Some(Status::Unsanctioned);
+        for (svc, cat) in [("deepl", "translation"), ("pastebin", "paste")] {
+            let e = ev.on_flow(at(HOUR_SECS), "legal", Some((svc, cat, "default")), s, 2_000, true, 5);
+            assert!(kinds(&e).contains(&Kind::UploadVolume), "{cat}: {:?}", kinds(&e));
+        }
+        let e = ev.on_flow(at(HOUR_SECS), "legal", Some(("slack", "collaboration", "default")), s, 2_000, true, 5);
+        assert!(!kinds(&e).contains(&Kind::UploadVolume), "collaboration is not an upload category");
+    }
+
+    #[test]
     fn upload_rings_are_bounded() {
         let mut ev = Events::new(cfg());
         for i in 0..MAX_UPLOAD_PAIRS {
