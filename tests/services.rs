@@ -24,7 +24,7 @@ fn bundled_configuration_checks_clean() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     let n: usize = text.split(" services").next().unwrap().rsplit(' ').next().unwrap().parse().unwrap();
-    assert!(n >= 60, "the catalog holds {n} services");
+    assert!(n >= 200, "the catalog holds {n} services");
 }
 
 #[test]

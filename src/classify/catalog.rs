@@ -618,4 +618,62 @@ ports = ["udp/3478-3481"]
         let broad = BASE.replace("\"whatsapp.com\"]", "\"com\"]");
         assert!(cat(&broad).unwrap_err().iter().any(|e| e.message.contains("not a domain name")));
     }
+
+    /// The bundled catalog (`rules/services/`): loads clean, is large enough, every service says
+    /// where its lists came from, every category has words, and well-known names land where
+    /// they should (longest suffix: translate.google.com is not Google in general, gist is not
+    /// GitHub).
+    #[test]
+    fn bundled_catalog() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/services");
+        let c = crate::config::settings::read_catalog_dir(&dir).unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(c.services.len() >= 200, "the catalog holds {} services", c.services.len());
+        for s in &c.services {
+            assert!(!s.references.is_empty(), "{} has no reference", s.id);
+            assert!(s.references.iter().all(|r| !r.what.is_empty() && !r.source.is_empty() && !r.checked.is_empty()), "{}", s.id);
+            assert!(CATEGORIES.contains(&s.category.as_str()), "{}", s.id);
+        }
+        // Words for every category (one-word categories may read as themselves).
+        for cat in CATEGORIES {
+            let words = crate::report::model::category_label(cat);
+            assert!(!words.is_empty() && !words.contains('-'), "{cat}: {words:?}");
+            assert!(words != *cat || ["messaging", "conferencing", "other"].contains(cat), "{cat} has no words of its own");
+        }
+        for (name, id) in [
+            ("www.deepl.com", "deepl"),
+            ("api-free.deepl.com", "deepl"),
+            ("translate.google.com", "google-translate"),
+            ("translate.googleapis.com", "google-translate"),
+            ("github.com", "github"),
+            ("raw.githubusercontent.com", "github"),
+            ("gist.github.com", "github-gist"),
+            ("copilot-proxy.githubusercontent.com", "github-copilot"),
+            ("pastebin.com", "pastebin"),
+            ("slack.com", "slack"),
+            ("files.slack.com", "slack"),
+            ("www.notion.so", "notion"),
+            ("www.linkedin.com", "linkedin"),
+            ("web.de", "web-de"),
+            ("tuta.com", "tuta"),
+            ("app.tuta.com", "tuta"),
+            ("poe.com", "poe"),
+            ("character.ai", "character-ai"),
+            ("www.meta.ai", "meta-ai"),
+            ("huggingface.co", "hugging-face"),
+            ("fromsmash.com", "smash"),
+            ("api.pcloud.com", "pcloud"),
+            ("cloud.mail.ru", "mail-ru-cloud"),
+            ("e.mail.ru", "mail-ru"),
+            ("mail.icloud.com", "icloud-mail"),
+            ("www.icloud.com", "icloud"),
+            ("drive.proton.me", "proton-drive"),
+        ] {
+            let hit = c.match_name(name.as_bytes()).unwrap_or_else(|| panic!("{name} is not attributed"));
+            assert_eq!(c.service(hit.target).id, id, "{name} (pattern {})", hit.pattern);
+        }
+        // Shared platforms stay unattributed.
+        for name in ["www.google.com", "fonts.googleapis.com", "github.io", "toptal.com", "www.yandex.ru", "www.naver.com"] {
+            assert!(c.match_name(name.as_bytes()).is_none(), "{name} must not be attributed");
+        }
+    }
 }

@@ -119,7 +119,8 @@ impl Default for PrivacyDef {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventsDef {
-    /// MiB uploaded per department to file sharing or generative AI over 24 h before an event.
+    /// MiB uploaded per department to file sharing, generative AI, translation or paste sites
+    /// over 24 h before an event.
     #[serde(default = "default_upload_mib")]
     pub upload_threshold_mib: u64,
     /// Percent of packets lost by the capture between two checks before an event.

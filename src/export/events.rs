@@ -46,7 +46,7 @@ pub const HOUR_SECS: i64 = 3_600;
 pub const UPLOAD_HOURS: usize = 24;
 
 /// Categories whose upload volume is watched (data leaving the organisation).
-pub const UPLOAD_CATEGORIES: [&str; 2] = ["file-sharing", "generative-ai"];
+pub const UPLOAD_CATEGORIES: [&str; 4] = ["file-sharing", "generative-ai", "translation", "paste"];
 
 /// `event.dataset` of every event.
 pub const DATASET: &str = "shadowtap.events";
@@ -705,6 +705,18 @@ mod tests {
         // A flow older than its ring's window is counted, not summed.
         assert!(ev.on_flow(at(HOUR_SECS), "finance", WT, s, 5_000, true, 5).is_empty());
         assert_eq!(ev.stats.upload_late, 1);
+    }
+
+    #[test]
+    fn translation_and_paste_uploads_are_watched_collaboration_is_not() {
+        let mut ev = Events::new(cfg());
+        let s = Some(Status::Unsanctioned);
+        for (svc, cat) in [("deepl", "translation"), ("pastebin", "paste")] {
+            let e = ev.on_flow(at(HOUR_SECS), "legal", Some((svc, cat, "default")), s, 2_000, true, 5);
+            assert!(kinds(&e).contains(&Kind::UploadVolume), "{cat}: {:?}", kinds(&e));
+        }
+        let e = ev.on_flow(at(HOUR_SECS), "legal", Some(("slack", "collaboration", "default")), s, 2_000, true, 5);
+        assert!(!kinds(&e).contains(&Kind::UploadVolume), "collaboration is not an upload category");
     }
 
     #[test]

@@ -783,6 +783,10 @@ pub fn category_label(category: &str) -> String {
         "dns-bypass" => "DNS bypass".into(),
         "social" => "social media".into(),
         "corporate-suite" => "corporate suites".into(),
+        "translation" => "online translation".into(),
+        "collaboration" => "collaboration tools".into(),
+        "code-hosting" => "code hosting".into(),
+        "paste" => "paste sites".into(),
         other => other.replace(['-', '_'], " "),
     }
 }
