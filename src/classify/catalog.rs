@@ -108,6 +108,12 @@ struct ReferenceDef {
     what: String,
     source: String,
     checked: String,
+    #[serde(default = "yes")]
+    verified: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 with_signals! {
@@ -150,8 +156,12 @@ pub struct Reference {
     pub what: String,
     /// Its source, in words.
     pub source: String,
-    /// Date checked (ISO 8601).
+    /// Date checked (ISO 8601); with `verified` false, the date the entry was compiled.
     pub checked: String,
+    /// Whether the list was read against the named source on that date (`verified = false`:
+    /// compiled from the vendor's published names without re-reading the source; reports say
+    /// so).
+    pub verified: bool,
 }
 
 /// A service of the catalog.
@@ -411,7 +421,7 @@ impl Builder<'_> {
             references: def
                 .reference
                 .iter()
-                .map(|r| Reference { what: r.what.clone(), source: r.source.clone(), checked: r.checked.clone() })
+                .map(|r| Reference { what: r.what.clone(), source: r.source.clone(), checked: r.checked.clone(), verified: r.verified })
                 .collect(),
         });
         self.signals(Target { service, channel: 0 }, def.signals());

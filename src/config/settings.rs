@@ -277,7 +277,7 @@ impl Settings {
                 references: s
                     .references
                     .iter()
-                    .map(|r| ServiceReference { what: r.what.clone(), source: r.source.clone(), checked: r.checked.clone() })
+                    .map(|r| ServiceReference { what: r.what.clone(), source: r.source.clone(), checked: r.checked.clone(), verified: r.verified })
                     .collect(),
                 risk: Some(self.risk.rate(s.into())),
             })

@@ -279,14 +279,30 @@ pub struct ServiceReference {
     pub what: String,
     /// Its source, in words.
     pub source: String,
-    /// Date checked.
+    /// Date checked (or compiled, when not verified).
     pub checked: String,
+    /// Whether the list was read against the source on that date. Absent from inputs saved
+    /// by earlier builds, whose references were all verified.
+    #[serde(default = "verified_default", skip_serializing_if = "is_true")]
+    pub verified: bool,
+}
+
+fn verified_default() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 impl std::fmt::Display for ServiceReference {
     /// As every format prints it: "what (source, checked date)".
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({}, checked {})", self.what, self.source, self.checked)
+        if self.verified {
+            write!(f, "{} ({}, checked {})", self.what, self.source, self.checked)
+        } else {
+            write!(f, "{} ({}, compiled {}, not yet verified against the source)", self.what, self.source, self.checked)
+        }
     }
 }
 
@@ -348,6 +364,17 @@ impl ReportInput {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reference_not_yet_verified_says_so_and_old_inputs_read_as_verified() {
+        let r = ServiceReference { what: "domains".into(), source: "vendor's help pages".into(), checked: "2026-12-06".into(), verified: false };
+        assert_eq!(r.to_string(), "domains (vendor's help pages, compiled 2026-12-06, not yet verified against the source)");
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(json.contains("\"verified\":false"), "{json}");
+        let old: ServiceReference = serde_json::from_str(r#"{"what":"domains","source":"s","checked":"2026-11-01"}"#).unwrap();
+        assert!(old.verified);
+        assert_eq!(old.to_string(), "domains (s, checked 2026-11-01)");
+    }
 
     #[test]
     fn an_input_without_packets_uptime_or_flows_has_no_data() {

@@ -116,6 +116,17 @@ pub fn check(path: &std::path::Path, strict: bool, out: &mut impl Write) -> std:
             for n in &s.notes {
                 let _ = writeln!(out, "note: {n}");
             }
+            let unverified: Vec<&str> =
+                c.catalog.services.iter().filter(|x| x.references.iter().any(|r| !r.verified)).map(|x| x.id.as_str()).collect();
+            if !unverified.is_empty() {
+                // Not a problem for matching, but an auditor citing the service table should know.
+                let _ = writeln!(
+                    out,
+                    "note: {} of {} services cite references not yet verified against their source (verified = false): reports say so",
+                    unverified.len(),
+                    c.catalog.services.len()
+                );
+            }
             let mut warnings = s.warnings.clone();
             warnings.extend(s.expired_exemptions(Timestamp::wall_clock()));
             (Vec::new(), warnings, Some(summary))
