@@ -626,4 +626,12 @@ fn report_defaults_to_the_sources_days_and_k_and_refuses_a_period_without_data()
     let json: Value = serde_json::from_slice(&shadowtap_in(&work, &allowed)).unwrap();
     assert_eq!((json["period"]["from"].as_str(), json["methodology"]["flows"].as_u64()), (Some("2025-01-01"), Some(0)));
     assert_eq!(json["no_data"], true, "page 1 says there is no data");
+    // The HTML says so first, and draws no empty chart that would read as a measured zero.
+    let html_args: Vec<&str> = allowed.iter().map(|a| if *a == "json" { "html" } else { a }).collect();
+    let html = String::from_utf8(shadowtap_in(&work, &html_args)).unwrap();
+    let findings = &html[html.find("id=\"findings\"").unwrap()..];
+    assert!(findings.starts_with("id=\"findings\">\n<h2>Findings</h2>\n<p class=\"warn\" id=\"no-data\">No data for this period"), "{findings}");
+    let trend = &html[html.find("id=\"trend\"").unwrap()..];
+    assert!(!trend[..trend.find("</section>").unwrap()].contains("<svg"), "no empty chart");
+    assert!(trend.contains("nothing to chart"), "{trend}");
 }

@@ -335,11 +335,16 @@ fn trend(r: &Report) -> String {
                 .collect(),
         })
         .collect();
-    s += &format!(
-        "<figure>\n{}<figcaption>Share of the {}'s active devices with unsanctioned use, per category and week (weeks start on Monday).</figcaption>\n</figure>\n",
-        svg::lines("Weekly share of devices with unsanctioned use, by category", &labels, &series),
-        if r.scope == ALL_DEPARTMENTS { "organisation" } else { "department" }
-    );
+    if series.is_empty() {
+        // An empty chart with axes reads like a measured zero: say what there is instead.
+        s += "<p>No unsanctioned use by a group of at least k devices in any week: nothing to chart.</p>\n";
+    } else {
+        s += &format!(
+            "<figure>\n{}<figcaption>Share of the {}'s active devices with unsanctioned use, per category and week (weeks start on Monday).</figcaption>\n</figure>\n",
+            svg::lines("Weekly share of devices with unsanctioned use, by category", &labels, &series),
+            if r.scope == ALL_DEPARTMENTS { "organisation" } else { "department" }
+        );
+    }
     s += &trend_table(r, &labels, &keys, "Share of active devices per week", "share", "percent");
     s += &trend_table(r, &labels, &keys, "Flows per week", "flows", "count");
     s += "<p class=\"note\">Weeks start on Monday; the first and last may be partial (days in the period).</p>\n";
