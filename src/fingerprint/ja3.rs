@@ -16,7 +16,7 @@
 //! kept for matching against existing intelligence.
 #![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
-use std::fmt::Display;
+use std::fmt::{Display, Write};
 
 use md5::{Digest, Md5};
 
@@ -24,34 +24,58 @@ use crate::proto::tls::{is_grease, ClientHello};
 
 /// The JA3 string (the MD5 input), e.g. `769,47-53-5-10,0-10-11,23-24-25,0`.
 pub fn ja3_string(ch: &ClientHello) -> String {
-    let mut s = ch.legacy_version.to_string();
-    s.push(',');
-    push_joined(&mut s, ch.ciphers.iter().filter(|&&c| !is_grease(c)));
-    s.push(',');
-    push_joined(&mut s, ch.extensions.iter().filter(|&&e| !is_grease(e)));
-    s.push(',');
-    push_joined(
-        &mut s,
-        ch.supported_groups.iter().filter(|&&g| !is_grease(g)),
-    );
-    s.push(',');
-    push_joined(&mut s, ch.ec_point_formats.iter());
+    let mut s = String::new();
+    // Writing into a String cannot fail.
+    let _ = write_ja3(&mut s, ch);
     s
 }
 
 /// The JA3 fingerprint: MD5 of [`ja3_string`], 32 lowercase hex characters.
+///
+/// The string is fed to the hash as it is written, never built: one allocation (the result)
+/// per hello instead of one per listed number.
 pub fn ja3(ch: &ClientHello) -> String {
-    format!("{:x}", Md5::digest(ja3_string(ch).as_bytes()))
+    let mut h = Hashing(Md5::new());
+    // Writing into a hash cannot fail.
+    let _ = write_ja3(&mut h, ch);
+    let mut hex = String::with_capacity(32);
+    for byte in h.0.finalize() {
+        let _ = write!(hex, "{byte:02x}");
+    }
+    hex
 }
 
-/// Append `items` in decimal, '-' separated.
-fn push_joined<T: Display>(s: &mut String, items: impl Iterator<Item = T>) {
+/// A `fmt::Write` that hashes what is written.
+struct Hashing(Md5);
+
+impl std::fmt::Write for Hashing {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.update(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// Writes the JA3 string to `w`.
+fn write_ja3(w: &mut impl std::fmt::Write, ch: &ClientHello) -> std::fmt::Result {
+    write!(w, "{},", ch.legacy_version)?;
+    write_joined(w, ch.ciphers.iter().filter(|&&c| !is_grease(c)))?;
+    w.write_char(',')?;
+    write_joined(w, ch.extensions.iter().filter(|&&e| !is_grease(e)))?;
+    w.write_char(',')?;
+    write_joined(w, ch.supported_groups.iter().filter(|&&g| !is_grease(g)))?;
+    w.write_char(',')?;
+    write_joined(w, ch.ec_point_formats.iter())
+}
+
+/// Writes `items` in decimal, '-' separated.
+fn write_joined<T: Display>(w: &mut impl std::fmt::Write, items: impl Iterator<Item = T>) -> std::fmt::Result {
     for (i, item) in items.enumerate() {
         if i > 0 {
-            s.push('-');
+            w.write_char('-')?;
         }
-        s.push_str(&item.to_string());
+        write!(w, "{item}")?;
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -78,6 +102,7 @@ mod tests {
             "769,47-53-5-10-49161-49162-49171-49172-50-56-19-4,0-10-11,23-24-25,0"
         );
         assert_eq!(ja3(&ch), "ada70206e40642a3e4461f35503241d5");
+        assert_eq!(ja3(&ch), format!("{:x}", Md5::digest(ja3_string(&ch).as_bytes())), "hashed as written = hash of the string");
     }
 
     #[test]

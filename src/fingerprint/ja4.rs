@@ -26,6 +26,8 @@
 //! a non-alphanumeric ALPN as `99`), this module follows the specification.
 #![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+use std::fmt::Write;
+
 use sha2::{Digest, Sha256};
 
 use crate::proto::tls::{ext, is_grease, version, ClientHello};
@@ -56,19 +58,106 @@ impl Protocol {
 const EMPTY_HASH: &str = "000000000000";
 
 /// The JA4 fingerprint, e.g. `t13d1516h2_8daaf6152771_e5627efa2ab1`.
+///
+/// One allocation per hello (the result): the sorted lists live on the stack up to
+/// [`SORT_ON_STACK`] values and are fed to SHA-256 as they are written, never joined into
+/// strings ([`ja4_raw`] builds those, for explaining a fingerprint).
 pub fn ja4(ch: &ClientHello, proto: Protocol) -> String {
-    let lists = Lists::new(ch);
-    let b = if lists.ciphers.is_empty() {
-        EMPTY_HASH.to_owned()
+    let mut out = String::with_capacity(JA4_LEN);
+    write_part_a(&mut out, ch, proto);
+    out.push('_');
+    let ciphers = Sorted::new(ch.ciphers.iter().copied().filter(|&c| !is_grease(c)));
+    if ciphers.is_empty() {
+        out.push_str(EMPTY_HASH);
     } else {
-        sha256_12(&lists.ciphers)
-    };
-    let c = if lists.extensions.is_empty() {
-        EMPTY_HASH.to_owned()
+        let mut h = Sha256::new();
+        hash_hex_list(&mut h, ciphers.iter());
+        push_hex12(&mut out, h);
+    }
+    out.push('_');
+    let extensions = Sorted::new(ch.extensions.iter().copied().filter(|&e| !is_grease(e) && e != ext::SERVER_NAME && e != ext::ALPN));
+    if extensions.is_empty() {
+        out.push_str(EMPTY_HASH);
     } else {
-        sha256_12(&lists.c_input())
-    };
-    format!("{}_{b}_{c}", part_a(ch, proto))
+        let mut h = Sha256::new();
+        hash_hex_list(&mut h, extensions.iter());
+        let mut algs = ch.signature_algorithms.iter().copied().filter(|&s| !is_grease(s)).peekable();
+        if algs.peek().is_some() {
+            h.update(b"_");
+            hash_hex_list(&mut h, algs);
+        }
+        push_hex12(&mut out, h);
+    }
+    out
+}
+
+/// Length of a JA4 (`a` 10, two `_`, `b` and `c` 12 each).
+const JA4_LEN: usize = 36;
+
+/// Values sorted on the stack up to this many (a hello lists a few dozen); more go to the heap.
+pub const SORT_ON_STACK: usize = 128;
+
+/// A sorted copy of a list of values, on the stack when it is short.
+enum Sorted {
+    Stack([u16; SORT_ON_STACK], usize),
+    Heap(Vec<u16>),
+}
+
+impl Sorted {
+    fn new(values: impl Iterator<Item = u16> + Clone) -> Sorted {
+        let mut buf = [0u16; SORT_ON_STACK];
+        let mut n = 0;
+        for v in values.clone() {
+            match buf.get_mut(n) {
+                Some(slot) => *slot = v,
+                None => {
+                    let mut all: Vec<u16> = values.collect();
+                    all.sort_unstable();
+                    return Sorted::Heap(all);
+                }
+            }
+            n += 1;
+        }
+        if let Some(used) = buf.get_mut(..n) {
+            used.sort_unstable();
+        }
+        Sorted::Stack(buf, n)
+    }
+
+    fn as_slice(&self) -> &[u16] {
+        match self {
+            Sorted::Stack(b, n) => b.get(..*n).unwrap_or_default(),
+            Sorted::Heap(v) => v,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.as_slice().is_empty()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = u16> + '_ {
+        self.as_slice().iter().copied()
+    }
+}
+
+/// Feeds `values` to `h` as 4-digit lowercase hex, comma-joined (what [`hex_list`] writes).
+fn hash_hex_list(h: &mut Sha256, values: impl Iterator<Item = u16>) {
+    for (i, v) in values.enumerate() {
+        let [hi, lo] = v.to_be_bytes();
+        let digits = [hi >> 4, hi, lo >> 4, lo].map(|d| hex_digit(d) as u8);
+        if i > 0 {
+            h.update(b",");
+        }
+        h.update(digits);
+    }
+}
+
+/// Appends the first 12 lowercase hex characters of `h`'s digest.
+fn push_hex12(out: &mut String, h: Sha256) {
+    for byte in h.finalize().iter().take(6) {
+        out.push(hex_digit(byte >> 4));
+        out.push(hex_digit(byte & 0x0f));
+    }
 }
 
 /// The unhashed JA4 (FoxIO's `ja4_r`): part a, then the sorted cipher list, then the hash input
@@ -78,14 +167,14 @@ pub fn ja4_raw(ch: &ClientHello, proto: Protocol) -> String {
     let lists = Lists::new(ch);
     format!(
         "{}_{}_{}",
-        part_a(ch, proto),
+        { let mut a = String::new(); write_part_a(&mut a, ch, proto); a },
         lists.ciphers,
         lists.c_input()
     )
 }
 
 /// Part a: transport, version, SNI flag, counts, ALPN characters.
-fn part_a(ch: &ClientHello, proto: Protocol) -> String {
+fn write_part_a(out: &mut String, ch: &ClientHello, proto: Protocol) {
     let ciphers = ch
         .ciphers
         .iter()
@@ -104,11 +193,13 @@ fn part_a(ch: &ClientHello, proto: Protocol) -> String {
         'i'
     };
     let [alpn_first, alpn_last] = alpn_chars(ch.alpn.first().map(Vec::as_slice));
-    format!(
+    // Writing into a String cannot fail.
+    let _ = write!(
+        out,
         "{}{}{sni}{ciphers:02}{extensions:02}{alpn_first}{alpn_last}",
         proto.as_char(),
         version_code(ch.max_version()),
-    )
+    );
 }
 
 /// The two version characters of part a.
@@ -204,7 +295,8 @@ fn hex_list(values: &[u16]) -> String {
     s
 }
 
-/// First 12 lowercase hex characters of the SHA-256 of `input`.
+/// First 12 lowercase hex characters of the SHA-256 of `input` (the tests' reference).
+#[cfg(test)]
 fn sha256_12(input: &str) -> String {
     let digest = Sha256::digest(input.as_bytes());
     let mut s = String::with_capacity(12);
@@ -261,6 +353,11 @@ mod tests {
     #[test]
     fn spec_list_hashes() {
         assert_eq!(sha256_12(SPEC_CIPHERS), "8daaf6152771");
+        // Hashed as written (on the stack) = the hash of the joined lists.
+        let ch = spec_hello();
+        let l = Lists::new(&ch);
+        let joined = format!("{}_{}_{}", ja4_raw(&ch, Protocol::Tcp).split('_').next().unwrap_or(""), sha256_12(&l.ciphers), sha256_12(&l.c_input()));
+        assert_eq!(ja4(&ch, Protocol::Tcp), joined);
         // The documentation's raw example hashes to e5627efa2ab1, the value FoxIO's reference
         // captures give for this Chrome hello; the b186095e22b6 printed next to it in the README
         // belongs to a different hello and cannot be reproduced from this list.
@@ -435,6 +532,9 @@ mod tests {
         };
         let a = ja4(&ch, Protocol::Tcp);
         assert!(a.starts_with("t12i999900_"), "{a}");
+        // 150 ciphers sort on the heap, 120 extensions on the stack: both hash as joined.
+        let l = Lists::new(&ch);
+        assert_eq!(a, format!("t12i999900_{}_{}", sha256_12(&l.ciphers), sha256_12(&l.c_input())));
         let ch = ClientHello {
             ciphers: vec![0x0a0a, 0x002f],
             extensions: vec![0x0a0a, 0x0017],

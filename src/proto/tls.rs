@@ -21,8 +21,7 @@
 use std::net::IpAddr;
 
 use tls_parser::{
-    parse_tls_client_hello_extension, parse_tls_handshake_client_hello,
-    parse_tls_handshake_msg_server_hello, parse_tls_server_hello_extension, SNIType, TlsExtension,
+    parse_tls_handshake_msg_server_hello, parse_tls_server_hello_extension, TlsExtension,
     TlsMessageHandshake,
 };
 
@@ -260,28 +259,62 @@ impl ClientHello {
     /// [`TlsError::Malformed`] when a length inside the body disagrees with its contents
     /// (including trailing bytes after the extensions block).
     pub fn parse(msg: &[u8]) -> Result<ClientHello, TlsError> {
+        let mut ch = ClientHello::default();
+        ch.parse_into(msg)?;
+        Ok(ch)
+    }
+
+    /// [`ClientHello::parse`] into `self`, reusing its lists' memory: a caller that keeps one
+    /// hello for every flow (the engine does) allocates nothing per hello but the ALPN values
+    /// and the server name. On an error `self` holds what was read before it.
+    ///
+    /// The fixed fields and the lists are read here rather than by tls-parser, whose reader
+    /// builds a vector per list (a dozen allocations per hello, measured by
+    /// `tests/allocations.rs`); the formats are RFC 8446 §4.1.2 and the extensions' own RFCs.
+    ///
+    /// # Errors
+    /// As [`ClientHello::parse`].
+    pub fn parse_into(&mut self, msg: &[u8]) -> Result<(), TlsError> {
+        self.clear();
         let body = handshake_body(msg, HANDSHAKE_CLIENT_HELLO, TlsError::NotClientHello)?;
-        let (rest, hello) =
-            parse_tls_handshake_client_hello(body).map_err(|_| TlsError::Malformed)?;
-        // tls-parser reads the extensions block as optional: an overrunning block comes back as
-        // "no extensions" with the bytes left over. A complete hello has nothing left over.
-        if !rest.is_empty() {
-            return Err(TlsError::Malformed);
-        }
-        let mut ch = ClientHello {
-            legacy_version: hello.version.0,
-            session_id_len: hello
-                .session_id
-                .map_or(0, |sid| u8::try_from(sid.len()).unwrap_or(u8::MAX)),
-            ciphers: hello.ciphers.iter().map(|c| c.0).collect(),
-            ..ClientHello::default()
+        let fixed = read_fixed(body).ok_or(TlsError::Malformed)?;
+        self.legacy_version = fixed.legacy_version;
+        self.session_id_len = fixed.session_id_len;
+        self.ciphers.extend(fixed.ciphers.as_chunks::<2>().0.iter().map(|&c| u16::from_be_bytes(c)));
+        // The extensions block is optional (TLS 1.0 clients); when present it is the rest of
+        // the body exactly: a complete hello has nothing left over.
+        let block = match fixed.rest {
+            [] => &[][..],
+            rest => {
+                let len = usize::from(be_u16(rest, 0).ok_or(TlsError::Malformed)?);
+                rest.get(2..).filter(|b| b.len() == len).ok_or(TlsError::Malformed)?
+            }
         };
         let mut seen = Seen::default();
-        for raw in Extensions::new(hello.ext.unwrap_or_default()) {
-            ch.absorb(raw?, &mut seen);
+        for raw in Extensions::new(block) {
+            self.absorb(raw?, &mut seen);
         }
-        ch.sni_is_ip = ch.sni.as_deref().is_some_and(is_ip_literal);
-        Ok(ch)
+        self.sni_is_ip = self.sni.as_deref().is_some_and(is_ip_literal);
+        Ok(())
+    }
+
+    /// Empties every field, keeping the lists' memory.
+    fn clear(&mut self) {
+        self.legacy_version = 0;
+        self.session_id_len = 0;
+        self.ciphers.clear();
+        self.extensions.clear();
+        self.sni = None;
+        self.sni_is_ip = false;
+        self.alpn.clear();
+        self.supported_versions.clear();
+        self.signature_algorithms.clear();
+        self.supported_groups.clear();
+        self.ec_point_formats.clear();
+        self.key_share_groups.clear();
+        self.ech = false;
+        self.psk = false;
+        self.session_ticket = false;
     }
 
     /// What can be read of a hello that [`ClientHello::parse`] rejects: the fixed fields and
@@ -344,31 +377,117 @@ impl ClientHello {
         if !seen.first(raw.ty) {
             return;
         }
-        // Contents tls-parser rejects (or types it does not know) add nothing beyond the type.
-        let Ok((_, parsed)) = parse_tls_client_hello_extension(raw.tlv) else {
+        // Contents that do not parse add nothing beyond the type.
+        let Some(data) = raw.tlv.get(4..) else {
             return;
         };
-        match parsed {
-            TlsExtension::SNI(names) => {
-                self.sni = names
-                    .iter()
-                    .find(|(kind, _)| *kind == SNIType::HostName)
-                    .map(|(_, name)| name.to_vec());
+        match raw.ty {
+            ext::SERVER_NAME => {
+                if let Some(name) = first_host_name(data) {
+                    self.sni = Some(name.to_vec());
+                }
             }
-            TlsExtension::ALPN(names) => self.alpn = names.iter().map(|n| n.to_vec()).collect(),
-            TlsExtension::SupportedVersions(vs) => {
-                self.supported_versions = vs.iter().map(|v| v.0).collect();
+            ext::ALPN => {
+                if let Some(list) = vector(data, 2).filter(|l| !l.is_empty()) {
+                    let mut names = list;
+                    let mut ok = true;
+                    let start = self.alpn.len();
+                    while !names.is_empty() {
+                        match vector(names, 1).filter(|n| !n.is_empty()) {
+                            Some(n) => {
+                                self.alpn.push(n.to_vec());
+                                names = names.get(1 + n.len()..).unwrap_or_default();
+                            }
+                            None => {
+                                ok = false;
+                                break;
+                            }
+                        }
+                    }
+                    if !ok {
+                        self.alpn.truncate(start);
+                    }
+                }
             }
-            TlsExtension::SignatureAlgorithms(algs) => self.signature_algorithms = algs,
-            TlsExtension::EllipticCurves(groups) => {
-                self.supported_groups = groups.iter().map(|g| g.0).collect();
+            ext::SUPPORTED_VERSIONS => {
+                if let Some(l) = vector(data, 1).and_then(u16s) {
+                    self.supported_versions.extend(l);
+                }
             }
-            TlsExtension::EcPointFormats(formats) => self.ec_point_formats = formats.to_vec(),
-            TlsExtension::KeyShare(shares) => self.key_share_groups = key_share_groups(shares),
-            TlsExtension::SessionTicket(ticket) => self.session_ticket = !ticket.is_empty(),
+            ext::SIGNATURE_ALGORITHMS => {
+                if let Some(l) = vector(data, 2).and_then(u16s) {
+                    self.signature_algorithms.extend(l);
+                }
+            }
+            ext::SUPPORTED_GROUPS => {
+                if let Some(l) = vector(data, 2).and_then(u16s) {
+                    self.supported_groups.extend(l);
+                }
+            }
+            ext::EC_POINT_FORMATS => {
+                if let Some(l) = vector(data, 1) {
+                    self.ec_point_formats.extend_from_slice(l);
+                }
+            }
+            ext::KEY_SHARE => key_share_groups(data, &mut self.key_share_groups),
+            ext::SESSION_TICKET => self.session_ticket = !data.is_empty(),
             _ => {}
         }
     }
+}
+
+/// The fixed fields of a ClientHello body (RFC 8446 §4.1.2), borrowed.
+struct Fixed<'a> {
+    legacy_version: u16,
+    session_id_len: u8,
+    /// The cipher suites' bytes (an even number).
+    ciphers: &'a [u8],
+    /// What follows the compression methods: the extensions block, if any.
+    rest: &'a [u8],
+}
+
+/// Reads the fixed fields: version, random, session id (at most 32 bytes), cipher suites (an even
+/// number of bytes), compression methods. Empty lists are read (the RFC forbids them; a hostile
+/// hello still names its flow).
+fn read_fixed(body: &[u8]) -> Option<Fixed<'_>> {
+    let legacy_version = be_u16(body, 0)?;
+    let mut at = 2 + 32;
+    let sid = vector(body.get(at..)?, 1).filter(|s| s.len() <= 32)?;
+    at += 1 + sid.len();
+    let ciphers = vector(body.get(at..)?, 2).filter(|c| c.len() % 2 == 0)?;
+    at += 2 + ciphers.len();
+    let compression = vector(body.get(at..)?, 1)?;
+    at += 1 + compression.len();
+    Some(Fixed { legacy_version, session_id_len: u8::try_from(sid.len()).unwrap_or(u8::MAX), ciphers, rest: body.get(at..)? })
+}
+
+/// The contents of a vector with a `len_bytes` (1 or 2) big-endian length prefix at the start of
+/// `data`; `None` when the length runs past `data`. Bytes after the vector are ignored here.
+fn vector(data: &[u8], len_bytes: usize) -> Option<&[u8]> {
+    let len = match len_bytes {
+        1 => usize::from(*data.first()?),
+        _ => usize::from(be_u16(data, 0)?),
+    };
+    data.get(len_bytes..len_bytes + len)
+}
+
+/// A vector's bytes as big-endian u16 values; `None` for an odd length.
+fn u16s(v: &[u8]) -> Option<impl Iterator<Item = u16> + '_> {
+    let (pairs, odd) = v.as_chunks::<2>();
+    odd.is_empty().then(|| pairs.iter().map(|&p| u16::from_be_bytes(p)))
+}
+
+/// The first `host_name` (type 0) of a `server_name` extension's list (RFC 6066 §3).
+fn first_host_name(data: &[u8]) -> Option<&[u8]> {
+    let mut list = vector(data, 2)?;
+    while let Some((&kind, rest)) = list.split_first() {
+        let name = vector(rest, 2)?;
+        if kind == 0 {
+            return Some(name);
+        }
+        list = rest.get(2 + name.len()..)?;
+    }
+    None
 }
 
 /// Summary of a ServerHello (RFC 8446 §4.1.3; RFC 5246 §7.4.1.3 for older versions).
@@ -724,10 +843,9 @@ impl Seen {
 /// Groups of a `KeyShareClientHello` (RFC 8446 §4.2.8): `client_shares<0..2^16-1>` of
 /// `{ NamedGroup group; opaque key_exchange<1..2^16-1>; }`. Entries up to the first inconsistent
 /// length are kept.
-fn key_share_groups(data: &[u8]) -> Vec<u16> {
-    let mut groups = Vec::new();
+fn key_share_groups(data: &[u8], groups: &mut Vec<u16>) {
     let Some(list_len) = be_u16(data, 0) else {
-        return groups;
+        return;
     };
     let mut rest = data.get(2..).unwrap_or_default();
     rest = rest.get(..usize::from(list_len)).unwrap_or(rest);
@@ -738,7 +856,6 @@ fn key_share_groups(data: &[u8]) -> Vec<u16> {
         groups.push(group);
         rest = next;
     }
-    groups
 }
 
 /// Is this SNI an IPv4 or IPv6 literal (optionally in brackets)?
