@@ -24,6 +24,7 @@ use crate::flow::key::{Key, Side, TCP, UDP};
 use crate::flow::reassembly::{self, Stream};
 use crate::flow::table::{Expiry, Table};
 use crate::flow::Direction;
+use crate::proto::tls::ClientHello;
 use crate::proto::{quic, tls};
 use crate::time::Timestamp;
 
@@ -255,6 +256,8 @@ struct Ctx<'a> {
     stats: &'a mut Stats,
     cache: &'a mut DnsCache,
     now: Timestamp,
+    /// The hello being read, reused from flow to flow so that its lists keep their memory.
+    hello: &'a mut ClientHello,
 }
 
 /// The sensor's packet path.
@@ -268,6 +271,8 @@ pub struct Engine {
     defrag: Defragmenter,
     /// Where a completed datagram is written (reused: at most 64 KiB kept between datagrams).
     datagram: Vec<u8>,
+    /// The ClientHello being read, reused (see `Ctx::hello`).
+    hello: ClientHello,
     /// Finished flows, oldest end first; the caller drains this.
     pub records: Vec<FlowRecord>,
     /// Counters.
@@ -285,6 +290,7 @@ impl Engine {
             next_seq: 0,
             defrag: Defragmenter::new(defrag::Config::default()),
             datagram: Vec::new(),
+            hello: ClientHello::default(),
             records: Vec::new(),
             stats: Stats { decode_drops: vec![0; DropReason::ALL.len()], ..Stats::default() },
         }
@@ -558,6 +564,7 @@ impl Engine {
             stats: &mut self.stats,
             cache: &mut self.cache,
             now: ts,
+            hello: &mut self.hello,
         };
         match &pkt.transport {
             Transport::Tcp(t) => tcp::probe(flow, dir, t, &mut ctx),

@@ -153,8 +153,9 @@ enum Found {
     Done,
     GiveUp(&'static str),
     TlsError(&'static str),
-    /// A hello, and the error after its server_name when only part of it could be read.
-    Client(Box<ClientHello>, Option<&'static str>),
+    /// A hello (in `Ctx::hello`, or boxed when read only partly), and the error after its
+    /// server_name when only part of it could be read.
+    Client(Option<Box<ClientHello>>, Option<&'static str>),
     Server(ServerHello),
     Http(Option<Vec<u8>>),
     WhatsApp,
@@ -175,7 +176,7 @@ fn inspect(flow: &mut FlowState, dir: Direction, hello_dst_port: u16, ctx: &mut 
     // Without a SYN the first bytes seen may not be the first bytes sent (two segments
     // swapped): unrecognised bytes get a few segments before they end the probe.
     let patient = probe.streams[d].as_ref().is_some_and(|s| !s.is_anchored()) && probe.seen[d] < MIDSTREAM_PATIENCE;
-    let found = classify(probe, details, app, dir);
+    let found = classify(probe, details, app, dir, ctx.hello);
     match found {
         Found::Nothing => {}
         Found::Wait => {}
@@ -189,7 +190,11 @@ fn inspect(flow: &mut FlowState, dir: Direction, hello_dst_port: u16, ctx: &mut 
             bump(&mut ctx.stats.tls_errors, e);
             probe.done[d] = true;
         }
-        Found::Client(ch, error) => {
+        Found::Client(partial, error) => {
+            let ch: &ClientHello = match &partial {
+                Some(b) => b,
+                None => ctx.hello,
+            };
             let had = details.client_hello().map(|h| h.sni.clone());
             if had.is_none() {
                 ctx.stats.client_hellos += 1;
@@ -261,7 +266,7 @@ fn inspect(flow: &mut FlowState, dir: Direction, hello_dst_port: u16, ctx: &mut 
 }
 
 /// Decides what the bytes of one direction are (after any proxy preamble).
-fn classify(probe: &mut Probe, details: &mut Details, app: &mut App, dir: Direction) -> Found {
+fn classify(probe: &mut Probe, details: &mut Details, app: &mut App, dir: Direction, hello: &mut ClientHello) -> Found {
     let d = dir.index();
     let Some(stream) = probe.streams[d].as_ref() else { return Found::Nothing };
     let full = stream.is_full();
@@ -318,10 +323,10 @@ fn classify(probe: &mut Probe, details: &mut Details, app: &mut App, dir: Direct
             RecordScan::Complete { .. } => {
                 let msg = reader.message();
                 match msg.first() {
-                    Some(&tls::HANDSHAKE_CLIENT_HELLO) => match ClientHello::parse(msg) {
-                        Ok(ch) => Found::Client(Box::new(ch), None),
+                    Some(&tls::HANDSHAKE_CLIENT_HELLO) => match hello.parse_into(msg) {
+                        Ok(()) => Found::Client(None, None),
                         Err(e) => match ClientHello::parse_partial(msg) {
-                            Some(ch) => Found::Client(Box::new(ch), Some(e.as_str())),
+                            Some(ch) => Found::Client(Some(Box::new(ch)), Some(e.as_str())),
                             None => Found::TlsError(e.as_str()),
                         },
                     },

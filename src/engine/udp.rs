@@ -121,7 +121,7 @@ fn quic_datagram(flow: &mut FlowState, dir: Direction, payload: &[u8], ctx: &mut
 /// Records the ClientHello the reader reports now. It replaces an earlier one (a decoy's, or a
 /// provisional one the server did not answer); the hello is counted once per flow.
 fn client_hello(flow: &mut FlowState, msg: &[u8], version: u32, signs: Signs, ctx: &mut Ctx<'_>) {
-    let parsed = ClientHello::parse(msg);
+    let parsed = ctx.hello.parse_into(msg);
     let details = flow.details();
     if signs.junk {
         details.evasion.insert(Evasion::QUIC_JUNK);
@@ -130,8 +130,8 @@ fn client_hello(flow: &mut FlowState, msg: &[u8], version: u32, signs: Signs, ct
         details.evasion.insert(Evasion::DECOY_INITIAL);
     }
     details.quic_version = Some(version);
-    let ch = match parsed {
-        Ok(ch) => ch,
+    let ch: &ClientHello = match parsed {
+        Ok(()) => ctx.hello,
         Err(e) => {
             bump(&mut ctx.stats.tls_errors, e.as_str());
             // Never leave an earlier (decoy) hello naming the flow in place of this one.
