@@ -66,8 +66,7 @@ fn start_with(config: &std::path::Path, extra: &[&str]) -> Daemon {
 fn temp_config(name: &str, edit: impl Fn(String) -> String) -> (std::path::PathBuf, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("shadowtap-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let cfg = std::fs::read_to_string(root().join("rules/config.toml")).unwrap();
-    let cfg = cfg.replace("catalog = \"services\"", &format!("catalog = \"{}\"", root().join("rules/services").display()));
+    let cfg = common::bundled_config();
     std::fs::write(dir.join("config.toml"), edit(cfg)).unwrap();
     let file = dir.join("config.toml");
     (dir, file)

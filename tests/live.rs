@@ -2,6 +2,8 @@
 //! interface that cannot be opened says why, and a DNS query sent over loopback comes out as a
 //! DNS flow. The capture test skips, with a message, where capturing is not permitted.
 
+mod common;
+
 use std::net::UdpSocket;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -79,10 +81,8 @@ fn live_records_are_written_as_flows_end() {
     use std::io::BufRead;
     let dir = std::env::temp_dir().join(format!("shadowtap-live-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     // A configuration whose DNS flows end after 1 idle second.
-    let cfg = std::fs::read_to_string(root.join("rules/config.toml")).unwrap();
-    let cfg = cfg.replace("catalog = \"services\"", &format!("catalog = \"{}\"", root.join("rules/services").display()));
+    let cfg = common::bundled_config();
     std::fs::write(dir.join("config.toml"), format!("{cfg}\n[engine]\ndns_idle_secs = 1\n")).unwrap();
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = sock.local_addr().unwrap().port();

@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::root;
 
 /// Port of the sensor's HTTP server on the client namespace's own loopback (a fresh namespace:
 /// nothing else listens there).
@@ -150,9 +149,7 @@ fn total(body: &str, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
 /// "research", over the test's /24 (the bundled departments stay: the policy names them); its
 /// minimum group size is 1.
 fn config(net: u8) -> String {
-    let cfg = std::fs::read_to_string(root().join("rules/config.toml")).unwrap();
-    let catalog = root().join("rules/services");
-    let cfg = cfg.replace("catalog = \"services\"", &format!("catalog = {:?}", catalog.to_str().unwrap()));
+    let cfg = common::bundled_config();
     // Entries of the top-level [[department]] array must come before the first plain table.
     let at = cfg.find("\n[departments]").expect("the bundled config has a [departments] table");
     assert!(cfg[..at].contains("[[department]]") && !cfg[at..].contains("[[department]]"));

@@ -633,5 +633,5 @@ fn report_defaults_to_the_sources_days_and_k_and_refuses_a_period_without_data()
     assert!(findings.starts_with("id=\"findings\">\n<h2>Findings</h2>\n<p class=\"warn\" id=\"no-data\">No data for this period"), "{findings}");
     let trend = &html[html.find("id=\"trend\"").unwrap()..];
     assert!(!trend[..trend.find("</section>").unwrap()].contains("<svg"), "no empty chart");
-    assert!(trend.contains("nothing to chart"), "{trend}");
+    assert!(trend.contains("Nothing to chart"), "{trend}");
 }

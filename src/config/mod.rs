@@ -204,7 +204,7 @@ pub struct EngineDef {
     pub count_unanswered: bool,
 }
 
-/// Largest `engine.max_flows` accepted: 16 Mi flows are about 2.5 GiB of base state.
+/// Largest `engine.max_flows` accepted: 16 Mi flows are about 3.4 GiB of base state.
 pub const MAX_ENGINE_FLOWS: usize = 1 << 24;
 
 /// Largest `engine.memory_budget_mib` accepted (1 TiB: a typo, not a budget, beyond it).

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use crate::flow::key::Key;
 
-/// Default budget: 256 MiB. With the default flow table (262,144 flows, about 40 MiB of base
+/// Default budget: 256 MiB. With the default flow table (262,144 flows, about 54 MiB of base
 /// state) the process stays under 512 MiB whatever the traffic parks.
 pub const DEFAULT_BUDGET: usize = 256 << 20;
 

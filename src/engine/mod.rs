@@ -22,7 +22,7 @@ use crate::dnscache::{self, DnsCache};
 use crate::flow::defrag::{self, Defragmenter};
 use crate::flow::key::{Key, Side, TCP, UDP};
 use crate::flow::reassembly::{self, Stream};
-use crate::flow::table::{Expiry, Table};
+use crate::flow::table::{Expiry, KeyHash, Table};
 use crate::flow::Direction;
 use crate::proto::tls::ClientHello;
 use crate::proto::{quic, tls};
@@ -39,7 +39,7 @@ use record::bump;
 pub struct Config {
     /// Flows held at once. A flow costs about [`FLOW_BYTES`] bytes plus, while it is being
     /// identified, up to twice `reassembly_limit` per direction; identified flows cost only
-    /// the base and their details. Default 262,144 (about 40 MiB of base state).
+    /// the base and their details. Default 262,144 (about 54 MiB of base state).
     pub max_flows: usize,
     /// Leading bytes reassembled per TCP direction while identifying a flow.
     pub reassembly_limit: usize,
@@ -60,8 +60,10 @@ pub struct Config {
     pub memory_budget: usize,
 }
 
-/// Approximate bytes of one identified flow in the table (key, state, hash-map overhead).
-pub const FLOW_BYTES: usize = 160;
+/// Approximate bytes of one identified flow in the table: its slab entry (key, hash, state,
+/// two bucket places: 184 bytes, plus the slab's tag), its 4-byte index slot and control byte
+/// at the index's load, and its 4-byte slots in the expiry and eviction buckets.
+pub const FLOW_BYTES: usize = 216;
 
 /// DNS query names kept per flow (a resolver's flow can carry thousands).
 pub const MAX_DNS_NAMES_PER_FLOW: usize = 16;
@@ -337,7 +339,7 @@ impl Engine {
             if let Transport::Fragment(frag) = &pkt.transport {
                 self.fragment(ts, &pkt, frag);
             } else {
-                let key = flow_key(&pkt);
+                let key = self.hashed(flow_key(&pkt));
                 self.packet(ts, &pkt, key);
             }
         }
@@ -356,7 +358,7 @@ impl Engine {
         // Two parallel arrays rather than one of tuples: elements stay small enough to be
         // copied inline instead of through memcpy calls.
         let mut pkts: Vec<(Timestamp, Packet<'_>)> = Vec::with_capacity(frames.len());
-        let mut keys: Vec<Option<(Key, Side)>> = Vec::with_capacity(frames.len());
+        let mut keys: Vec<Option<FlowKey>> = Vec::with_capacity(frames.len());
         for f in frames {
             if let Some(p) = self.decode(f.link, f.data, f.wire_len) {
                 if let Transport::Fragment(frag) = &p.transport {
@@ -365,7 +367,8 @@ impl Engine {
                     self.table.tick(f.ts);
                     continue;
                 }
-                keys.push(flow_key(&p));
+                // The one hash of this packet: warm, find and insert all reuse it.
+                keys.push(self.hashed(flow_key(&p)));
                 pkts.push((f.ts, p));
             }
         }
@@ -378,10 +381,10 @@ impl Engine {
     }
 
     /// The batch fast path: warms the flows of `pkts`, handles them in order, and empties both.
-    fn packets(&mut self, pkts: &mut Vec<(Timestamp, Packet<'_>)>, keys: &mut Vec<Option<(Key, Side)>>) {
+    fn packets(&mut self, pkts: &mut Vec<(Timestamp, Packet<'_>)>, keys: &mut Vec<Option<FlowKey>>) {
         // A tight loop of independent lookups: the CPU keeps several misses in flight.
-        for (k, _) in keys.iter().flatten() {
-            self.table.warm(k);
+        for (k, _, h) in keys.iter().flatten() {
+            self.table.warm(k, *h);
         }
         for ((ts, p), key) in pkts.iter().zip(keys.drain(..)) {
             self.packet(*ts, p, key);
@@ -405,9 +408,9 @@ impl Engine {
                 Ok(whole) => match &whole.transport {
                     Transport::Fragment(inner) => self.fragment(ts, &whole, inner),
                     _ => {
-                        let key = flow_key(&whole);
+                        let key = self.hashed(flow_key(&whole));
                         self.packet(ts, &whole, key);
-                        if let (true, Some((key, _))) = (done.overlap_conflict, key) {
+                        if let (true, Some((key, _, _))) = (done.overlap_conflict, key) {
                             self.flag_evasion(&key, Evasion::FRAGMENT_OVERLAP);
                         }
                     }
@@ -476,8 +479,14 @@ impl Engine {
         Ok(())
     }
 
-    fn packet(&mut self, ts: Timestamp, pkt: &Packet<'_>, key: Option<(Key, Side)>) {
-        let Some((key, side)) = key else {
+    /// A packet's flow key with its hash in the flow table.
+    #[inline]
+    fn hashed(&self, key: Option<(Key, Side)>) -> Option<FlowKey> {
+        key.map(|(k, side)| (k, side, self.table.hash(&k)))
+    }
+
+    fn packet(&mut self, ts: Timestamp, pkt: &Packet<'_>, key: Option<FlowKey>) {
+        let Some((key, side, hash)) = key else {
             self.stats.other_transport += 1;
             return;
         };
@@ -491,15 +500,15 @@ impl Engine {
 
         // Port reuse: a new SYN with another ISN on a finished or finishing connection.
         if syn_only {
-            if let (Some(f), Transport::Tcp(t)) = (self.table.get_mut(&key), &pkt.transport) {
+            if let (Some(f), Transport::Tcp(t)) = (self.table.find_mut(&key, hash), &pkt.transport) {
                 if f.client_isn.is_some_and(|isn| isn != t.seq) || f.tcp != 0 {
-                    self.table.close(&key);
+                    self.table.close_hashed(&key, hash);
                 }
             }
         }
 
         let config = self.config;
-        let flow = match self.table.get_mut(&key) {
+        let flow = match self.table.find_mut(&key, hash) {
             Some(f) => f,
             None => {
                 let client = Self::client_side(pkt, side, sport, dport);
@@ -527,58 +536,67 @@ impl Engine {
                     details,
                     charged: 0,
                 };
-                self.table.insert(key, state)
+                self.table.insert_hashed(key, hash, state)
             }
         };
+        // A shorter timeout (a close, a flow found to be DNS) moves the flow's deadline earlier:
+        // the table must file it again (rare: once or twice per flow).
+        let idle_before = flow.idle_secs;
+        let idle_after = 'handled: {
+            let dir = if side == flow.client { Direction::ToServer } else { Direction::ToClient };
+            let d = dir.index();
+            flow.packets[d] += 1;
+            flow.bytes[d] += pkt.ip_len as u64;
+            if ts > flow.last {
+                flow.last = ts;
+            }
 
-        let dir = if side == flow.client { Direction::ToServer } else { Direction::ToClient };
-        let d = dir.index();
-        flow.packets[d] += 1;
-        flow.bytes[d] += pkt.ip_len as u64;
-        if ts > flow.last {
-            flow.last = ts;
-        }
+            if let Transport::Tcp(t) = &pkt.transport {
+                if syn_only && dir == Direction::ToServer && flow.client_isn.is_none() {
+                    flow.client_isn = Some(t.seq);
+                }
+                let before = flow.tcp;
+                if t.flags.contains(TcpFlags::RST) {
+                    flow.tcp |= tcp_bits::RST;
+                }
+                if t.flags.contains(TcpFlags::FIN) {
+                    flow.tcp |= if dir == Direction::ToServer { tcp_bits::FIN_CLIENT } else { tcp_bits::FIN_SERVER };
+                }
+                if flow.tcp != before && flow.is_closed() {
+                    flow.idle_secs = config.tcp_closed_secs.min(u32::MAX as u64) as u32;
+                }
+            }
 
-        if let Transport::Tcp(t) = &pkt.transport {
-            if syn_only && dir == Direction::ToServer && flow.client_isn.is_none() {
-                flow.client_isn = Some(t.seq);
+            // Bypass: an identified flow costs nothing more.
+            if flow.probe.is_none() {
+                break 'handled flow.idle_secs;
             }
-            let before = flow.tcp;
-            if t.flags.contains(TcpFlags::RST) {
-                flow.tcp |= tcp_bits::RST;
+            let mut ctx = Ctx {
+                config: &self.config,
+                stats: &mut self.stats,
+                cache: &mut self.cache,
+                now: ts,
+                hello: &mut self.hello,
+            };
+            match &pkt.transport {
+                Transport::Tcp(t) => tcp::probe(flow, dir, t, &mut ctx),
+                Transport::Udp(u) => udp::probe(flow, dir, u, &mut ctx),
+                Transport::Other { .. } | Transport::Fragment(_) => {}
             }
-            if t.flags.contains(TcpFlags::FIN) {
-                flow.tcp |= if dir == Direction::ToServer { tcp_bits::FIN_CLIENT } else { tcp_bits::FIN_SERVER };
+            let idle = flow.idle_secs;
+            let now = flow.probe.as_deref().map_or(0, Probe::footprint);
+            let before = flow.charged as usize;
+            if now != before {
+                flow.charged = u32::try_from(now).unwrap_or(u32::MAX);
+                self.budget.charge(flow.seq, key, before, flow.charged as usize);
+                if now > before && self.budget.over(self.defrag.held_bytes()) {
+                    self.shed();
+                }
             }
-            if flow.tcp != before && flow.is_closed() {
-                flow.idle_secs = config.tcp_closed_secs.min(u32::MAX as u64) as u32;
-            }
-        }
-
-        // Bypass: an identified flow costs nothing more.
-        if flow.probe.is_none() {
-            return;
-        }
-        let mut ctx = Ctx {
-            config: &self.config,
-            stats: &mut self.stats,
-            cache: &mut self.cache,
-            now: ts,
-            hello: &mut self.hello,
+            idle
         };
-        match &pkt.transport {
-            Transport::Tcp(t) => tcp::probe(flow, dir, t, &mut ctx),
-            Transport::Udp(u) => udp::probe(flow, dir, u, &mut ctx),
-            Transport::Other { .. } | Transport::Fragment(_) => {}
-        }
-        let now = flow.probe.as_deref().map_or(0, Probe::footprint);
-        let before = flow.charged as usize;
-        if now != before {
-            flow.charged = u32::try_from(now).unwrap_or(u32::MAX);
-            self.budget.charge(flow.seq, key, before, flow.charged as usize);
-            if now > before && self.budget.over(self.defrag.held_bytes()) {
-                self.shed();
-            }
+        if idle_after < idle_before {
+            self.table.reschedule(&key, hash);
         }
     }
 
@@ -728,6 +746,9 @@ impl FlowState {
         self.probe.as_ref().is_some_and(|p| p.seen == [0, 0] && p.syn_data.is_none())
     }
 }
+
+/// A packet's flow key, the side that sent it and the key's hash in the flow table.
+type FlowKey = (Key, Side, KeyHash);
 
 /// The flow key of a TCP or UDP packet, and which side sent it.
 #[inline]

@@ -37,6 +37,17 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The bundled configuration (`rules/config.toml`) with its relative paths (the catalog, the
+/// risk weights) made absolute, for a test that writes it elsewhere.
+#[allow(dead_code)] // not every test binary that includes this module uses it
+pub fn bundled_config() -> String {
+    let text = std::fs::read_to_string(root().join("rules/config.toml")).unwrap();
+    let (catalog, risk) = (root().join("rules/services"), root().join("rules/risk.toml"));
+    assert!(text.contains("catalog = \"services\"") && text.contains("risk = \"risk.toml\""), "the bundled config's paths changed");
+    text.replace("catalog = \"services\"", &format!("catalog = {:?}", catalog.to_str().unwrap()))
+        .replace("risk = \"risk.toml\"", &format!("risk = {:?}", risk.to_str().unwrap()))
+}
+
 /// `../shared/corpus` beside the checkout (or `$SHADOWTAP_CORPUS`), if present.
 pub fn corpus_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("SHADOWTAP_CORPUS")

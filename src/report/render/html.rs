@@ -337,7 +337,7 @@ fn trend(r: &Report) -> String {
         .collect();
     if series.is_empty() {
         // An empty chart with axes reads like a measured zero: say what there is instead.
-        s += "<p>No unsanctioned use by a group of at least k devices in any week: nothing to chart.</p>\n";
+        s += "<p>Nothing to chart: no week has a share of at least k devices to show.</p>\n";
     } else {
         s += &format!(
             "<figure>\n{}<figcaption>Share of the {}'s active devices with unsanctioned use, per category and week (weeks start on Monday).</figcaption>\n</figure>\n",
