@@ -234,10 +234,10 @@ fn inspect(flow: &mut FlowState, dir: Direction, hello_dst_port: u16, ctx: &mut 
                 details.marker = Some(Marker::Dot);
             }
             let hello = match error {
-                None => Hello::fingerprinted(&ch, ja4::Protocol::Tcp),
+                None => Hello::fingerprinted(ch, ja4::Protocol::Tcp),
                 Some(e) => {
                     bump(&mut ctx.stats.tls_errors, e);
-                    Hello::partial(&ch, e)
+                    Hello::partial(ch, e)
                 }
             };
             details.tls.get_or_insert_with(TlsSummary::default).client = Some(hello);

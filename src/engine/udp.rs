@@ -148,7 +148,7 @@ fn client_hello(flow: &mut FlowState, msg: &[u8], version: u32, signs: Signs, ct
     } else if details.marker == Some(Marker::Doq) {
         details.marker = None;
     }
-    details.tls = Some(TlsSummary { client: Some(Hello::fingerprinted(&ch, ja4::Protocol::Quic)), server: None });
+    details.tls = Some(TlsSummary { client: Some(Hello::fingerprinted(ch, ja4::Protocol::Quic)), server: None });
 }
 
 #[cfg(test)]

@@ -98,6 +98,9 @@ const JA4_LEN: usize = 36;
 pub const SORT_ON_STACK: usize = 128;
 
 /// A sorted copy of a list of values, on the stack when it is short.
+// The stack variant is large on purpose: it lives on the stack for one call, never in a
+// collection, and saves the allocation the heap variant makes.
+#[allow(clippy::large_enum_variant)]
 enum Sorted {
     Stack([u16; SORT_ON_STACK], usize),
     Heap(Vec<u16>),
