@@ -222,7 +222,7 @@ fn inspect(flow: &mut FlowState, dir: Direction, hello_dst_port: u16, ctx: &mut 
                 _ => probe.done[h] = true,
             }
             *app = App::Tls;
-            details.ech_grease = ch.ech && !ch.sni.as_deref().is_some_and(|s| ctx.cache.is_ech_public_name(s));
+            details.ech_grease = ctx.hello_ech(details.ech_grease, ch.ech, ch.sni.as_deref());
             // The segment that completed a ClientHello went to the server, whichever side the
             // flow had taken for it.
             if hello_dst_port == DOT_PORT {

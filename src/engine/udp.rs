@@ -142,7 +142,7 @@ fn client_hello(flow: &mut FlowState, msg: &[u8], version: u32, signs: Signs, ct
     if details.client_hello().is_none() {
         ctx.stats.client_hellos += 1;
     }
-    details.ech_grease = ch.ech && !ch.sni.as_deref().is_some_and(|s| ctx.cache.is_ech_public_name(s));
+    details.ech_grease = ctx.hello_ech(details.ech_grease, ch.ech, ch.sni.as_deref());
     if ch.alpn.iter().any(|a| a.starts_with(b"doq")) {
         details.marker = Some(Marker::Doq);
     } else if details.marker == Some(Marker::Doq) {
