@@ -366,6 +366,9 @@ pub struct Engine {
     pub stats: Stats,
 }
 
+/// A frame decoded by a shard, with its flow key.
+type Decoded<'a> = (Packet<'a>, Option<(Key, Side)>);
+
 /// Frames looked up back to back before they are handled (see [`Engine::handle_shard`]).
 pub const WARM_BATCH: usize = 32;
 
@@ -484,7 +487,7 @@ impl Engine {
         self.defrag_held = batch.defrag_held;
         let shard::Batch { data, items, events, mark, .. } = batch;
         // A frame the splitter decoded decodes here too; None keeps the places if not.
-        let mut pkts: Vec<Option<(Packet<'_>, Option<(Key, Side)>)>> = Vec::with_capacity(WARM_BATCH);
+        let mut pkts: Vec<Option<Decoded<'_>>> = Vec::with_capacity(WARM_BATCH);
         let mut i = 0;
         while i < items.len() {
             // Decode up to WARM_BATCH frames and warm their flows.

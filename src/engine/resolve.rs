@@ -398,12 +398,14 @@ mod tests {
             let mut e = ended(at, id, "192.0.2.1");
             if let Event::Ended(rec) = &mut e.event {
                 rec.app = App::Tls;
-                let mut d = Details::default();
-                d.tls = Some(crate::engine::TlsSummary {
-                    client: Some(crate::engine::record::Hello { sni: Some(b"public.example".as_slice().into()), ech: true, ..Default::default() }),
-                    server: None,
-                });
-                d.ech_grease = true;
+                let d = Details {
+                    tls: Some(crate::engine::TlsSummary {
+                        client: Some(crate::engine::record::Hello { sni: Some(b"public.example".as_slice().into()), ech: true, ..Default::default() }),
+                        server: None,
+                    }),
+                    ech_grease: true,
+                    ..Default::default()
+                };
                 rec.details = Some(Box::new(d));
             }
             r.push(if id == 1 { 0 } else { 1 }, [e], Pos::after(8));
