@@ -485,7 +485,7 @@ impl Engine {
     pub fn handle_shard(&mut self, batch: &mut shard::Batch) {
         use shard::What;
         self.defrag_held = batch.defrag_held;
-        let shard::Batch { data, items, events, mark, .. } = batch;
+        let shard::Batch { data, items, heads, events, mark, .. } = batch;
         // A frame the splitter decoded decodes here too; None keeps the places if not.
         let mut pkts: Vec<Option<Decoded<'_>>> = Vec::with_capacity(WARM_BATCH);
         let mut i = 0;
@@ -531,15 +531,17 @@ impl Engine {
                     }
                     What::Datagram { head, start, len, overlap_conflict } => {
                         let bytes = data.get(start as usize..start as usize + len as usize).unwrap_or_default();
-                        match decode::reassembled(&head, bytes) {
-                            Ok(whole) => {
+                        // (Every datagram item has its head: the splitter pushes both.)
+                        match heads.get(head as usize).map(|h| decode::reassembled(h, bytes)) {
+                            None => {}
+                            Some(Ok(whole)) => {
                                 let key = flow_key(&whole);
                                 self.packet(ts, &whole, key);
                                 if let (true, Some((key, _))) = (overlap_conflict, key) {
                                     self.flag_evasion(&key, Evasion::FRAGMENT_OVERLAP);
                                 }
                             }
-                            Err(reason) => self.stats.decode_drops[reason.index()] += 1,
+                            Some(Err(reason)) => self.stats.decode_drops[reason.index()] += 1,
                         }
                         self.collect_ended(Pos::PACKET);
                         self.table.tick(ts);

@@ -40,8 +40,9 @@ pub enum What {
     },
     /// Handle this reassembled IP datagram (its fragmentable part is in the batch's data).
     Datagram {
-        /// What decoding it needs.
-        head: DatagramHead,
+        /// What decoding it needs: `heads[head]` of the batch (kept apart, so that an item
+        /// stays 32 bytes).
+        head: u32,
         /// Offset in the batch's data.
         start: u32,
         /// Length.
@@ -75,6 +76,8 @@ pub struct Batch {
     pub data: Vec<u8>,
     /// Every frame of the run since the previous batch, in order.
     pub items: Vec<Item>,
+    /// The heads of the batch's reassembled datagrams.
+    pub heads: Vec<DatagramHead>,
     /// Bytes IP reassembly holds in the splitter (charged to the shard's memory budget).
     pub defrag_held: usize,
     /// After the items, end every flow (the end of a capture).
@@ -94,6 +97,7 @@ impl Batch {
     pub fn clear(&mut self) {
         self.data.clear();
         self.items.clear();
+        self.heads.clear();
         self.defrag_held = 0;
         self.finish = false;
         self.want_counters = false;
@@ -228,7 +232,9 @@ impl Splitter {
                         Some(key) => {
                             let s = shard_of(&key, self.shards);
                             if let Some(b) = out.get_mut(s) {
-                                let (head, overlap_conflict) = (done.head, done.overlap_conflict);
+                                let head = u32::try_from(b.heads.len()).unwrap_or(u32::MAX);
+                                b.heads.push(done.head);
+                                let overlap_conflict = done.overlap_conflict;
                                 push_bytes(b, seq, ts, &buf, |start, len| What::Datagram { head, start, len, overlap_conflict });
                             }
                             owner = Some(s);
@@ -268,6 +274,11 @@ fn key_of(pkt: &Packet<'_>) -> Option<Key> {
 mod tests {
     use super::*;
     use std::net::IpAddr;
+
+    #[test]
+    fn an_item_stays_small() {
+        assert!(std::mem::size_of::<Item>() <= 32, "{}", std::mem::size_of::<Item>());
+    }
 
     #[test]
     fn both_directions_go_to_the_same_shard_and_shards_are_used() {
