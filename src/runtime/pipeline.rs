@@ -399,6 +399,10 @@ impl Pipeline {
                 sink.packet_times(&mut batch.iter().map(|f| f.ts));
             }
             self.workers.handle_batch(&batch);
+            if self.opts.realtime {
+                // At the recorded pace, a flow's record should not wait for more frames.
+                self.workers.flush();
+            }
             drop(batch);
             self.deliver(sink, &origin)?;
             if reader.unsupported_dlts.len() > warned {

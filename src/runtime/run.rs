@@ -276,6 +276,7 @@ impl Sensor {
             sources: view.sources.to_vec(),
             longest_stall: view.longest_stall,
             writer_dropped: w.dropped,
+            workers: view.workers as u64,
         };
         if let Ok(mut s) = self.state.lock() {
             *s = st;
