@@ -485,7 +485,7 @@ impl Engine {
     pub fn handle_shard(&mut self, batch: &mut shard::Batch) {
         use shard::What;
         self.defrag_held = batch.defrag_held;
-        let shard::Batch { data, items, heads, events, mark, .. } = batch;
+        let shard::Batch { data, items, heads, packets, events, mark, .. } = batch;
         // A frame the splitter decoded decodes here too; None keeps the places if not.
         let mut pkts: Vec<Option<Decoded<'_>>> = Vec::with_capacity(WARM_BATCH);
         let mut i = 0;
@@ -496,9 +496,13 @@ impl Engine {
                 if pkts.len() >= WARM_BATCH {
                     break;
                 }
-                if let What::Frame { link, start, len } = item.what {
+                if let What::Frame { link, start, len, packet } = item.what {
                     let bytes = data.get(start as usize..start as usize + len as usize).unwrap_or_default();
-                    match decode::decode(link, bytes) {
+                    let decoded = match packets.get(packet as usize) {
+                        Some(d) => Ok(d.packet(data)),
+                        None => decode::decode(link, bytes),
+                    };
+                    match decoded {
                         Ok(p) => {
                             let k = flow_key(&p);
                             pkts.push(Some((p, k)));

@@ -14,6 +14,8 @@
 //!   ([`What::Tick`]): one engine ran its timeout sweep after every packet, at that packet's
 //!   time, so each shard runs its sweeps at the same moments and ends its flows exactly when one
 //!   engine would have.
+//! - **Decoded once**: the frame travels with the packet the splitter decoded ([`Decoded`]:
+//!   the payload as an offset into the batch's copy of the frame).
 //! - **Counting**: frames, decode drops, unsupported links, packets that are neither TCP nor
 //!   UDP and IP reassembly are counted here; everything else in the shards.
 
@@ -29,7 +31,8 @@ use super::Counters;
 /// What a shard is to do at one global frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum What {
-    /// Handle this frame (its bytes are `data[start..start + len]` of the batch).
+    /// Handle this frame (its bytes are `data[start..start + len]` of the batch), decoded by
+    /// the splitter as `packets[packet]` of the batch ([`NO_PACKET`]: decode it again).
     Frame {
         /// Its link type.
         link: LinkType,
@@ -37,6 +40,8 @@ pub enum What {
         start: u32,
         /// Length.
         len: u32,
+        /// Its decoded packet in the batch.
+        packet: u32,
     },
     /// Handle this reassembled IP datagram (its fragmentable part is in the batch's data).
     Datagram {
@@ -78,6 +83,9 @@ pub struct Batch {
     pub items: Vec<Item>,
     /// The heads of the batch's reassembled datagrams.
     pub heads: Vec<DatagramHead>,
+    /// The frames as the splitter decoded them (the shard does not decode them again), their
+    /// TCP or UDP payload left empty: it is `data[payload.0..payload.0 + payload.1]`.
+    pub packets: Vec<Decoded>,
     /// Bytes IP reassembly holds in the splitter (charged to the shard's memory budget).
     pub defrag_held: usize,
     /// After the items, end every flow (the end of a capture).
@@ -98,6 +106,7 @@ impl Batch {
         self.data.clear();
         self.items.clear();
         self.heads.clear();
+        self.packets.clear();
         self.defrag_held = 0;
         self.finish = false;
         self.want_counters = false;
@@ -111,6 +120,41 @@ impl Batch {
         self.items.iter().filter(|i| matches!(i.what, What::Frame { .. } | What::Datagram { .. })).count()
     }
 }
+
+/// A frame's packet as the splitter decoded it (see [`Batch::packets`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Decoded {
+    /// The packet, its payload empty.
+    pub packet: Packet<'static>,
+    /// Where its payload is in the batch's data: offset and length.
+    pub payload: (u32, u32),
+}
+
+impl Decoded {
+    /// The packet, its payload taken from the batch's `data` (empty if out of range).
+    pub fn packet<'a>(&self, data: &'a [u8]) -> Packet<'a> {
+        let (start, len) = (self.payload.0 as usize, self.payload.1 as usize);
+        let bytes: &'a [u8] = data.get(start..start + len).unwrap_or_default();
+        let transport = match self.packet.transport {
+            Transport::Tcp(t) => Transport::Tcp(with_tcp_payload(&t, bytes)),
+            Transport::Udp(u) => Transport::Udp(decode::UdpDatagram { src_port: u.src_port, dst_port: u.dst_port, payload: bytes }),
+            Transport::Other { protocol } => Transport::Other { protocol },
+            // Never sent: fragments are reassembled by the splitter.
+            Transport::Fragment(_) => Transport::Other { protocol: 0 },
+        };
+        let p = &self.packet;
+        Packet { src: p.src, dst: p.dst, ip_len: p.ip_len, transport, vlan: p.vlan, tunnel: p.tunnel }
+    }
+}
+
+/// `t` with another payload (of another lifetime).
+fn with_tcp_payload<'b>(t: &decode::TcpSegment<'_>, payload: &'b [u8]) -> decode::TcpSegment<'b> {
+    let decode::TcpSegment { src_port, dst_port, seq, ack, flags, window, payload: _, payload_len } = *t;
+    decode::TcpSegment { src_port, dst_port, seq, ack, flags, window, payload, payload_len }
+}
+
+/// No decoded packet for this frame: the shard decodes it.
+pub const NO_PACKET: u32 = u32::MAX;
 
 /// The shard that owns the flow of `key`, among `shards`. The same for both directions, and
 /// the same on every run (fixed hash seeds), so a capture always splits the same way.
@@ -179,7 +223,8 @@ impl Splitter {
                     Some(key) => {
                         let s = shard_of(&key, self.shards);
                         if let Some(b) = out.get_mut(s) {
-                            push_bytes(b, seq, f.ts, f.data, |start, len| What::Frame { link, start, len });
+                            let packet = keep_decoded(b, &pkt, f.data);
+                            push_bytes(b, seq, f.ts, f.data, |start, len| What::Frame { link, start, len, packet });
                         }
                         Some(s)
                     }
@@ -263,6 +308,26 @@ fn push_bytes(b: &mut Batch, seq: u64, ts: Timestamp, bytes: &[u8], what: impl F
     // Frames are at most a few hundred KiB and batches are sent long before 4 GiB.
     let (start, len) = (u32::try_from(start).unwrap_or(u32::MAX), u32::try_from(bytes.len()).unwrap_or(u32::MAX));
     b.items.push(Item { seq, ts, what: what(start, len) });
+}
+
+/// Keeps `pkt` (decoded from `frame`, about to be copied at the end of the batch's data) for
+/// the shard; returns its index, or [`NO_PACKET`] if its payload is not a part of `frame`.
+fn keep_decoded(b: &mut Batch, pkt: &Packet<'_>, frame: &[u8]) -> u32 {
+    let (payload, transport): (&[u8], Transport<'static>) = match pkt.transport {
+        Transport::Tcp(t) => (t.payload, Transport::Tcp(with_tcp_payload(&t, &[]))),
+        Transport::Udp(u) => (u.payload, Transport::Udp(decode::UdpDatagram { src_port: u.src_port, dst_port: u.dst_port, payload: &[] })),
+        _ => return NO_PACKET,
+    };
+    // Where the payload starts in the frame: address arithmetic only, checked to lie inside.
+    let (base, at) = (frame.as_ptr() as usize, payload.as_ptr() as usize);
+    let off = if payload.is_empty() { Some(0) } else { at.checked_sub(base).filter(|o| o + payload.len() <= frame.len()) };
+    let Some(off) = off else { return NO_PACKET };
+    let (Ok(start), Ok(len), Ok(index)) = (u32::try_from(b.data.len() + off), u32::try_from(payload.len()), u32::try_from(b.packets.len())) else {
+        return NO_PACKET;
+    };
+    let packet = Packet { src: pkt.src, dst: pkt.dst, ip_len: pkt.ip_len, transport, vlan: pkt.vlan, tunnel: pkt.tunnel };
+    b.packets.push(Decoded { packet, payload: (start, len) });
+    index
 }
 
 /// The flow key of a TCP or UDP packet.
