@@ -439,7 +439,7 @@ fn main() -> ExitCode {
                 web_config,
                 store,
                 sensor_name,
-                workers: workers.unwrap_or_else(runtime::workers::default_workers),
+                workers: workers.unwrap_or(0),
             };
             match shadowtap::runtime::run::run(opts) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -451,7 +451,7 @@ fn main() -> ExitCode {
         }
         Command::Report(args) => report(args),
         Command::Survey(a) => {
-            let workers = a.workers.unwrap_or_else(runtime::workers::default_workers);
+            let workers = a.workers.unwrap_or(0);
             let source = command::Source::Captures { config: a.config, inputs: a.inputs, store: a.store, strict: a.strict, workers };
             run_report(report_command(source, a.from, a.to, a.render, Some(1)))
         }
@@ -495,7 +495,7 @@ fn main() -> ExitCode {
                 stats,
                 config,
                 max_frames: count,
-                workers: workers.unwrap_or_else(runtime::workers::default_workers),
+                workers: workers.unwrap_or(0),
             };
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());

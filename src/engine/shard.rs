@@ -98,6 +98,8 @@ pub struct Batch {
     pub mark: Pos,
     /// Back: the shard's counters, when asked for.
     pub counters: Option<Counters>,
+    /// Back: a part of a capture's end sent ahead of the batch that asked for it.
+    pub chunk: bool,
 }
 
 impl Batch {
@@ -113,6 +115,7 @@ impl Batch {
         self.events.clear();
         self.mark = Pos::START;
         self.counters = None;
+        self.chunk = false;
     }
 
     /// Frames and datagrams (not ticks) in the batch.

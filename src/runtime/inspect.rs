@@ -51,7 +51,7 @@ pub struct InspectOptions {
     pub config: Option<PathBuf>,
     /// Stop a live capture after this many frames (live records are written as flows end).
     pub max_frames: Option<u64>,
-    /// Engine workers (`--workers`): the records are the same for any number.
+    /// Engine workers (`--workers`; 0: the default): the records are the same for any number.
     pub workers: usize,
 }
 

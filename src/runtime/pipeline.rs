@@ -58,9 +58,10 @@ pub struct Options {
     /// Once every source has ended, keep calling the sink's `tick` until a stop is asked (the
     /// daemon keeps serving, reloading and saving after a replay).
     pub linger: bool,
-    /// Engine shards, each on its own thread (0 or 1: one). With a live interface, one: the
-    /// kernel does not split a live capture by flow here (no `PACKET_FANOUT`), and one reader
-    /// copying every frame would not go faster.
+    /// Engine shards, each on its own thread (0: [`super::workers::default_workers`]). With a
+    /// live interface, one: the kernel does not split a live capture by flow here (no
+    /// `PACKET_FANOUT`), and one reader copying every frame would not go faster; asking for
+    /// more says so on the log.
     pub workers: usize,
 }
 
@@ -177,9 +178,14 @@ impl Pipeline {
     /// # Errors
     /// An error writing `log`, or a worker thread that cannot be started.
     pub fn open(config: engine::Config, opts: Options, stop: Arc<AtomicBool>, clock: Arc<dyn Clock>, log: &mut dyn Write) -> std::io::Result<Pipeline> {
-        let mut n = opts.workers.max(1);
+        let mut n = match opts.workers {
+            0 => super::workers::default_workers(),
+            n => n,
+        };
         if n > 1 && !opts.live.is_empty() {
-            writeln!(log, "warning: --workers {n}: a live capture runs one engine worker (no PACKET_FANOUT); using 1")?;
+            if opts.workers > 1 {
+                writeln!(log, "warning: --workers {n}: a live capture runs one engine worker (no PACKET_FANOUT); using 1")?;
+            }
             n = 1;
         }
         let mut p = Pipeline {
@@ -470,7 +476,8 @@ impl Pipeline {
                 let room = self.opts.max_frames.map_or(usize::MAX, |m| m.saturating_sub(frames[n]) as usize);
                 let take = batch.len().min(room);
                 self.workers.handle_batch(batch.get(..take).unwrap_or_default());
-                self.workers.flush();
+                // Wait for the shard: each record goes out with the interface that ended it.
+                self.workers.sync();
                 frames[n] += take as u64;
                 drop(batch);
                 self.deliver(sink, &origins[n])?;
@@ -493,6 +500,7 @@ impl Pipeline {
             }
             // Live packets carry wall-clock timestamps: a quiet link still ends its idle flows.
             self.workers.tick(self.clock.now());
+            self.workers.sync();
             self.deliver(sink, &all)?;
             // libpcap's statistics are a system call per interface: read them about once a
             // second, not after every batch.

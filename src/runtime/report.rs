@@ -38,7 +38,7 @@ pub enum Source {
         /// Any damaged capture is an error (exit 1, nothing written) rather than named in the
         /// methodology.
         strict: bool,
-        /// Engine workers (`--workers`; the report is the same for any number).
+        /// Engine workers (`--workers`, 0: the default; the report is the same for any number).
         workers: usize,
     },
 }

@@ -68,7 +68,7 @@ pub struct RunOptions {
     pub store: Option<PathBuf>,
     /// Name of this sensor in the store's uptime record (default: the machine's host name).
     pub sensor_name: Option<String>,
-    /// Engine workers for the replayed files (one with a live interface).
+    /// Engine workers for the replayed files (0: the default; one with a live interface).
     pub workers: usize,
 }
 

@@ -94,7 +94,7 @@ pub struct Captures<'a> {
     pub store: Option<&'a Path>,
     /// Any damaged capture is an error rather than named in the methodology.
     pub strict: bool,
-    /// Engine workers (the input is the same for any number).
+    /// Engine workers (0: the default; the input is the same for any number).
     pub workers: usize,
 }
 
@@ -163,6 +163,6 @@ pub fn input_with(what: &Captures<'_>, from: Option<time::Date>, to: Option<time
 /// # Errors
 /// As [`input_with`].
 pub fn input(config: &Path, inputs: &[PathBuf], from: Option<time::Date>, to: Option<time::Date>, store: Option<&Path>) -> anyhow::Result<ReportInput> {
-    let what = Captures { config, inputs, store, strict: false, workers: super::workers::default_workers() };
+    let what = Captures { config, inputs, store, strict: false, workers: 0 };
     input_with(&what, from, to, &mut std::io::stderr())
 }

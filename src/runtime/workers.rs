@@ -63,6 +63,8 @@ struct Link {
     from: Receiver<Batch>,
     free: Vec<Batch>,
     thread: Option<JoinHandle<()>>,
+    /// Batches sent and not yet back.
+    in_flight: usize,
 }
 
 /// The reader's side of the shards (see the module docs).
@@ -100,7 +102,7 @@ impl Workers {
             let thread = std::thread::Builder::new()
                 .name(format!("shard-{i}"))
                 .spawn(move || shard_thread(Engine::shard(share), &input, &back))?;
-            links.push(Link { to: Some(to), from, free: Vec::new(), thread: Some(thread) });
+            links.push(Link { to: Some(to), from, free: Vec::new(), thread: Some(thread), in_flight: 0 });
         }
         let mut w = Workers {
             splitter: Splitter::new(n),
@@ -167,6 +169,32 @@ impl Workers {
         self.poll();
     }
 
+    /// Sends what is gathered and waits until the shards have handled everything sent: the
+    /// records of the flows those frames ended are then in [`Workers::records`] (a live
+    /// source: each record goes out with the interface whose frames ended it, as with one
+    /// engine thread).
+    pub fn sync(&mut self) {
+        if self.filling.first().is_some_and(|b| !b.items.is_empty()) {
+            self.send(false);
+        }
+        for i in 0..self.links.len() {
+            while self.links.get(i).is_some_and(|l| l.in_flight > 0) {
+                match self.links.get(i).map(|l| l.from.recv()) {
+                    Some(Ok(b)) => {
+                        self.absorb(i, b);
+                    }
+                    _ => {
+                        self.broken = true;
+                        if let Some(l) = self.links.get_mut(i) {
+                            l.in_flight = 0;
+                        }
+                    }
+                }
+            }
+        }
+        self.resolver.run(&mut self.stats);
+    }
+
     /// Sends every shard its batch (blocking while a queue is full).
     fn send(&mut self, finish: bool) {
         let want = finish || self.last_counters.elapsed() >= COUNTERS_EVERY;
@@ -181,7 +209,9 @@ impl Workers {
             b.want_counters = want;
             b.defrag_held = held;
             let sent = link.to.as_ref().is_some_and(|to| to.send(b).is_ok());
-            if !sent {
+            if sent {
+                link.in_flight += 1;
+            } else {
                 self.broken = true;
                 link.to = None;
             }
@@ -214,6 +244,9 @@ impl Workers {
     fn absorb(&mut self, i: usize, mut b: Batch) -> bool {
         let mark = b.mark;
         self.resolver.push(i, b.events.drain(..), mark);
+        if let (false, Some(l)) = (b.chunk, self.links.get_mut(i)) {
+            l.in_flight = l.in_flight.saturating_sub(1);
+        }
         let counted = match (b.counters.take(), self.shard_counters.get_mut(i)) {
             (Some(c), Some(slot)) => {
                 *slot = c;
@@ -323,7 +356,7 @@ fn shard_thread(mut engine: Engine, input: &Receiver<Batch>, back: &mpsc::Sender
                 let pos = ev.pos;
                 chunk.push(ev);
                 if chunk.len() >= FINISH_CHUNK {
-                    let part = Batch { events: std::mem::take(&mut chunk), mark: pos, ..Batch::default() };
+                    let part = Batch { events: std::mem::take(&mut chunk), mark: pos, chunk: true, ..Batch::default() };
                     ok = back.send(part).is_ok();
                 }
                 ok
@@ -336,6 +369,57 @@ fn shard_thread(mut engine: Engine, input: &Receiver<Batch>, back: &mpsc::Sender
         }
         if back.send(b).is_err() {
             return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::file::{FileReader, Next};
+
+    /// Every flow record of `file`, through `feed`.
+    fn read(file: &str, mut feed: impl FnMut(&[Frame<'_>])) {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps").join(file);
+        let mut r = FileReader::open(&path).unwrap();
+        loop {
+            let (batch, next) = r.next_batch();
+            feed(&batch);
+            if !matches!(next, Next::More) {
+                return;
+            }
+        }
+    }
+
+    #[test]
+    fn three_shards_give_the_records_and_counters_of_a_standalone_engine() {
+        for file in ["dns-then-tls.pcap", "dns-tcp.pcap", "ech-real.pcap", "quic-chromium.pcap"] {
+            let mut engine = Engine::new(engine::Config::default());
+            read(file, |b| engine.handle_batch(b));
+            engine.finish();
+            let alone = std::mem::take(&mut engine.records);
+
+            let mut w = Workers::new(engine::Config::default(), 3).unwrap();
+            let mut got = Vec::new();
+            read(file, |b| {
+                w.handle_batch(b);
+                w.sync();
+                got.extend(w.records().drain(..));
+            });
+            w.finish(|r| {
+                got.push(r);
+                Ok(())
+            })
+            .unwrap();
+            let (mut a, mut b) = (alone.clone(), got.clone());
+            a.sort_by_key(|r| r.seq);
+            b.sort_by_key(|r| r.seq);
+            assert_eq!(a, b, "{file}");
+            let c = w.counters();
+            assert_eq!(c.stats, engine.stats, "{file}");
+            assert_eq!(c.table.created, engine.table_stats().created, "{file}");
+            assert_eq!(c.table.peak, engine.table_stats().peak, "{file}");
+            assert_eq!(c.dns_cache.0, engine.dns_cache_stats().0, "{file}");
         }
     }
 }
