@@ -68,6 +68,7 @@ fn temp_config(name: &str, edit: impl Fn(String) -> String) -> (std::path::PathB
     std::fs::create_dir_all(&dir).unwrap();
     let cfg = std::fs::read_to_string(root().join("rules/config.toml")).unwrap();
     let cfg = cfg.replace("catalog = \"services\"", &format!("catalog = \"{}\"", root().join("rules/services").display()));
+    let cfg = cfg.replace("risk = \"risk.toml\"", &format!("risk = \"{}\"", root().join("rules/risk.toml").display()));
     std::fs::write(dir.join("config.toml"), edit(cfg)).unwrap();
     let file = dir.join("config.toml");
     (dir, file)

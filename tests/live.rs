@@ -83,6 +83,7 @@ fn live_records_are_written_as_flows_end() {
     // A configuration whose DNS flows end after 1 idle second.
     let cfg = std::fs::read_to_string(root.join("rules/config.toml")).unwrap();
     let cfg = cfg.replace("catalog = \"services\"", &format!("catalog = \"{}\"", root.join("rules/services").display()));
+    let cfg = cfg.replace("risk = \"risk.toml\"", &format!("risk = \"{}\"", root.join("rules/risk.toml").display()));
     std::fs::write(dir.join("config.toml"), format!("{cfg}\n[engine]\ndns_idle_secs = 1\n")).unwrap();
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = sock.local_addr().unwrap().port();

@@ -126,6 +126,7 @@ fn sighup_after_a_replay_reloads_and_an_emptied_configuration_is_rejected() {
     let config = tmp.0.join("config.toml");
     let text = std::fs::read_to_string(root().join("rules/config.toml")).unwrap();
     let text = text.replace("catalog = \"services\"", &format!("catalog = \"{}\"", root().join("rules/services").display()));
+    let text = text.replace("risk = \"risk.toml\"", &format!("risk = \"{}\"", root().join("rules/risk.toml").display()));
     std::fs::write(&config, &text).unwrap();
     let mut sensor = run(&tmp, port, &["--config", config.to_str().unwrap(), "--pcap", "pcaps"]);
     wait(&mut sensor, READY_TIMEOUT, "replaying", || http_get(port, "/readyz").is_ok_and(|r| r.status == 200));
