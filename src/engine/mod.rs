@@ -4,9 +4,16 @@
 //! table → (while a flow is not yet identified) TCP reassembly → protocol probes → fingerprints.
 //! Once a flow is identified its probe state is dropped and every later packet costs one hash
 //! lookup and a few counter adds ("probe, then parse, then bypass"). DNS flows are the
-//! exception: every DNS message is read, because each answer feeds the [`DnsCache`] that names
-//! later flows. Flows that end (timeout, close, eviction, end of capture) become
-//! [`FlowRecord`]s in [`Engine::records`].
+//! exception: every DNS message is read, because each answer feeds the
+//! [`DnsCache`](crate::dnscache::DnsCache) that names later flows. Flows that end (timeout,
+//! close, eviction, end of capture) become [`FlowRecord`]s in [`Engine::records`].
+//!
+//! The packet path is three stages, so that it can run over several threads with the same
+//! result ([`shard`], [`resolve`], `runtime::workers`): the [`shard::Splitter`] numbers the
+//! frames, decodes each to its flow key and reassembles IP fragments; a shard
+//! ([`Engine::handle_shard`]) holds the flows; the [`resolve::Resolver`] owns everything that
+//! crosses flows (the DNS cache), replays it in packet order and completes the records. A
+//! standalone [`Engine::new`] runs the three inline.
 //!
 //! Nothing here reads the wall clock, opens a file or logs per packet: counters live in
 //! [`Stats`] and the caller exports them.
