@@ -67,7 +67,7 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
         /// Engine worker threads (flows split by a symmetric hash; the output is the same for
-        /// any number). Default: the cores available but one (the reader's), at most 16. A live capture uses one.
+        /// any number). Default: the cores available but one (the reader's), at most 4. A live capture uses one.
         #[arg(long, value_name = "N", value_parser = workers_arg)]
         workers: Option<usize>,
     },
@@ -127,7 +127,7 @@ enum Command {
         #[arg(long, value_name = "NAME")]
         sensor_name: Option<String>,
         /// Engine worker threads for the replayed captures (the results are the same for any
-        /// number). Default: the cores available but one (the reader's), at most 16. A live capture uses one.
+        /// number). Default: the cores available but one (the reader's), at most 4. A live capture uses one.
         #[arg(long, value_name = "N", value_parser = workers_arg)]
         workers: Option<usize>,
     },
@@ -297,7 +297,7 @@ struct SurveyArgs {
     #[arg(long)]
     strict: bool,
     /// Engine worker threads (the report is the same for any number). Default: the cores
-    /// available but one (the reader's), at most 16.
+    /// available but one (the reader's), at most 4.
     #[arg(long, value_name = "N", value_parser = workers_arg)]
     workers: Option<usize>,
     #[command(flatten)]

@@ -50,11 +50,15 @@ pub const FINISH_CHUNK: usize = 1024;
 /// capture's end.
 pub const COUNTERS_EVERY: Duration = Duration::from_secs(1);
 
+/// The most workers the default takes: every shard is told about every frame (its sweeps), so
+/// each one more costs the reader, and the reader is the ceiling (docs/benchmarks.md).
+pub const DEFAULT_MAX_WORKERS: usize = 4;
+
 /// The default number of workers: the cores available but one (the reader is a thread of its
-/// own, busy for about half of the work), at least 1, at most [`MAX_WORKERS`]. On two cores one
-/// worker is faster than two (0.73 s against 0.79 s on the reference capture).
+/// own, busy for more than half of the work), at least 1, at most [`DEFAULT_MAX_WORKERS`]. On
+/// two cores one worker is faster than two (0.73 s against 0.79 s on the reference capture).
 pub fn default_workers() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get()).saturating_sub(1).clamp(1, MAX_WORKERS)
+    std::thread::available_parallelism().map_or(1, |n| n.get()).saturating_sub(1).clamp(1, DEFAULT_MAX_WORKERS)
 }
 
 /// A shard thread and its two channels.
