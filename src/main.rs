@@ -66,6 +66,10 @@ enum Command {
         /// department and status to every record.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// Engine worker threads (flows split by a symmetric hash; the output is the same for
+        /// any number). Default: the cores available but one (the reader's), at most 4. A live capture uses one.
+        #[arg(long, value_name = "N", value_parser = workers_arg)]
+        workers: Option<usize>,
     },
     /// Run the sensor: replay captures and/or read interfaces, aggregate per department, serve
     /// Prometheus metrics until stopped (SIGTERM/SIGINT); SIGHUP reloads the configuration.
@@ -122,6 +126,10 @@ enum Command {
         /// Name of this sensor in the store's uptime record (default: the machine's host name).
         #[arg(long, value_name = "NAME")]
         sensor_name: Option<String>,
+        /// Engine worker threads for the replayed captures (the results are the same for any
+        /// number). Default: the cores available but one (the reader's), at most 4. A live capture uses one.
+        #[arg(long, value_name = "N", value_parser = workers_arg)]
+        workers: Option<usize>,
     },
     /// Maintain a rollup store.
     Store {
@@ -288,6 +296,10 @@ struct SurveyArgs {
     /// it and naming it in the methodology.
     #[arg(long)]
     strict: bool,
+    /// Engine worker threads (the report is the same for any number). Default: the cores
+    /// available but one (the reader's), at most 4.
+    #[arg(long, value_name = "N", value_parser = workers_arg)]
+    workers: Option<usize>,
     #[command(flatten)]
     render: RenderArgs,
 }
@@ -374,6 +386,15 @@ fn run_report(command: Result<command::Command, command::ReportError>) -> ExitCo
     }
 }
 
+/// `--workers`: 1 to [`runtime::workers::MAX_WORKERS`].
+fn workers_arg(s: &str) -> Result<usize, String> {
+    let max = runtime::workers::MAX_WORKERS;
+    match s.parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!("expected a number of workers from 1 to {max}")),
+    }
+}
+
 /// Where the configuration is unless `--config` says otherwise.
 const DEFAULT_CONFIG: &str = shadowtap::config::DEFAULT_PATH;
 
@@ -399,6 +420,7 @@ fn main() -> ExitCode {
             web_config,
             store,
             sensor_name,
+            workers,
         } => {
             let opts = shadowtap::runtime::run::RunOptions {
                 config,
@@ -417,6 +439,7 @@ fn main() -> ExitCode {
                 web_config,
                 store,
                 sensor_name,
+                workers: workers.unwrap_or(0),
             };
             match shadowtap::runtime::run::run(opts) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -428,7 +451,8 @@ fn main() -> ExitCode {
         }
         Command::Report(args) => report(args),
         Command::Survey(a) => {
-            let source = command::Source::Captures { config: a.config, inputs: a.inputs, store: a.store, strict: a.strict };
+            let workers = a.workers.unwrap_or(0);
+            let source = command::Source::Captures { config: a.config, inputs: a.inputs, store: a.store, strict: a.strict, workers };
             run_report(report_command(source, a.from, a.to, a.render, Some(1)))
         }
         Command::Services { category, config } => runtime::services(&config, category.as_deref(), &mut std::io::stdout()),
@@ -445,6 +469,7 @@ fn main() -> ExitCode {
             max_flows,
             stats,
             config,
+            workers,
         } => {
             if inputs.is_empty() && interfaces.is_empty() {
                 eprintln!("error: give capture files, directories, `-` or --interface");
@@ -470,6 +495,7 @@ fn main() -> ExitCode {
                 stats,
                 config,
                 max_frames: count,
+                workers: workers.unwrap_or(0),
             };
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());

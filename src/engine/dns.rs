@@ -1,6 +1,7 @@
 //! DNS messages of a DNS flow: what the flow reports, and the answers that feed the cache.
 
 use super::record::{bump, DnsAnswer, Details};
+use super::resolve::Event;
 use super::{Ctx, MAX_DNS_ANSWERS_PER_FLOW, MAX_DNS_MESSAGES_PER_FLOW, MAX_DNS_NAMES_PER_FLOW};
 use crate::export::bytes_to_text;
 use crate::proto::dns::{Message, RData};
@@ -47,7 +48,7 @@ pub(super) fn message(details: &mut Details, msg: &[u8], ctx: &mut Ctx<'_>) -> b
             RData::Cname(n) => bytes_to_text(n.as_bytes()),
             RData::Https(s) | RData::Svcb(s) => {
                 if let Some(p) = &s.ech_public_name {
-                    ctx.cache.add_ech_public_name(p);
+                    ctx.emit(Event::EchName(Box::from(&p[..])));
                 }
                 let alpn: Vec<String> = s.alpn.iter().map(|a| bytes_to_text(a)).collect();
                 let mut text = format!("{} {}", s.priority, bytes_to_text(s.target.as_bytes()));
@@ -66,7 +67,8 @@ pub(super) fn message(details: &mut Details, msg: &[u8], ctx: &mut Ctx<'_>) -> b
     // The name the client asked for is what later flows to these addresses are attributed to.
     if let Some(q) = m.questions.first() {
         for (addr, ttl) in m.resolved_addresses() {
-            ctx.cache.insert(addr, q.name.as_bytes(), ttl, ctx.now);
+            let now = ctx.now;
+            ctx.emit(Event::Answer { addr, name: Box::from(q.name.as_bytes()), ttl, ts: now });
         }
     }
     true

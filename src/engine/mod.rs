@@ -4,9 +4,16 @@
 //! table → (while a flow is not yet identified) TCP reassembly → protocol probes → fingerprints.
 //! Once a flow is identified its probe state is dropped and every later packet costs one hash
 //! lookup and a few counter adds ("probe, then parse, then bypass"). DNS flows are the
-//! exception: every DNS message is read, because each answer feeds the [`DnsCache`] that names
-//! later flows. Flows that end (timeout, close, eviction, end of capture) become
-//! [`FlowRecord`]s in [`Engine::records`].
+//! exception: every DNS message is read, because each answer feeds the
+//! [`DnsCache`](crate::dnscache::DnsCache) that names later flows. Flows that end (timeout,
+//! close, eviction, end of capture) become [`FlowRecord`]s in [`Engine::records`].
+//!
+//! The packet path is three stages, so that it can run over several threads with the same
+//! result ([`shard`], [`resolve`], `runtime::workers`): the [`shard::Splitter`] numbers the
+//! frames, decodes each to its flow key and reassembles IP fragments; a shard
+//! ([`Engine::handle_shard`]) holds the flows; the [`resolve::Resolver`] owns everything that
+//! crosses flows (the DNS cache), replays it in packet order and completes the records. A
+//! standalone [`Engine::new`] runs the three inline.
 //!
 //! Nothing here reads the wall clock, opens a file or logs per packet: counters live in
 //! [`Stats`] and the caller exports them.
@@ -14,15 +21,16 @@
 mod budget;
 mod dns;
 pub mod record;
+pub mod resolve;
+pub mod shard;
 mod tcp;
 mod udp;
 
-use crate::decode::{self, DropReason, Fragment, Frame, LinkType, Packet, TcpFlags, Transport, Tunnel};
-use crate::dnscache::{self, DnsCache};
-use crate::flow::defrag::{self, Defragmenter};
+use crate::decode::{self, Frame, LinkType, Packet, TcpFlags, Transport, Tunnel};
+use crate::dnscache::{self, CacheStats};
 use crate::flow::key::{Key, Side, TCP, UDP};
 use crate::flow::reassembly::{self, Stream};
-use crate::flow::table::{Expiry, KeyHash, Table};
+use crate::flow::table::{Expiry, KeyHash, Table, TableStats};
 use crate::flow::Direction;
 use crate::proto::tls::ClientHello;
 use crate::proto::{quic, tls};
@@ -33,6 +41,7 @@ pub use record::{
     DnsAnswer, DnsSummary, Details, Evasion, FlowRecord, ProxyInfo, Signal, Stats, TlsSummary, Unnamed,
 };
 use record::bump;
+use resolve::{Event, Pos, Resolver, Stamped};
 
 /// Engine limits and timeouts. Every field is a bound with a stated memory or time cost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,9 +69,7 @@ pub struct Config {
     pub memory_budget: usize,
 }
 
-/// Approximate bytes of one identified flow in the table: its slab entry (key, hash, state,
-/// two bucket places: 184 bytes, plus the slab's tag), its 4-byte index slot and control byte
-/// at the index's load, and its 4-byte slots in the expiry and eviction buckets.
+/// Approximate bytes of one identified flow in the table (key, state, hash-map overhead).
 pub const FLOW_BYTES: usize = 216;
 
 /// DNS query names kept per flow (a resolver's flow can carry thousands).
@@ -256,45 +263,154 @@ fn is_service_port(port: u16) -> bool {
 struct Ctx<'a> {
     config: &'a Config,
     stats: &'a mut Stats,
-    cache: &'a mut DnsCache,
+    /// Where the cross-flow facts the packet carries go (see [`resolve`]).
+    events: &'a mut Vec<Stamped>,
+    /// The packet's global frame number.
+    at: u64,
+    /// The id of the packet's flow.
+    flow: u64,
     now: Timestamp,
     /// The hello being read, reused from flow to flow so that its lists keep their memory.
     hello: &'a mut ClientHello,
 }
 
+impl Ctx<'_> {
+    /// Tells the resolver something this packet carried.
+    fn emit(&mut self, event: Event) {
+        self.events.push(Stamped { pos: Pos { at: self.at, phase: Pos::PACKET, id: 0 }, event });
+    }
+
+    /// A ClientHello of the flow was read: whether its ECH extension is GREASE depends on the
+    /// ECH public names learned so far, which only the resolver knows. Returns the provisional
+    /// value of `Details::ech_grease` (true while the resolver's answer is pending, i.e. for a
+    /// hello with ECH); `was` is the flow's current value.
+    fn hello_ech(&mut self, was: bool, ech: bool, sni: Option<&[u8]>) -> bool {
+        if ech || was {
+            let id = self.flow;
+            self.emit(Event::Hello { id, ech, sni: sni.map(Box::from) });
+        }
+        ech
+    }
+}
+
+/// The engine's counters, summed over shards where there are several: what `--stats`, the
+/// daemon's metrics and a survey read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Engine counters.
+    pub stats: Stats,
+    /// Flow table counters (`peak` as one table would have seen it).
+    pub table: TableStats,
+    /// Bytes held by flows being identified and IP reassembly, and the budget for them.
+    pub memory: (usize, usize),
+    /// Flows held.
+    pub active_flows: usize,
+    /// The DNS answer cache's counters and size.
+    pub dns_cache: (CacheStats, usize),
+}
+
+impl Counters {
+    /// The flow table's counters.
+    pub fn table_stats(&self) -> TableStats {
+        self.table
+    }
+
+    /// Bytes held by flows being identified, and the budget for them.
+    pub fn memory(&self) -> (usize, usize) {
+        self.memory
+    }
+
+    /// Flows held.
+    pub fn active_flows(&self) -> usize {
+        self.active_flows
+    }
+
+    /// The DNS answer cache's counters and size.
+    pub fn dns_cache_stats(&self) -> (CacheStats, usize) {
+        self.dns_cache
+    }
+
+    /// Adds a shard's counters (table counters summed, `peak` left to the caller).
+    pub fn add_shard(&mut self, other: &Counters) {
+        self.stats.add(&other.stats);
+        let (t, o) = (&mut self.table, &other.table);
+        t.created += o.created;
+        t.expired += o.expired;
+        t.evicted += o.evicted;
+        t.closed += o.closed;
+        self.memory.0 += other.memory.0;
+        self.memory.1 += other.memory.1;
+        self.active_flows += other.active_flows;
+    }
+}
+
+/// A standalone engine's splitter and resolver: one shard that takes frames directly.
+struct Solo {
+    splitter: shard::Splitter,
+    resolver: Resolver,
+    batch: shard::Batch,
+}
+
 /// The sensor's packet path.
+///
+/// [`Engine::new`] makes a standalone engine: frames in ([`Engine::handle_batch`]), finished
+/// records out ([`Engine::records`]). Inside, it is the same three stages as a multi-threaded
+/// run (`runtime::workers`), with one shard: a [`shard::Splitter`] (decode to the flow key, IP
+/// reassembly), the shard's packet path ([`Engine::handle_shard`]) and a [`Resolver`] (DNS
+/// answers and ECH public names, applied in packet order). [`Engine::shard`] makes one shard
+/// alone, fed by a splitter elsewhere.
 pub struct Engine {
     config: Config,
     table: Table<FlowState>,
-    cache: DnsCache,
     budget: budget::Budget,
-    next_seq: u64,
-    /// IP reassembly, before the flow lookup.
-    defrag: Defragmenter,
-    /// Where a completed datagram is written (reused: at most 64 KiB kept between datagrams).
-    datagram: Vec<u8>,
+    /// Bytes IP reassembly holds (in the splitter), charged to the same budget.
+    defrag_held: usize,
+    /// Global frame number of the frame being handled.
+    at: u64,
+    /// Events for the resolver, not yet handed over.
+    events: Vec<Stamped>,
+    solo: Option<Box<Solo>>,
     /// The ClientHello being read, reused (see `Ctx::hello`).
     hello: ClientHello,
-    /// Finished flows, oldest end first; the caller drains this.
+    /// Finished flows, oldest end first; the caller drains this (standalone engine).
     pub records: Vec<FlowRecord>,
-    /// Counters.
+    /// Counters (a standalone engine's include its splitter's and resolver's).
     pub stats: Stats,
 }
 
+/// A frame decoded by a shard, with its flow key.
+type Decoded<'a> = (Packet<'a>, Option<FlowKey>);
+
+/// Frames looked up back to back before they are handled (see [`Engine::handle_shard`]).
+pub const WARM_BATCH: usize = 32;
+
 impl Engine {
-    /// An engine with `config`'s limits.
+    /// A standalone engine with `config`'s limits.
     pub fn new(config: Config) -> Self {
+        let mut e = Engine::shard(config);
+        e.solo = Some(Box::new(Solo {
+            splitter: shard::Splitter::new(1),
+            resolver: Resolver::new(1, config.dns_cache_addrs),
+            batch: shard::Batch::default(),
+        }));
+        e
+    }
+
+    /// One shard of a multi-threaded engine: it takes batches from a [`shard::Splitter`]
+    /// through [`Engine::handle_shard`] and leaves DNS to a [`Resolver`]. `config`'s bounds
+    /// apply to this shard alone.
+    pub fn shard(config: Config) -> Self {
         Engine {
             config,
             table: Table::new(config.max_flows),
-            cache: DnsCache::new(config.dns_cache_addrs),
             budget: budget::Budget::new(config.memory_budget),
-            next_seq: 0,
-            defrag: Defragmenter::new(defrag::Config::default()),
-            datagram: Vec::new(),
+            defrag_held: 0,
+            at: 0,
+            events: Vec::new(),
+            solo: None,
             hello: ClientHello::default(),
             records: Vec::new(),
-            stats: Stats { decode_drops: vec![0; DropReason::ALL.len()], ..Stats::default() },
+            stats: Stats::new(),
         }
     }
 
@@ -303,122 +419,178 @@ impl Engine {
         self.table.len()
     }
 
-    /// Bytes the flows being identified hold in buffers, and the budget for them.
+    /// Bytes the flows being identified hold in buffers (and IP reassembly, for a standalone
+    /// engine), and the budget for them.
     pub fn memory(&self) -> (usize, usize) {
-        (self.budget.held() + self.defrag.held_bytes(), self.budget.limit())
+        (self.budget.held() + self.defrag_held, self.budget.limit())
     }
 
     /// The flow table's counters.
-    pub fn table_stats(&self) -> crate::flow::table::TableStats {
+    pub fn table_stats(&self) -> TableStats {
         self.table.stats
     }
 
-    /// The DNS answer cache's counters and size.
-    pub fn dns_cache_stats(&self) -> (dnscache::CacheStats, usize) {
-        (self.cache.stats, self.cache.len())
+    /// The DNS answer cache's counters and size (a shard has none: its resolver does).
+    pub fn dns_cache_stats(&self) -> (CacheStats, usize) {
+        self.solo.as_ref().map_or_else(Default::default, |s| s.resolver.cache_stats())
+    }
+
+    /// This engine's counters (a shard's: without IP reassembly, DNS and naming).
+    pub fn counters(&self) -> Counters {
+        Counters {
+            stats: self.stats.clone(),
+            table: self.table.stats,
+            memory: (self.budget.held(), self.budget.limit()),
+            active_flows: self.table.len(),
+            dns_cache: self.dns_cache_stats(),
+        }
     }
 
     /// Advances time without a packet: a live capture that falls quiet still ends its idle
     /// flows. `now` must be on the packets' clock (for live capture, the wall clock).
+    /// Standalone engine only.
     pub fn tick(&mut self, now: Timestamp) {
-        self.expire_fragments(now);
-        self.table.tick(now);
-        self.collect_ended();
+        let Some(mut solo) = self.solo.take() else { return };
+        solo.splitter.tick(now, &mut self.stats, std::slice::from_mut(&mut solo.batch));
+        self.run_solo(&mut solo);
+        self.solo = Some(solo);
     }
 
     /// Forgets every DNS answer (between unrelated captures; counters are kept).
     pub fn forget_dns_answers(&mut self) {
-        let stats = self.cache.stats;
-        self.cache = DnsCache::new(self.config.dns_cache_addrs);
-        self.cache.stats = stats;
+        if let Some(solo) = self.solo.as_mut() {
+            solo.resolver.forget_dns_answers();
+            solo.resolver.new_capture();
+        }
     }
 
     /// Handles one frame of link type `link` (None: a link type the decoder does not know).
     pub fn handle(&mut self, ts: Timestamp, link: Option<LinkType>, frame: &[u8], wire_len: u32) {
-        if let Some(pkt) = self.decode(link, frame, wire_len) {
-            if let Transport::Fragment(frag) = &pkt.transport {
-                self.fragment(ts, &pkt, frag);
-            } else {
-                let key = self.hashed(flow_key(&pkt));
-                self.packet(ts, &pkt, key);
-            }
-        }
-        self.expire_fragments(ts);
-        self.table.tick(ts);
-        self.collect_ended();
+        self.handle_batch(&[Frame { ts, data: frame, wire_len, link, dlt: 0 }]);
     }
 
-    /// Handles a batch of frames: decodes them all, looks their flows up back to back (so the
-    /// cache misses of the lookups overlap), then handles each. Same results as [`Engine::handle`]
-    /// on each frame in turn.
-    ///
-    /// An IP fragment splits the batch: the packets before it are handled first, then the
-    /// fragment (and the datagram it completes, if any), so packets keep their order.
+    /// Handles a batch of frames (standalone engine; a shard takes [`Engine::handle_shard`]):
+    /// the same results as [`Engine::handle`] on each frame in turn.
     pub fn handle_batch(&mut self, frames: &[Frame<'_>]) {
-        // Two parallel arrays rather than one of tuples: elements stay small enough to be
-        // copied inline instead of through memcpy calls.
-        let mut pkts: Vec<(Timestamp, Packet<'_>)> = Vec::with_capacity(frames.len());
-        let mut keys: Vec<Option<FlowKey>> = Vec::with_capacity(frames.len());
-        for f in frames {
-            if let Some(p) = self.decode(f.link, f.data, f.wire_len) {
-                if let Transport::Fragment(frag) = &p.transport {
-                    self.packets(&mut pkts, &mut keys);
-                    self.fragment(f.ts, &p, frag);
-                    self.table.tick(f.ts);
-                    continue;
+        let Some(mut solo) = self.solo.take() else { return };
+        solo.splitter.split(frames, &mut self.stats, std::slice::from_mut(&mut solo.batch));
+        self.run_solo(&mut solo);
+        self.solo = Some(solo);
+    }
+
+    /// Runs the standalone engine's batch through the shard and the resolver.
+    fn run_solo(&mut self, solo: &mut Solo) {
+        solo.batch.defrag_held = solo.splitter.held_bytes();
+        self.handle_shard(&mut solo.batch);
+        let mark = solo.batch.mark;
+        solo.resolver.push(0, solo.batch.events.drain(..), mark);
+        solo.resolver.run(&mut self.stats);
+        self.records.extend(solo.resolver.records.drain(..));
+        self.defrag_held = solo.splitter.held_bytes();
+        solo.batch.clear();
+    }
+
+    /// Handles a shard's batch: its frames and datagrams, and the timeout sweeps of every frame
+    /// of the run, in global order, exactly as one engine handling every frame would sweep.
+    /// Frames are looked up [`WARM_BATCH`] at a time back to back (the CPU overlaps the cache
+    /// misses), then handled in order. The events for the resolver (flow records included) are
+    /// appended to `batch.events`, and `batch.mark` says up to where.
+    pub fn handle_shard(&mut self, batch: &mut shard::Batch) {
+        use shard::What;
+        self.defrag_held = batch.defrag_held;
+        let shard::Batch { data, items, heads, packets, events, mark, .. } = batch;
+        // A frame the splitter decoded decodes here too; None keeps the places if not.
+        // On the stack, not a vector per batch: a batch may be one frame (live, `handle`).
+        let mut pkts: [Option<Decoded<'_>>; WARM_BATCH] = std::array::from_fn(|_| None);
+        let mut n = 0;
+        let mut i = 0;
+        while i < items.len() {
+            // Decode up to WARM_BATCH frames and warm their flows.
+            let mut j = i;
+            while let Some(item) = items.get(j) {
+                if n >= WARM_BATCH {
+                    break;
                 }
-                // The one hash of this packet: warm, find and insert all reuse it.
-                keys.push(self.hashed(flow_key(&p)));
-                pkts.push((f.ts, p));
-            }
-        }
-        self.packets(&mut pkts, &mut keys);
-        if let Some(f) = frames.last() {
-            self.expire_fragments(f.ts);
-            self.table.tick(f.ts);
-        }
-        self.collect_ended();
-    }
-
-    /// The batch fast path: warms the flows of `pkts`, handles them in order, and empties both.
-    fn packets(&mut self, pkts: &mut Vec<(Timestamp, Packet<'_>)>, keys: &mut Vec<Option<FlowKey>>) {
-        // A tight loop of independent lookups: the CPU keeps several misses in flight.
-        for (k, _, h) in keys.iter().flatten() {
-            self.table.warm(k, *h);
-        }
-        for ((ts, p), key) in pkts.iter().zip(keys.drain(..)) {
-            self.packet(*ts, p, key);
-            self.table.tick(*ts);
-        }
-        pkts.clear();
-    }
-
-    /// Hands a fragment to the defragmenter; a datagram it completes is decoded and goes down
-    /// the normal path at once, as one packet of the whole datagram's IP length, at the time of
-    /// the fragment that completed it. A datagram whose overlapping fragments disagreed marks
-    /// its flow with [`Evasion::FRAGMENT_OVERLAP`]. A datagram that turns out to hold another
-    /// fragment (a fragmented tunnel carrying a fragment) goes round again; decode's
-    /// encapsulation bound ends that.
-    fn fragment(&mut self, ts: Timestamp, pkt: &Packet<'_>, frag: &Fragment<'_>) {
-        let mut buf = std::mem::take(&mut self.datagram);
-        let done = self.defrag.push(ts, pkt, frag, &mut buf);
-        self.stats.defrag = self.defrag.stats;
-        if let Some(done) = done {
-            match decode::reassembled(&done.head, &buf) {
-                Ok(whole) => match &whole.transport {
-                    Transport::Fragment(inner) => self.fragment(ts, &whole, inner),
-                    _ => {
-                        let key = self.hashed(flow_key(&whole));
-                        self.packet(ts, &whole, key);
-                        if let (true, Some((key, _, _))) = (done.overlap_conflict, key) {
-                            self.flag_evasion(&key, Evasion::FRAGMENT_OVERLAP);
+                if let What::Frame { link, start, len, packet } = item.what {
+                    let bytes = data.get(start as usize..start as usize + len as usize).unwrap_or_default();
+                    let decoded = match packets.get(packet as usize) {
+                        Some(d) => Ok(d.packet(data)),
+                        None => decode::decode(link, bytes),
+                    };
+                    match decoded {
+                        Ok(p) => {
+                            // The one hash of this packet: warm, find and insert all reuse it.
+                            let k = self.hashed(flow_key(&p));
+                            if let Some(slot) = pkts.get_mut(n) {
+                                *slot = Some((p, k));
+                            }
+                            n += 1;
+                        }
+                        Err(reason) => {
+                            self.stats.decode_drops[reason.index()] += 1;
+                            if let Some(slot) = pkts.get_mut(n) {
+                                *slot = None;
+                            }
+                            n += 1;
                         }
                     }
-                },
-                Err(reason) => self.stats.decode_drops[reason.index()] += 1,
+                }
+                j += 1;
             }
+            for (k, _, h) in pkts.iter().take(n).flatten().filter_map(|(_, k)| k.as_ref()) {
+                self.table.warm(k, *h);
+            }
+            let mut decoded = pkts.iter_mut().take(n).map(Option::take);
+            n = 0;
+            for item in items.get(i..j).unwrap_or_default() {
+                self.at = item.seq;
+                let ts = item.ts;
+                match item.what {
+                    What::Frame { .. } => {
+                        if let Some(Some((p, key))) = decoded.next() {
+                            if key.is_some() {
+                                self.packet(ts, &p, key);
+                            }
+                        }
+                        self.collect_ended(Pos::PACKET);
+                        self.table.tick(ts);
+                        self.collect_ended(Pos::TICK);
+                    }
+                    What::Datagram { head, start, len, overlap_conflict } => {
+                        let bytes = data.get(start as usize..start as usize + len as usize).unwrap_or_default();
+                        // (Every datagram item has its head: the splitter pushes both.)
+                        match heads.get(head as usize).map(|h| decode::reassembled(h, bytes)) {
+                            None => {}
+                            Some(Ok(whole)) => {
+                                let key = self.hashed(flow_key(&whole));
+                                self.packet(ts, &whole, key);
+                                if let (true, Some((key, _, _))) = (overlap_conflict, key) {
+                                    self.flag_evasion(&key, Evasion::FRAGMENT_OVERLAP);
+                                }
+                            }
+                            Some(Err(reason)) => self.stats.decode_drops[reason.index()] += 1,
+                        }
+                        self.collect_ended(Pos::PACKET);
+                        self.table.tick(ts);
+                        self.collect_ended(Pos::TICK);
+                    }
+                    What::Tick => {
+                        self.table.tick(ts);
+                        self.collect_ended(Pos::TICK);
+                    }
+                    What::End => {
+                        self.table.tick(ts);
+                        self.collect_ended(Pos::BATCH_END);
+                    }
+                }
+            }
+            drop(decoded);
+            i = j;
         }
-        self.datagram = buf;
+        if let Some(last) = items.last() {
+            *mark = (*mark).max(Pos::after(last.seq));
+        }
+        events.append(&mut self.events);
     }
 
     /// Marks the flow of `key` (still held, or ended by the packet just handled) with `sign`.
@@ -430,53 +602,88 @@ impl Engine {
         }
     }
 
-    /// Gives up the datagrams whose fragments are too old at `now` (cheap when none is held).
-    fn expire_fragments(&mut self, now: Timestamp) {
-        if !self.defrag.is_empty() {
-            self.defrag.expire(now);
-            self.stats.defrag = self.defrag.stats;
-        }
-    }
-
-    fn decode<'a>(&mut self, link: Option<LinkType>, frame: &'a [u8], wire_len: u32) -> Option<Packet<'a>> {
-        self.stats.frames += 1;
-        self.stats.frame_bytes += wire_len as u64;
-        let Some(link) = link else {
-            self.stats.unsupported_link += 1;
-            return None;
-        };
-        match decode::decode(link, frame) {
-            Ok(pkt) => Some(pkt),
-            Err(reason) => {
-                self.stats.decode_drops[reason.index()] += 1;
-                None
-            }
-        }
-    }
-
-    /// Ends every flow (end of a capture) and turns them into records.
+    /// Ends every flow (end of a capture) and turns them into records (standalone engine).
     pub fn finish(&mut self) {
-        self.table.drain_all();
-        self.collect_ended();
+        let mut records = std::mem::take(&mut self.records);
+        let _ = self.finish_with(|r| {
+            records.push(r);
+            Ok::<(), ()>(())
+        });
+        self.records = records;
     }
 
     /// Ends every flow (end of a capture), handing each record to `emit` in the order of the
     /// flows' first packets, before the next flow is taken out of the table: at the end of a
-    /// large capture the records are never all in memory at once.
+    /// large capture the records are never all in memory at once. Standalone engine only.
     ///
     /// # Errors
     /// The first error `emit` returns; the flows not yet handed over stay in the table.
     pub fn finish_with<E>(&mut self, mut emit: impl FnMut(FlowRecord) -> Result<(), E>) -> Result<(), E> {
-        self.collect_ended();
         for r in self.records.drain(..) {
             emit(r)?;
         }
-        let (stats, budget) = (&mut self.stats, &mut self.budget);
-        for e in self.table.drain_in_order(|f| f.seq) {
+        let Some(mut solo) = self.solo.take() else { return Ok(()) };
+        let mut result = Ok(());
+        let stats = &mut self.stats;
+        let resolver = &mut solo.resolver;
+        let mut pending = Vec::new();
+        Self::drain_flows(&mut self.table, &mut self.budget, stats, &mut pending, self.at, |ev, stats| {
+            resolver.push(0, [ev], Pos::END);
+            resolver.run(stats);
+            if result.is_ok() {
+                for r in resolver.records.drain(..) {
+                    if let Err(e) = emit(r) {
+                        result = Err(e);
+                        return false;
+                    }
+                }
+            }
+            result.is_ok()
+        });
+        // Records of flows ended before the drain but not yet out of the resolver.
+        self.records.extend(solo.resolver.records.drain(..));
+        self.solo = Some(solo);
+        result
+    }
+
+    /// Ends every flow of this shard (end of a capture): each one's record goes to `emit`, in
+    /// the order of the flows' first packets, before the next is taken out of the table. Stops
+    /// early when `emit` returns false (the flows not yet handed over stay in the table).
+    pub fn finish_shard(&mut self, mut emit: impl FnMut(Stamped) -> bool) {
+        let mut stats = std::mem::take(&mut self.stats);
+        let mut pending = std::mem::take(&mut self.events);
+        Self::drain_flows(&mut self.table, &mut self.budget, &mut stats, &mut pending, self.at, |ev, _| emit(ev));
+        self.stats = stats;
+        self.events = pending;
+    }
+
+    fn drain_flows(
+        table: &mut Table<FlowState>,
+        budget: &mut budget::Budget,
+        stats: &mut Stats,
+        pending: &mut Vec<Stamped>,
+        at: u64,
+        mut emit: impl FnMut(Stamped, &mut Stats) -> bool,
+    ) {
+        // Records ended before (collected after every frame, so normally none).
+        for e in table.ended.drain(..) {
             Self::release(budget, &e.state, &e.key);
-            emit(record(e, stats))?;
+            let r = record(e, stats);
+            pending.push(Stamped { pos: Pos { at, phase: Pos::BATCH_END, id: u64::MAX }, event: Event::Ended(Box::new(r)) });
         }
-        Ok(())
+        for ev in pending.drain(..) {
+            if !emit(ev, stats) {
+                return;
+            }
+        }
+        for e in table.drain_in_order(|f| f.seq) {
+            Self::release(budget, &e.state, &e.key);
+            let id = e.state.seq;
+            let r = record(e, stats);
+            if !emit(Stamped { pos: Pos { at: u64::MAX, phase: Pos::DRAIN, id }, event: Event::Ended(Box::new(r)) }, stats) {
+                return;
+            }
+        }
     }
 
     /// A packet's flow key with its hash in the flow table.
@@ -512,13 +719,15 @@ impl Engine {
             Some(f) => f,
             None => {
                 let client = Self::client_side(pkt, side, sport, dport);
-                let seq = self.next_seq;
-                self.next_seq += 1;
+                // A flow's id is the global number of its first frame: the same whichever shard
+                // holds it, and in the order of first packets.
+                let seq = self.at;
                 let idle = if proto == TCP { config.tcp_idle_secs } else { config.udp_idle_secs };
                 let server = key.endpoint(client.other()).ip();
-                let names = self.cache.lookup(&server, ts);
-                let details = (!names.is_empty())
-                    .then(|| Box::new(Details { names_from_dns: names.into_boxed_slice(), ..Default::default() }));
+                // Flows this packet closed (port reuse) end before this one starts.
+                self.collect_ended(Pos::PACKET);
+                // The names that resolved to the server so far: the resolver's to say.
+                self.events.push(Stamped { pos: Pos { at: self.at, phase: Pos::PACKET, id: 0 }, event: Event::Flow { id: seq, server, ts } });
                 let state = FlowState {
                     last: ts,
                     packets: [0; 2],
@@ -533,12 +742,13 @@ impl Engine {
                     client_isn: None,
                     vlan: pkt.vlan,
                     tunnel: pkt.tunnel,
-                    details,
+                    details: None,
                     charged: 0,
                 };
                 self.table.insert_hashed(key, hash, state)
             }
         };
+
         // A shorter timeout (a close, a flow found to be DNS) moves the flow's deadline earlier:
         // the table must file it again (rare: once or twice per flow).
         let idle_before = flow.idle_secs;
@@ -574,7 +784,9 @@ impl Engine {
             let mut ctx = Ctx {
                 config: &self.config,
                 stats: &mut self.stats,
-                cache: &mut self.cache,
+                events: &mut self.events,
+                at: self.at,
+                flow: flow.seq,
                 now: ts,
                 hello: &mut self.hello,
             };
@@ -589,7 +801,7 @@ impl Engine {
             if now != before {
                 flow.charged = u32::try_from(now).unwrap_or(u32::MAX);
                 self.budget.charge(flow.seq, key, before, flow.charged as usize);
-                if now > before && self.budget.over(self.defrag.held_bytes()) {
+                if now > before && self.budget.over(self.defrag_held) {
                     self.shed();
                 }
             }
@@ -602,7 +814,7 @@ impl Engine {
 
     /// Gives up the oldest flows holding buffers until the budget holds again.
     fn shed(&mut self) {
-        while self.budget.over(self.defrag.held_bytes()) {
+        while self.budget.over(self.defrag_held) {
             let Some((seq, key)) = self.budget.oldest() else { return };
             let Some(f) = self.table.get_mut(&key).filter(|f| f.seq == seq) else { continue };
             self.budget.release(f.charged as usize);
@@ -636,18 +848,22 @@ impl Engine {
         }
     }
 
-    fn collect_ended(&mut self) {
+    /// Turns the flows that left the table into records for the resolver, at `phase` of the
+    /// current frame.
+    fn collect_ended(&mut self, phase: u8) {
         if self.table.ended.is_empty() {
             return;
         }
+        let pos = Pos { at: self.at, phase, id: 0 };
         for e in self.table.ended.drain(..) {
             Self::release(&mut self.budget, &e.state, &e.key);
-            self.records.push(record(e, &mut self.stats));
+            self.events.push(Stamped { pos, event: Event::Ended(Box::new(record(e, &mut self.stats))) });
         }
     }
 }
 
-/// Turns a flow that left the table into its record, counting how it ended and what named it.
+/// Turns a flow that left the table into its record, counting how it ended. Its naming is
+/// provisional: the resolver adds what DNS knew and names it again (and counts that).
 fn record(e: crate::flow::table::Ended<FlowState>, stats: &mut Stats) -> FlowRecord {
     bump(&mut stats.flows_ended, e.reason.as_str());
     let f = e.state;
@@ -656,12 +872,7 @@ fn record(e: crate::flow::table::Ended<FlowState>, stats: &mut Stats) -> FlowRec
             bump(&mut stats.evasions, label);
         }
     }
-    let (signal, unnamed) = name_flow(&f);
-    match (signal, unnamed) {
-        (Some(s), _) => bump(&mut stats.named, s.as_str()),
-        (None, Some(u)) => bump(&mut stats.unnamed, u.as_str()),
-        (None, None) => {}
-    }
+    let (signal, unnamed) = name(f.details.as_deref(), f.app, f.tcp_payload_unseen());
     if let Some(p) = &f.probe {
         // A hole that never filled before the flow ended is a gap too (not a hello that was read
         // and only waited for the server's ACK).
@@ -694,14 +905,14 @@ fn record(e: crate::flow::table::Ended<FlowState>, stats: &mut Stats) -> FlowRec
 
 /// Which signal names a finished flow, by the precedence SNI, QUIC SNI, HTTP Host, CONNECT
 /// target, DNS correlation, marker; or why nothing does. A real-ECH flow's SNI is only the
-/// provider's public name, so a DNS-correlated name wins over it.
-fn name_flow(f: &FlowState) -> (Option<Signal>, Option<Unnamed>) {
-    let d = f.details.as_deref();
+/// provider's public name, so a DNS-correlated name wins over it. `payload_unseen`: a TCP flow
+/// in which neither side sent payload ([`FlowState::tcp_payload_unseen`]).
+fn name(d: Option<&Details>, app: App, payload_unseen: bool) -> (Option<Signal>, Option<Unnamed>) {
     let hello = d.and_then(|d| d.client_hello());
     let has_sni = hello.is_some_and(|c| c.sni.is_some());
     let real_ech = d.is_some_and(Details::real_ech);
-    let from_dns = d.is_some_and(|d| !d.names_from_dns.is_empty()) && f.app != App::Dns;
-    let quic = f.app == App::Quic;
+    let from_dns = d.is_some_and(|d| !d.names_from_dns.is_empty()) && app != App::Dns;
+    let quic = app == App::Quic;
     // Real ECH: the SNI is only the provider's public name; only a DNS answer can name it.
     let signal = if has_sni && !real_ech {
         Some(if quic { Signal::QuicSni } else { Signal::Sni })
@@ -716,7 +927,7 @@ fn name_flow(f: &FlowState) -> (Option<Signal>, Option<Unnamed>) {
     } else {
         None
     };
-    if f.app == App::Dns {
+    if app == App::Dns {
         // A DNS flow goes to a resolver: the names it carries are not its destination.
         return (None, None);
     }
@@ -729,9 +940,9 @@ fn name_flow(f: &FlowState) -> (Option<Signal>, Option<Unnamed>) {
         Unnamed::TlsNoSni
     } else if quic {
         Unnamed::QuicNoHello
-    } else if f.app == App::Tls {
+    } else if app == App::Tls {
         Unnamed::HelloIncomplete
-    } else if f.app == App::Unknown && f.tcp_payload_unseen() {
+    } else if app == App::Unknown && payload_unseen {
         Unnamed::NoPayload
     } else {
         Unnamed::UnknownProtocol
@@ -747,7 +958,7 @@ impl FlowState {
     }
 }
 
-/// A packet's flow key, the side that sent it and the key's hash in the flow table.
+/// A packet's flow key, which side sent it, and the key's hash in the flow table.
 type FlowKey = (Key, Side, KeyHash);
 
 /// The flow key of a TCP or UDP packet, and which side sent it.

@@ -376,6 +376,70 @@ pub struct Stats {
     pub evasions: BTreeMap<&'static str, u64>,
 }
 
+impl Stats {
+    /// Zero counters (with a slot for every decode drop reason).
+    pub fn new() -> Self {
+        Stats { decode_drops: vec![0; crate::decode::DropReason::ALL.len()], ..Stats::default() }
+    }
+
+    /// Adds `other`'s counters to these (the IP reassembly counters excepted: one splitter
+    /// owns them, see `engine::shard`).
+    pub fn add(&mut self, other: &Stats) {
+        let Stats {
+            frames,
+            frame_bytes,
+            unsupported_link,
+            decode_drops,
+            other_transport,
+            defrag: _,
+            reassembly_giveups,
+            inconsistent_overlaps,
+            tls_errors,
+            quic_giveups,
+            dns_errors,
+            dns_messages,
+            client_hellos,
+            server_hellos,
+            orientation_fixed,
+            flows_ended,
+            named,
+            unnamed,
+            memory_giveups,
+            evasions,
+        } = other;
+        self.frames += frames;
+        self.frame_bytes += frame_bytes;
+        self.unsupported_link += unsupported_link;
+        if self.decode_drops.len() < decode_drops.len() {
+            self.decode_drops.resize(decode_drops.len(), 0);
+        }
+        for (a, b) in self.decode_drops.iter_mut().zip(decode_drops) {
+            *a += b;
+        }
+        self.other_transport += other_transport;
+        self.inconsistent_overlaps += inconsistent_overlaps;
+        self.dns_messages += dns_messages;
+        self.client_hellos += client_hellos;
+        self.server_hellos += server_hellos;
+        self.orientation_fixed += orientation_fixed;
+        self.memory_giveups += memory_giveups;
+        for (mine, theirs) in [
+            (&mut self.reassembly_giveups, reassembly_giveups),
+            (&mut self.tls_errors, tls_errors),
+            (&mut self.quic_giveups, quic_giveups),
+            (&mut self.dns_errors, dns_errors),
+            (&mut self.flows_ended, flows_ended),
+            (&mut self.named, named),
+            (&mut self.unnamed, unnamed),
+            (&mut self.evasions, evasions),
+        ] {
+            for (k, v) in theirs {
+                *mine.entry(k).or_default() += v;
+            }
+        }
+    }
+}
+
 /// Adds one to a label-keyed counter.
 pub(crate) fn bump(map: &mut BTreeMap<&'static str, u64>, label: &'static str) {
     *map.entry(label).or_default() += 1;

@@ -191,9 +191,12 @@ fn inspect(flow: &mut FlowState, dir: Direction, hello_dst_port: u16, ctx: &mut 
             probe.done[d] = true;
         }
         Found::Client(partial, error) => {
+            // The reused hello is moved out for the while (its lists keep their memory) so that
+            // `ctx` stays free to use; it goes back below.
+            let scratch = std::mem::take(ctx.hello);
             let ch: &ClientHello = match &partial {
                 Some(b) => b,
-                None => ctx.hello,
+                None => &scratch,
             };
             let had = details.client_hello().map(|h| h.sni.clone());
             if had.is_none() {
@@ -227,7 +230,7 @@ fn inspect(flow: &mut FlowState, dir: Direction, hello_dst_port: u16, ctx: &mut 
                 _ => probe.done[h] = true,
             }
             *app = App::Tls;
-            details.ech_grease = ch.ech && !ch.sni.as_deref().is_some_and(|s| ctx.cache.is_ech_public_name(s));
+            details.ech_grease = ctx.hello_ech(details.ech_grease, ch.ech, ch.sni.as_deref());
             // The segment that completed a ClientHello went to the server, whichever side the
             // flow had taken for it.
             if hello_dst_port == DOT_PORT {
@@ -241,6 +244,7 @@ fn inspect(flow: &mut FlowState, dir: Direction, hello_dst_port: u16, ctx: &mut 
                 }
             };
             details.tls.get_or_insert_with(TlsSummary::default).client = Some(hello);
+            *ctx.hello = scratch;
         }
         Found::Server(sh) => {
             probe.done[d] = true;

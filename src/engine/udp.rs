@@ -130,9 +130,13 @@ fn client_hello(flow: &mut FlowState, msg: &[u8], version: u32, signs: Signs, ct
         details.evasion.insert(Evasion::DECOY_INITIAL);
     }
     details.quic_version = Some(version);
+    // The reused hello is moved out for the while (its lists keep their memory) so that `ctx`
+    // stays free to use; it goes back at the end.
+    let scratch = std::mem::take(ctx.hello);
     let ch: &ClientHello = match parsed {
-        Ok(()) => ctx.hello,
+        Ok(()) => &scratch,
         Err(e) => {
+            *ctx.hello = scratch;
             bump(&mut ctx.stats.tls_errors, e.as_str());
             // Never leave an earlier (decoy) hello naming the flow in place of this one.
             details.tls = None;
@@ -142,13 +146,14 @@ fn client_hello(flow: &mut FlowState, msg: &[u8], version: u32, signs: Signs, ct
     if details.client_hello().is_none() {
         ctx.stats.client_hellos += 1;
     }
-    details.ech_grease = ch.ech && !ch.sni.as_deref().is_some_and(|s| ctx.cache.is_ech_public_name(s));
+    details.ech_grease = ctx.hello_ech(details.ech_grease, ch.ech, ch.sni.as_deref());
     if ch.alpn.iter().any(|a| a.starts_with(b"doq")) {
         details.marker = Some(Marker::Doq);
     } else if details.marker == Some(Marker::Doq) {
         details.marker = None;
     }
     details.tls = Some(TlsSummary { client: Some(Hello::fingerprinted(ch, ja4::Protocol::Quic)), server: None });
+    *ctx.hello = scratch;
 }
 
 #[cfg(test)]

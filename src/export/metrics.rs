@@ -60,6 +60,8 @@ pub struct State {
     /// Jobs the background writer's queue could not take: store rows, state saves, event
     /// batches.
     pub writer_dropped: [u64; 3],
+    /// Engine workers in use (`--workers`; one with a live interface).
+    pub workers: u64,
 }
 
 /// What the daemon's background writer could not take, as labelled in
@@ -285,6 +287,7 @@ pub fn encode(s: &State) -> prometheus::Result<Vec<u8>> {
     single("shadowtap_memory_budget_giveups_total", "Flows whose identification was given up to keep the memory budget (oldest parked first); they end unnamed.", e.memory_giveups)?;
     gauge(&r, "shadowtap_flow_memory_bytes", "Bytes the flows being identified hold in buffers (reassembly, TLS records, QUIC CRYPTO data, IP fragments).", &[])?.with_label_values(&[] as &[&str]).set(s.memory.0 as i64);
     gauge(&r, "shadowtap_memory_budget_bytes", "The memory budget for those buffers ([engine] memory_budget_mib).", &[])?.with_label_values(&[] as &[&str]).set(s.memory.1 as i64);
+    gauge(&r, "shadowtap_engine_workers", "Engine worker threads in use (--workers; 1 with a live interface, which runs one).", &[])?.with_label_values(&[] as &[&str]).set(s.workers as i64);
     single("shadowtap_inconsistent_overlaps_total", "Retransmitted TCP bytes that disagreed with bytes already reassembled.", e.inconsistent_overlaps)?;
     let drops = counter(&r, "shadowtap_decode_drops_total", "Frames not decoded, by reason.", &["reason"])?;
     for reason in DropReason::ALL {

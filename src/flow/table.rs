@@ -148,7 +148,13 @@ struct Entry<V> {
 #[derive(Debug, Default)]
 struct Buckets {
     map: BTreeMap<i64, Bucket>,
+    /// Queues of emptied seconds, kept for the next seconds (at most [`SPARE_BUCKETS`]): a new
+    /// second then costs no allocation.
+    spare: Vec<VecDeque<u32>>,
 }
+
+/// Emptied bucket queues kept for reuse, per bucket set.
+const SPARE_BUCKETS: usize = 64;
 
 /// The slots of one second, in filing order (taken from the front when evicting). A place's
 /// `at` is absolute: its index in the queue plus `head`, the number taken from the front so far,
@@ -160,8 +166,17 @@ struct Bucket {
 }
 
 impl Buckets {
+    /// Keeps an emptied queue for a later second.
+    fn recycle(&mut self, mut q: VecDeque<u32>) {
+        if self.spare.len() < SPARE_BUCKETS {
+            q.clear();
+            self.spare.push(q);
+        }
+    }
+
     fn push(&mut self, sec: i64, slot: u32) -> Place {
-        let b = self.map.entry(sec).or_default();
+        let spare = &mut self.spare;
+        let b = self.map.entry(sec).or_insert_with(|| Bucket { head: 0, slots: spare.pop().unwrap_or_default() });
         let at = b.head.wrapping_add(u32::try_from(b.slots.len()).unwrap_or(u32::MAX));
         b.slots.push_back(slot);
         Place { sec, at }
@@ -179,7 +194,8 @@ impl Buckets {
         b.slots.swap_remove_back(i);
         let moved = b.slots.get(i).copied();
         if b.slots.is_empty() {
-            e.remove();
+            let q = e.remove().slots;
+            self.recycle(q);
         }
         moved
     }
@@ -395,8 +411,8 @@ impl<V: Expiry> Table<V> {
             if sec > n {
                 break;
             }
-            let slots = first.remove().slots;
-            for slot in slots {
+            let mut slots = first.remove().slots;
+            for slot in slots.drain(..) {
                 let Some(e) = self.slab.get(slot as usize) else { continue };
                 if is_over(&e.state, now) {
                     if let Some(e) = self.take(slot, Keep::Due) {
@@ -412,6 +428,7 @@ impl<V: Expiry> Table<V> {
                     }
                 }
             }
+            self.due.recycle(slots);
             if sec == n {
                 // Refiled flows of this second wait for the next sweep.
                 break;
@@ -428,12 +445,14 @@ impl<V: Expiry> Table<V> {
             let b = first.get_mut();
             // The first filed of the oldest second.
             let Some(slot) = b.slots.pop_front() else {
-                first.remove();
+                let q = first.remove().slots;
+                self.seen.recycle(q);
                 continue;
             };
             b.head = b.head.wrapping_add(1);
             if b.slots.is_empty() {
-                first.remove();
+                let q = first.remove().slots;
+                self.seen.recycle(q);
             }
             let Some(now_sec) = self.slab.get(slot as usize).map(|e| second(e.state.last_seen())) else { continue };
             if now_sec > sec {

@@ -667,6 +667,12 @@ impl HandshakeReader {
     /// Appends a record fragment's bytes up to the end of the message; the message length once
     /// it is complete.
     fn absorb(&mut self, mut frag: &[u8]) -> Result<Option<usize>, TlsError> {
+        // A message whose header is whole in this fragment: one allocation of its size (up to
+        // [`UPFRONT_LEN`]: a message that only announces a large size does not get it before
+        // its bytes arrive).
+        if let (None, true, Some(&[_, a, b, c])) = (self.msg_len, self.out.is_empty(), frag.first_chunk::<HANDSHAKE_HEADER_LEN>()) {
+            self.out.reserve_exact((HANDSHAKE_HEADER_LEN + u24(a, b, c)).min(UPFRONT_LEN));
+        }
         while !frag.is_empty() {
             let want = self.msg_len.unwrap_or(HANDSHAKE_HEADER_LEN) - self.out.len();
             let (now, later) = frag.split_at(want.min(frag.len()));
@@ -678,6 +684,8 @@ impl HandshakeReader {
                     return Err(TlsError::TooLong);
                 }
                 self.msg_len = Some(HANDSHAKE_HEADER_LEN + body_len);
+                // One allocation for the message rather than one per doubling.
+                self.out.reserve_exact((HANDSHAKE_HEADER_LEN + body_len).min(UPFRONT_LEN).saturating_sub(self.out.len()));
             }
             if let Some(n) = self.msg_len.filter(|&n| self.out.len() == n) {
                 return Ok(Some(n));
@@ -716,6 +724,10 @@ impl HandshakeReader {
         self.out.capacity()
     }
 }
+
+/// Bytes of a handshake message reserved at once when its header arrives: a ClientHello is
+/// rarely larger (a post-quantum one is about 1.8 KB); a larger one grows as its bytes come.
+pub const UPFRONT_LEN: usize = 4096;
 
 /// Check the record-header bytes present at the start of `rec` (0 to 5 of them).
 fn check_record_prefix(rec: &[u8]) -> Result<(), TlsError> {

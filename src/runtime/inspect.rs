@@ -22,7 +22,7 @@ use super::pipeline::{self, Origin, Pipeline, Sink, SystemClock, View};
 use crate::capture::LiveOptions;
 use crate::classify::Classifier;
 use crate::config::Settings;
-use crate::engine::{self, Engine, FlowRecord};
+use crate::engine::{self, FlowRecord};
 use crate::export;
 
 /// Time `inspect` has to end after SIGINT/SIGTERM before it exits regardless (it may be
@@ -58,6 +58,8 @@ pub struct InspectOptions {
     pub config: Option<PathBuf>,
     /// Stop a live capture after this many frames (live records are written as flows end).
     pub max_frames: Option<u64>,
+    /// Engine workers (`--workers`; 0: the default): the records are the same for any number.
+    pub workers: usize,
 }
 
 /// The result of an `inspect` run.
@@ -242,10 +244,11 @@ pub fn inspect(opts: &InspectOptions, out: &mut impl Write, err: &mut impl Write
         realtime: false,
         max_frames: opts.max_frames,
         linger: false,
+        workers: opts.workers,
     };
     let mut limits = settings.as_ref().map_or_else(engine::Config::default, |s| s.engine);
     limits.max_flows = opts.max_flows.unwrap_or(limits.max_flows);
-    let mut pipe = Pipeline::open(Engine::new(limits), popts, Arc::clone(&control.stop), Arc::new(SystemClock), err)?;
+    let mut pipe = Pipeline::open(limits, popts, Arc::clone(&control.stop), Arc::new(SystemClock), err)?;
     let k = settings.as_ref().map_or(1, |s| s.privacy.min_group_size);
     let unanswered = settings.as_ref().map_or_else(Default::default, |s| s.unanswered);
     let mut ordered = Ordered {
@@ -269,7 +272,7 @@ pub fn inspect(opts: &InspectOptions, out: &mut impl Write, err: &mut impl Write
     drop(ordered);
     let done = done?;
     if opts.stats {
-        super::write_stats(err, &pipe.engine)?;
+        super::write_stats(err, pipe.counters())?;
         if opts.config.is_some() {
             writeln!(err, "config_reloads {}", reloads[0])?;
             writeln!(err, "config_reload_failures {}", reloads[1])?;

@@ -17,20 +17,21 @@ pub mod pipeline;
 pub mod report;
 pub mod run;
 pub mod survey;
+pub mod workers;
 mod writer;
 
 use std::io::Write;
 
 use crate::config::Settings;
 use crate::decode::DropReason;
-use crate::engine::Engine;
+use crate::engine::Counters;
 use crate::flow::defrag::GiveUp;
 use crate::time::Timestamp;
 
 pub use inspect::{inspect, Format, InspectOptions, Outcome};
 
 /// Prints the engine's counters, one `name value` per line (zero counters omitted).
-pub fn write_stats(err: &mut impl Write, engine: &Engine) -> std::io::Result<()> {
+pub fn write_stats(err: &mut impl Write, engine: &Counters) -> std::io::Result<()> {
     let s = &engine.stats;
     let t = engine.table_stats();
     writeln!(err, "frames {}", s.frames)?;

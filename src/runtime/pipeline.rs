@@ -4,6 +4,9 @@
 //! lines (`inspect`), the rollup of a survey, or attribution, aggregation and hand-off to the
 //! background writer (`run`).
 //!
+//! The packet path runs on [`Workers`]: this loop reads, splits the frames over the engine
+//! shards (`--workers`) and hands the resolved records to the sink.
+//!
 //! The loop owns the engine and the state of every source (what `/readyz` and
 //! `shadowtap_sources` show); it does no blocking I/O besides reading packets, and it measures
 //! its own longest stall (the time between two reads), so a sink that blocks shows in a
@@ -17,7 +20,8 @@ use std::time::{Duration, Instant};
 
 use crate::capture::file::{self, FileReader};
 use crate::capture::{self, CaptureStats, LiveOptions, LiveStatus, OfflineFilter, Source};
-use crate::engine::{Engine, FlowRecord};
+use super::workers::Workers;
+use crate::engine::{self, Counters, FlowRecord};
 use crate::export::metrics::{SourceKind, SourceState, SourceStatus};
 use crate::time::Timestamp;
 
@@ -54,6 +58,11 @@ pub struct Options {
     /// Once every source has ended, keep calling the sink's `tick` until a stop is asked (the
     /// daemon keeps serving, reloading and saving after a replay).
     pub linger: bool,
+    /// Engine shards, each on its own thread (0: [`super::workers::default_workers`]). With a
+    /// live interface, one: the kernel does not split a live capture by flow here (no
+    /// `PACKET_FANOUT`), and one reader copying every frame would not go faster; asking for
+    /// more says so on the log.
+    pub workers: usize,
 }
 
 /// Where a finished flow came from.
@@ -67,8 +76,13 @@ pub struct Origin {
 
 /// What the pipeline shows its sink at every tick.
 pub struct View<'a> {
-    /// The engine (counters, table).
-    pub engine: &'a Engine,
+    /// The engine's counters, summed over its shards (the shards' part as of their last report,
+    /// about every second; exact after each capture).
+    pub engine: &'a Counters,
+    /// Frames read so far (exact).
+    pub frames: u64,
+    /// Engine shards in use.
+    pub workers: usize,
     /// Every source asked for, with its state.
     pub sources: &'a [SourceStatus],
     /// libpcap statistics of the live interfaces.
@@ -135,8 +149,8 @@ pub struct Outcome {
 
 /// One capture → engine loop over a set of sources.
 pub struct Pipeline {
-    /// The engine.
-    pub engine: Engine,
+    /// The packet path: splitter, engine shards, resolver.
+    workers: Workers,
     /// Every source asked for: files first (in reading order), then interfaces.
     pub sources: Vec<SourceStatus>,
     files: Vec<(usize, PathBuf)>,
@@ -159,12 +173,23 @@ impl Pipeline {
     /// Opens the live interfaces (they may need privileges: the caller gives them up after
     /// this) and lists the files. What cannot be opened is reported on `log`, marked failed and
     /// counted; the caller decides whether that is fatal ([`Pipeline::failed`]).
+    /// `config` bounds the whole engine; with several workers each shard gets its share.
     ///
     /// # Errors
-    /// Only an error writing `log`.
-    pub fn open(engine: Engine, opts: Options, stop: Arc<AtomicBool>, clock: Arc<dyn Clock>, log: &mut dyn Write) -> std::io::Result<Pipeline> {
+    /// An error writing `log`, or a worker thread that cannot be started.
+    pub fn open(config: engine::Config, opts: Options, stop: Arc<AtomicBool>, clock: Arc<dyn Clock>, log: &mut dyn Write) -> std::io::Result<Pipeline> {
+        let mut n = match opts.workers {
+            0 => super::workers::default_workers(),
+            n => n,
+        };
+        if n > 1 && !opts.live.is_empty() {
+            if opts.workers > 1 {
+                writeln!(log, "warning: --workers {n}: a live capture runs one engine worker (no PACKET_FANOUT); using 1")?;
+            }
+            n = 1;
+        }
         let mut p = Pipeline {
-            engine,
+            workers: Workers::new(config, n)?,
             sources: Vec::new(),
             files: Vec::new(),
             live: Vec::new(),
@@ -284,7 +309,9 @@ impl Pipeline {
     /// What the sink is shown now.
     pub fn view(&self) -> View<'_> {
         View {
-            engine: &self.engine,
+            engine: self.workers.counters(),
+            frames: self.workers.frames(),
+            workers: self.workers.len(),
             sources: &self.sources,
             capture: &self.capture,
             replay_done: self.replay_done,
@@ -296,18 +323,29 @@ impl Pipeline {
         sink.tick(&self.view(), log)
     }
 
-    /// Hands the engine's finished records to the sink, keeping the buffer's capacity.
-    fn deliver(&mut self, sink: &mut dyn Sink, origin: &Origin) -> std::io::Result<()> {
-        let mut records = std::mem::take(&mut self.engine.records);
-        let result = records.drain(..).try_for_each(|r| sink.flow(r, origin));
-        self.engine.records = records;
-        result
+    /// The engine's counters (see [`View::engine`]).
+    pub fn counters(&self) -> &Counters {
+        self.workers.counters()
     }
 
-    /// Ends every flow still held and delivers it.
+    /// Engine shards in use.
+    pub fn workers(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// Hands the finished records to the sink.
+    fn deliver(&mut self, sink: &mut dyn Sink, origin: &Origin) -> std::io::Result<()> {
+        let records = self.workers.records();
+        while let Some(r) = records.pop_front() {
+            sink.flow(r, origin)?;
+        }
+        Ok(())
+    }
+
+    /// Ends every flow still held and delivers it; the capture's DNS answers are forgotten.
     fn finish(&mut self, sink: &mut dyn Sink, origin: &Origin) -> std::io::Result<()> {
         self.deliver(sink, origin)?;
-        self.engine.finish_with(|r| sink.flow(r, origin))
+        self.workers.finish(|r| sink.flow(r, origin))
     }
 
     /// Notes the time since the last read as a stall candidate, and restarts the count.
@@ -366,7 +404,11 @@ impl Pipeline {
                 span = Some((span.map_or(first.ts, |s| s.0), last.ts));
                 sink.packet_times(&mut batch.iter().map(|f| f.ts));
             }
-            self.engine.handle_batch(&batch);
+            self.workers.handle_batch(&batch);
+            if self.opts.realtime {
+                // At the recorded pace, a flow's record should not wait for more frames.
+                self.workers.flush();
+            }
             drop(batch);
             self.deliver(sink, &origin)?;
             if reader.unsupported_dlts.len() > warned {
@@ -404,7 +446,6 @@ impl Pipeline {
     fn finish_capture(&mut self, sink: &mut dyn Sink, origin: &Origin, span: Option<(Timestamp, Timestamp)>, log: &mut dyn Write) -> std::io::Result<()> {
         self.finish(sink, origin)?;
         sink.capture_done(span)?;
-        self.engine.forget_dns_answers();
         self.tick(sink, log)
     }
 
@@ -434,7 +475,9 @@ impl Pipeline {
                 last_read = Instant::now();
                 let room = self.opts.max_frames.map_or(usize::MAX, |m| m.saturating_sub(frames[n]) as usize);
                 let take = batch.len().min(room);
-                self.engine.handle_batch(&batch[..take]);
+                self.workers.handle_batch(batch.get(..take).unwrap_or_default());
+                // Wait for the shard: each record goes out with the interface that ended it.
+                self.workers.sync();
                 frames[n] += take as u64;
                 drop(batch);
                 self.deliver(sink, &origins[n])?;
@@ -456,7 +499,8 @@ impl Pipeline {
                 }
             }
             // Live packets carry wall-clock timestamps: a quiet link still ends its idle flows.
-            self.engine.tick(self.clock.now());
+            self.workers.tick(self.clock.now());
+            self.workers.sync();
             self.deliver(sink, &all)?;
             // libpcap's statistics are a system call per interface: read them about once a
             // second, not after every batch.
@@ -506,7 +550,6 @@ pub fn display_name(source: &str) -> Arc<str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine;
     use std::path::Path;
 
     /// Counts what the pipeline hands over.
@@ -544,7 +587,7 @@ mod tests {
 
     fn open(inputs: Vec<PathBuf>, log: &mut Vec<u8>) -> std::io::Result<Pipeline> {
         let opts = Options { inputs, ..Options::default() };
-        Pipeline::open(Engine::new(engine::Config::default()), opts, Arc::new(AtomicBool::new(false)), Arc::new(SystemClock), log)
+        Pipeline::open(engine::Config::default(), opts, Arc::new(AtomicBool::new(false)), Arc::new(SystemClock), log)
     }
 
     #[test]
@@ -560,7 +603,7 @@ mod tests {
         assert!(sink.names.iter().any(|n| n == "curl-tls13.pcap") && sink.names.iter().any(|n| n == "dns-udp.pcap"));
         assert!(p.sources.iter().all(|s| s.state == SourceState::Done && s.kind == SourceKind::File));
         assert!(sink.replay_done_seen && sink.ticks >= 2);
-        assert_eq!(out.frames, p.engine.stats.frames);
+        assert_eq!(out.frames, p.counters().stats.frames);
         Ok(())
     }
 
@@ -588,7 +631,7 @@ mod tests {
         let mut log = Vec::new();
         let opts = Options { inputs: pcaps(&["curl-tls13.pcap"]), linger: true, ..Options::default() };
         let stop = Arc::new(AtomicBool::new(true));
-        let mut p = Pipeline::open(Engine::new(engine::Config::default()), opts, stop, Arc::new(SystemClock), &mut log)?;
+        let mut p = Pipeline::open(engine::Config::default(), opts, stop, Arc::new(SystemClock), &mut log)?;
         let mut sink = Count::default();
         p.run(&mut sink, &mut log)?;
         assert_eq!(sink.flows, 0);

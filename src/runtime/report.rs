@@ -38,6 +38,8 @@ pub enum Source {
         /// Any damaged capture is an error (exit 1, nothing written) rather than named in the
         /// methodology.
         strict: bool,
+        /// Engine workers (`--workers`, 0: the default; the report is the same for any number).
+        workers: usize,
     },
 }
 
@@ -237,11 +239,12 @@ fn load_facts(cmd: &Command, now: i64) -> Result<ReportInput, ReportError> {
             }
             Ok(input)
         }
-        Source::Captures { config, inputs, store, strict } => {
+        Source::Captures { config, inputs, store, strict, workers } => {
             if cmd.from.is_some() {
                 period(cmd)?; // a reversed period is a usage error; none means the captures' days
             }
-            super::survey::input_with(config, inputs, cmd.from, cmd.to, store.as_deref(), *strict, &mut std::io::stderr()).map_err(ReportError::Survey)
+            let what = super::survey::Captures { config, inputs, store: store.as_deref(), strict: *strict, workers: *workers };
+            super::survey::input_with(&what, cmd.from, cmd.to, &mut std::io::stderr()).map_err(ReportError::Survey)
         }
     }
 }

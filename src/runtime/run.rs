@@ -28,7 +28,7 @@ use crate::export::metrics::WriterDrop as Dropped;
 use crate::aggregate::Aggregator;
 use crate::capture::{CaptureStats, LiveOptions};
 use crate::config::Settings;
-use crate::engine::{Engine, FlowRecord};
+use crate::engine::FlowRecord;
 use crate::export::events::{self, Events, ExemptionInfo};
 use crate::export::metrics::State;
 use crate::store::{self, Counters, Delta, Rollup};
@@ -68,6 +68,8 @@ pub struct RunOptions {
     pub store: Option<PathBuf>,
     /// Name of this sensor in the store's uptime record (default: the machine's host name).
     pub sensor_name: Option<String>,
+    /// Engine workers for the replayed files (0: the default; one with a live interface).
+    pub workers: usize,
 }
 
 /// The machine's host name, naming the sensor (not a monitored host) in the store.
@@ -278,6 +280,7 @@ impl Sensor {
             sources: view.sources.to_vec(),
             longest_stall: view.longest_stall,
             writer_dropped: w.dropped,
+            workers: view.workers as u64,
         };
         if let Ok(mut s) = self.state.lock() {
             *s = st;
@@ -293,7 +296,7 @@ impl Sensor {
             rollup.add_uptime(self.uptime_until, now);
             self.uptime_until = now;
             let (received, dropped) = capture_totals(view.capture);
-            rollup.observe(Counters { packets: view.engine.stats.frames, capture_received: received, capture_dropped: dropped });
+            rollup.observe(Counters { packets: view.frames, capture_received: received, capture_dropped: dropped });
             let mut delta = self.deferred.take().unwrap_or_default();
             delta.merge(rollup.take());
             if let Err(back) = self.writer.send(Job::Flush(Box::new(delta))) {
@@ -413,8 +416,9 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
         realtime: opts.realtime,
         max_frames: None,
         linger: true,
+        workers: opts.workers,
     };
-    let pipe = Pipeline::open(Engine::new(settings.engine), popts, Arc::clone(&control.stop), Arc::new(SystemClock), &mut log)?;
+    let pipe = Pipeline::open(settings.engine, popts, Arc::clone(&control.stop), Arc::new(SystemClock), &mut log)?;
     if pipe.failed() > 0 {
         return Err(RunError::Sources(pipe.failed()));
     }
@@ -532,11 +536,11 @@ fn packet_thread(mut pipe: Pipeline, mut sensor: Sensor) -> std::io::Result<()> 
     let (received, dropped) = capture_totals(view.capture);
     let Sensor { writer, .. } = sensor;
     let stats = writer.finish();
-    let s = &pipe.engine.stats;
+    let s = &pipe.counters().stats;
     eprintln!(
         "shadowtap stopped: {} packets, {} flows, {} decode drops, capture received {received} dropped {dropped}, store flushes {} ok {} failed, writer drops {}",
         s.frames,
-        pipe.engine.table_stats().created,
+        pipe.counters().table_stats().created,
         s.decode_drops.iter().sum::<u64>(),
         stats.store.map_or(0, |x| x.flushes[0]),
         stats.store.map_or(0, |x| x.flushes[1]),

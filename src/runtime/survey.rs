@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::pipeline::{self, Origin, Pipeline, Sink, SystemClock, View};
 use crate::config::Settings;
-use crate::engine::{Engine, FlowRecord};
+use crate::engine::FlowRecord;
 use crate::report::input::{CaptureDamage, DamagedCapture, ReportInput};
 use crate::store::{Counters, Store, Writer};
 use crate::time::Timestamp;
@@ -37,7 +37,7 @@ impl Sink for Survey<'_> {
     }
 
     fn tick(&mut self, view: &View<'_>, _: &mut dyn Write) -> std::io::Result<()> {
-        self.writer.rollup.observe(Counters { packets: view.engine.stats.frames, ..Counters::default() });
+        self.writer.rollup.observe(Counters { packets: view.frames, ..Counters::default() });
         Ok(())
     }
 
@@ -83,21 +83,29 @@ fn add_minutes(writer: &mut Writer, minutes: &BTreeSet<i64>) {
 /// and in the input's [`ReportInput::damaged_captures`] (the report's methodology). With
 /// `strict`, any damaged capture is an error instead, and nothing is returned.
 ///
+/// What a survey reads, and how.
+#[derive(Debug, Clone, Copy)]
+pub struct Captures<'a> {
+    /// The configuration (departments, policy, catalog, k).
+    pub config: &'a Path,
+    /// Capture files or directories.
+    pub inputs: &'a [PathBuf],
+    /// A store to keep the rollup in (else memory).
+    pub store: Option<&'a Path>,
+    /// Any damaged capture is an error rather than named in the methodology.
+    pub strict: bool,
+    /// Engine workers (0: the default; the input is the same for any number).
+    pub workers: usize,
+}
+
 /// Coverage names one sensor, [`SURVEY_SENSOR`], whose uptime is the minutes (UTC) that hold
 /// at least one packet, each counted once.
 ///
 /// # Errors
 /// An invalid configuration, no capture file, a damaged capture with `strict`, a store error,
 /// or captures without any flow and no period given.
-pub fn input_with(
-    config: &Path,
-    inputs: &[PathBuf],
-    from: Option<time::Date>,
-    to: Option<time::Date>,
-    store: Option<&Path>,
-    strict: bool,
-    log: &mut dyn Write,
-) -> anyhow::Result<ReportInput> {
+pub fn input_with(what: &Captures<'_>, from: Option<time::Date>, to: Option<time::Date>, log: &mut dyn Write) -> anyhow::Result<ReportInput> {
+    let Captures { config, inputs, store, strict, workers } = *what;
     let settings = Settings::load(config).map_err(|diags| {
         let list: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
         anyhow::anyhow!("{}: configuration has {} error(s):\n{}", config.display(), diags.len(), list.join("\n"))
@@ -109,10 +117,10 @@ pub fn input_with(
     st.set_settings(settings.store);
     let mut writer = Writer::new(st, SURVEY_SENSOR);
     writer.rollup.set_config(settings.facts());
-    let opts = pipeline::Options { inputs: inputs.to_vec(), ..pipeline::Options::default() };
+    let opts = pipeline::Options { inputs: inputs.to_vec(), workers, ..pipeline::Options::default() };
     let mut pipe_log = Vec::new();
     let stop = Arc::new(AtomicBool::new(false));
-    let mut pipe = Pipeline::open(Engine::new(settings.engine), opts, stop, Arc::new(SystemClock), &mut pipe_log)?;
+    let mut pipe = Pipeline::open(settings.engine, opts, stop, Arc::new(SystemClock), &mut pipe_log)?;
     anyhow::ensure!(!pipe.sources.is_empty(), "no capture files in the inputs");
     let mut survey = Survey { settings: &settings, writer, days: None, minutes: BTreeSet::new() };
     pipe.run(&mut survey, &mut pipe_log)?;
@@ -155,5 +163,6 @@ pub fn input_with(
 /// # Errors
 /// As [`input_with`].
 pub fn input(config: &Path, inputs: &[PathBuf], from: Option<time::Date>, to: Option<time::Date>, store: Option<&Path>) -> anyhow::Result<ReportInput> {
-    input_with(config, inputs, from, to, store, false, &mut std::io::stderr())
+    let what = Captures { config, inputs, store, strict: false, workers: 0 };
+    input_with(&what, from, to, &mut std::io::stderr())
 }
