@@ -218,14 +218,15 @@ pub fn encode(s: &State) -> prometheus::Result<Vec<u8>> {
     let flows = counter(&r, "shadowtap_flows_total", "Flows by department and attributed service, channel, category and policy status (groups smaller than the minimum group size folded into service=\"_suppressed\").", GROUP)?;
     let bytes = counter(&r, "shadowtap_bytes_total", "IP bytes of those flows, by direction (up = client to server).", &[GROUP, &["direction"]].concat())?;
     for (k, t) in &s.snapshot.totals {
-        let l = [k.department.as_str(), &k.service, &k.channel, &k.category, &k.status];
+        let l = k.labels();
         flows.with_label_values(&l).inc_by(t.flows);
         bytes.with_label_values(&[&l[..], &["up"]].concat()).inc_by(t.bytes_up);
         bytes.with_label_values(&[&l[..], &["down"]].concat()).inc_by(t.bytes_down);
     }
     let hosts = gauge(&r, "shadowtap_hosts", "Distinct hosts (pseudonymous) of a group over a sliding window of packet time.", &[GROUP, &["window"]].concat())?;
     for (k, w, n) in &s.snapshot.hosts {
-        hosts.with_label_values(&[k.department.as_str(), &k.service, &k.channel, &k.category, &k.status, w]).set(*n as i64);
+        let [d, s, c, cat, st] = k.labels();
+        hosts.with_label_values(&[d, s, c, cat, st, w]).set(*n as i64);
     }
     let active = gauge(&r, "shadowtap_department_active_hosts", "Distinct hosts of a department seen in any flow over the window: the denominator of usage shares.", &["department", "window"])?;
     for (d, w, n) in &s.snapshot.department_hosts {

@@ -195,7 +195,7 @@ impl Sensor {
         // `count_unanswered`), so it fires no "first use" and adds no upload volume.
         let mut evs = if self.aggregator.unanswered_rule().counts_as_use(r) {
             let (revealed, hosts) = view.unwrap_or((false, 0));
-            self.events.on_flow(r.ts_end, &a.department, service, a.status, r.bytes_up, revealed, hosts)
+            self.events.on_flow(r.ts_end, a.department.as_str(), service, a.status, r.bytes_up, revealed, hosts)
         } else {
             Vec::new()
         };
