@@ -777,6 +777,39 @@ mod state_tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// A state file as the build before typed ids wrote it (names on disk, same format).
+    const SAVED_BY_PREVIOUS_BUILD: &str = r#"{"version":1,"now_micros":1000100000000,"key_continuity":false,"totals":[{"key":["finance","_suppressed","_suppressed","_suppressed","_suppressed"],"flows":2,"bytes_up":200,"bytes_down":2000},{"key":["finance","whatsapp","default","messaging","unsanctioned"],"flows":3,"bytes_up":300,"bytes_down":3000},{"key":["legal","_uncatalogued","_uncatalogued","_uncatalogued","_uncatalogued"],"flows":1,"bytes_up":100,"bytes_down":1000}],"revealed":[["finance","whatsapp","default","messaging","unsanctioned"]],"group_hosts":[{"key":["finance","whatsapp","default","messaging","unsanctioned"],"hosts":[[11,1000000],[12,1000050],[13,1000100]],"full":false},{"key":["legal","_uncatalogued","_uncatalogued","_uncatalogued","_uncatalogued"],"hosts":[[14,1000000]],"full":false}],"department_hosts":[{"key":["finance"],"hosts":[[11,1000000],[12,1000050],[13,1000100]],"full":false},{"key":["legal"],"hosts":[[14,1000000]],"full":false}],"unnamed":[["legal","tls_no_sni",4]],"ech":[["finance",1]],"unanswered":[["finance","_suppressed",1],["legal","_unnamed",2]],"unanswered_revealed":[["legal","_unnamed"]],"unanswered_pending":[{"key":["finance","whatsapp"],"hosts":[[15,1000000]],"full":false}]}"#;
+
+    #[test]
+    fn a_state_saved_by_the_previous_build_restores_and_saves_the_same() {
+        let c = catalog();
+        let saved: state::Saved = serde_json::from_str(SAVED_BY_PREVIOUS_BUILD).unwrap();
+        let mut a = Aggregator::new(Privacy { min_group_size: 3, ..Privacy::default() }).unwrap();
+        a.restore(saved).unwrap();
+        // Names on disk again, in the same order: the file format did not change.
+        assert_eq!(serde_json::to_string(&a.to_saved()).unwrap(), SAVED_BY_PREVIOUS_BUILD);
+        let s = a.snapshot();
+        let labels: Vec<_> = s.totals.iter().map(|(k, t)| (k.labels(), t.flows)).collect();
+        assert_eq!(
+            labels,
+            [
+                (["finance", SUPPRESSED, SUPPRESSED, SUPPRESSED, SUPPRESSED], 2),
+                (["finance", "whatsapp", "default", "messaging", "unsanctioned"], 3),
+                (["legal", UNCATALOGUED, UNCATALOGUED, UNCATALOGUED, UNCATALOGUED], 1),
+            ]
+        );
+        assert_eq!(s.unnamed, vec![("legal".to_string(), "tls_no_sni".to_string(), 4)]);
+        // New flows count into the restored groups: the ids the catalog gives are the ids the
+        // restored names got.
+        a.add(&flow("10.0.0.9:1", 1_000_200), &wa("finance"), &c);
+        let s = a.snapshot();
+        assert_eq!(s.totals.iter().find(|(k, _)| k.service == "whatsapp").map(|(_, t)| t.flows), Some(4));
+        // A status label this build does not know is refused, not guessed.
+        let bad = SAVED_BY_PREVIOUS_BUILD.replacen("\"unsanctioned\"", "\"nonsense\"", 1);
+        let mut b = Aggregator::new(Privacy::default()).unwrap();
+        assert!(b.restore(serde_json::from_str(&bad).unwrap()).is_err());
+    }
+
     #[test]
     fn unanswered_counts_and_pending_hosts_survive_a_restart() {
         let c = catalog();

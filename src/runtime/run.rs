@@ -190,12 +190,12 @@ impl Sensor {
             rollup.add(r, &a, &c.catalog);
         }
         let cat = &c.catalog;
-        let service = a.target.map(|t| (cat.service(t).id.as_str(), cat.service(t).category.as_str(), cat.channel(t)));
+        let service = a.target.map(|t| (cat.service_sym(t), cat.service(t).category_sym, cat.channel_sym(t)));
         // Only use reaches the detectors: a flow its server never answered is no use (unless
         // `count_unanswered`), so it fires no "first use" and adds no upload volume.
         let mut evs = if self.aggregator.unanswered_rule().counts_as_use(r) {
             let (revealed, hosts) = view.unwrap_or((false, 0));
-            self.events.on_flow(r.ts_end, a.department.as_str(), service, a.status, r.bytes_up, revealed, hosts)
+            self.events.on_flow(r.ts_end, a.department, service, a.status, r.bytes_up, revealed, hosts)
         } else {
             Vec::new()
         };
