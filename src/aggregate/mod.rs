@@ -407,7 +407,7 @@ impl Aggregator {
     fn add_unanswered(&mut self, department: Sym, service: Sym, host: Pseudonym, secs: i64) {
         let key = (department, service);
         let revealed = self.unanswered_revealed.contains(&key) || {
-            let hosts = self.unanswered_pending.entry(key.clone()).or_default();
+            let hosts = self.unanswered_pending.entry(key).or_default();
             hosts.see(host, secs);
             let reached = hosts.count_since(self.now.secs() - WINDOWS[3].1 as i64) >= self.privacy.min_group_size;
             if reached {

@@ -241,7 +241,7 @@ impl Classifier {
     }
 
     /// The strongest catalog match of a flow, with the name that matched (for tenants).
-    fn match_flow<'r>(&self, r: &'r FlowRecord) -> (Option<Target>, Option<MatchSignal>, Option<String>, Option<&'r [u8]>) {
+    fn match_flow<'r>(&self, r: &'r FlowRecord) -> Match<'r> {
         let d = r.details.as_deref();
         let quic = r.app == crate::engine::App::Quic;
         let dns_first = r.signal == Some(Signal::Dns);
@@ -339,6 +339,10 @@ impl Classifier {
         out
     }
 }
+
+/// A flow's catalog match: target, signal, rule, and the name that matched (borrowed from the
+/// record, for tenants).
+type Match<'r> = (Option<Target>, Option<MatchSignal>, Option<String>, Option<&'r [u8]>);
 
 /// `host:port` → `host` (IPv6 literals in brackets keep their address).
 fn strip_port(h: &[u8]) -> &[u8] {
