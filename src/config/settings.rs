@@ -454,6 +454,23 @@ mod tests {
     }
 
     #[test]
+    fn a_reload_keeps_the_ids_of_known_names_and_adds_ids_for_new_ones() -> Result<()> {
+        let one = "[[department]]\nid = \"reload-finance\"\nname = \"Finance\"\ncidrs = [\"10.1.0.0/16\"]\n";
+        let two = format!("{one}[[department]]\nid = \"reload-legal\"\nname = \"Legal\"\ncidrs = [\"10.2.0.0/16\"]\n");
+        let compile = |text: &str| Settings::compile(loaded(text)?, catalog()?, None, GeoIp::default()).map_err(|d| format!("{d:?}"));
+        let (before, after) = (compile(one)?, compile(&two)?);
+        let finance = before.classifier.department_sym(ip("10.1.2.3")?);
+        assert_eq!(after.classifier.department_sym(ip("10.1.2.3")?), finance, "the aggregator's groups stay valid");
+        let legal = after.classifier.department_sym(ip("10.2.0.1")?);
+        assert_ne!(legal, finance);
+        assert_eq!((finance.as_str(), legal.as_str()), ("reload-finance", "reload-legal"));
+        assert_eq!(before.classifier.department_sym(ip("10.2.0.1")?), crate::classify::UNMAPPED_SYM);
+        let t = crate::classify::catalog::Target { service: 0, channel: 0 };
+        assert_eq!(before.classifier.catalog.service_sym(t), after.classifier.catalog.service_sym(t), "a catalog built again gives the same ids");
+        Ok(())
+    }
+
+    #[test]
     fn compiles_departments_policy_engine_and_mapping_without_reading_files() -> Result<()> {
         let text = "[[department]]\nid = \"finance\"\nname = \"Finance\"\ncidrs = [\"10.1.0.0/16\"]\n[policy]\nsanctioned = [\"whatsapp\"]\n[engine]\nmax_flows = 1000\n";
         let s = Settings::compile(loaded(text)?, catalog()?, Some((Path::new("map.csv"), "# lease export\n10.9.0.7,finance\n")), GeoIp::default())
