@@ -254,16 +254,16 @@ pub struct Snapshot {
     /// Distinct hosts per revealed group and window.
     pub hosts: Vec<(GroupKey, &'static str, usize)>,
     /// Active hosts per department and window (departments with at least k hosts).
-    pub department_hosts: Vec<(String, &'static str, usize)>,
+    pub department_hosts: Vec<(Sym, &'static str, usize)>,
     /// Unnamed flows per department and reason.
-    pub unnamed: Vec<(String, String, u64)>,
+    pub unnamed: Vec<(Sym, &'static str, u64)>,
     /// Flows with real ECH per department (named or not): how much of the traffic hides its
     /// name from the wire.
-    pub ech: Vec<(String, u64)>,
+    pub ech: Vec<(Sym, u64)>,
     /// Flows their server never answered, per department and service label (a service id,
     /// [`UNCATALOGUED`], [`UNNAMED`], or [`SUPPRESSED`] until k hosts sent them): counted
     /// apart from use.
-    pub unanswered: Vec<(String, String, u64)>,
+    pub unanswered: Vec<(Sym, Sym, u64)>,
     /// Whether unanswered flows count as use too.
     pub unanswered_rule: Unanswered,
     /// Series withheld because their group is smaller than k.
@@ -479,19 +479,20 @@ impl Aggregator {
             for (label, len) in WINDOWS {
                 let n = hosts.count_since(now - len as i64);
                 if n >= k || n == 0 {
-                    s.department_hosts.push((dept.as_str().to_string(), label, n));
+                    s.department_hosts.push((*dept, label, n));
                 } else {
                     s.suppressed_series += 1;
                 }
             }
         }
-        s.department_hosts.sort();
-        s.unnamed = self.unnamed.iter().map(|((d, r), n)| (d.as_str().to_string(), r.to_string(), *n)).collect();
-        s.unnamed.sort();
-        s.ech = self.ech.iter().map(|(d, n)| (d.as_str().to_string(), *n)).collect();
-        s.ech.sort();
-        s.unanswered = self.unanswered.iter().map(|((d, svc), n)| (d.as_str().to_string(), svc.as_str().to_string(), *n)).collect();
-        s.unanswered.sort();
+        // Ids, sorted by name: the exporter writes the names.
+        s.department_hosts.sort_by_cached_key(|&(d, w, _)| (d.as_str(), w));
+        s.unnamed = self.unnamed.iter().map(|(&(d, r), &n)| (d, r, n)).collect();
+        s.unnamed.sort_by_cached_key(|&(d, r, _)| (d.as_str(), r));
+        s.ech = self.ech.iter().map(|(&d, &n)| (d, n)).collect();
+        s.ech.sort_by_cached_key(|&(d, _)| d.as_str());
+        s.unanswered = self.unanswered.iter().map(|(&(d, svc), &n)| (d, svc, n)).collect();
+        s.unanswered.sort_by_cached_key(|&(d, svc, _)| (d.as_str(), svc.as_str()));
         s.unanswered_rule = self.unanswered_rule;
         // A pair not named yet withholds its one series.
         s.suppressed_series += self.unanswered_pending.len() as u64;
@@ -629,7 +630,7 @@ mod tests {
         a.add(&with_ech(false), &wa("finance"), &c);
         a.add(&with_ech(true), &wa("finance"), &c);
         a.add(&flow("10.0.0.2:1000", 1_000_001), &wa("finance"), &c);
-        assert_eq!(a.snapshot().ech, vec![("finance".to_string(), 1)]);
+        assert_eq!(a.snapshot().ech, vec![(Sym::from("finance"), 1)]);
     }
 
     #[test]
@@ -666,7 +667,7 @@ mod tests {
         let unknown = Attribution { target: None, status: Some(Status::Unknown), ..wa("legal") };
         a.add(&unanswered("10.0.0.1:1000", 1_000_000), &unknown, &c);
         let s = a.snapshot();
-        assert_eq!(s.unanswered, vec![("legal".to_string(), UNNAMED.to_string(), 1)]);
+        assert_eq!(s.unanswered, vec![(Sym::from("legal"), Sym::UNNAMED, 1)]);
         assert!(s.unnamed.is_empty() && s.department_hosts.iter().all(|(_, _, n)| *n == 0));
     }
 
@@ -680,7 +681,7 @@ mod tests {
         let s = a.snapshot();
         assert_eq!(s.totals.iter().find(|(k, _)| k.service == "whatsapp").map(|(_, t)| t.flows), Some(1));
         assert!(s.department_hosts.contains(&("finance".into(), "30d", 1)));
-        assert_eq!(s.unanswered, vec![("finance".to_string(), "whatsapp".to_string(), 1)]);
+        assert_eq!(s.unanswered, vec![(Sym::from("finance"), Sym::from("whatsapp"), 1)]);
         assert_eq!(s.unanswered_rule, Unanswered::AsUse);
         assert!(Unanswered::AsUse.counts_as_use(&unanswered("10.0.0.1:1", 1)));
         assert!(!Unanswered::Apart.counts_as_use(&unanswered("10.0.0.1:1", 1)));
@@ -798,7 +799,7 @@ mod state_tests {
                 (["legal", UNCATALOGUED, UNCATALOGUED, UNCATALOGUED, UNCATALOGUED], 1),
             ]
         );
-        assert_eq!(s.unnamed, vec![("legal".to_string(), "tls_no_sni".to_string(), 4)]);
+        assert_eq!(s.unnamed, vec![(Sym::from("legal"), "tls_no_sni", 4)]);
         // New flows count into the restored groups: the ids the catalog gives are the ids the
         // restored names got.
         a.add(&flow("10.0.0.9:1", 1_000_200), &wa("finance"), &c);
@@ -820,11 +821,11 @@ mod state_tests {
         state::save(&dir, &a).unwrap();
         let mut b = Aggregator::new(privacy).unwrap();
         b.restore(state::load(&dir).unwrap().unwrap()).unwrap();
-        assert_eq!(b.snapshot().unanswered, vec![("finance".to_string(), SUPPRESSED.to_string(), 1)]);
+        assert_eq!(b.snapshot().unanswered, vec![(Sym::from("finance"), Sym::SUPPRESSED, 1)]);
         // The host seen before the restart still counts toward k (under its old pseudonym).
         b.add(&unanswered("10.0.0.2:1", 1_000_100), &wa("finance"), &c);
         let s = b.snapshot();
-        assert!(s.unanswered.contains(&("finance".to_string(), "whatsapp".to_string(), 1)), "{:?}", s.unanswered);
+        assert!(s.unanswered.contains(&(Sym::from("finance"), Sym::from("whatsapp"), 1)), "{:?}", s.unanswered);
         std::fs::remove_dir_all(&dir).unwrap();
         // A state file of an earlier build (no unanswered keys) still loads.
         let mut old: serde_json::Value = serde_json::to_value(a.to_saved()).unwrap();

@@ -243,7 +243,7 @@ pub fn encode(s: &State) -> prometheus::Result<Vec<u8>> {
         &["department", "service"],
     )?;
     for (d, svc, n) in &s.snapshot.unanswered {
-        unanswered.with_label_values(&[d.as_str(), svc]).inc_by(*n);
+        unanswered.with_label_values(&[d.as_str(), svc.as_str()]).inc_by(*n);
     }
     g1_unanswered_as_use(&r, s)?;
     let top = gauge(
