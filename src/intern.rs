@@ -10,7 +10,9 @@
 //! valid, and a reload that adds a department or a service only adds ids. Names come from the
 //! configuration and the catalog (not from traffic), so the table is small; it is bounded all
 //! the same by [`MAX_SYMS`]: a name past the bound gets [`Sym::OVERFLOW`] (counted in
-//! [`overflows`]) instead of growing the table. A name's text is kept for the life of the
+//! [`overflows`]) instead of growing the table, and `config::Settings::load` refuses a
+//! configuration whose loading overflowed (a reload keeps the running one). Only a process
+//! reloaded with tens of thousands of distinct new names over its life gets there. A name's text is kept for the life of the
 //! process (at most [`MAX_SYMS`] names of configuration), which is what lets [`Sym::as_str`]
 //! hand out a `&'static str`.
 //!

@@ -67,6 +67,7 @@ impl Settings {
     /// # Errors
     /// Every problem found, each with file and line.
     pub fn load(path: &Path) -> Result<Settings, Vec<Diagnostic>> {
+        let overflows = crate::intern::overflows();
         let loaded = Loaded::read(path)?;
         let catalog = read_catalog_dir(&loaded.resolve(&loaded.config.catalog))?;
         let mapping_file = loaded.config.departments.mapping_file.as_ref().map(|f| loaded.resolve(f));
@@ -104,6 +105,16 @@ impl Settings {
             s.risk = w;
         }
         s.warnings.splice(0..0, warnings);
+        if crate::intern::overflows() > overflows {
+            // Ids are never reused (groups kept across reloads hold them), so a process that
+            // has seen too many distinct names refuses the configuration rather than merge
+            // its new names under one label.
+            let message = format!(
+                "more than {} distinct department, service, channel and category names since the sensor started; restart it to load this configuration",
+                crate::intern::MAX_SYMS
+            );
+            return Err(vec![Diagnostic { file: path.to_path_buf(), line: None, message }]);
+        }
         Ok(s)
     }
 
