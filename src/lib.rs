@@ -38,6 +38,7 @@ pub mod engine;
 pub mod export;
 pub mod fingerprint;
 pub mod flow;
+pub mod intern;
 pub mod proto;
 pub mod report;
 pub mod runtime;

@@ -7,15 +7,27 @@
 //!
 //! The throughput issue's budget: at most [`TLS_FLOW_BUDGET`] allocations per TLS flow and
 //! none per DNS answer beyond the flow's own record. The figures are printed either way.
+//!
+//! Past the engine, the daemon's per-flow path (`Classifier::attribute`, `Aggregator::add`,
+//! `Rollup::add`) is counted the same way over the records of the TLS capture, within
+//! [`ACCOUNT_BUDGET`]: the groups are keyed by interned ids, so counting a flow in groups that
+//! already exist allocates nothing.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use shadowtap::aggregate::Aggregator;
 use shadowtap::capture::file::{FileReader, Next};
+use shadowtap::config::Settings;
+use shadowtap::engine::FlowRecord;
+use shadowtap::store::keys::Keyring;
+use shadowtap::store::rollup::Rollup;
 use shadowtap::decode::LinkType;
 use shadowtap::engine::{Config, Engine};
 use shadowtap::time::Timestamp;
+
+mod common;
 
 struct Counting;
 
@@ -43,8 +55,14 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// The counter is process-wide: the tests of this file take turns.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Allocations allowed per TLS flow (the target).
 const TLS_FLOW_BUDGET: u64 = 20;
+
+/// Allocations allowed per finished flow in attribution, aggregation and the rollup.
+const ACCOUNT_BUDGET: f64 = 2.0;
 
 type Owned = (Timestamp, Option<LinkType>, Vec<u8>, u32);
 
@@ -104,9 +122,52 @@ fn per_flow(name: &str, server_port: u16, n: u16) -> f64 {
 
 #[test]
 fn allocations_per_tls_flow_and_per_dns_answer() {
+    let _turn = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let tls = per_flow("curl-tls13.pcap", 8443, 200);
     let dns = per_flow("dns-udp.pcap", 53, 200);
     eprintln!("allocations per TLS flow (curl, TLS 1.3, SYN to FIN): {tls:.1}; per DNS exchange: {dns:.1}");
     assert!(tls > 0.0 && dns > 0.0, "the counter counts");
     assert!(tls <= TLS_FLOW_BUDGET as f64, "{tls:.1} allocations per TLS flow, budget {TLS_FLOW_BUDGET}");
+}
+
+/// The records of `times` replays of `frames`, in the order the engine ended them.
+fn records(frames: &[Owned], server_port: u16, times: u16) -> Vec<FlowRecord> {
+    let mut e = Engine::new(Config::default());
+    for (ts, link, data, len) in (0..times).flat_map(|i| replay(frames, server_port, i * 7)) {
+        e.handle(ts, link, &data, len);
+    }
+    e.finish();
+    std::mem::take(&mut e.records)
+}
+
+/// Allocations made while the daemon's sink attributes, aggregates and rolls up `records`.
+fn account(settings: &Settings, records: &[FlowRecord]) -> u64 {
+    let mut agg = Aggregator::new(settings.privacy).unwrap();
+    let mut rollup = Rollup::new(Keyring::default(), "s1", 7);
+    let c = &settings.classifier;
+    let before = ALLOCS.load(Ordering::Relaxed);
+    for r in records {
+        let a = c.attribute(r);
+        agg.add(r, &a, &c.catalog);
+        rollup.add(r, &a, &c.catalog);
+    }
+    ALLOCS.load(Ordering::Relaxed) - before
+}
+
+#[test]
+fn allocations_per_flow_past_the_engine() {
+    let _turn = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let dir = std::env::temp_dir().join(format!("shadowtap-alloc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("config.toml");
+    std::fs::write(&path, common::bundled_config()).unwrap();
+    let settings = Settings::load(&path).unwrap_or_else(|e| panic!("{e:?}"));
+    std::fs::remove_dir_all(&dir).unwrap();
+    let f = frames("curl-tls13.pcap");
+    let n = 200;
+    let (one, many) = (records(&f, 8443, 1), records(&f, 8443, 1 + n));
+    assert_eq!(many.len(), one.len() * (1 + usize::from(n)));
+    let per_flow = (account(&settings, &many) - account(&settings, &one)) as f64 / (many.len() - one.len()) as f64;
+    eprintln!("allocations per finished flow in attribute + aggregate + rollup: {per_flow:.2}");
+    assert!(per_flow <= ACCOUNT_BUDGET, "{per_flow:.2} allocations per flow, budget {ACCOUNT_BUDGET}");
 }

@@ -41,6 +41,7 @@ use pseudonym::{Pseudonym, Pseudonymizer};
 use crate::classify::catalog::Catalog;
 use crate::classify::{Attribution, Status};
 use crate::engine::FlowRecord;
+use crate::intern::Sym;
 use crate::time::Timestamp;
 
 /// Window lengths, with their label.
@@ -94,10 +95,10 @@ impl Unanswered {
 
 /// The service label an unanswered flow is counted under: its group's service (a catalogued
 /// service id or [`UNCATALOGUED`]), or [`UNNAMED`] for a destination that stayed unnamed.
-pub fn unanswered_service(p: &Placement) -> &str {
+pub fn unanswered_service(p: &Placement) -> Sym {
     match p {
-        Placement::Group(k) => &k.service,
-        Placement::Unnamed(_) => UNNAMED,
+        Placement::Group(k) => k.service,
+        Placement::Unnamed(_) => Sym::UNNAMED,
     }
 }
 
@@ -118,19 +119,66 @@ impl Default for Privacy {
     }
 }
 
-/// A group's labels.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A group's status label: the policy status, or what stands in for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum GroupStatus {
+    /// A catalogued service's policy status.
+    Policy(Status),
+    /// A named destination outside the catalog ([`UNCATALOGUED`]).
+    Uncatalogued,
+    /// A group folded for privacy ([`SUPPRESSED`]).
+    Suppressed,
+}
+
+impl GroupStatus {
+    /// Label used in output, metrics and the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupStatus::Policy(s) => s.as_str(),
+            GroupStatus::Uncatalogued => UNCATALOGUED,
+            GroupStatus::Suppressed => SUPPRESSED,
+        }
+    }
+
+    /// The status of a label written by [`GroupStatus::as_str`].
+    pub fn parse(label: &str) -> Option<GroupStatus> {
+        Some(match label {
+            UNCATALOGUED => GroupStatus::Uncatalogued,
+            SUPPRESSED => GroupStatus::Suppressed,
+            _ => GroupStatus::Policy(
+                [Status::Sanctioned, Status::Exempted, Status::Unsanctioned, Status::Unknown].into_iter().find(|s| s.as_str() == label)?,
+            ),
+        })
+    }
+}
+
+/// A group's labels, as small `Copy` ids: building one for a flow allocates nothing. Their
+/// names ([`GroupKey::labels`]) are made only where they are written. `Ord` follows the ids;
+/// output sorted by name sorts by [`GroupKey::labels`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct GroupKey {
     /// Department id.
-    pub department: String,
+    pub department: Sym,
     /// Service id (or [`SUPPRESSED`]).
-    pub service: String,
+    pub service: Sym,
     /// Channel id.
-    pub channel: String,
+    pub channel: Sym,
     /// Category.
-    pub category: String,
-    /// Status label.
-    pub status: String,
+    pub category: Sym,
+    /// Status.
+    pub status: GroupStatus,
+}
+
+impl GroupKey {
+    /// The department's folded group ([`SUPPRESSED`] in every other label).
+    pub fn suppressed(department: Sym) -> GroupKey {
+        GroupKey { department, service: Sym::SUPPRESSED, channel: Sym::SUPPRESSED, category: Sym::SUPPRESSED, status: GroupStatus::Suppressed }
+    }
+
+    /// The labels as text: department, service, channel, category, status.
+    pub fn labels(&self) -> [&'static str; 5] {
+        [self.department.as_str(), self.service.as_str(), self.channel.as_str(), self.category.as_str(), self.status.as_str()]
+    }
 }
 
 #[derive(Debug, Default, Clone)]
@@ -165,7 +213,7 @@ impl Hosts {
 
 /// Where a flow is counted: the one grouping shared by the daemon's aggregation and the rollup
 /// store, so that both count the same flows in the same rows.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Placement {
     /// A group: a catalogued service, or [`UNCATALOGUED`] for a named destination (or a DNS
     /// flow) outside the catalog.
@@ -180,11 +228,11 @@ pub fn place(r: &FlowRecord, a: &Attribution, catalog: &Catalog) -> Placement {
         return Placement::Unnamed(r.unnamed.map(|u| u.as_str()).unwrap_or("unknown"));
     }
     let (service, channel, category) = match a.target {
-        Some(t) => (catalog.service(t).id.clone(), catalog.channel(t).to_string(), catalog.service(t).category.clone()),
-        None => (UNCATALOGUED.to_string(), UNCATALOGUED.to_string(), UNCATALOGUED.to_string()),
+        Some(t) => (catalog.service_sym(t), catalog.channel_sym(t), catalog.service(t).category_sym),
+        None => (Sym::UNCATALOGUED, Sym::UNCATALOGUED, Sym::UNCATALOGUED),
     };
-    let status = a.status.map(|s| s.as_str()).unwrap_or(UNCATALOGUED).to_string();
-    Placement::Group(GroupKey { department: a.department.clone(), service, channel, category, status })
+    let status = a.status.map_or(GroupStatus::Uncatalogued, GroupStatus::Policy);
+    Placement::Group(GroupKey { department: a.department, service, channel, category, status })
 }
 
 /// Counters of one group.
@@ -206,16 +254,16 @@ pub struct Snapshot {
     /// Distinct hosts per revealed group and window.
     pub hosts: Vec<(GroupKey, &'static str, usize)>,
     /// Active hosts per department and window (departments with at least k hosts).
-    pub department_hosts: Vec<(String, &'static str, usize)>,
+    pub department_hosts: Vec<(Sym, &'static str, usize)>,
     /// Unnamed flows per department and reason.
-    pub unnamed: Vec<(String, String, u64)>,
+    pub unnamed: Vec<(Sym, &'static str, u64)>,
     /// Flows with real ECH per department (named or not): how much of the traffic hides its
     /// name from the wire.
-    pub ech: Vec<(String, u64)>,
+    pub ech: Vec<(Sym, u64)>,
     /// Flows their server never answered, per department and service label (a service id,
     /// [`UNCATALOGUED`], [`UNNAMED`], or [`SUPPRESSED`] until k hosts sent them): counted
     /// apart from use.
-    pub unanswered: Vec<(String, String, u64)>,
+    pub unanswered: Vec<(Sym, Sym, u64)>,
     /// Whether unanswered flows count as use too.
     pub unanswered_rule: Unanswered,
     /// Series withheld because their group is smaller than k.
@@ -240,17 +288,17 @@ pub struct Aggregator {
     totals: HashMap<GroupKey, Totals>,
     group_hosts: HashMap<GroupKey, Hosts>,
     revealed: HashMap<GroupKey, bool>,
-    department_hosts: HashMap<String, Hosts>,
-    unnamed: HashMap<(String, String), u64>,
-    ech: HashMap<String, u64>,
+    department_hosts: HashMap<Sym, Hosts>,
+    unnamed: HashMap<(Sym, &'static str), u64>,
+    ech: HashMap<Sym, u64>,
     unanswered_rule: Unanswered,
     /// Unanswered flows per (department, service label or [`SUPPRESSED`]).
-    unanswered: HashMap<(String, String), u64>,
+    unanswered: HashMap<(Sym, Sym), u64>,
     /// (department, service) pairs of unanswered flows named for good (k hosts reached).
-    unanswered_revealed: HashSet<(String, String)>,
+    unanswered_revealed: HashSet<(Sym, Sym)>,
     /// Hosts of the pairs not named yet: fewer than k each (in 30 days), so at most k
     /// pseudonyms per (department, service) pair of the configuration and catalog.
-    unanswered_pending: HashMap<(String, String), Hosts>,
+    unanswered_pending: HashMap<(Sym, Sym), Hosts>,
     /// Hosts per registrable domain outside the catalog (at most [`MAX_UNCATALOGUED_DOMAINS`]).
     uncatalogued: HashMap<String, Hosts>,
     uncatalogued_dropped: u64,
@@ -317,45 +365,35 @@ impl Aggregator {
         let host = self.pseudonyms.pseudonym(r.client.ip(), r.ts_start);
         let placement = place(r, a, catalog);
         if !r.answered() {
-            self.add_unanswered(&a.department, unanswered_service(&placement), host, secs);
+            self.add_unanswered(a.department, unanswered_service(&placement), host, secs);
         }
         if !self.unanswered_rule.counts_as_use(r) {
             return None;
         }
-        self.department_hosts.entry(a.department.clone()).or_default().see(host, secs);
+        self.department_hosts.entry(a.department).or_default().see(host, secs);
         if r.details.as_deref().is_some_and(crate::engine::Details::real_ech) {
-            *self.ech.entry(a.department.clone()).or_default() += 1;
+            *self.ech.entry(a.department).or_default() += 1;
         }
         let key = match placement {
             Placement::Group(key) => key,
             Placement::Unnamed(reason) => {
-                *self.unnamed.entry((a.department.clone(), reason.to_string())).or_default() += 1;
+                *self.unnamed.entry((a.department, reason)).or_default() += 1;
                 return None;
             }
         };
-        if key.service == UNCATALOGUED {
+        if key.service == Sym::UNCATALOGUED {
             self.see_domain(r, host, secs);
         }
-        let hosts = self.group_hosts.entry(key.clone()).or_default();
+        let hosts = self.group_hosts.entry(key).or_default();
         hosts.see(host, secs);
         let since = self.now.secs() - WINDOWS[3].1 as i64;
         let hosts_24h = hosts.count_since(self.now.secs() - WINDOWS[1].1 as i64);
-        let revealed = self.revealed.entry(key.clone()).or_insert(false);
+        let revealed = self.revealed.entry(key).or_insert(false);
         if !*revealed && hosts.count_since(since) >= self.privacy.min_group_size {
             *revealed = true;
         }
         let view = (*revealed, hosts_24h);
-        let bucket = if *revealed {
-            key
-        } else {
-            GroupKey {
-                department: key.department,
-                service: SUPPRESSED.into(),
-                channel: SUPPRESSED.into(),
-                category: SUPPRESSED.into(),
-                status: SUPPRESSED.into(),
-            }
-        };
+        let bucket = if *revealed { key } else { GroupKey::suppressed(key.department) };
         let t = self.totals.entry(bucket).or_default();
         t.flows += 1;
         t.bytes_up += r.bytes_up;
@@ -366,19 +404,19 @@ impl Aggregator {
     /// Counts an unanswered flow of `department` to `service`: under its own label once k
     /// distinct hosts sent such flows within the longest window (for good, like a group), under
     /// [`SUPPRESSED`] until then.
-    fn add_unanswered(&mut self, department: &str, service: &str, host: Pseudonym, secs: i64) {
-        let key = (department.to_string(), service.to_string());
+    fn add_unanswered(&mut self, department: Sym, service: Sym, host: Pseudonym, secs: i64) {
+        let key = (department, service);
         let revealed = self.unanswered_revealed.contains(&key) || {
-            let hosts = self.unanswered_pending.entry(key.clone()).or_default();
+            let hosts = self.unanswered_pending.entry(key).or_default();
             hosts.see(host, secs);
             let reached = hosts.count_since(self.now.secs() - WINDOWS[3].1 as i64) >= self.privacy.min_group_size;
             if reached {
                 self.unanswered_pending.remove(&key);
-                self.unanswered_revealed.insert(key.clone());
+                self.unanswered_revealed.insert(key);
             }
             reached
         };
-        let bucket = if revealed { key } else { (department.to_string(), SUPPRESSED.to_string()) };
+        let bucket = if revealed { key } else { (department, Sym::SUPPRESSED) };
         *self.unanswered.entry(bucket).or_default() += 1;
     }
 
@@ -416,8 +454,9 @@ impl Aggregator {
         let k = self.privacy.min_group_size;
         let now = self.now.secs();
         let mut s = Snapshot { now: self.now, ..Default::default() };
-        s.totals = self.totals.iter().map(|(k, t)| (k.clone(), *t)).collect();
-        s.totals.sort_by(|a, b| a.0.cmp(&b.0));
+        s.totals = self.totals.iter().map(|(k, t)| (*k, *t)).collect();
+        // By name, as before ids: the order of the exposition and of tests.
+        s.totals.sort_by_cached_key(|(k, _)| k.labels());
         for (key, hosts) in &self.group_hosts {
             if hosts.full {
                 s.saturated_groups += 1;
@@ -429,30 +468,31 @@ impl Aggregator {
             for (label, len) in WINDOWS {
                 let n = hosts.count_since(now - len as i64);
                 if n >= k || n == 0 {
-                    s.hosts.push((key.clone(), label, n));
+                    s.hosts.push((*key, label, n));
                 } else {
                     s.suppressed_series += 1;
                 }
             }
         }
-        s.hosts.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        s.hosts.sort_by_cached_key(|(k, w, _)| (k.labels(), *w));
         for (dept, hosts) in &self.department_hosts {
             for (label, len) in WINDOWS {
                 let n = hosts.count_since(now - len as i64);
                 if n >= k || n == 0 {
-                    s.department_hosts.push((dept.clone(), label, n));
+                    s.department_hosts.push((*dept, label, n));
                 } else {
                     s.suppressed_series += 1;
                 }
             }
         }
-        s.department_hosts.sort();
-        s.unnamed = self.unnamed.iter().map(|((d, r), n)| (d.clone(), r.clone(), *n)).collect();
-        s.unnamed.sort();
-        s.ech = self.ech.iter().map(|(d, n)| (d.clone(), *n)).collect();
-        s.ech.sort();
-        s.unanswered = self.unanswered.iter().map(|((d, svc), n)| (d.clone(), svc.clone(), *n)).collect();
-        s.unanswered.sort();
+        // Ids, sorted by name: the exporter writes the names.
+        s.department_hosts.sort_by_cached_key(|&(d, w, _)| (d.as_str(), w));
+        s.unnamed = self.unnamed.iter().map(|(&(d, r), &n)| (d, r, n)).collect();
+        s.unnamed.sort_by_cached_key(|&(d, r, _)| (d.as_str(), r));
+        s.ech = self.ech.iter().map(|(&d, &n)| (d, n)).collect();
+        s.ech.sort_by_cached_key(|&(d, _)| d.as_str());
+        s.unanswered = self.unanswered.iter().map(|(&(d, svc), &n)| (d, svc, n)).collect();
+        s.unanswered.sort_by_cached_key(|&(d, svc, _)| (d.as_str(), svc.as_str()));
         s.unanswered_rule = self.unanswered_rule;
         // A pair not named yet withholds its one series.
         s.suppressed_series += self.unanswered_pending.len() as u64;
@@ -543,6 +583,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn fixed_ids_carry_the_labels() {
+        assert_eq!(Sym::UNCATALOGUED.as_str(), UNCATALOGUED);
+        assert_eq!(Sym::SUPPRESSED.as_str(), SUPPRESSED);
+        assert_eq!(Sym::UNNAMED.as_str(), UNNAMED);
+        assert_eq!(crate::classify::UNMAPPED_SYM.as_str(), crate::classify::UNMAPPED);
+        for label in ["sanctioned", "exempted", "unsanctioned", "unknown", UNCATALOGUED, SUPPRESSED] {
+            assert_eq!(GroupStatus::parse(label).map(GroupStatus::as_str), Some(label));
+        }
+        assert_eq!(GroupStatus::parse("nonsense"), None);
+    }
+
+    #[test]
     fn small_groups_are_folded_and_counters_stay_monotonic() {
         let c = catalog();
         let mut a = Aggregator::new(Privacy { min_group_size: 3, ..Privacy::default() }).unwrap();
@@ -578,7 +630,7 @@ mod tests {
         a.add(&with_ech(false), &wa("finance"), &c);
         a.add(&with_ech(true), &wa("finance"), &c);
         a.add(&flow("10.0.0.2:1000", 1_000_001), &wa("finance"), &c);
-        assert_eq!(a.snapshot().ech, vec![("finance".to_string(), 1)]);
+        assert_eq!(a.snapshot().ech, vec![(Sym::from("finance"), 1)]);
     }
 
     #[test]
@@ -615,7 +667,7 @@ mod tests {
         let unknown = Attribution { target: None, status: Some(Status::Unknown), ..wa("legal") };
         a.add(&unanswered("10.0.0.1:1000", 1_000_000), &unknown, &c);
         let s = a.snapshot();
-        assert_eq!(s.unanswered, vec![("legal".to_string(), UNNAMED.to_string(), 1)]);
+        assert_eq!(s.unanswered, vec![(Sym::from("legal"), Sym::UNNAMED, 1)]);
         assert!(s.unnamed.is_empty() && s.department_hosts.iter().all(|(_, _, n)| *n == 0));
     }
 
@@ -629,7 +681,7 @@ mod tests {
         let s = a.snapshot();
         assert_eq!(s.totals.iter().find(|(k, _)| k.service == "whatsapp").map(|(_, t)| t.flows), Some(1));
         assert!(s.department_hosts.contains(&("finance".into(), "30d", 1)));
-        assert_eq!(s.unanswered, vec![("finance".to_string(), "whatsapp".to_string(), 1)]);
+        assert_eq!(s.unanswered, vec![(Sym::from("finance"), Sym::from("whatsapp"), 1)]);
         assert_eq!(s.unanswered_rule, Unanswered::AsUse);
         assert!(Unanswered::AsUse.counts_as_use(&unanswered("10.0.0.1:1", 1)));
         assert!(!Unanswered::Apart.counts_as_use(&unanswered("10.0.0.1:1", 1)));
@@ -726,6 +778,39 @@ mod state_tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// A state file as the build before typed ids wrote it (names on disk, same format).
+    const SAVED_BY_PREVIOUS_BUILD: &str = r#"{"version":1,"now_micros":1000100000000,"key_continuity":false,"totals":[{"key":["finance","_suppressed","_suppressed","_suppressed","_suppressed"],"flows":2,"bytes_up":200,"bytes_down":2000},{"key":["finance","whatsapp","default","messaging","unsanctioned"],"flows":3,"bytes_up":300,"bytes_down":3000},{"key":["legal","_uncatalogued","_uncatalogued","_uncatalogued","_uncatalogued"],"flows":1,"bytes_up":100,"bytes_down":1000}],"revealed":[["finance","whatsapp","default","messaging","unsanctioned"]],"group_hosts":[{"key":["finance","whatsapp","default","messaging","unsanctioned"],"hosts":[[11,1000000],[12,1000050],[13,1000100]],"full":false},{"key":["legal","_uncatalogued","_uncatalogued","_uncatalogued","_uncatalogued"],"hosts":[[14,1000000]],"full":false}],"department_hosts":[{"key":["finance"],"hosts":[[11,1000000],[12,1000050],[13,1000100]],"full":false},{"key":["legal"],"hosts":[[14,1000000]],"full":false}],"unnamed":[["legal","tls_no_sni",4]],"ech":[["finance",1]],"unanswered":[["finance","_suppressed",1],["legal","_unnamed",2]],"unanswered_revealed":[["legal","_unnamed"]],"unanswered_pending":[{"key":["finance","whatsapp"],"hosts":[[15,1000000]],"full":false}]}"#;
+
+    #[test]
+    fn a_state_saved_by_the_previous_build_restores_and_saves_the_same() {
+        let c = catalog();
+        let saved: state::Saved = serde_json::from_str(SAVED_BY_PREVIOUS_BUILD).unwrap();
+        let mut a = Aggregator::new(Privacy { min_group_size: 3, ..Privacy::default() }).unwrap();
+        a.restore(saved).unwrap();
+        // Names on disk again, in the same order: the file format did not change.
+        assert_eq!(serde_json::to_string(&a.to_saved()).unwrap(), SAVED_BY_PREVIOUS_BUILD);
+        let s = a.snapshot();
+        let labels: Vec<_> = s.totals.iter().map(|(k, t)| (k.labels(), t.flows)).collect();
+        assert_eq!(
+            labels,
+            [
+                (["finance", SUPPRESSED, SUPPRESSED, SUPPRESSED, SUPPRESSED], 2),
+                (["finance", "whatsapp", "default", "messaging", "unsanctioned"], 3),
+                (["legal", UNCATALOGUED, UNCATALOGUED, UNCATALOGUED, UNCATALOGUED], 1),
+            ]
+        );
+        assert_eq!(s.unnamed, vec![(Sym::from("legal"), "tls_no_sni", 4)]);
+        // New flows count into the restored groups: the ids the catalog gives are the ids the
+        // restored names got.
+        a.add(&flow("10.0.0.9:1", 1_000_200), &wa("finance"), &c);
+        let s = a.snapshot();
+        assert_eq!(s.totals.iter().find(|(k, _)| k.service == "whatsapp").map(|(_, t)| t.flows), Some(4));
+        // A status label this build does not know is refused, not guessed.
+        let bad = SAVED_BY_PREVIOUS_BUILD.replacen("\"unsanctioned\"", "\"nonsense\"", 1);
+        let mut b = Aggregator::new(Privacy::default()).unwrap();
+        assert!(b.restore(serde_json::from_str(&bad).unwrap()).is_err());
+    }
+
     #[test]
     fn unanswered_counts_and_pending_hosts_survive_a_restart() {
         let c = catalog();
@@ -736,11 +821,11 @@ mod state_tests {
         state::save(&dir, &a).unwrap();
         let mut b = Aggregator::new(privacy).unwrap();
         b.restore(state::load(&dir).unwrap().unwrap()).unwrap();
-        assert_eq!(b.snapshot().unanswered, vec![("finance".to_string(), SUPPRESSED.to_string(), 1)]);
+        assert_eq!(b.snapshot().unanswered, vec![(Sym::from("finance"), Sym::SUPPRESSED, 1)]);
         // The host seen before the restart still counts toward k (under its old pseudonym).
         b.add(&unanswered("10.0.0.2:1", 1_000_100), &wa("finance"), &c);
         let s = b.snapshot();
-        assert!(s.unanswered.contains(&("finance".to_string(), "whatsapp".to_string(), 1)), "{:?}", s.unanswered);
+        assert!(s.unanswered.contains(&(Sym::from("finance"), Sym::from("whatsapp"), 1)), "{:?}", s.unanswered);
         std::fs::remove_dir_all(&dir).unwrap();
         // A state file of an earlier build (no unanswered keys) still loads.
         let mut old: serde_json::Value = serde_json::to_value(a.to_saved()).unwrap();

@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Aggregator, GroupKey, Hosts};
+use super::{Aggregator, GroupKey, GroupStatus, Hosts};
+use crate::intern::Sym;
 use crate::time::Timestamp;
 
 /// File name of the saved state inside the state directory.
@@ -64,12 +65,27 @@ pub struct Saved {
     unanswered_pending: Vec<SavedHosts>,
 }
 
+// The file holds names, never ids: ids are numbered per process, in the order names were
+// first seen, so they mean nothing to the next run. Saving resolves them; restoring interns.
+
 fn tuple(k: &GroupKey) -> (String, String, String, String, String) {
-    (k.department.clone(), k.service.clone(), k.channel.clone(), k.category.clone(), k.status.clone())
+    let [d, s, c, cat, st] = k.labels().map(str::to_string);
+    (d, s, c, cat, st)
 }
 
-fn key((department, service, channel, category, status): (String, String, String, String, String)) -> GroupKey {
-    GroupKey { department, service, channel, category, status }
+fn key((department, service, channel, category, status): (String, String, String, String, String)) -> Result<GroupKey, String> {
+    let status = GroupStatus::parse(&status).ok_or_else(|| format!("unknown group status {status:?}"))?;
+    Ok(GroupKey {
+        department: Sym::intern(&department),
+        service: Sym::intern(&service),
+        channel: Sym::intern(&channel),
+        category: Sym::intern(&category),
+        status,
+    })
+}
+
+fn name(s: Sym) -> String {
+    s.as_str().to_string()
 }
 
 fn hosts_of(h: &Hosts) -> Vec<(u64, i64)> {
@@ -101,21 +117,21 @@ impl Aggregator {
         let mut department_hosts: Vec<SavedHosts> = self
             .department_hosts
             .iter()
-            .map(|(d, h)| SavedHosts { key: vec![d.clone()], hosts: hosts_of(h), full: h.full })
+            .map(|(d, h)| SavedHosts { key: vec![name(*d)], hosts: hosts_of(h), full: h.full })
             .collect();
         department_hosts.sort_by(|a, b| a.key.cmp(&b.key));
-        let mut unnamed: Vec<_> = self.unnamed.iter().map(|((d, r), n)| (d.clone(), r.clone(), *n)).collect();
+        let mut unnamed: Vec<_> = self.unnamed.iter().map(|((d, r), n)| (name(*d), r.to_string(), *n)).collect();
         unnamed.sort();
-        let mut ech: Vec<_> = self.ech.iter().map(|(d, n)| (d.clone(), *n)).collect();
+        let mut ech: Vec<_> = self.ech.iter().map(|(d, n)| (name(*d), *n)).collect();
         ech.sort();
-        let mut unanswered: Vec<_> = self.unanswered.iter().map(|((d, s), n)| (d.clone(), s.clone(), *n)).collect();
+        let mut unanswered: Vec<_> = self.unanswered.iter().map(|((d, s), n)| (name(*d), name(*s), *n)).collect();
         unanswered.sort();
-        let mut unanswered_revealed: Vec<_> = self.unanswered_revealed.iter().cloned().collect();
+        let mut unanswered_revealed: Vec<_> = self.unanswered_revealed.iter().map(|(d, s)| (name(*d), name(*s))).collect();
         unanswered_revealed.sort();
         let mut unanswered_pending: Vec<SavedHosts> = self
             .unanswered_pending
             .iter()
-            .map(|((d, svc), h)| SavedHosts { key: vec![d.clone(), svc.clone()], hosts: hosts_of(h), full: h.full })
+            .map(|((d, svc), h)| SavedHosts { key: vec![name(*d), name(*svc)], hosts: hosts_of(h), full: h.full })
             .collect();
         unanswered_pending.sort_by(|a, b| a.key.cmp(&b.key));
         Saved {
@@ -141,45 +157,49 @@ impl Aggregator {
         }
         self.now = self.now.max(Timestamp(s.now_micros));
         for g in s.totals {
-            let t = self.totals.entry(key(g.key)).or_default();
+            let t = self.totals.entry(key(g.key)?).or_default();
             t.flows += g.flows;
             t.bytes_up += g.bytes_up;
             t.bytes_down += g.bytes_down;
         }
         for k in s.revealed {
-            self.revealed.insert(key(k), true);
+            self.revealed.insert(key(k)?, true);
         }
         for h in s.group_hosts {
             let [d, sv, c, cat, st]: [String; 5] = h.key.try_into().map_err(|_| "malformed group key".to_string())?;
-            let e = self.group_hosts.entry(key((d, sv, c, cat, st))).or_default();
+            let e = self.group_hosts.entry(key((d, sv, c, cat, st))?).or_default();
             e.last_seen.extend(h.hosts.into_iter().take(super::MAX_HOSTS_PER_GROUP));
             e.full |= h.full;
         }
         for h in s.department_hosts {
             let d = h.key.into_iter().next().ok_or("malformed department key")?;
-            let e = self.department_hosts.entry(d).or_default();
+            let e = self.department_hosts.entry(Sym::intern(&d)).or_default();
             e.last_seen.extend(h.hosts.into_iter().take(super::MAX_HOSTS_PER_GROUP));
             e.full |= h.full;
         }
         for (d, r, n) in s.unnamed {
-            *self.unnamed.entry((d, r)).or_default() += n;
+            // A reason label of the file as a `&'static str`: the interner keeps its text.
+            let reason = Sym::intern(&r).as_str();
+            *self.unnamed.entry((Sym::intern(&d), reason)).or_default() += n;
         }
         for (d, n) in s.ech {
-            *self.ech.entry(d).or_default() += n;
+            *self.ech.entry(Sym::intern(&d)).or_default() += n;
         }
         for (d, svc, n) in s.unanswered {
-            *self.unanswered.entry((d, svc)).or_default() += n;
+            *self.unanswered.entry((Sym::intern(&d), Sym::intern(&svc))).or_default() += n;
         }
-        for pair in s.unanswered_revealed {
+        for (d, svc) in s.unanswered_revealed {
+            let pair = (Sym::intern(&d), Sym::intern(&svc));
             self.unanswered_pending.remove(&pair);
             self.unanswered_revealed.insert(pair);
         }
         for h in s.unanswered_pending {
             let [d, svc]: [String; 2] = h.key.try_into().map_err(|_| "malformed unanswered key".to_string())?;
-            if self.unanswered_revealed.contains(&(d.clone(), svc.clone())) {
+            let pair = (Sym::intern(&d), Sym::intern(&svc));
+            if self.unanswered_revealed.contains(&pair) {
                 continue;
             }
-            let e = self.unanswered_pending.entry((d, svc)).or_default();
+            let e = self.unanswered_pending.entry(pair).or_default();
             e.last_seen.extend(h.hosts.into_iter().take(super::MAX_HOSTS_PER_GROUP));
             e.full |= h.full;
         }

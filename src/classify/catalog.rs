@@ -16,6 +16,7 @@ use toml::Spanned;
 
 use super::addr::AddrTable;
 use crate::diag::{self, Diagnostic};
+use crate::intern::Sym;
 
 /// Service categories (the `category` key).
 pub const CATEGORIES: &[&str] = &[
@@ -189,6 +190,12 @@ pub struct Service {
     pub tenant_suffixes: Vec<String>,
     /// Channel ids; index 0 is `default` (the service's own signals).
     pub channels: Vec<String>,
+    /// `id`, interned: what the aggregation and the rollup key groups by.
+    pub sym: Sym,
+    /// `category`, interned.
+    pub category_sym: Sym,
+    /// `channels`, interned (same indices).
+    pub channel_syms: Vec<Sym>,
     /// Sources of the lists.
     pub references: Vec<Reference>,
 }
@@ -266,10 +273,15 @@ impl std::fmt::Debug for Catalog {
     }
 }
 
-/// Lowercases and strips one trailing dot: names are matched case-insensitively.
-pub fn normalize(name: &[u8]) -> String {
+/// Lowercases and strips one trailing dot: names are matched case-insensitively. A name that
+/// is already lower-case UTF-8 (the common case) is borrowed, not copied.
+pub fn normalize(name: &[u8]) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
     let n = name.strip_suffix(b".").unwrap_or(name);
-    String::from_utf8_lossy(n).to_ascii_lowercase()
+    match String::from_utf8_lossy(n) {
+        Cow::Borrowed(s) if !s.bytes().any(|b| b.is_ascii_uppercase()) => Cow::Borrowed(s),
+        s => Cow::Owned(s.to_ascii_lowercase()),
+    }
 }
 
 fn valid_id(s: &str) -> bool {
@@ -417,6 +429,9 @@ impl Builder<'_> {
             data_location: def.data_location.clone(),
             corporate: def.corporate,
             tenant_suffixes: def.tenant_suffixes.iter().map(|s| s.to_ascii_lowercase()).collect(),
+            sym: Sym::intern(&id),
+            category_sym: Sym::intern(def.category.get_ref()),
+            channel_syms: channels.iter().map(|c| Sym::intern(c)).collect(),
             channels,
             references: def
                 .reference
@@ -473,6 +488,16 @@ impl Catalog {
     /// The channel id at `t`.
     pub fn channel(&self, t: Target) -> &str {
         &self.services[t.service as usize].channels[t.channel as usize]
+    }
+
+    /// The service id at `t`, interned.
+    pub fn service_sym(&self, t: Target) -> Sym {
+        self.services[t.service as usize].sym
+    }
+
+    /// The channel id at `t`, interned.
+    pub fn channel_sym(&self, t: Target) -> Sym {
+        self.services[t.service as usize].channel_syms[t.channel as usize]
     }
 
     /// Looks a service up by id.

@@ -19,13 +19,17 @@ use addr::AddrTable;
 use catalog::{Catalog, Target};
 
 use crate::engine::{FlowRecord, Signal};
+use crate::intern::Sym;
 use crate::time::Timestamp;
 
 /// Department of hosts in no configured prefix.
 pub const UNMAPPED: &str = "unmapped";
 
+/// [`UNMAPPED`], interned (a fixed id: it never needs the interner's lock).
+pub const UNMAPPED_SYM: Sym = Sym::UNMAPPED;
+
 /// Policy status of an attribution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Status {
     /// On the global or the department's allow-list (or the organisation's own tenant).
     Sanctioned,
@@ -88,8 +92,9 @@ pub struct Attribution {
     pub rule: Option<String>,
     /// Tenant of a corporate service, when the name shows one.
     pub tenant: Option<String>,
-    /// The client's department (or [`UNMAPPED`]).
-    pub department: String,
+    /// The client's department (or [`UNMAPPED_SYM`]), interned: its name is
+    /// [`Sym::as_str`], made only where it is written.
+    pub department: Sym,
     /// Policy status; None for a named destination that is not in the catalog.
     pub status: Option<Status>,
     /// Country of the server's address (with a country database): where the data went.
@@ -146,13 +151,18 @@ pub struct Classifier {
     /// The service catalog.
     pub catalog: Catalog,
     policy: Policy,
+    /// `policy.department_ids`, interned (same indices).
+    department_syms: Vec<Sym>,
     geoip: GeoIp,
 }
 
 impl Classifier {
     /// Assembles a classifier from a catalog, a policy compiled against it and GeoIP readers.
     pub fn build(catalog: Catalog, policy: Policy, geoip: GeoIp) -> Classifier {
-        Classifier { catalog, policy, geoip }
+        // Interned here, where a configuration is compiled (at start or on the reload thread),
+        // so that attributing a flow never takes the interner's lock.
+        let department_syms = policy.department_ids.iter().map(|d| Sym::intern(d)).collect();
+        Classifier { catalog, policy, department_syms, geoip }
     }
 
     /// The exemptions in force or pending.
@@ -162,11 +172,16 @@ impl Classifier {
 
     /// The department of `addr`: a mapping-file entry, else the longest matching prefix.
     pub fn department(&self, addr: IpAddr) -> &str {
-        self.policy.mapping
-            .get(&addr)
-            .or_else(|| self.policy.departments.lookup(addr).map(|(_, i)| i))
-            .map(|&i| self.policy.department_ids[i].as_str())
-            .unwrap_or(UNMAPPED)
+        self.department_index(addr).map(|i| self.policy.department_ids[i].as_str()).unwrap_or(UNMAPPED)
+    }
+
+    /// [`Classifier::department`], interned.
+    pub fn department_sym(&self, addr: IpAddr) -> Sym {
+        self.department_index(addr).map(|i| self.department_syms[i]).unwrap_or(UNMAPPED_SYM)
+    }
+
+    fn department_index(&self, addr: IpAddr) -> Option<usize> {
+        self.policy.mapping.get(&addr).or_else(|| self.policy.departments.lookup(addr).map(|(_, i)| i)).copied()
     }
 
     /// Configured department ids.
@@ -195,14 +210,16 @@ impl Classifier {
 
     /// Attributes a finished flow to a service, channel, department and status.
     pub fn attribute(&self, r: &FlowRecord) -> Attribution {
-        let department = self.department(r.client.ip()).to_string();
+        let dept = self.department_index(r.client.ip());
+        let department = dept.map(|i| self.department_syms[i]).unwrap_or(UNMAPPED_SYM);
+        let dept_name = dept.map(|i| self.policy.department_ids[i].as_str()).unwrap_or(UNMAPPED);
         let (target, signal, rule, name) = self.match_flow(r);
         let tenant = match (target, &name) {
             (Some(t), Some(n)) if self.catalog.service(t).corporate => self.catalog.tenant(t, n),
             _ => None,
         };
         let status = match target {
-            Some(t) => Some(self.status(t.service as usize, tenant.as_deref(), &department, r.ts_start)),
+            Some(t) => Some(self.status(t.service as usize, tenant.as_deref(), dept_name, r.ts_start)),
             None if r.signal.is_none() && r.unnamed.is_some() => Some(Status::Unknown),
             None => None,
         };
@@ -224,38 +241,30 @@ impl Classifier {
     }
 
     /// The strongest catalog match of a flow, with the name that matched (for tenants).
-    fn match_flow(&self, r: &FlowRecord) -> (Option<Target>, Option<MatchSignal>, Option<String>, Option<Vec<u8>>) {
+    fn match_flow<'r>(&self, r: &'r FlowRecord) -> Match<'r> {
         let d = r.details.as_deref();
         let quic = r.app == crate::engine::App::Quic;
-        let mut names: Vec<(Signal, &[u8])> = Vec::new();
         let dns_first = r.signal == Some(Signal::Dns);
         // A DNS flow goes to a resolver: names that resolved to the resolver's address do not
         // say what the flow is.
-        let dns_names = || {
-            d.filter(|_| r.app != crate::engine::App::Dns)
-                .map(|d| d.names_from_dns.iter().map(|n| (Signal::Dns, &n[..])).collect::<Vec<_>>())
-                .unwrap_or_default()
-        };
-        if dns_first {
-            names.extend(dns_names());
-        }
+        let dns_names = d.filter(|_| r.app != crate::engine::App::Dns).into_iter().flat_map(|d| d.names_from_dns.iter().map(|n| (Signal::Dns, &n[..])));
+        let (dns_before, dns_after) = if dns_first { (Some(dns_names), None) } else { (None, Some(dns_names)) };
         // With real ECH the SNI is the provider's public name, not the destination.
         let real_ech = d.is_some_and(|d| d.client_hello().is_some_and(|h| h.ech) && !d.ech_grease);
-        if let Some(sni) = d.and_then(|d| d.client_hello()).and_then(|h| h.sni.as_deref()).filter(|_| !real_ech) {
-            names.push((if quic { Signal::QuicSni } else { Signal::Sni }, sni));
-        }
-        if let Some(h) = d.and_then(|d| d.proxy.as_ref()).and_then(|p| p.target.as_deref()) {
-            names.push((Signal::Connect, strip_port(h)));
-        }
-        if let Some(h) = d.and_then(|d| d.http_host.as_deref()) {
-            names.push((Signal::HttpHost, strip_port(h)));
-        }
-        if !dns_first {
-            names.extend(dns_names());
-        }
+        let sni = d.and_then(|d| d.client_hello()).and_then(|h| h.sni.as_deref()).filter(|_| !real_ech);
+        let connect = d.and_then(|d| d.proxy.as_ref()).and_then(|p| p.target.as_deref());
+        let host = d.and_then(|d| d.http_host.as_deref());
+        // In order of precedence, without collecting them: this runs for every flow.
+        let names = dns_before
+            .into_iter()
+            .flatten()
+            .chain(sni.map(|s| (if quic { Signal::QuicSni } else { Signal::Sni }, s)))
+            .chain(connect.map(|h| (Signal::Connect, strip_port(h))))
+            .chain(host.map(|h| (Signal::HttpHost, strip_port(h))))
+            .chain(dns_after.into_iter().flatten());
         for (signal, name) in names {
             if let Some(hit) = self.catalog.match_name(name) {
-                return (Some(hit.target), Some(MatchSignal::Name(signal)), Some(hit.pattern), Some(name.to_vec()));
+                return (Some(hit.target), Some(MatchSignal::Name(signal)), Some(hit.pattern), Some(name));
             }
         }
         let server = r.server.ip();
@@ -331,6 +340,10 @@ impl Classifier {
     }
 }
 
+/// A flow's catalog match: target, signal, rule, and the name that matched (borrowed from the
+/// record, for tenants).
+type Match<'r> = (Option<Target>, Option<MatchSignal>, Option<String>, Option<&'r [u8]>);
+
 /// `host:port` → `host` (IPv6 literals in brackets keep their address).
 fn strip_port(h: &[u8]) -> &[u8] {
     if h.first() == Some(&b'[') {
@@ -345,6 +358,11 @@ fn strip_port(h: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fixed_ids_carry_their_labels() {
+        assert_eq!(UNMAPPED_SYM.as_str(), UNMAPPED);
+    }
 
     #[test]
     fn ports_are_stripped_from_targets() {

@@ -67,6 +67,7 @@ impl Settings {
     /// # Errors
     /// Every problem found, each with file and line.
     pub fn load(path: &Path) -> Result<Settings, Vec<Diagnostic>> {
+        let overflows = crate::intern::overflows();
         let loaded = Loaded::read(path)?;
         let catalog = read_catalog_dir(&loaded.resolve(&loaded.config.catalog))?;
         let mapping_file = loaded.config.departments.mapping_file.as_ref().map(|f| loaded.resolve(f));
@@ -104,6 +105,16 @@ impl Settings {
             s.risk = w;
         }
         s.warnings.splice(0..0, warnings);
+        if crate::intern::overflows() > overflows {
+            // Ids are never reused (groups kept across reloads hold them), so a process that
+            // has seen too many distinct names refuses the configuration rather than merge
+            // its new names under one label.
+            let message = format!(
+                "more than {} distinct department, service, channel and category names since the sensor started; restart it to load this configuration",
+                crate::intern::MAX_SYMS
+            );
+            return Err(vec![Diagnostic { file: path.to_path_buf(), line: None, message }]);
+        }
         Ok(s)
     }
 
@@ -451,6 +462,23 @@ mod tests {
 
     fn ip(s: &str) -> Result<IpAddr> {
         s.parse().map_err(|e| format!("{s}: {e}"))
+    }
+
+    #[test]
+    fn a_reload_keeps_the_ids_of_known_names_and_adds_ids_for_new_ones() -> Result<()> {
+        let one = "[[department]]\nid = \"reload-finance\"\nname = \"Finance\"\ncidrs = [\"10.1.0.0/16\"]\n";
+        let two = format!("{one}[[department]]\nid = \"reload-legal\"\nname = \"Legal\"\ncidrs = [\"10.2.0.0/16\"]\n");
+        let compile = |text: &str| Settings::compile(loaded(text)?, catalog()?, None, GeoIp::default()).map_err(|d| format!("{d:?}"));
+        let (before, after) = (compile(one)?, compile(&two)?);
+        let finance = before.classifier.department_sym(ip("10.1.2.3")?);
+        assert_eq!(after.classifier.department_sym(ip("10.1.2.3")?), finance, "the aggregator's groups stay valid");
+        let legal = after.classifier.department_sym(ip("10.2.0.1")?);
+        assert_ne!(legal, finance);
+        assert_eq!((finance.as_str(), legal.as_str()), ("reload-finance", "reload-legal"));
+        assert_eq!(before.classifier.department_sym(ip("10.2.0.1")?), crate::classify::UNMAPPED_SYM);
+        let t = crate::classify::catalog::Target { service: 0, channel: 0 };
+        assert_eq!(before.classifier.catalog.service_sym(t), after.classifier.catalog.service_sym(t), "a catalog built again gives the same ids");
+        Ok(())
     }
 
     #[test]

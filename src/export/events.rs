@@ -34,6 +34,7 @@ use std::io;
 use serde::Serialize;
 
 use crate::classify::Status;
+use crate::intern::Sym;
 use crate::time::Timestamp;
 
 /// Seconds in a bucket of "first use" and upload deduplication, and in the upload window.
@@ -368,9 +369,11 @@ struct Warned {
 pub struct Events {
     cfg: EventConfig,
     /// (department, service) → day bucket of the last "first use".
-    first_use: HashMap<(String, String), i64>,
+    first_use: HashMap<(Sym, Sym), i64>,
     /// (department, category) → upload ring.
-    uploads: HashMap<(String, String), Ring>,
+    uploads: HashMap<(Sym, Sym), Ring>,
+    /// [`UPLOAD_CATEGORIES`], interned.
+    upload_categories: Vec<Sym>,
     /// Exemptions already warned about.
     exemptions: HashMap<ExemptionInfo, Warned>,
     /// libpcap totals at the previous tick.
@@ -390,7 +393,17 @@ fn mib(bytes: u64) -> f64 {
 impl Events {
     /// Empty state with these thresholds.
     pub fn new(cfg: EventConfig) -> Self {
-        Events { cfg, first_use: HashMap::new(), uploads: HashMap::new(), exemptions: HashMap::new(), capture: None, stats: Stats::default() }
+        // Interned here, at configuration time, so that a flow never takes the interner's lock.
+        let upload_categories = UPLOAD_CATEGORIES.iter().map(|c| Sym::intern(c)).collect();
+        Events {
+            cfg,
+            first_use: HashMap::new(),
+            uploads: HashMap::new(),
+            upload_categories,
+            exemptions: HashMap::new(),
+            capture: None,
+            stats: Stats::default(),
+        }
     }
 
     /// The thresholds in force.
@@ -420,8 +433,8 @@ impl Events {
     pub fn on_flow(
         &mut self,
         at: Timestamp,
-        department: &str,
-        service: Option<(&str, &str, &str)>,
+        department: Sym,
+        service: Option<(Sym, Sym, Sym)>,
         status: Option<Status>,
         bytes_up: u64,
         group_revealed: bool,
@@ -437,7 +450,7 @@ impl Events {
                 out.push(e);
             }
         }
-        if UPLOAD_CATEGORIES.contains(&category) {
+        if self.upload_categories.contains(&category) {
             if let Some(e) = self.upload(at, department, category, bytes_up) {
                 out.push(e);
             }
@@ -446,9 +459,9 @@ impl Events {
         out
     }
 
-    fn first_use(&mut self, at: Timestamp, department: &str, id: &str, category: &str, channel: &str, hosts: usize) -> Option<Event> {
+    fn first_use(&mut self, at: Timestamp, department: Sym, id: Sym, category: Sym, channel: Sym, hosts: usize) -> Option<Event> {
         let bucket = day(at);
-        let key = (department.to_string(), id.to_string());
+        let key = (department, id);
         match self.first_use.get_mut(&key) {
             Some(last) if *last >= bucket => return None,
             Some(last) => *last = bucket,
@@ -469,11 +482,11 @@ impl Events {
             Kind::FirstUse,
             format!("First use of unsanctioned {id} ({channel}) by {department} in the UTC day starting {window_start}"),
         );
-        e.organization = Some(Organization { department: department.to_string() });
+        e.organization = Some(Organization { department: department.as_str().to_string() });
         e.service = Some(Service {
-            id: Some(id.to_string()),
-            category: Some(category.to_string()),
-            channel: Some(channel.to_string()),
+            id: Some(id.as_str().to_string()),
+            category: Some(category.as_str().to_string()),
+            channel: Some(channel.as_str().to_string()),
             status: Some(Status::Unsanctioned.as_str()),
         });
         e.shadowtap.window = Some("24h");
@@ -482,9 +495,9 @@ impl Events {
         Some(e)
     }
 
-    fn upload(&mut self, at: Timestamp, department: &str, category: &str, bytes_up: u64) -> Option<Event> {
+    fn upload(&mut self, at: Timestamp, department: Sym, category: Sym, bytes_up: u64) -> Option<Event> {
         let hour = at.secs().div_euclid(HOUR_SECS);
-        let key = (department.to_string(), category.to_string());
+        let key = (department, category);
         if !self.uploads.contains_key(&key) {
             if self.uploads.len() >= MAX_UPLOAD_PAIRS {
                 // Rings whose newest hour left the window hold nothing any more.
@@ -494,7 +507,7 @@ impl Events {
                 self.stats.upload_full += 1;
                 return None;
             }
-            self.uploads.insert(key.clone(), Ring::new(hour));
+            self.uploads.insert(key, Ring::new(hour));
         }
         let ring = self.uploads.get_mut(&key)?;
         ring.advance(hour);
@@ -522,8 +535,8 @@ impl Events {
                 mib(threshold)
             ),
         );
-        e.organization = Some(Organization { department: department.to_string() });
-        e.service = Some(Service { category: Some(category.to_string()), ..Service::default() });
+        e.organization = Some(Organization { department: department.as_str().to_string() });
+        e.service = Some(Service { category: Some(category.as_str().to_string()), ..Service::default() });
         e.shadowtap.window = Some("24h");
         e.shadowtap.flows = Some(flows);
         e.shadowtap.bytes_up = Some(after);
@@ -642,6 +655,12 @@ mod tests {
         EventConfig { upload_threshold_bytes: 1_000, min_group_size: 3, ..EventConfig::default() }
     }
 
+    /// [`Events::on_flow`] with names (interned here, as configuration would have).
+    #[allow(clippy::too_many_arguments)]
+    fn flow(ev: &mut Events, at: Timestamp, dept: &str, svc: Option<(&str, &str, &str)>, st: Option<Status>, up: u64, revealed: bool, hosts: usize) -> Vec<Event> {
+        ev.on_flow(at, dept.into(), svc.map(|(a, b, c)| (a.into(), b.into(), c.into())), st, up, revealed, hosts)
+    }
+
     fn kinds(v: &[Event]) -> Vec<Kind> {
         v.iter().map(Event::kind).collect()
     }
@@ -650,60 +669,60 @@ mod tests {
     fn first_use_fires_once_per_department_service_and_day() {
         let mut ev = Events::new(cfg());
         let u = Some(Status::Unsanctioned);
-        let e = ev.on_flow(at(100), "finance", WA, u, 10, true, 4);
+        let e = flow(&mut ev, at(100), "finance", WA, u, 10, true, 4);
         assert_eq!(kinds(&e), [Kind::FirstUse]);
         assert_eq!(e[0].shadowtap.hosts, Some(4));
         assert_eq!(e[0].organization.as_ref().unwrap().department, "finance");
-        assert!(ev.on_flow(at(200), "finance", WA, u, 10, true, 5).is_empty(), "same day");
-        assert!(ev.on_flow(at(300), "finance", Some(("whatsapp", "messaging", "calls")), u, 10, true, 5).is_empty(), "another channel, same service");
-        assert_eq!(kinds(&ev.on_flow(at(400), "legal", WA, u, 10, true, 2)), [Kind::FirstUse], "another department");
-        assert_eq!(ev.on_flow(at(400), "hr", WA, u, 10, true, 2)[0].shadowtap.hosts, None, "fewer than k hosts in 24 h: not shown");
-        assert_eq!(kinds(&ev.on_flow(at(DAY_SECS + 1), "finance", WA, u, 10, true, 5)), [Kind::FirstUse], "next day");
-        assert!(ev.on_flow(at(500), "finance", WA, u, 10, true, 5).is_empty(), "a late flow of an earlier day does not fire");
+        assert!(flow(&mut ev, at(200), "finance", WA, u, 10, true, 5).is_empty(), "same day");
+        assert!(flow(&mut ev, at(300), "finance", Some(("whatsapp", "messaging", "calls")), u, 10, true, 5).is_empty(), "another channel, same service");
+        assert_eq!(kinds(&flow(&mut ev, at(400), "legal", WA, u, 10, true, 2)), [Kind::FirstUse], "another department");
+        assert_eq!(flow(&mut ev, at(400), "hr", WA, u, 10, true, 2)[0].shadowtap.hosts, None, "fewer than k hosts in 24 h: not shown");
+        assert_eq!(kinds(&flow(&mut ev, at(DAY_SECS + 1), "finance", WA, u, 10, true, 5)), [Kind::FirstUse], "next day");
+        assert!(flow(&mut ev, at(500), "finance", WA, u, 10, true, 5).is_empty(), "a late flow of an earlier day does not fire");
         assert_eq!(ev.stats.emitted.get("first-use"), Some(&4));
     }
 
     #[test]
     fn first_use_ignores_sanctioned_exempted_unrevealed_and_uncatalogued() {
         let mut ev = Events::new(cfg());
-        assert!(ev.on_flow(at(1), "finance", WA, Some(Status::Sanctioned), 10, true, 5).is_empty());
-        assert!(ev.on_flow(at(2), "finance", WA, Some(Status::Exempted), 10, true, 5).is_empty());
-        assert!(ev.on_flow(at(3), "finance", WA, Some(Status::Unsanctioned), 10, false, 1).is_empty(), "group below k");
-        assert!(ev.on_flow(at(4), "finance", None, None, 10, true, 5).is_empty());
-        assert_eq!(kinds(&ev.on_flow(at(5), "finance", WA, Some(Status::Unsanctioned), 10, true, 5)), [Kind::FirstUse], "revealed now");
+        assert!(flow(&mut ev, at(1), "finance", WA, Some(Status::Sanctioned), 10, true, 5).is_empty());
+        assert!(flow(&mut ev, at(2), "finance", WA, Some(Status::Exempted), 10, true, 5).is_empty());
+        assert!(flow(&mut ev, at(3), "finance", WA, Some(Status::Unsanctioned), 10, false, 1).is_empty(), "group below k");
+        assert!(flow(&mut ev, at(4), "finance", None, None, 10, true, 5).is_empty());
+        assert_eq!(kinds(&flow(&mut ev, at(5), "finance", WA, Some(Status::Unsanctioned), 10, true, 5)), [Kind::FirstUse], "revealed now");
     }
 
     #[test]
     fn upload_crossing_fires_once_per_day_and_old_hours_fall_out() {
         let mut ev = Events::new(cfg());
         let s = Some(Status::Sanctioned);
-        assert!(ev.on_flow(at(HOUR_SECS), "finance", WT, s, 600, true, 5).is_empty());
-        assert!(ev.on_flow(at(2 * HOUR_SECS), "finance", WT, s, 300, false, 1).is_empty(), "unrevealed bytes do not count");
-        let e = ev.on_flow(at(3 * HOUR_SECS), "finance", WT, s, 400, true, 5);
+        assert!(flow(&mut ev, at(HOUR_SECS), "finance", WT, s, 600, true, 5).is_empty());
+        assert!(flow(&mut ev, at(2 * HOUR_SECS), "finance", WT, s, 300, false, 1).is_empty(), "unrevealed bytes do not count");
+        let e = flow(&mut ev, at(3 * HOUR_SECS), "finance", WT, s, 400, true, 5);
         assert_eq!(kinds(&e), [Kind::UploadVolume]);
         assert_eq!((e[0].shadowtap.bytes_up, e[0].shadowtap.flows, e[0].shadowtap.threshold_bytes), (Some(1_000), Some(2), Some(1_000)));
         assert_eq!(e[0].service.as_ref().unwrap().category.as_deref(), Some("file-sharing"));
-        assert!(ev.on_flow(at(4 * HOUR_SECS), "finance", WT, s, 5_000, true, 5).is_empty(), "still above");
-        assert!(ev.on_flow(at(4 * HOUR_SECS), "legal", WA, s, 5_000, true, 5).is_empty(), "messaging is not watched");
+        assert!(flow(&mut ev, at(4 * HOUR_SECS), "finance", WT, s, 5_000, true, 5).is_empty(), "still above");
+        assert!(flow(&mut ev, at(4 * HOUR_SECS), "legal", WA, s, 5_000, true, 5).is_empty(), "messaging is not watched");
         // Hour 28 (day 2): hours 1 to 4 left the window, the sum starts again below.
-        assert!(ev.on_flow(at(28 * HOUR_SECS), "finance", WT, s, 900, true, 5).is_empty(), "old hours fell out");
-        let e = ev.on_flow(at(29 * HOUR_SECS), "finance", WT, s, 100, true, 5);
+        assert!(flow(&mut ev, at(28 * HOUR_SECS), "finance", WT, s, 900, true, 5).is_empty(), "old hours fell out");
+        let e = flow(&mut ev, at(29 * HOUR_SECS), "finance", WT, s, 100, true, 5);
         assert_eq!(kinds(&e), [Kind::UploadVolume], "a crossing in the next day fires");
         assert_eq!(e[0].shadowtap.bytes_up, Some(1_000));
         assert_eq!(
-            kinds(&ev.on_flow(at(4 * HOUR_SECS), "finance", Some(("chatgpt", "generative-ai", "web")), s, 2_000, true, 5)),
+            kinds(&flow(&mut ev, at(4 * HOUR_SECS), "finance", Some(("chatgpt", "generative-ai", "web")), s, 2_000, true, 5)),
             [Kind::UploadVolume],
             "categories are summed apart"
         );
         // A second crossing in the same day does not fire; one in the next day does.
-        let ops = |ev: &mut Events, hour: i64, bytes: u64| kinds(&ev.on_flow(at(hour * HOUR_SECS), "ops", WT, s, bytes, true, 5));
+        let ops = |ev: &mut Events, hour: i64, bytes: u64| kinds(&flow(ev, at(hour * HOUR_SECS), "ops", WT, s, bytes, true, 5));
         assert!(ops(&mut ev, 20, 900).is_empty());
         assert_eq!(ops(&mut ev, 25, 200), [Kind::UploadVolume], "day 1");
         assert!(ops(&mut ev, 45, 100).is_empty(), "hour 20 fell out: 300 bytes");
         assert!(ops(&mut ev, 46, 800).is_empty(), "crossed again, still day 1");
         assert_eq!(ops(&mut ev, 49, 100), [Kind::UploadVolume], "hour 25 fell out, crossed again in day 2");
         // A flow older than its ring's window is counted, not summed.
-        assert!(ev.on_flow(at(HOUR_SECS), "finance", WT, s, 5_000, true, 5).is_empty());
+        assert!(flow(&mut ev, at(HOUR_SECS), "finance", WT, s, 5_000, true, 5).is_empty());
         assert_eq!(ev.stats.upload_late, 1);
     }
 
@@ -712,10 +731,10 @@ mod tests {
         let mut ev = Events::new(cfg());
         let s = Some(Status::Unsanctioned);
         for (svc, cat) in [("deepl", "translation"), ("pastebin", "paste")] {
-            let e = ev.on_flow(at(HOUR_SECS), "legal", Some((svc, cat, "default")), s, 2_000, true, 5);
+            let e = flow(&mut ev, at(HOUR_SECS), "legal", Some((svc, cat, "default")), s, 2_000, true, 5);
             assert!(kinds(&e).contains(&Kind::UploadVolume), "{cat}: {:?}", kinds(&e));
         }
-        let e = ev.on_flow(at(HOUR_SECS), "legal", Some(("slack", "collaboration", "default")), s, 2_000, true, 5);
+        let e = flow(&mut ev, at(HOUR_SECS), "legal", Some(("slack", "collaboration", "default")), s, 2_000, true, 5);
         assert!(!kinds(&e).contains(&Kind::UploadVolume), "collaboration is not an upload category");
     }
 
@@ -723,11 +742,11 @@ mod tests {
     fn upload_rings_are_bounded() {
         let mut ev = Events::new(cfg());
         for i in 0..MAX_UPLOAD_PAIRS {
-            ev.on_flow(at(0), &format!("d{i}"), WT, None, 1, true, 5);
+            flow(&mut ev, at(0), format!("d{i}").as_str(), WT, None, 1, true, 5);
         }
-        ev.on_flow(at(1), "one-too-many", WT, None, 1, true, 5);
+        flow(&mut ev, at(1), "one-too-many", WT, None, 1, true, 5);
         assert_eq!((ev.uploads.len(), ev.stats.upload_full), (MAX_UPLOAD_PAIRS, 1));
-        ev.on_flow(at(2 * DAY_SECS), "later", WT, None, 1, true, 5);
+        flow(&mut ev, at(2 * DAY_SECS), "later", WT, None, 1, true, 5);
         assert_eq!(ev.uploads.len(), 1, "rings whose window passed make room");
     }
 
@@ -792,8 +811,8 @@ mod tests {
         assert!(looks_like_address("from 10.0.0.1 to") && looks_like_address("fe80::1") && looks_like_address("2001:db8:0:0:0:0:0:1"));
         assert!(!looks_like_address("2026-11-23T06:21:12.779868Z") && !looks_like_address("12.5 MiB"));
         let mut ev = Events::new(cfg());
-        let mut all = ev.on_flow(at(12), "finance", WA, Some(Status::Unsanctioned), 10, true, 5);
-        all.extend(ev.on_flow(at(13), "finance", WT, Some(Status::Unsanctioned), 5_000, true, 5));
+        let mut all = flow(&mut ev, at(12), "finance", WA, Some(Status::Unsanctioned), 10, true, 5);
+        all.extend(flow(&mut ev, at(13), "finance", WT, Some(Status::Unsanctioned), 5_000, true, 5));
         let x = ExemptionInfo { department: "legal".into(), service: "wetransfer".into(), reference: "CHG-42".into(), expires_end: at(DAY_SECS) };
         all.extend(ev.on_tick(at(60), std::slice::from_ref(&x), Some((1_000, 500))));
         all.extend(ev.on_tick(at(DAY_SECS), &[x], None));

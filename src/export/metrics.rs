@@ -62,6 +62,10 @@ pub struct State {
     pub writer_dropped: [u64; 3],
     /// Engine workers in use (`--workers`; one with a live interface).
     pub workers: u64,
+    /// Flows of a live interface the full hand-off queue to the sensor's thread could not take.
+    pub handoff_dropped_flows: u64,
+    /// Times a replay's flows waited for room in that queue.
+    pub handoff_waits: u64,
 }
 
 /// What the daemon's background writer could not take, as labelled in
@@ -220,14 +224,15 @@ pub fn encode(s: &State) -> prometheus::Result<Vec<u8>> {
     let flows = counter(&r, "shadowtap_flows_total", "Flows by department and attributed service, channel, category and policy status (groups smaller than the minimum group size folded into service=\"_suppressed\").", GROUP)?;
     let bytes = counter(&r, "shadowtap_bytes_total", "IP bytes of those flows, by direction (up = client to server).", &[GROUP, &["direction"]].concat())?;
     for (k, t) in &s.snapshot.totals {
-        let l = [k.department.as_str(), &k.service, &k.channel, &k.category, &k.status];
+        let l = k.labels();
         flows.with_label_values(&l).inc_by(t.flows);
         bytes.with_label_values(&[&l[..], &["up"]].concat()).inc_by(t.bytes_up);
         bytes.with_label_values(&[&l[..], &["down"]].concat()).inc_by(t.bytes_down);
     }
     let hosts = gauge(&r, "shadowtap_hosts", "Distinct hosts (pseudonymous) of a group over a sliding window of packet time.", &[GROUP, &["window"]].concat())?;
     for (k, w, n) in &s.snapshot.hosts {
-        hosts.with_label_values(&[k.department.as_str(), &k.service, &k.channel, &k.category, &k.status, w]).set(*n as i64);
+        let [d, s, c, cat, st] = k.labels();
+        hosts.with_label_values(&[d, s, c, cat, st, w]).set(*n as i64);
     }
     let active = gauge(&r, "shadowtap_department_active_hosts", "Distinct hosts of a department seen in any flow over the window: the denominator of usage shares.", &["department", "window"])?;
     for (d, w, n) in &s.snapshot.department_hosts {
@@ -244,7 +249,7 @@ pub fn encode(s: &State) -> prometheus::Result<Vec<u8>> {
         &["department", "service"],
     )?;
     for (d, svc, n) in &s.snapshot.unanswered {
-        unanswered.with_label_values(&[d.as_str(), svc]).inc_by(*n);
+        unanswered.with_label_values(&[d.as_str(), svc.as_str()]).inc_by(*n);
     }
     g1_unanswered_as_use(&r, s)?;
     let top = gauge(
@@ -330,6 +335,10 @@ pub fn encode(s: &State) -> prometheus::Result<Vec<u8>> {
     }
     g1_ready(&r, s)?;
     gauge_f(&r, "shadowtap_packet_loop_stall_seconds_max", "Longest time the packet thread spent between two reads of packets since start (processing, hand-offs, reloads): what a blocking step would cost in kernel drops on a live link.", s.longest_stall.as_secs_f64())?;
+    let hd = counter(&r, "shadowtap_handoff_dropped_flows_total", "Finished flows of a live interface that the bounded queue from the packet thread to the sensor's thread (attribution, aggregation, events, rollup) could not take: counted, not accounted. The packet thread never waits on that queue for a live interface.", &[])?;
+    hd.with_label_values(&[] as &[&str]).inc_by(s.handoff_dropped_flows);
+    let hw = counter(&r, "shadowtap_handoff_waits_total", "Times a replay's finished flows waited for room in that queue (nothing is lost; the replay slows down).", &[])?;
+    hw.with_label_values(&[] as &[&str]).inc_by(s.handoff_waits);
     let wd = counter(&r, "shadowtap_writer_dropped_total", "Work the background writer's bounded queue could not take, by what: store rows beyond the pending bound, state saves (superseded by the next), event batches.", &["what"])?;
     for what in WriterDrop::ALL {
         wd.with_label_values(&[what.as_str()]).inc_by(s.writer_dropped[what as usize]);

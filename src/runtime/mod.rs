@@ -18,6 +18,7 @@ pub mod report;
 pub mod run;
 pub mod survey;
 pub mod workers;
+pub mod handoff;
 mod writer;
 
 use std::io::Write;

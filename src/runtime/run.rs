@@ -1,7 +1,8 @@
 //! `shadowtap run`: the long-lived sensor. A packet thread runs the [`Pipeline`] (captures
 //! replayed as fast as possible or at their recorded pace, then live interfaces) into the
 //! [`Sensor`] sink, which attributes every finished flow, aggregates it, raises events and
-//! rolls it up by day; a writer thread ([`writer`]) does the store flushes, state saves and
+//! rolls it up by day on a thread of its own (fed through [`super::handoff`], a bounded
+//! channel); a writer thread ([`writer`]) does the store flushes, state saves and
 //! event writes; a tokio runtime on the main thread serves `/metrics`, `/healthz` and
 //! `/readyz` from the state the packet thread publishes about once a second.
 //!
@@ -23,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use super::control::{Control, Reload};
 use super::pipeline::{self, Origin, Pipeline, Sink, SystemClock, View};
+use super::handoff::{Handoff, HandoffStats};
 use super::writer::{self, Job};
 use crate::export::metrics::WriterDrop as Dropped;
 use crate::aggregate::Aggregator;
@@ -181,6 +183,8 @@ pub struct Sensor {
     uptime_until: i64,
     /// Signals and reloads.
     control: Control,
+    /// What the hand-off from the packet thread counted (published as metrics).
+    handoff: Arc<HandoffStats>,
 }
 
 impl Sensor {
@@ -192,12 +196,12 @@ impl Sensor {
             rollup.add(r, &a, &c.catalog);
         }
         let cat = &c.catalog;
-        let service = a.target.map(|t| (cat.service(t).id.as_str(), cat.service(t).category.as_str(), cat.channel(t)));
+        let service = a.target.map(|t| (cat.service_sym(t), cat.service(t).category_sym, cat.channel_sym(t)));
         // Only use reaches the detectors: a flow its server never answered is no use (unless
         // `count_unanswered`), so it fires no "first use" and adds no upload volume.
         let mut evs = if self.aggregator.unanswered_rule().counts_as_use(r) {
             let (revealed, hosts) = view.unwrap_or((false, 0));
-            self.events.on_flow(r.ts_end, &a.department, service, a.status, r.bytes_up, revealed, hosts)
+            self.events.on_flow(r.ts_end, a.department, service, a.status, r.bytes_up, revealed, hosts)
         } else {
             Vec::new()
         };
@@ -279,6 +283,8 @@ impl Sensor {
             store: w.store,
             sources: view.sources.to_vec(),
             longest_stall: view.longest_stall,
+            handoff_dropped_flows: self.handoff.dropped_flows.load(Ordering::Relaxed),
+            handoff_waits: self.handoff.waits.load(Ordering::Relaxed),
             writer_dropped: w.dropped,
             workers: view.workers as u64,
         };
@@ -507,6 +513,7 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
         last_event_tick: i64::MIN / 2,
         uptime_until: now,
         control,
+        handoff: Arc::new(HandoffStats::default()),
     };
     let ended = Arc::clone(&stop);
     let packets = std::thread::Builder::new().name("packets".into()).spawn(move || {
@@ -526,9 +533,14 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
 
 /// The packet thread: the pipeline into the sensor until a stop, then the final publication,
 /// save and flush (waited for), and one line of what was seen.
-fn packet_thread(mut pipe: Pipeline, mut sensor: Sensor) -> std::io::Result<()> {
+fn packet_thread(mut pipe: Pipeline, sensor: Sensor) -> std::io::Result<()> {
     let mut log = Log;
-    let result = pipe.run(&mut sensor, &mut log);
+    // The sensor's work per flow runs on a thread of its own (see `handoff`).
+    let stats = Arc::clone(&sensor.handoff);
+    let mut handoff = Handoff::start(sensor, stats, Log)?;
+    let result = pipe.run(&mut handoff, &mut log);
+    let (mut sensor, sink_result) = handoff.finish()?;
+    let result = result.and_then(|o| sink_result.map(|()| o));
     // Clean stop: flows in progress were accounted by the pipeline; publish and save them.
     let view = pipe.view();
     sensor.publish(&view);

@@ -218,7 +218,7 @@ mod tests {
 
     fn event() -> Event {
         let mut ev = Events::new(EventConfig { min_group_size: 1, ..EventConfig::default() });
-        let mut e = ev.on_flow(Timestamp::from_parts(100, 0), "finance", Some(("whatsapp", "messaging", "chat")), Some(Status::Unsanctioned), 10, true, 4);
+        let mut e = ev.on_flow(Timestamp::from_parts(100, 0), "finance".into(), Some(("whatsapp".into(), "messaging".into(), "chat".into())), Some(Status::Unsanctioned), 10, true, 4);
         e.pop().unwrap_or_else(|| panic!("a first-use event"))
     }
 

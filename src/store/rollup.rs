@@ -29,6 +29,7 @@ use crate::aggregate::{place, unanswered_service, GroupKey, Placement, Unanswere
 use crate::classify::catalog::Catalog;
 use crate::classify::Attribution;
 use crate::engine::FlowRecord;
+use crate::intern::Sym;
 use crate::report::input::Exemption;
 use crate::time::Timestamp;
 
@@ -106,11 +107,11 @@ pub struct Day {
     /// Per group.
     pub usage: BTreeMap<GroupKey, Usage>,
     /// Active hosts per department.
-    pub active: BTreeMap<String, Sketch>,
+    pub active: BTreeMap<Sym, Sketch>,
     /// Unnamed flows per (department, reason).
-    pub unnamed: BTreeMap<(String, String), u64>,
+    pub unnamed: BTreeMap<(Sym, &'static str), u64>,
     /// Flows their server never answered per (department, service label): not use.
-    pub unanswered: BTreeMap<(String, String), u64>,
+    pub unanswered: BTreeMap<(Sym, Sym), u64>,
     /// Flows to named destinations outside the catalog, per registrable domain
     /// (organisation-wide, at most [`MAX_UNCATALOGUED_DOMAINS`]).
     pub uncatalogued: BTreeMap<String, Usage>,
@@ -326,7 +327,7 @@ impl Rollup {
             d.uptime.insert(sensor.clone(), 0);
         }
         if !r.answered() {
-            *d.unanswered.entry((a.department.clone(), unanswered_service(&placement).to_string())).or_default() += 1;
+            *d.unanswered.entry((a.department, unanswered_service(&placement))).or_default() += 1;
         }
         if !counts_as_use {
             // No host of it is hashed: it is nobody's use.
@@ -353,7 +354,7 @@ impl Rollup {
             } else {
                 let mut s = Sketch::new();
                 s.insert(h);
-                d.active.insert(a.department.clone(), s);
+                d.active.insert(a.department, s);
             }
         }
         let details = r.details.as_deref();
@@ -365,12 +366,18 @@ impl Rollup {
             _ => r.signal.map(|s| s.as_str()),
         };
         if let Some(s) = signal {
-            *d.coverage.named_by_signal.entry(s.to_string()).or_default() += 1;
+            // The label is allocated once a day, not once a flow.
+            match d.coverage.named_by_signal.get_mut(s) {
+                Some(n) => *n += 1,
+                None => {
+                    d.coverage.named_by_signal.insert(s.to_string(), 1);
+                }
+            }
         }
         match placement {
-            Placement::Unnamed(reason) => *d.unnamed.entry((a.department.clone(), reason.to_string())).or_default() += 1,
+            Placement::Unnamed(reason) => *d.unnamed.entry((a.department, reason)).or_default() += 1,
             Placement::Group(key) => {
-                let uncatalogued = key.service == crate::aggregate::UNCATALOGUED;
+                let uncatalogued = key.service == Sym::UNCATALOGUED;
                 let u = d.usage.entry(key).or_default();
                 u.flows += 1;
                 u.bytes_up += r.bytes_up;
@@ -487,15 +494,15 @@ mod tests {
             service: "whatsapp".into(),
             channel: "default".into(),
             category: "messaging".into(),
-            status: "unsanctioned".into(),
+            status: crate::aggregate::GroupStatus::Policy(crate::classify::Status::Unsanctioned),
         };
         let u = &monday.usage[&wa_key("finance")];
         assert_eq!((u.flows, u.bytes_up, u.bytes_down, u.hosts.estimate()), (3, 300, 3000, 2));
         let un = monday.usage.keys().find(|k| k.service == crate::aggregate::UNCATALOGUED).unwrap();
         assert_eq!((un.department.as_str(), un.status.as_str()), ("legal", crate::aggregate::UNCATALOGUED));
-        assert_eq!(monday.unnamed[&("legal".to_string(), "tls_no_sni".to_string())], 1);
-        assert_eq!(monday.active["finance"].estimate(), 2);
-        assert_eq!(monday.active["legal"].estimate(), 1, "an unnamed flow's client is active too");
+        assert_eq!(monday.unnamed[&(Sym::from("legal"), "tls_no_sni")], 1);
+        assert_eq!(monday.active[&Sym::from("finance")].estimate(), 2);
+        assert_eq!(monday.active[&Sym::from("legal")].estimate(), 1, "an unnamed flow's client is active too");
         let tuesday = &d.days[&crate::time::from_unix_day(20_515).unwrap()];
         assert_eq!(tuesday.usage[&wa_key("finance")].flows, 1, "the day of the flow's start");
         assert_eq!(monday.key_ids, tuesday.key_ids, "one key for the year");
@@ -518,7 +525,8 @@ mod tests {
         assert!(monday.usage.is_empty(), "no group: {:?}", monday.usage);
         assert!(monday.active.is_empty(), "no active host");
         assert!(monday.unnamed.is_empty() && monday.coverage.named_by_signal.is_empty() && monday.coverage.ech_flows == 0, "no coverage");
-        let apart: Vec<_> = monday.unanswered.iter().map(|((d, s), n)| (d.as_str(), s.as_str(), *n)).collect();
+        let mut apart: Vec<_> = monday.unanswered.iter().map(|((d, s), n)| (d.as_str(), s.as_str(), *n)).collect();
+        apart.sort();
         assert_eq!(apart, [("finance", "whatsapp", 5), ("legal", crate::aggregate::UNNAMED, 1)]);
 
         // The same plus one answered flow: only that one counts.
@@ -530,8 +538,8 @@ mod tests {
         let monday = &d.days[&crate::time::from_unix_day(20_514).unwrap()];
         let u: Vec<_> = monday.usage.values().map(|u| (u.flows, u.hosts.estimate())).collect();
         assert_eq!(u, [(1, 1)]);
-        assert_eq!(monday.active["finance"].estimate(), 1);
-        assert_eq!(monday.unanswered[&("finance".to_string(), "whatsapp".to_string())], 5);
+        assert_eq!(monday.active[&Sym::from("finance")].estimate(), 1);
+        assert_eq!(monday.unanswered[&(Sym::from("finance"), Sym::from("whatsapp"))], 5);
         assert_eq!(monday.rows(), 1 + 1 + 1 + 1 + 1 + 1, "usage, active, unanswered, uptime, key, coverage");
 
         // A configuration that counts them as use (a one-direction tap).
@@ -540,7 +548,7 @@ mod tests {
         let d = r.take();
         let monday = &d.days[&crate::time::from_unix_day(20_514).unwrap()];
         assert_eq!(monday.usage.values().map(|u| u.flows).sum::<u64>(), 1);
-        assert_eq!(monday.active["finance"].estimate(), 1);
+        assert_eq!(monday.active[&Sym::from("finance")].estimate(), 1);
         assert_eq!(monday.unanswered.values().sum::<u64>(), 1, "still counted apart");
         assert_eq!(monday.configs[0].unanswered, Unanswered::AsUse);
     }

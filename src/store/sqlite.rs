@@ -407,17 +407,19 @@ impl Store {
             for (date, d) in &delta.days {
                 let day = unix_day(*date);
                 for (k, u) in &d.usage {
-                    let key = params![day, k.department, k.service, k.channel, k.category, k.status];
+                    // Names, never ids: ids are numbered per process.
+                    let [department, service, channel, category, status] = k.labels();
+                    let key = params![day, department, service, channel, category, status];
                     let old: Option<Vec<u8>> = get_usage.query_row(key, |r| r.get(0)).optional().at(l)?;
                     let blob = merged(old, &u.hosts, "usage")?;
                     put_usage
                         .execute(params![
                             day,
-                            k.department,
-                            k.service,
-                            k.channel,
-                            k.category,
-                            k.status,
+                            department,
+                            service,
+                            channel,
+                            category,
+                            status,
                             int(u.flows),
                             int(u.bytes_up),
                             int(u.bytes_down),
@@ -431,14 +433,15 @@ impl Store {
                     put_domain.execute(params![day, domain, int(u.flows), int(u.bytes_up), int(u.bytes_down), blob]).at(l)?;
                 }
                 for (dept, s) in &d.active {
+                    let dept = dept.as_str();
                     let old: Option<Vec<u8>> = get_active.query_row(params![day, dept], |r| r.get(0)).optional().at(l)?;
                     put_active.execute(params![day, dept, merged(old, s, "active_hosts")?]).at(l)?;
                 }
                 for ((dept, reason), n) in &d.unnamed {
-                    put_unnamed.execute(params![day, dept, reason, int(*n)]).at(l)?;
+                    put_unnamed.execute(params![day, dept.as_str(), reason, int(*n)]).at(l)?;
                 }
                 for ((dept, service), n) in &d.unanswered {
-                    put_unanswered.execute(params![day, dept, service, int(*n)]).at(l)?;
+                    put_unanswered.execute(params![day, dept.as_str(), service.as_str(), int(*n)]).at(l)?;
                 }
                 let c = &d.coverage;
                 put_coverage
