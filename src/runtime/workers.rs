@@ -14,6 +14,9 @@
 //!  records to the Sink (in the order one engine would end them)
 //! ```
 //!
+//! One worker on one core (the process's affinity mask) runs its shard on the reader's thread:
+//! the same batches and the same code (`shard_step`), without a second thread to switch to.
+//!
 //! Bounds: each shard's input queue holds [`SHARD_QUEUE`] batches of at most
 //! [`SHARD_BATCH_ITEMS`] items; a full queue blocks the reader (files: backpressure, nothing is
 //! dropped; live capture runs one worker, see [`Workers::new`]). The way back is an unbounded
@@ -61,14 +64,36 @@ pub fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get()).saturating_sub(1).clamp(1, DEFAULT_MAX_WORKERS)
 }
 
-/// A shard thread and its two channels.
+/// A shard: a thread and its two channels, or (one worker) an engine run on the reader's
+/// thread, whose answers wait in `inbox`.
 struct Link {
     to: Option<SyncSender<Batch>>,
-    from: Receiver<Batch>,
+    from: Option<Receiver<Batch>>,
+    inline: Option<(Box<Engine>, VecDeque<Batch>)>,
     free: Vec<Batch>,
     thread: Option<JoinHandle<()>>,
     /// Batches sent and not yet back.
     in_flight: usize,
+}
+
+impl Link {
+    /// The next answer, waiting for it.
+    fn recv(&mut self) -> Result<Batch, mpsc::RecvError> {
+        match (&mut self.inline, &self.from) {
+            (Some((_, inbox)), _) => inbox.pop_front().ok_or(mpsc::RecvError),
+            (None, Some(from)) => from.recv(),
+            (None, None) => Err(mpsc::RecvError),
+        }
+    }
+
+    /// The next answer, if one is there.
+    fn try_recv(&mut self) -> Result<Batch, TryRecvError> {
+        match (&mut self.inline, &self.from) {
+            (Some((_, inbox)), _) => inbox.pop_front().ok_or(TryRecvError::Empty),
+            (None, Some(from)) => from.try_recv(),
+            (None, None) => Err(TryRecvError::Disconnected),
+        }
+    }
 }
 
 /// The reader's side of the shards (see the module docs).
@@ -93,20 +118,33 @@ impl Workers {
     /// # Errors
     /// A thread that cannot be started.
     pub fn new(config: engine::Config, n: usize) -> std::io::Result<Workers> {
+        let one_core = std::thread::available_parallelism().map_or(true, |c| c.get() == 1);
+        Workers::build(config, n, n == 1 && one_core)
+    }
+
+    /// [`Workers::new`], with the one shard on the reader's thread when `inline`.
+    fn build(config: engine::Config, n: usize, inline: bool) -> std::io::Result<Workers> {
         let n = n.clamp(1, MAX_WORKERS);
+        let inline = inline && n == 1;
         let share = engine::Config {
             max_flows: (config.max_flows / n).max(1),
             memory_budget: (config.memory_budget / n).max(1),
             ..config
         };
         let mut links = Vec::with_capacity(n);
-        for i in 0..n {
+        if inline {
+            // One worker on one core (the affinity mask says so) runs on the reader's thread: a
+            // second thread would only add context switches for the same work. With more cores
+            // a thread of its own lets it run beside the reader.
+            links.push(Link { to: None, from: None, inline: Some((Box::new(Engine::shard(share)), VecDeque::new())), free: Vec::new(), thread: None, in_flight: 0 });
+        }
+        for i in 0..n.saturating_sub(usize::from(inline)) {
             let (to, input) = mpsc::sync_channel::<Batch>(SHARD_QUEUE);
             let (back, from) = mpsc::channel::<Batch>();
             let thread = std::thread::Builder::new()
                 .name(format!("shard-{i}"))
                 .spawn(move || shard_thread(Engine::shard(share), &input, &back))?;
-            links.push(Link { to: Some(to), from, free: Vec::new(), thread: Some(thread), in_flight: 0 });
+            links.push(Link { to: Some(to), from: Some(from), inline: None, free: Vec::new(), thread: Some(thread), in_flight: 0 });
         }
         let mut w = Workers {
             splitter: Splitter::new(n),
@@ -183,7 +221,7 @@ impl Workers {
         }
         for i in 0..self.links.len() {
             while self.links.get(i).is_some_and(|l| l.in_flight > 0) {
-                match self.links.get(i).map(|l| l.from.recv()) {
+                match self.links.get_mut(i).map(Link::recv) {
                     Some(Ok(b)) => {
                         self.absorb(i, b);
                     }
@@ -212,7 +250,13 @@ impl Workers {
             b.finish = finish;
             b.want_counters = want;
             b.defrag_held = held;
-            let sent = link.to.as_ref().is_some_and(|to| to.send(b).is_ok());
+            let sent = match &mut link.inline {
+                Some((engine, inbox)) => shard_step(engine, b, &mut |x| {
+                    inbox.push_back(x);
+                    true
+                }),
+                None => link.to.as_ref().is_some_and(|to| to.send(b).is_ok()),
+            };
             if sent {
                 link.in_flight += 1;
             } else {
@@ -227,7 +271,7 @@ impl Workers {
         let mut got = false;
         for i in 0..self.links.len() {
             loop {
-                let msg = match self.links.get(i).map(|l| l.from.try_recv()) {
+                let msg = match self.links.get_mut(i).map(Link::try_recv) {
                     Some(Ok(b)) => b,
                     Some(Err(TryRecvError::Disconnected)) => {
                         self.broken = true;
@@ -296,7 +340,7 @@ impl Workers {
                 if done.get(i).copied().unwrap_or(true) {
                     continue;
                 }
-                let Some(msg) = self.links.get(i).map(|l| l.from.recv()) else { continue };
+                let Some(msg) = self.links.get_mut(i).map(Link::recv) else { continue };
                 match msg {
                     Ok(b) => {
                         let end = b.mark == Pos::END;
@@ -350,31 +394,37 @@ impl Drop for Workers {
 
 /// A shard: batches in, the same batches back with what they made.
 fn shard_thread(mut engine: Engine, input: &Receiver<Batch>, back: &mpsc::Sender<Batch>) {
-    while let Ok(mut b) = input.recv() {
-        engine.handle_shard(&mut b);
-        if b.finish {
-            // The batch's own events go first, then the drained records in chunks.
-            let mut chunk = std::mem::take(&mut b.events);
-            let mut ok = true;
-            engine.finish_shard(|ev| {
-                let pos = ev.pos;
-                chunk.push(ev);
-                if chunk.len() >= FINISH_CHUNK {
-                    let part = Batch { events: std::mem::take(&mut chunk), mark: pos, chunk: true, ..Batch::default() };
-                    ok = back.send(part).is_ok();
-                }
-                ok
-            });
-            b.events.append(&mut chunk);
-            b.mark = Pos::END;
-        }
-        if b.want_counters {
-            b.counters = Some(engine.counters());
-        }
-        if back.send(b).is_err() {
+    while let Ok(b) = input.recv() {
+        if !shard_step(&mut engine, b, &mut |x| back.send(x).is_ok()) {
             return;
         }
     }
+}
+
+/// What a shard does with one batch: handles it and hands it back through `back` (with, at a
+/// capture's end, the drained records in chunks first). False once `back` refuses.
+fn shard_step(engine: &mut Engine, mut b: Batch, back: &mut dyn FnMut(Batch) -> bool) -> bool {
+    engine.handle_shard(&mut b);
+    if b.finish {
+        // The batch's own events go first, then the drained records in chunks.
+        let mut chunk = std::mem::take(&mut b.events);
+        let mut ok = true;
+        engine.finish_shard(|ev| {
+            let pos = ev.pos;
+            chunk.push(ev);
+            if chunk.len() >= FINISH_CHUNK {
+                let part = Batch { events: std::mem::take(&mut chunk), mark: pos, chunk: true, ..Batch::default() };
+                ok = back(part);
+            }
+            ok
+        });
+        b.events.append(&mut chunk);
+        b.mark = Pos::END;
+    }
+    if b.want_counters {
+        b.counters = Some(engine.counters());
+    }
+    back(b)
 }
 
 #[cfg(test)]
@@ -396,14 +446,15 @@ mod tests {
     }
 
     #[test]
-    fn three_shards_give_the_records_and_counters_of_a_standalone_engine() {
+    fn three_shards_one_thread_or_one_inline_give_the_records_and_counters_of_a_standalone_engine() {
         for file in ["dns-then-tls.pcap", "dns-tcp.pcap", "ech-real.pcap", "quic-chromium.pcap"] {
             let mut engine = Engine::new(engine::Config::default());
             read(file, |b| engine.handle_batch(b));
             engine.finish();
             let alone = std::mem::take(&mut engine.records);
 
-            let mut w = Workers::new(engine::Config::default(), 3).unwrap();
+            for (n, inline) in [(3, false), (1, true), (1, false)] {
+            let mut w = Workers::build(engine::Config::default(), n, inline).unwrap();
             let mut got = Vec::new();
             read(file, |b| {
                 w.handle_batch(b);
@@ -424,6 +475,7 @@ mod tests {
             assert_eq!(c.table.created, engine.table_stats().created, "{file}");
             assert_eq!(c.table.peak, engine.table_stats().peak, "{file}");
             assert_eq!(c.dns_cache.0, engine.dns_cache_stats().0, "{file}");
+            }
         }
     }
 }
