@@ -1,9 +1,8 @@
 //! DNS messages of a DNS flow: what the flow reports, and the answers that feed the cache.
 
-use super::record::{bump, DnsAnswer, Details};
+use super::record::{bump, AnswerData, DnsAnswer, Details};
 use super::resolve::Event;
 use super::{Ctx, MAX_DNS_ANSWERS_PER_FLOW, MAX_DNS_MESSAGES_PER_FLOW, MAX_DNS_NAMES_PER_FLOW};
-use crate::export::bytes_to_text;
 use crate::proto::dns::{Message, RData};
 
 /// Reads one DNS message of a flow. Returns false once the flow has had
@@ -43,26 +42,23 @@ pub(super) fn message(details: &mut Details, msg: &[u8], ctx: &mut Ctx<'_>) -> b
             continue;
         }
         let data = match &r.data {
-            RData::A(a) => a.to_string(),
-            RData::Aaaa(a) => a.to_string(),
-            RData::Cname(n) => bytes_to_text(n.as_bytes()),
+            RData::A(a) => AnswerData::Addr((*a).into()),
+            RData::Aaaa(a) => AnswerData::Addr((*a).into()),
+            RData::Cname(n) => AnswerData::Name(Box::from(n.as_bytes())),
             RData::Https(s) | RData::Svcb(s) => {
                 if let Some(p) = &s.ech_public_name {
                     ctx.emit(Event::EchName(Box::from(&p[..])));
                 }
-                let alpn: Vec<String> = s.alpn.iter().map(|a| bytes_to_text(a)).collect();
-                let mut text = format!("{} {}", s.priority, bytes_to_text(s.target.as_bytes()));
-                if !alpn.is_empty() {
-                    text.push_str(&format!(" alpn={}", alpn.join(",")));
+                AnswerData::Service {
+                    priority: s.priority,
+                    target: Box::from(s.target.as_bytes()),
+                    alpn: s.alpn.iter().map(|a| Box::from(&a[..])).collect(),
+                    ech: s.ech,
                 }
-                if s.ech {
-                    text.push_str(" ech");
-                }
-                text
             }
-            RData::Other => String::new(),
+            RData::Other => AnswerData::Other,
         };
-        summary.answers.push(DnsAnswer { name: Box::from(r.name.as_bytes()), rtype: r.rtype, ttl: r.ttl, data: data.into_boxed_str() });
+        summary.answers.push(DnsAnswer { name: Box::from(r.name.as_bytes()), rtype: r.rtype, ttl: r.ttl, data });
     }
     // The name the client asked for is what later flows to these addresses are attributed to.
     if let Some(q) = m.questions.first() {

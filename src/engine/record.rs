@@ -90,7 +90,7 @@ pub struct ProxyInfo {
     pub target: Option<Vec<u8>>,
 }
 
-/// One DNS answer as reported: owner name, type, and its data as text.
+/// One DNS answer as reported: owner name, type, and its data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DnsAnswer {
     /// Owner name as on the wire.
@@ -99,8 +99,30 @@ pub struct DnsAnswer {
     pub rtype: u16,
     /// TTL in seconds.
     pub ttl: u32,
-    /// Address, target name, or an HTTPS/SVCB summary (`alpn=h3,h2 ech`).
-    pub data: Box<str>,
+    /// What the answer says, typed: text is made only where it is written (`export`).
+    pub data: AnswerData,
+}
+
+/// The data of a DNS answer as the engine keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnswerData {
+    /// An A or AAAA address.
+    Addr(std::net::IpAddr),
+    /// A CNAME target, as on the wire.
+    Name(Box<[u8]>),
+    /// An HTTPS or SVCB record's summary.
+    Service {
+        /// SvcPriority.
+        priority: u16,
+        /// TargetName, as on the wire.
+        target: Box<[u8]>,
+        /// ALPN ids offered.
+        alpn: Box<[Box<[u8]>]>,
+        /// An ECH configuration is published.
+        ech: bool,
+    },
+    /// A type the sensor does not read.
+    Other,
 }
 
 /// What a DNS flow carried (bounded by the engine's DNS limits).

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::bytes_to_text;
 use crate::classify::catalog::Catalog;
 use crate::classify::Attribution;
-use crate::engine::{DnsAnswer, FlowRecord};
+use crate::engine::{AnswerData, DnsAnswer, FlowRecord};
 use crate::proto::{quic, tls};
 
 /// One DNS answer in a record.
@@ -166,7 +166,28 @@ fn answer_line(a: &DnsAnswer) -> AnswerLine {
         name: dns_name(&a.name),
         rtype: crate::proto::dns::type_str(a.rtype).into_owned(),
         ttl: a.ttl,
-        data: a.data.to_string(),
+        data: answer_text(&a.data),
+    }
+}
+
+/// An answer's data as text: the address, the target name, or an HTTPS/SVCB summary
+/// (`1 . alpn=h3,h2 ech`).
+fn answer_text(d: &AnswerData) -> String {
+    match d {
+        AnswerData::Addr(a) => a.to_string(),
+        AnswerData::Name(n) => bytes_to_text(n),
+        AnswerData::Service { priority, target, alpn, ech } => {
+            let mut text = format!("{priority} {}", bytes_to_text(target));
+            if !alpn.is_empty() {
+                text.push_str(" alpn=");
+                text.push_str(&alpn.iter().map(|a| bytes_to_text(a)).collect::<Vec<_>>().join(","));
+            }
+            if *ech {
+                text.push_str(" ech");
+            }
+            text
+        }
+        AnswerData::Other => String::new(),
     }
 }
 
