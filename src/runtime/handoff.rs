@@ -100,6 +100,8 @@ pub struct Handoff<S: Sink + Send + 'static> {
     stats: Arc<HandoffStats>,
     last_tick: Option<Instant>,
     replay_done: bool,
+    /// The sink reads packet times (asked once: it is on its thread afterwards).
+    times: bool,
 }
 
 impl<S: Sink + Send + 'static> Handoff<S> {
@@ -108,9 +110,10 @@ impl<S: Sink + Send + 'static> Handoff<S> {
     /// # Errors
     /// The thread could not be started.
     pub fn start(sink: S, stats: Arc<HandoffStats>, log: impl Write + Send + 'static) -> std::io::Result<Handoff<S>> {
+        let times = sink.wants_packet_times();
         let (tx, rx) = sync_channel(HANDOFF_QUEUE);
         let thread = std::thread::Builder::new().name("shadowtap-sink".into()).spawn(move || serve(sink, rx, log))?;
-        Ok(Handoff { tx: Some(tx), batch: Vec::with_capacity(HANDOFF_BATCH), thread: Some(thread), stats, last_tick: None, replay_done: false })
+        Ok(Handoff { tx: Some(tx), batch: Vec::with_capacity(HANDOFF_BATCH), thread: Some(thread), stats, last_tick: None, replay_done: false, times })
     }
 
     /// Sends a message; a full queue drops live flows (counted) and makes the rest wait.
@@ -177,6 +180,10 @@ impl<S: Sink + Send + 'static> Sink for Handoff<S> {
     fn capture_done(&mut self, span: Option<(Timestamp, Timestamp)>) -> std::io::Result<()> {
         self.flush_flows()?;
         self.send(Msg::CaptureDone(span))
+    }
+
+    fn wants_packet_times(&self) -> bool {
+        self.times
     }
 
     fn packet_times(&mut self, times: &mut dyn Iterator<Item = Timestamp>) {

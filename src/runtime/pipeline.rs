@@ -125,6 +125,12 @@ pub trait Sink {
     fn packet_times(&mut self, times: &mut dyn Iterator<Item = Timestamp>) {
         let _ = times;
     }
+
+    /// Whether [`Sink::packet_times`] does anything: the pipeline skips the call otherwise
+    /// (a sink behind a thread would pay for copying the times over).
+    fn wants_packet_times(&self) -> bool {
+        false
+    }
 }
 
 /// Pause between two ticks once every source has ended (`Options::linger`).
@@ -402,7 +408,9 @@ impl Pipeline {
             frames += batch.len() as u64;
             if let (Some(first), Some(last)) = (batch.first(), batch.last()) {
                 span = Some((span.map_or(first.ts, |s| s.0), last.ts));
-                sink.packet_times(&mut batch.iter().map(|f| f.ts));
+                if sink.wants_packet_times() {
+                    sink.packet_times(&mut batch.iter().map(|f| f.ts));
+                }
             }
             self.workers.handle_batch(&batch);
             if self.opts.realtime {

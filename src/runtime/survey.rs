@@ -41,6 +41,10 @@ impl Sink for Survey<'_> {
         Ok(())
     }
 
+    fn wants_packet_times(&self) -> bool {
+        true
+    }
+
     fn packet_times(&mut self, times: &mut dyn Iterator<Item = Timestamp>) {
         let mut last = None;
         for t in times {
