@@ -106,6 +106,19 @@ pub struct Facts<'a> {
     pub corporate: bool,
 }
 
+impl Attributes {
+    /// Every attribute's key and points, in the order reports list them.
+    pub fn pairs(&self) -> [(&'static str, i32); 5] {
+        [
+            ("disappearing_messages", self.disappearing_messages),
+            ("not_e2ee", self.not_e2ee),
+            ("vendor_outside_adequate", self.vendor_outside_adequate),
+            ("vendor_country_unknown", self.vendor_country_unknown),
+            ("corporate", self.corporate),
+        ]
+    }
+}
+
 impl<'a> From<&'a Service> for Facts<'a> {
     fn from(s: &'a Service) -> Self {
         Facts { category: &s.category, vendor_country: &s.vendor_country, e2ee: s.e2ee, disappearing_messages: s.disappearing_messages, corporate: s.corporate }
@@ -173,14 +186,7 @@ impl Weights {
         if let Some(c) = CATEGORIES.iter().find(|c| !self.category.contains_key(**c)) {
             return Err(WeightsError::MissingCategory((*c).to_string()));
         }
-        let a = &self.attributes;
-        let all = self.category.iter().map(|(c, p)| (format!("category.{c}"), *p)).chain([
-            ("disappearing_messages".to_string(), a.disappearing_messages),
-            ("not_e2ee".to_string(), a.not_e2ee),
-            ("vendor_outside_adequate".to_string(), a.vendor_outside_adequate),
-            ("vendor_country_unknown".to_string(), a.vendor_country_unknown),
-            ("corporate".to_string(), a.corporate),
-        ]);
+        let all = self.category.iter().map(|(c, p)| (format!("category.{c}"), *p)).chain(self.attributes.pairs().map(|(k, p)| (k.to_string(), p)));
         for (k, p) in all {
             if !(-MAX_SCORE..=MAX_SCORE).contains(&p) {
                 return Err(WeightsError::OutOfRange(k, p));

@@ -253,14 +253,7 @@ pub fn render(r: &Report) -> String {
         for (c, p) in &rw.category {
             w.value(&Labels { section: "risk_weight", category: c, ..Labels::default() }, "points", &p.to_string());
         }
-        let a = &rw.attributes;
-        for (name, p) in [
-            ("disappearing_messages", a.disappearing_messages),
-            ("not_e2ee", a.not_e2ee),
-            ("vendor_outside_adequate", a.vendor_outside_adequate),
-            ("vendor_country_unknown", a.vendor_country_unknown),
-            ("corporate", a.corporate),
-        ] {
+        for (name, p) in rw.attributes.pairs() {
             w.value(&Labels { section: "risk_weight", name, ..Labels::default() }, "points", &p.to_string());
         }
         w.value(&Labels { section: "risk_weight", name: "level_medium", ..Labels::default() }, "from", &rw.levels.medium.to_string());
