@@ -277,7 +277,7 @@ impl ClientHello {
     pub fn parse_into(&mut self, msg: &[u8]) -> Result<(), TlsError> {
         self.clear();
         let body = handshake_body(msg, HANDSHAKE_CLIENT_HELLO, TlsError::NotClientHello)?;
-        let fixed = read_fixed(body).ok_or(TlsError::Malformed)?;
+        let fixed = read_fixed(body).filter(|f| f.session_id_len <= 32 && f.ciphers.len() % 2 == 0).ok_or(TlsError::Malformed)?;
         self.legacy_version = fixed.legacy_version;
         self.session_id_len = fixed.session_id_len;
         self.ciphers.extend(fixed.ciphers.as_chunks::<2>().0.iter().map(|&c| u16::from_be_bytes(c)));
@@ -324,22 +324,14 @@ impl ClientHello {
     pub fn parse_partial(msg: &[u8]) -> Option<ClientHello> {
         // The body may be cut short by a wrong length: read what the message holds.
         let body = msg.get(HANDSHAKE_HEADER_LEN..).filter(|_| msg.first() == Some(&HANDSHAKE_CLIENT_HELLO))?;
-        let legacy_version = be_u16(body, 0)?;
-        let mut at = 2 + 32; // legacy_version, random
-        let sid_len = usize::from(*body.get(at)?);
-        at += 1 + sid_len;
-        let ciphers_len = usize::from(be_u16(body, at)?);
-        let ciphers = body.get(at + 2..at + 2 + ciphers_len)?;
-        at += 2 + ciphers_len;
-        let compression_len = usize::from(*body.get(at)?);
-        at += 1 + compression_len;
-        let block_len = usize::from(be_u16(body, at)?);
-        let rest = body.get(at + 2..)?;
+        let fixed = read_fixed(body)?;
+        let block_len = usize::from(be_u16(fixed.rest, 0)?);
+        let rest = fixed.rest.get(2..)?;
         let block = rest.get(..block_len).unwrap_or(rest);
         let mut ch = ClientHello {
-            legacy_version,
-            session_id_len: u8::try_from(sid_len).unwrap_or(u8::MAX),
-            ciphers: ciphers.as_chunks::<2>().0.iter().map(|&c| u16::from_be_bytes(c)).collect(),
+            legacy_version: fixed.legacy_version,
+            session_id_len: fixed.session_id_len,
+            ciphers: fixed.ciphers.as_chunks::<2>().0.iter().map(|&c| u16::from_be_bytes(c)).collect(),
             ..ClientHello::default()
         };
         let mut seen = Seen::default();
@@ -446,15 +438,16 @@ struct Fixed<'a> {
     rest: &'a [u8],
 }
 
-/// Reads the fixed fields: version, random, session id (at most 32 bytes), cipher suites (an even
-/// number of bytes), compression methods. Empty lists are read (the RFC forbids them; a hostile
-/// hello still names its flow).
+/// Reads the fixed fields as far as their lengths hold: version, random, session id, cipher
+/// suites, compression methods. The strict parse checks the rest (a session id of at most 32
+/// bytes, an even cipher list); the partial one reads what is there. Empty lists are read (the
+/// RFC forbids them; a hostile hello still names its flow).
 fn read_fixed(body: &[u8]) -> Option<Fixed<'_>> {
     let legacy_version = be_u16(body, 0)?;
     let mut at = 2 + 32;
-    let sid = vector(body.get(at..)?, 1).filter(|s| s.len() <= 32)?;
+    let sid = vector(body.get(at..)?, 1)?;
     at += 1 + sid.len();
-    let ciphers = vector(body.get(at..)?, 2).filter(|c| c.len() % 2 == 0)?;
+    let ciphers = vector(body.get(at..)?, 2)?;
     at += 2 + ciphers.len();
     let compression = vector(body.get(at..)?, 1)?;
     at += 1 + compression.len();
