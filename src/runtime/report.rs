@@ -349,7 +349,7 @@ pub fn run(cmd: &Command, now: i64, stdout: &mut dyn std::io::Write) -> Result<(
     let input = load(cmd, now)?;
     check_data(cmd, &input)?;
     if let Some(path) = &cmd.save_input {
-        let mut json = serde_json::to_string_pretty(&input).expect("a ReportInput serialises");
+        let mut json = serde_json::to_string_pretty(&input).map_err(|e| ReportError::Write { path: path.clone(), source: std::io::Error::other(e) })?;
         json.push('\n');
         std::fs::write(path, json).map_err(|source| ReportError::Write { path: path.clone(), source })?;
     }
