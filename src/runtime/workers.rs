@@ -64,34 +64,57 @@ pub fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get()).saturating_sub(1).clamp(1, DEFAULT_MAX_WORKERS)
 }
 
-/// A shard: a thread and its two channels, or (one worker) an engine run on the reader's
-/// thread, whose answers wait in `inbox`.
+/// Where a shard runs.
+enum Shard {
+    /// On a thread of its own, over two channels (`to` is dropped to stop it).
+    Thread { to: Option<SyncSender<Batch>>, from: Receiver<Batch>, thread: Option<JoinHandle<()>> },
+    /// On the reader's thread (one worker, one core); its answers wait in `inbox`.
+    Inline { engine: Box<Engine>, inbox: VecDeque<Batch> },
+}
+
+/// A shard and the batches in circulation with it.
 struct Link {
-    to: Option<SyncSender<Batch>>,
-    from: Option<Receiver<Batch>>,
-    inline: Option<(Box<Engine>, VecDeque<Batch>)>,
+    shard: Shard,
     free: Vec<Batch>,
-    thread: Option<JoinHandle<()>>,
     /// Batches sent and not yet back.
     in_flight: usize,
 }
 
 impl Link {
+    fn new(shard: Shard) -> Link {
+        Link { shard, free: Vec::new(), in_flight: 0 }
+    }
+
+    /// Hands the shard a batch; false when it has stopped.
+    fn send(&mut self, b: Batch) -> bool {
+        match &mut self.shard {
+            Shard::Inline { engine, inbox } => shard_step(engine, b, &mut |x| {
+                inbox.push_back(x);
+                true
+            }),
+            Shard::Thread { to, .. } => {
+                let sent = to.as_ref().is_some_and(|to| to.send(b).is_ok());
+                if !sent {
+                    *to = None;
+                }
+                sent
+            }
+        }
+    }
+
     /// The next answer, waiting for it.
     fn recv(&mut self) -> Result<Batch, mpsc::RecvError> {
-        match (&mut self.inline, &self.from) {
-            (Some((_, inbox)), _) => inbox.pop_front().ok_or(mpsc::RecvError),
-            (None, Some(from)) => from.recv(),
-            (None, None) => Err(mpsc::RecvError),
+        match &mut self.shard {
+            Shard::Inline { inbox, .. } => inbox.pop_front().ok_or(mpsc::RecvError),
+            Shard::Thread { from, .. } => from.recv(),
         }
     }
 
     /// The next answer, if one is there.
     fn try_recv(&mut self) -> Result<Batch, TryRecvError> {
-        match (&mut self.inline, &self.from) {
-            (Some((_, inbox)), _) => inbox.pop_front().ok_or(TryRecvError::Empty),
-            (None, Some(from)) => from.try_recv(),
-            (None, None) => Err(TryRecvError::Disconnected),
+        match &mut self.shard {
+            Shard::Inline { inbox, .. } => inbox.pop_front().ok_or(TryRecvError::Empty),
+            Shard::Thread { from, .. } => from.try_recv(),
         }
     }
 }
@@ -136,7 +159,7 @@ impl Workers {
             // One worker on one core (the affinity mask says so) runs on the reader's thread: a
             // second thread would only add context switches for the same work. With more cores
             // a thread of its own lets it run beside the reader.
-            links.push(Link { to: None, from: None, inline: Some((Box::new(Engine::shard(share)), VecDeque::new())), free: Vec::new(), thread: None, in_flight: 0 });
+            links.push(Link::new(Shard::Inline { engine: Box::new(Engine::shard(share)), inbox: VecDeque::new() }));
         }
         for i in 0..n.saturating_sub(usize::from(inline)) {
             let (to, input) = mpsc::sync_channel::<Batch>(SHARD_QUEUE);
@@ -144,7 +167,7 @@ impl Workers {
             let thread = std::thread::Builder::new()
                 .name(format!("shard-{i}"))
                 .spawn(move || shard_thread(Engine::shard(share), &input, &back))?;
-            links.push(Link { to: Some(to), from: Some(from), inline: None, free: Vec::new(), thread: Some(thread), in_flight: 0 });
+            links.push(Link::new(Shard::Thread { to: Some(to), from, thread: Some(thread) }));
         }
         let mut w = Workers {
             splitter: Splitter::new(n),
@@ -250,18 +273,10 @@ impl Workers {
             b.finish = finish;
             b.want_counters = want;
             b.defrag_held = held;
-            let sent = match &mut link.inline {
-                Some((engine, inbox)) => shard_step(engine, b, &mut |x| {
-                    inbox.push_back(x);
-                    true
-                }),
-                None => link.to.as_ref().is_some_and(|to| to.send(b).is_ok()),
-            };
-            if sent {
+            if link.send(b) {
                 link.in_flight += 1;
             } else {
                 self.broken = true;
-                link.to = None;
             }
         }
     }
@@ -382,11 +397,15 @@ impl Workers {
 impl Drop for Workers {
     fn drop(&mut self) {
         for l in &mut self.links {
-            l.to = None;
+            if let Shard::Thread { to, .. } = &mut l.shard {
+                *to = None;
+            }
         }
         for l in &mut self.links {
-            if let Some(t) = l.thread.take() {
-                let _ = t.join();
+            if let Shard::Thread { thread, .. } = &mut l.shard {
+                if let Some(t) = thread.take() {
+                    let _ = t.join();
+                }
             }
         }
     }
