@@ -170,8 +170,10 @@ mod tcp_bits {
 /// Identification work still to do for a flow; dropped once the flow is identified.
 #[derive(Debug, Default)]
 struct Probe {
-    /// Reassembled first bytes of TCP, by [`Direction::index`].
-    streams: [Option<Stream>; 2],
+    /// Reassembled first bytes of TCP, by [`Direction::index`]. Boxed: a UDP flow, and a TCP
+    /// flow that sent no data yet (a SYN flood, a million idle connections), never has one, and
+    /// two inline streams would make every probe 208 bytes larger.
+    streams: [Option<Box<Stream>>; 2],
     /// This direction needs no more bytes.
     done: [bool; 2],
     /// Bytes consumed by earlier stages (proxy preamble, DNS messages) per direction.
@@ -192,10 +194,10 @@ struct Probe {
 }
 
 impl Probe {
-    /// Bytes of buffers this probe holds (charged to the memory budget; the probe itself is
-    /// part of the flow's base cost).
+    /// Bytes of buffers this probe holds, its boxed streams included (charged to the memory
+    /// budget; the probe itself is part of the flow's base cost).
     fn footprint(&self) -> usize {
-        let streams: usize = self.streams.iter().flatten().map(Stream::footprint).sum();
+        let streams: usize = self.streams.iter().flatten().map(|s| std::mem::size_of::<Stream>() + s.footprint()).sum();
         let readers: usize = self.readers.iter().map(tls::HandshakeReader::footprint).sum();
         let syn = self.syn_data.as_ref().map_or(0, |(_, d)| d.len());
         let quic = self.quic.as_deref().map_or(0, quic::Initials::footprint);
@@ -452,7 +454,7 @@ impl Engine {
     pub fn tick(&mut self, now: Timestamp) {
         let Some(mut solo) = self.solo.take() else { return };
         solo.splitter.tick(now, &mut self.stats, std::slice::from_mut(&mut solo.batch));
-        self.run_solo(&mut solo);
+        self.run_solo(&mut solo, &[]);
         self.solo = Some(solo);
     }
 
@@ -473,15 +475,16 @@ impl Engine {
     /// the same results as [`Engine::handle`] on each frame in turn.
     pub fn handle_batch(&mut self, frames: &[Frame<'_>]) {
         let Some(mut solo) = self.solo.take() else { return };
-        solo.splitter.split(frames, &mut self.stats, std::slice::from_mut(&mut solo.batch));
-        self.run_solo(&mut solo);
+        solo.splitter.split(frames, shard::Carry::InPlace, &mut self.stats, std::slice::from_mut(&mut solo.batch));
+        self.run_solo(&mut solo, frames);
         self.solo = Some(solo);
     }
 
-    /// Runs the standalone engine's batch through the shard and the resolver.
-    fn run_solo(&mut self, solo: &mut Solo) {
+    /// Runs the standalone engine's batch (split in place from `frames`) through the shard
+    /// and the resolver.
+    fn run_solo(&mut self, solo: &mut Solo, frames: &[Frame<'_>]) {
         solo.batch.defrag_held = solo.splitter.held_bytes();
-        self.handle_shard(&mut solo.batch);
+        self.handle_shard_in(&mut solo.batch, Some(frames));
         let mark = solo.batch.mark;
         solo.resolver.push(0, solo.batch.events.drain(..), mark);
         solo.resolver.run(&mut self.stats);
@@ -496,6 +499,12 @@ impl Engine {
     /// misses), then handled in order. The events for the resolver (flow records included) are
     /// appended to `batch.events`, and `batch.mark` says up to where.
     pub fn handle_shard(&mut self, batch: &mut shard::Batch) {
+        self.handle_shard_in(batch, None);
+    }
+
+    /// [`Engine::handle_shard`], for a batch split with [`shard::Carry::InPlace`] from
+    /// `frames` when they are given (its frames are read there, not from copies in the batch).
+    pub fn handle_shard_in(&mut self, batch: &mut shard::Batch, frames: Option<&[Frame<'_>]>) {
         use shard::What;
         self.defrag_held = batch.defrag_held;
         let shard::Batch { data, items, heads, packets, events, mark, .. } = batch;
@@ -512,9 +521,13 @@ impl Engine {
                     break;
                 }
                 if let What::Frame { link, start, len, packet } = item.what {
-                    let bytes = data.get(start as usize..start as usize + len as usize).unwrap_or_default();
+                    let bytes = match frames {
+                        Some(frames) => frames.get(start as usize).map(|f| f.data),
+                        None => data.get(start as usize..start as usize + len as usize),
+                    };
+                    let bytes = bytes.unwrap_or_default();
                     let decoded = match packets.get(packet as usize) {
-                        Some(d) => Ok(d.packet(data)),
+                        Some(d) => Ok(d.packet(bytes)),
                         None => decode::decode(link, bytes),
                     };
                     match decoded {
@@ -979,7 +992,7 @@ mod tests {
     #[test]
     fn per_flow_sizes_stay_as_documented() {
         // docs/architecture.md "Memory per flow" quotes these.
-        eprintln!("FlowState {} Probe {} Details {}", std::mem::size_of::<FlowState>(), std::mem::size_of::<Probe>(), std::mem::size_of::<Details>());
+        eprintln!("FlowState {} Probe {} Details {} Stream {} Reader {} FlowRecord {}", std::mem::size_of::<FlowState>(), std::mem::size_of::<Probe>(), std::mem::size_of::<Details>(), std::mem::size_of::<Stream>(), std::mem::size_of::<tls::HandshakeReader>(), std::mem::size_of::<FlowRecord>());
         assert!(std::mem::size_of::<FlowState>() <= 112);
         assert!(std::mem::size_of::<Probe>() <= 512);
         assert!(std::mem::size_of::<Details>() <= 192);

@@ -15,7 +15,11 @@
 //!   time, so each shard runs its sweeps at the same moments and ends its flows exactly when one
 //!   engine would have.
 //! - **Decoded once**: the frame travels with the packet the splitter decoded ([`Decoded`]:
-//!   the payload as an offset into the batch's copy of the frame).
+//!   the payload as an offset into the frame).
+//! - **Copied or not** ([`Carry`]): a batch for a shard thread owns copies of its frames; a
+//!   shard that runs on the reader's thread before the next read (one worker on one core, a
+//!   standalone engine) is handed the source's frames themselves and its batch only says which
+//!   ones: no frame is copied.
 //! - **Counting**: frames, decode drops, unsupported links, packets that are neither TCP nor
 //!   UDP and IP reassembly are counted here; everything else in the shards.
 
@@ -31,12 +35,14 @@ use super::Counters;
 /// What a shard is to do at one global frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum What {
-    /// Handle this frame (its bytes are `data[start..start + len]` of the batch), decoded by
-    /// the splitter as `packets[packet]` of the batch ([`NO_PACKET`]: decode it again).
+    /// Handle this frame (its bytes are `data[start..start + len]` of the batch, or with
+    /// [`Carry::InPlace`] the source's frame number `start`), decoded by the splitter as
+    /// `packets[packet]` of the batch ([`NO_PACKET`]: decode it again).
     Frame {
         /// Its link type.
         link: LinkType,
-        /// Offset in the batch's data.
+        /// Offset in the batch's data ([`Carry::Copied`]), or index in the source's frames
+        /// ([`Carry::InPlace`]).
         start: u32,
         /// Length.
         len: u32,
@@ -72,9 +78,10 @@ pub struct Item {
     pub what: What,
 }
 
-/// What travels between the reader and a shard, both ways: the frames for the shard (copied),
-/// and back the events and records they made. Reused: the reader keeps the batches a shard
-/// returned and fills them again, so a run allocates batches only while it starts.
+/// What travels between the reader and a shard, both ways: the frames for the shard (copied,
+/// or with [`Carry::InPlace`] only their numbers), and back the events and records they made.
+/// Reused: the reader keeps the batches a shard returned and fills them again, so a run
+/// allocates batches only while it starts.
 #[derive(Debug, Default)]
 pub struct Batch {
     /// The bytes of the frames and datagrams, back to back.
@@ -84,7 +91,8 @@ pub struct Batch {
     /// The heads of the batch's reassembled datagrams.
     pub heads: Vec<DatagramHead>,
     /// The frames as the splitter decoded them (the shard does not decode them again), their
-    /// TCP or UDP payload left empty: it is `data[payload.0..payload.0 + payload.1]`.
+    /// TCP or UDP payload left empty: it is `frame[payload.0..payload.0 + payload.1]` of the
+    /// frame's bytes.
     pub packets: Vec<Decoded>,
     /// Bytes IP reassembly holds in the splitter (charged to the shard's memory budget).
     pub defrag_held: usize,
@@ -129,15 +137,15 @@ impl Batch {
 pub struct Decoded {
     /// The packet, its payload empty.
     pub packet: Packet<'static>,
-    /// Where its payload is in the batch's data: offset and length.
+    /// Where its payload is in the frame's bytes: offset and length.
     pub payload: (u32, u32),
 }
 
 impl Decoded {
-    /// The packet, its payload taken from the batch's `data` (empty if out of range).
-    pub fn packet<'a>(&self, data: &'a [u8]) -> Packet<'a> {
+    /// The packet, its payload taken from its `frame`'s bytes (empty if out of range).
+    pub fn packet<'a>(&self, frame: &'a [u8]) -> Packet<'a> {
         let (start, len) = (self.payload.0 as usize, self.payload.1 as usize);
-        let bytes: &'a [u8] = data.get(start..start + len).unwrap_or_default();
+        let bytes: &'a [u8] = frame.get(start..start + len).unwrap_or_default();
         let transport = match self.packet.transport {
             Transport::Tcp(t) => Transport::Tcp(with_tcp_payload(&t, bytes)),
             Transport::Udp(u) => Transport::Udp(decode::UdpDatagram { src_port: u.src_port, dst_port: u.dst_port, payload: bytes }),
@@ -158,6 +166,16 @@ fn with_tcp_payload<'b>(t: &decode::TcpSegment<'_>, payload: &'b [u8]) -> decode
 
 /// No decoded packet for this frame: the shard decodes it.
 pub const NO_PACKET: u32 = u32::MAX;
+
+/// How a batch carries its frames' bytes to the shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carry {
+    /// Copied into the batch: it can cross to another thread and outlive the source's buffer.
+    Copied,
+    /// Not at all: the shard handles the batch with the same frames the splitter was given
+    /// ([`super::Engine::handle_shard_in`]), before the source reads again.
+    InPlace,
+}
 
 /// The shard that owns the flow of `key`, among `shards`. The same for both directions, and
 /// the same on every run (fixed hash seeds), so a capture always splits the same way.
@@ -202,9 +220,9 @@ impl Splitter {
     }
 
     /// Splits a batch of the source over `out` (one batch per shard, appended to), counting in
-    /// `stats` what ends here.
-    pub fn split(&mut self, frames: &[Frame<'_>], stats: &mut Stats, out: &mut [Batch]) {
-        for f in frames {
+    /// `stats` what ends here; the frames' bytes go as `carry` says.
+    pub fn split(&mut self, frames: &[Frame<'_>], carry: Carry, stats: &mut Stats, out: &mut [Batch]) {
+        for (index, f) in frames.iter().enumerate() {
             let seq = self.next_seq;
             self.next_seq += 1;
             stats.frames += 1;
@@ -227,7 +245,14 @@ impl Splitter {
                         let s = shard_of(&key, self.shards);
                         if let Some(b) = out.get_mut(s) {
                             let packet = keep_decoded(b, &pkt, f.data);
-                            push_bytes(b, seq, f.ts, f.data, |start, len| What::Frame { link, start, len, packet });
+                            match carry {
+                                Carry::Copied => push_bytes(b, seq, f.ts, f.data, |start, len| What::Frame { link, start, len, packet }),
+                                Carry::InPlace => {
+                                    // A source batch holds far fewer than 4 G frames.
+                                    let (start, len) = (u32::try_from(index).unwrap_or(u32::MAX), u32::try_from(f.data.len()).unwrap_or(u32::MAX));
+                                    b.items.push(Item { seq, ts: f.ts, what: What::Frame { link, start, len, packet } });
+                                }
+                            }
                         }
                         Some(s)
                     }
@@ -313,8 +338,8 @@ fn push_bytes(b: &mut Batch, seq: u64, ts: Timestamp, bytes: &[u8], what: impl F
     b.items.push(Item { seq, ts, what: what(start, len) });
 }
 
-/// Keeps `pkt` (decoded from `frame`, about to be copied at the end of the batch's data) for
-/// the shard; returns its index, or [`NO_PACKET`] if its payload is not a part of `frame`.
+/// Keeps `pkt` (decoded from `frame`) for the shard; returns its index, or [`NO_PACKET`] if its
+/// payload is not a part of `frame`.
 fn keep_decoded(b: &mut Batch, pkt: &Packet<'_>, frame: &[u8]) -> u32 {
     let (payload, transport): (&[u8], Transport<'static>) = match pkt.transport {
         Transport::Tcp(t) => (t.payload, Transport::Tcp(with_tcp_payload(&t, &[]))),
@@ -325,7 +350,7 @@ fn keep_decoded(b: &mut Batch, pkt: &Packet<'_>, frame: &[u8]) -> u32 {
     let (base, at) = (frame.as_ptr() as usize, payload.as_ptr() as usize);
     let off = if payload.is_empty() { Some(0) } else { at.checked_sub(base).filter(|o| o + payload.len() <= frame.len()) };
     let Some(off) = off else { return NO_PACKET };
-    let (Ok(start), Ok(len), Ok(index)) = (u32::try_from(b.data.len() + off), u32::try_from(payload.len()), u32::try_from(b.packets.len())) else {
+    let (Ok(start), Ok(len), Ok(index)) = (u32::try_from(off), u32::try_from(payload.len()), u32::try_from(b.packets.len())) else {
         return NO_PACKET;
     };
     let packet = Packet { src: pkt.src, dst: pkt.dst, ip_len: pkt.ip_len, transport, vlan: pkt.vlan, tunnel: pkt.tunnel };

@@ -59,7 +59,7 @@ pub(super) fn probe(flow: &mut FlowState, dir: Direction, t: &TcpSegment<'_>, ct
     }
     let Some(probe) = flow.probe.as_mut() else { return };
     if !probe.done[d] && (syn || !t.payload.is_empty()) {
-        let stream = probe.streams[d].get_or_insert_with(|| Stream::new(ctx.config.reassembly_limit));
+        let stream = probe.streams[d].get_or_insert_with(|| Box::new(Stream::new(ctx.config.reassembly_limit)));
         if syn {
             stream.syn(t.seq);
         }
@@ -96,7 +96,7 @@ fn feed(flow: &mut FlowState, dir: Direction, seq: u32, payload: &[u8], hello_ds
     if probe.done[d] {
         return;
     }
-    let stream = probe.streams[d].get_or_insert_with(|| Stream::new(ctx.config.reassembly_limit));
+    let stream = probe.streams[d].get_or_insert_with(|| Box::new(Stream::new(ctx.config.reassembly_limit)));
     let before = stream.inconsistent_overlaps;
     let outcome = stream.segment(seq, payload);
     let conflicts = stream.inconsistent_overlaps - before;

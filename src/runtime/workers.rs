@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use crate::decode::Frame;
 use crate::engine::resolve::{Pos, Resolver};
-use crate::engine::shard::{Batch, Splitter};
+use crate::engine::shard::{Batch, Carry, Splitter};
 use crate::engine::{self, Counters, Engine, FlowRecord, Stats};
 use crate::time::Timestamp;
 
@@ -85,10 +85,11 @@ impl Link {
         Link { shard, free: Vec::new(), in_flight: 0 }
     }
 
-    /// Hands the shard a batch; false when it has stopped.
-    fn send(&mut self, b: Batch) -> bool {
+    /// Hands the shard a batch (split in place from `frames`, when given: an inline shard
+    /// only); false when it has stopped.
+    fn send(&mut self, b: Batch, frames: Option<&[Frame<'_>]>) -> bool {
         match &mut self.shard {
-            Shard::Inline { engine, inbox } => shard_step(engine, b, &mut |x| {
+            Shard::Inline { engine, inbox } => shard_step(engine, b, frames, &mut |x| {
                 inbox.push_back(x);
                 true
             }),
@@ -210,13 +211,24 @@ impl Workers {
         &mut self.resolver.records
     }
 
-    /// Splits a batch of frames over the shards; sends when the shards' batches are full.
+    /// Splits a batch of frames over the shards; sends when the shards' batches are full. An
+    /// inline shard handles the frames at once, in place: nothing is copied.
     pub fn handle_batch(&mut self, frames: &[Frame<'_>]) {
-        self.splitter.split(frames, &mut self.stats, &mut self.filling);
-        if self.filling.first().is_some_and(|b| b.items.len() >= SHARD_BATCH_ITEMS) {
-            self.send(false);
+        if self.inline() {
+            self.splitter.split(frames, Carry::InPlace, &mut self.stats, &mut self.filling);
+            self.send_from(false, Some(frames));
+        } else {
+            self.splitter.split(frames, Carry::Copied, &mut self.stats, &mut self.filling);
+            if self.filling.first().is_some_and(|b| b.items.len() >= SHARD_BATCH_ITEMS) {
+                self.send(false);
+            }
         }
         self.poll();
+    }
+
+    /// The one shard runs on the reader's thread.
+    fn inline(&self) -> bool {
+        matches!(self.links.as_slice(), [Link { shard: Shard::Inline { .. }, .. }])
     }
 
     /// Advances time without a frame (a quiet live link), and sends what is gathered.
@@ -262,6 +274,11 @@ impl Workers {
 
     /// Sends every shard its batch (blocking while a queue is full).
     fn send(&mut self, finish: bool) {
+        self.send_from(finish, None);
+    }
+
+    /// [`Workers::send`], of batches split in place from `frames` when given.
+    fn send_from(&mut self, finish: bool, frames: Option<&[Frame<'_>]>) {
         let want = finish || self.last_counters.elapsed() >= COUNTERS_EVERY;
         if want {
             self.last_counters = Instant::now();
@@ -273,7 +290,7 @@ impl Workers {
             b.finish = finish;
             b.want_counters = want;
             b.defrag_held = held;
-            if link.send(b) {
+            if link.send(b, frames) {
                 link.in_flight += 1;
             } else {
                 self.broken = true;
@@ -414,16 +431,17 @@ impl Drop for Workers {
 /// A shard: batches in, the same batches back with what they made.
 fn shard_thread(mut engine: Engine, input: &Receiver<Batch>, back: &mpsc::Sender<Batch>) {
     while let Ok(b) = input.recv() {
-        if !shard_step(&mut engine, b, &mut |x| back.send(x).is_ok()) {
+        if !shard_step(&mut engine, b, None, &mut |x| back.send(x).is_ok()) {
             return;
         }
     }
 }
 
-/// What a shard does with one batch: handles it and hands it back through `back` (with, at a
-/// capture's end, the drained records in chunks first). False once `back` refuses.
-fn shard_step(engine: &mut Engine, mut b: Batch, back: &mut dyn FnMut(Batch) -> bool) -> bool {
-    engine.handle_shard(&mut b);
+/// What a shard does with one batch (split in place from `frames`, when given): handles it and
+/// hands it back through `back` (with, at a capture's end, the drained records in chunks
+/// first). False once `back` refuses.
+fn shard_step(engine: &mut Engine, mut b: Batch, frames: Option<&[Frame<'_>]>, back: &mut dyn FnMut(Batch) -> bool) -> bool {
+    engine.handle_shard_in(&mut b, frames);
     if b.finish {
         // The batch's own events go first, then the drained records in chunks.
         let mut chunk = std::mem::take(&mut b.events);
