@@ -87,6 +87,21 @@ impl DnsCache {
     /// Records that `name` resolved to `addr` at `now` with `ttl` seconds.
     pub fn insert(&mut self, addr: IpAddr, name: &[u8], ttl: u32, now: Timestamp) {
         let until = now.plus_secs((ttl as u64).clamp(MIN_HOLD_SECS, MAX_HOLD_SECS));
+        // A name the address already has (the common case: the same lookup again) moves to the
+        // front with its new expiry, without being copied again. Held names are lowercase, so
+        // this is the match the general path below would remove.
+        if let Some(names) = self.map.get_mut(&addr).map(|e| &mut e.names) {
+            if let Some(i) = names.iter().position(|(n, _)| n.eq_ignore_ascii_case(name)) {
+                if let Some(head) = names.get_mut(..=i) {
+                    head.rotate_right(1);
+                }
+                if let Some(first) = names.first_mut() {
+                    first.1 = until;
+                }
+                self.stats.inserted += 1;
+                return;
+            }
+        }
         let name = lower(name);
         if !self.map.contains_key(&addr) && self.map.len() >= self.max_addrs {
             self.make_room(now);
@@ -171,6 +186,19 @@ mod tests {
         }
         let got: Vec<String> = c.lookup(&ip("192.0.2.1"), t).iter().map(|n| String::from_utf8(n.to_vec()).unwrap()).collect();
         assert_eq!(got, ["b.example", "e.example", "d.example", "c.example"]);
+    }
+
+    #[test]
+    fn a_name_answered_again_moves_to_the_front_with_its_new_expiry() {
+        let mut c = DnsCache::new(10);
+        let t0 = Timestamp::from_parts(0, 0);
+        c.insert(ip("192.0.2.1"), b"A.example", 60, t0);
+        c.insert(ip("192.0.2.1"), b"b.example", 60, t0);
+        c.insert(ip("192.0.2.1"), b"a.EXAMPLE", 60, t0.plus_secs(50));
+        assert_eq!(c.stats.inserted, 3);
+        let at = |c: &mut DnsCache, secs| c.lookup(&ip("192.0.2.1"), t0.plus_secs(secs));
+        assert_eq!(at(&mut c, 0), [b"a.example".to_vec().into_boxed_slice(), b"b.example".to_vec().into_boxed_slice()]);
+        assert_eq!(at(&mut c, 100), [b"a.example".to_vec().into_boxed_slice()], "renewed at 50 s, b.example not");
     }
 
     #[test]

@@ -38,7 +38,7 @@ use crate::time::Timestamp;
 
 pub use budget::DEFAULT_BUDGET;
 pub use record::{
-    AnswerData, DnsAnswer, DnsSummary, Details, Evasion, FlowRecord, ProxyInfo, Signal, Stats, TlsSummary, Unnamed,
+    AlpnList, AnswerData, DnsAnswer, DnsSummary, Details, Evasion, FlowRecord, ProxyInfo, Signal, Stats, TlsSummary, Unnamed,
 };
 use record::bump;
 use resolve::{Event, Pos, Resolver, Stamped};

@@ -1,7 +1,8 @@
 //! What the engine reports: flow records, their details, and the engine's counters.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use super::App;
 use crate::decode::Tunnel;
@@ -9,6 +10,7 @@ use crate::fingerprint::{ja3, ja4};
 use crate::flow::defrag::DefragStats;
 use crate::flow::table::EndReason;
 use crate::proto::marker::{Marker, StunInfo};
+use crate::proto::dns::{NameRef, RDataRef, RecordRef};
 use crate::proto::proxy;
 use crate::proto::tls::{ClientHello, ServerHello};
 use crate::time::Timestamp;
@@ -90,34 +92,35 @@ pub struct ProxyInfo {
     pub target: Option<Vec<u8>>,
 }
 
-/// One DNS answer as reported: owner name, type, and its data.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DnsAnswer {
-    /// Owner name as on the wire.
-    pub name: Box<[u8]>,
+/// One DNS answer as reported: owner name, type, and its data, borrowed from the flow's
+/// [`DnsSummary`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DnsAnswer<'a> {
+    /// Owner name as on the wire (presentation form).
+    pub name: &'a [u8],
     /// Record type number.
     pub rtype: u16,
     /// TTL in seconds.
     pub ttl: u32,
     /// What the answer says, typed: text is made only where it is written (`export`).
-    pub data: AnswerData,
+    pub data: AnswerData<'a>,
 }
 
 /// The data of a DNS answer as the engine keeps it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AnswerData {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerData<'a> {
     /// An A or AAAA address.
-    Addr(std::net::IpAddr),
+    Addr(IpAddr),
     /// A CNAME target, as on the wire.
-    Name(Box<[u8]>),
+    Name(&'a [u8]),
     /// An HTTPS or SVCB record's summary.
     Service {
         /// SvcPriority.
         priority: u16,
         /// TargetName, as on the wire.
-        target: Box<[u8]>,
+        target: &'a [u8],
         /// ALPN ids offered.
-        alpn: Box<[Box<[u8]>]>,
+        alpn: AlpnList<'a>,
         /// An ECH configuration is published.
         ech: bool,
     },
@@ -125,19 +128,203 @@ pub enum AnswerData {
     Other,
 }
 
+/// The ALPN ids of an HTTPS or SVCB answer, kept as the wire spells a list: each id behind its
+/// one-byte length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlpnList<'a>(&'a [u8]);
+
+impl<'a> AlpnList<'a> {
+    /// No ids.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The ids, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> {
+        let mut rest = self.0;
+        std::iter::from_fn(move || {
+            let (&len, tail) = rest.split_first()?;
+            let (id, tail) = tail.split_at_checked(usize::from(len))?;
+            rest = tail;
+            Some(id)
+        })
+    }
+}
+
+/// Where a byte string lies in a [`DnsSummary`]'s arena. The arena of one flow holds at most
+/// [`MAX_DNS_NAMES_PER_FLOW`](super::MAX_DNS_NAMES_PER_FLOW) query names and
+/// [`MAX_DNS_ANSWERS_PER_FLOW`](super::MAX_DNS_ANSWERS_PER_FLOW) answers of at most
+/// three strings of a few hundred bytes each, far below `u32::MAX`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Span {
+    start: u32,
+    len: u32,
+}
+
+/// The data of a kept answer, with its strings in the arena.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StoredData {
+    Addr(IpAddr),
+    Name(Span),
+    Service { priority: u16, target: Span, alpn: Span, ech: bool },
+    Other,
+}
+
+/// A kept answer, with its strings in the arena.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct StoredAnswer {
+    name: Span,
+    rtype: u16,
+    ttl: u32,
+    data: StoredData,
+}
+
+/// Bytes reserved for a flow's arena when it first stores a string: a query name and the
+/// owner names and targets of a typical answer (a CNAME chain and its addresses) fit, so most
+/// flows never grow it.
+const ARENA_START: usize = 256;
+
 /// What a DNS flow carried (bounded by the engine's DNS limits).
+///
+/// Every string the summary keeps (query names, answer owner names and targets, ALPN lists) is
+/// stored back to back in one byte arena, and the entries hold offsets into it; a string equal
+/// to one already stored (the question name that every answer repeats as its owner) is stored
+/// once. A flow's summary therefore costs its box, the arena and the two entry vectors,
+/// whatever its number of answers: the arena and the entries grow by doubling, and the entries
+/// are reserved per message for all of its answers. Read it through [`DnsSummary::queries`] and
+/// [`DnsSummary::answers`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DnsSummary {
-    /// Query names in order of first appearance, as on the wire.
-    pub queries: Vec<Box<[u8]>>,
-    /// Answers of the responses.
-    pub answers: Vec<DnsAnswer>,
+    bytes: Vec<u8>,
+    queries: Vec<Span>,
+    answers: Vec<StoredAnswer>,
     /// Last response code seen.
     pub rcode: Option<u16>,
     /// Messages parsed.
     pub messages: u32,
     /// Names or answers not kept because a per-flow bound was hit.
     pub dropped: u32,
+}
+
+impl DnsSummary {
+    /// Query names in order of first appearance, as on the wire (presentation form).
+    pub fn queries(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
+        self.queries.iter().map(|s| self.slice(*s))
+    }
+
+    /// Answers of the responses, in order.
+    pub fn answers(&self) -> impl ExactSizeIterator<Item = DnsAnswer<'_>> + '_ {
+        self.answers.iter().map(|a| DnsAnswer {
+            name: self.slice(a.name),
+            rtype: a.rtype,
+            ttl: a.ttl,
+            data: match a.data {
+                StoredData::Addr(addr) => AnswerData::Addr(addr),
+                StoredData::Name(n) => AnswerData::Name(self.slice(n)),
+                StoredData::Service { priority, target, alpn, ech } => {
+                    AnswerData::Service { priority, target: self.slice(target), alpn: AlpnList(self.slice(alpn)), ech }
+                }
+                StoredData::Other => AnswerData::Other,
+            },
+        })
+    }
+
+    fn slice(&self, s: Span) -> &[u8] {
+        let start = s.start as usize;
+        self.bytes.get(start..start + s.len as usize).unwrap_or_default()
+    }
+
+    /// Every span stored, for finding a string already kept.
+    fn spans(&self) -> impl Iterator<Item = Span> + '_ {
+        let answers = self.answers.iter().flat_map(|a| {
+            let (x, y) = match a.data {
+                StoredData::Name(n) => (Some(n), None),
+                StoredData::Service { target, alpn, .. } => (Some(target), Some(alpn)),
+                StoredData::Addr(_) | StoredData::Other => (None, None),
+            };
+            [Some(a.name), x, y].into_iter().flatten()
+        });
+        self.queries.iter().copied().chain(answers)
+    }
+
+    /// Appends what `write` writes to the arena and returns its span; when equal bytes are
+    /// already stored, the new copy is taken back and the old span returned.
+    fn store(&mut self, write: impl FnOnce(&mut Vec<u8>)) -> Span {
+        if self.bytes.capacity() == 0 {
+            self.bytes.reserve(ARENA_START);
+        }
+        let start = self.bytes.len();
+        write(&mut self.bytes);
+        let new = self.bytes.get(start..).unwrap_or_default();
+        if new.is_empty() {
+            return Span::default();
+        }
+        let len = new.len();
+        let old = self.spans().find(|s| self.slice(*s) == new);
+        if let Some(old) = old {
+            self.bytes.truncate(start);
+            return old;
+        }
+        Span { start: start as u32, len: len as u32 }
+    }
+
+    /// Keeps a query name, unless the flow already has it; counts it as dropped when the flow
+    /// already has `max` names.
+    pub(super) fn add_query(&mut self, name: NameRef<'_>, max: usize) {
+        let before = self.bytes.len();
+        let span = self.store(|b| name.write_into(b));
+        if self.queries.contains(&span) {
+            // Equal names are stored once, so a repeated query has the span of the first.
+        } else if self.queries.len() < max {
+            self.queries.push(span);
+        } else {
+            self.bytes.truncate(before);
+            self.dropped += 1;
+        }
+    }
+
+    /// Answers kept so far.
+    pub(super) fn answer_count(&self) -> usize {
+        self.answers.len()
+    }
+
+    /// Makes room for `n` more answers at once (one growth per message, not one per answer).
+    pub(super) fn reserve_answers(&mut self, n: usize) {
+        self.answers.reserve(n);
+    }
+
+    /// Keeps an answer record.
+    pub(super) fn add_answer(&mut self, r: &RecordRef<'_>) {
+        let name = self.store(|b| r.name.write_into(b));
+        let data = match r.data {
+            RDataRef::A(a) => StoredData::Addr(a.into()),
+            RDataRef::Aaaa(a) => StoredData::Addr(a.into()),
+            RDataRef::Cname(n) => StoredData::Name(self.store(|b| n.write_into(b))),
+            RDataRef::Https(s) | RDataRef::Svcb(s) => {
+                let target = self.store(|b| s.target.write_into(b));
+                let alpn = self.store(|b| {
+                    for id in s.alpn() {
+                        // An id's length came from one byte on the wire.
+                        b.push(id.len() as u8);
+                        b.extend_from_slice(id);
+                    }
+                });
+                StoredData::Service { priority: s.priority, target, alpn, ech: s.ech }
+            }
+            RDataRef::Other => StoredData::Other,
+        };
+        self.answers.push(StoredAnswer { name, rtype: r.rtype, ttl: r.ttl, data });
+    }
+
+    /// `name`'s presentation form in a shared buffer, written through the arena's spare room
+    /// (so the only allocation is the result's).
+    pub(super) fn shared_name(&mut self, name: NameRef<'_>) -> Arc<[u8]> {
+        let start = self.bytes.len();
+        name.write_into(&mut self.bytes);
+        let shared = Arc::from(self.bytes.get(start..).unwrap_or_default());
+        self.bytes.truncate(start);
+        shared
+    }
 }
 
 /// Which signal named the flow's destination, in the order of precedence the sensor applies.
@@ -465,4 +652,63 @@ impl Stats {
 /// Adds one to a label-keyed counter.
 pub(crate) fn bump(map: &mut BTreeMap<&'static str, u64>, label: &'static str) {
     *map.entry(label).or_default() += 1;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{AnswerData, DnsSummary};
+    use crate::proto::dns::MessageView;
+
+    /// Decodes hex, ignoring whitespace.
+    fn hex(s: &str) -> Vec<u8> {
+        let digits: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+        digits.chunks(2).map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap()).collect()
+    }
+
+    #[test]
+    fn dns_summary_keeps_each_string_once_in_its_arena() {
+        // www.example.com: CNAME cdn.example.com, cdn A 192.0.2.1, cdn A 192.0.2.2,
+        // www HTTPS 1 cdn.example.com alpn=h3,h2.
+        let msg = hex("0001 8180 0001 0004 0000 0000
+             03 777777 07 6578616d706c65 03 636f6d 00 0001 0001
+             c00c 0005 0001 0000012c 0006 03 63646e c010
+             c02d 0001 0001 0000003c 0004 c0000201
+             c02d 0001 0001 0000003c 0004 c0000202
+             c00c 0041 0001 0000012c 000e 0001 c02d 0001 0006 02 6833 02 6832");
+        let m = MessageView::parse(&msg).unwrap();
+        let mut s = DnsSummary::default();
+        for _ in 0..2 {
+            for q in m.questions() {
+                s.add_query(q.name, 1);
+            }
+            for r in m.answers() {
+                s.add_answer(&r);
+            }
+        }
+        // The repeated query is neither kept twice nor dropped; a second name would be.
+        assert_eq!(s.queries().collect::<Vec<_>>(), [b"www.example.com"]);
+        assert_eq!(s.dropped, 0);
+        // The two names and the ALPN list, once each.
+        assert_eq!(s.bytes, b"www.example.comcdn.example.com\x02h3\x02h2");
+        let answers: Vec<_> = s.answers().collect();
+        assert_eq!(answers.len(), 8);
+        assert_eq!(answers[0].name, b"www.example.com");
+        assert_eq!(answers[0].data, AnswerData::Name(b"cdn.example.com"));
+        assert_eq!(answers[2].name, b"cdn.example.com");
+        assert_eq!(answers[2].data, AnswerData::Addr("192.0.2.2".parse().unwrap()));
+        let AnswerData::Service { priority, target, alpn, ech } = answers[3].data else { panic!() };
+        assert_eq!((priority, target, ech), (1, &b"cdn.example.com"[..], false));
+        assert_eq!(alpn.iter().collect::<Vec<_>>(), [b"h3", b"h2"]);
+        assert_eq!(answers[4..], answers[..4]);
+        // A root query is kept (as the empty name) and counted against the bound.
+        let root = hex("0002 0100 0001 0000 0000 0000 00 0002 0001");
+        let r = MessageView::parse(&root).unwrap();
+        s.add_query(r.questions().next().unwrap().name, 1);
+        assert_eq!(s.dropped, 1);
+        s.add_query(r.questions().next().unwrap().name, 2);
+        assert_eq!(s.queries().collect::<Vec<_>>(), [&b"www.example.com"[..], b""]);
+        let shared = s.shared_name(m.questions().next().unwrap().name);
+        assert_eq!(&shared[..], b"www.example.com");
+        assert_eq!(s.bytes.len(), 36, "the shared name was written through the arena's spare room");
+    }
 }

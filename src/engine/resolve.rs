@@ -23,6 +23,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use super::record::{bump, FlowRecord, Stats, Unnamed};
 use crate::dnscache::{CacheStats, DnsCache};
@@ -78,8 +79,8 @@ pub enum Event {
     Answer {
         /// The answered address.
         addr: IpAddr,
-        /// The name the client asked for.
-        name: Box<[u8]>,
+        /// The name the client asked for, shared by every address of its message.
+        name: Arc<[u8]>,
         /// The answer's TTL.
         ttl: u32,
         /// The answer's packet time.

@@ -161,9 +161,9 @@ fn dns_name(n: &[u8]) -> String {
     }
 }
 
-fn answer_line(a: &DnsAnswer) -> AnswerLine {
+fn answer_line(a: DnsAnswer<'_>) -> AnswerLine {
     AnswerLine {
-        name: dns_name(&a.name),
+        name: dns_name(a.name),
         rtype: crate::proto::dns::type_str(a.rtype).into_owned(),
         ttl: a.ttl,
         data: answer_text(&a.data),
@@ -172,7 +172,7 @@ fn answer_line(a: &DnsAnswer) -> AnswerLine {
 
 /// An answer's data as text: the address, the target name, or an HTTPS/SVCB summary
 /// (`1 . alpn=h3,h2 ech`).
-fn answer_text(d: &AnswerData) -> String {
+fn answer_text(d: &AnswerData<'_>) -> String {
     match d {
         AnswerData::Addr(a) => a.to_string(),
         AnswerData::Name(n) => bytes_to_text(n),
@@ -180,7 +180,7 @@ fn answer_text(d: &AnswerData) -> String {
             let mut text = format!("{priority} {}", bytes_to_text(target));
             if !alpn.is_empty() {
                 text.push_str(" alpn=");
-                text.push_str(&alpn.iter().map(|a| bytes_to_text(a)).collect::<Vec<_>>().join(","));
+                text.push_str(&alpn.iter().map(bytes_to_text).collect::<Vec<_>>().join(","));
             }
             if *ech {
                 text.push_str(" ech");
@@ -255,11 +255,11 @@ impl<'a> InspectLine<'a> {
             stun_realm: d.and_then(|d| d.stun.as_ref()).and_then(|s| s.realm.as_deref()).map(bytes_to_text),
             dns_queries: d
                 .and_then(|d| d.dns.as_ref())
-                .map(|s| s.queries.iter().map(|q| dns_name(q)).collect())
+                .map(|s| s.queries().map(dns_name).collect())
                 .unwrap_or_default(),
             dns_answers: d
                 .and_then(|d| d.dns.as_ref())
-                .map(|s| s.answers.iter().map(answer_line).collect())
+                .map(|s| s.answers().map(answer_line).collect())
                 .unwrap_or_default(),
             dns_rcode: d.and_then(|d| d.dns.as_ref()).and_then(|s| s.rcode).map(rcode_name),
             names_from_dns: d.map(|d| d.names_from_dns.iter().map(|n| bytes_to_text(n)).collect()).unwrap_or_default(),

@@ -9,14 +9,18 @@
 //! Guarantees:
 //! - Every function is pure and total: hostile or truncated input gives a [`DnsError`], never a
 //!   panic, an out-of-bounds index or an unbounded loop.
-//! - The parser walks the borrowed message in place; it copies out only what it keeps (the names
-//!   and record data of at most [`MAX_QUESTIONS`] questions and [`MAX_RECORDS`] answers), and each
-//!   kept name is bounded by [`MAX_NAME_LEN`] wire bytes. Authority and additional records are
-//!   validated (name, fixed fields, RDATA length) without being copied.
+//! - [`MessageView`] reads the borrowed message in place and allocates nothing: it validates the
+//!   whole message once, then offers at most [`MAX_QUESTIONS`] questions and [`MAX_RECORDS`]
+//!   answers through iterators whose names are [`NameRef`]s, compared label by label and written
+//!   out as text only when asked, into the caller's buffer. Each name is bounded by
+//!   [`MAX_NAME_LEN`] wire bytes. Authority and additional records are validated (name, fixed
+//!   fields, RDATA length) without being decoded. [`Message`] is an owned copy made from the
+//!   view, for tests and tools; the engine reads through the view.
 //! - Compression pointers (RFC 1035 §4.1.4) are followed only strictly backwards, at most
 //!   [`MAX_POINTER_HOPS`] per name, so a name is read in time bounded by the message length.
 //! - Names keep the case they had on the wire (the case a resolver echoes back is itself a
-//!   signal, e.g. 0x20 randomisation); comparisons use [`Name::eq_ignore_case`].
+//!   signal, e.g. 0x20 randomisation); comparisons use [`NameRef::eq_ignore_case`] and
+//!   [`Name::eq_ignore_case`], which agree.
 //! - DNS over TCP (RFC 7766 §8) goes through [`TcpFramer`], whose buffer never exceeds
 //!   [`MAX_TCP_BUFFER`] bytes.
 #![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic))]
@@ -329,7 +333,7 @@ pub struct Svcb {
 /// Layout (draft-ietf-tls-esni-22 §4): list length (2); per config: version (2), length (2),
 /// then HpkeKeyConfig { config_id (1), kem_id (2), public_key <1..2^16-1>,
 /// cipher_suites <4..2^16-4> }, maximum_name_length (1), public_name <1..255>, extensions.
-pub fn ech_public_name(list: &[u8]) -> Option<Vec<u8>> {
+pub fn ech_public_name(list: &[u8]) -> Option<&[u8]> {
     let mut at = 2usize;
     let u16_at = |b: &[u8], i: usize| Some(u16::from_be_bytes([*b.get(i)?, *b.get(i + 1)?]) as usize);
     let version = u16_at(list, at)?;
@@ -345,7 +349,7 @@ pub fn ech_public_name(list: &[u8]) -> Option<Vec<u8>> {
     i += 1; // maximum_name_length
     let n = *config.get(i)? as usize;
     let name = config.get(i + 1..i + 1 + n)?;
-    (!name.is_empty()).then(|| name.to_vec())
+    (!name.is_empty()).then_some(name)
 }
 
 /// One answer record (RFC 1035 §4.1.3).
@@ -397,143 +401,95 @@ const FLAG_QR: u16 = 0x8000;
 const FLAG_TC: u16 = 0x0200;
 
 impl Message {
-    /// Parses one DNS message (a UDP payload, or one frame from [`TcpFramer`]).
-    ///
-    /// Trailing bytes after the last counted record are ignored (some middleboxes pad).
+    /// Parses one DNS message (a UDP payload, or one frame from [`TcpFramer`]) into owned
+    /// values: [`MessageView::parse`], then a copy of what the view offers. The engine reads
+    /// through the view and never builds a `Message`.
     ///
     /// # Errors
-    /// Any [`DnsError`] except `BadTcpLength`: the first structural fault found, in wire order.
-    /// A fault in the authority or additional section fails the message too, since it means the
-    /// counts or lengths cannot be trusted. With the TC bit set, running out of bytes after the
-    /// question section is not an error (see [`Message::truncated`]).
+    /// As [`MessageView::parse`].
     pub fn parse(msg: &[u8]) -> Result<Message, DnsError> {
-        let mut c = Cursor { msg, pos: 0 };
-        let id = c.u16()?;
-        let flags = c.u16()?;
-        let qdcount = c.u16()?;
-        let ancount = c.u16()?;
-        let nscount = c.u16()?;
-        let arcount = c.u16()?;
-        let truncated = flags & FLAG_TC != 0;
-        let mut m = Message {
-            id,
-            response: flags & FLAG_QR != 0,
-            opcode: ((flags >> 11) & 0x0f) as u8,
-            rcode: flags & 0x000f,
-            flags,
-            questions: Vec::with_capacity(usize::from(qdcount).min(MAX_QUESTIONS)),
-            answers: Vec::with_capacity(usize::from(ancount).min(MAX_RECORDS)),
-            truncated,
-            skipped_questions: 0,
-            skipped_answers: 0,
-        };
-
-        for _ in 0..qdcount {
-            if m.questions.len() < MAX_QUESTIONS {
-                let mut name = Vec::new();
-                c.name(Some(&mut name))?;
-                m.questions.push(Question {
-                    name: Name(name),
-                    qtype: c.u16()?,
-                    qclass: c.u16()?,
-                });
-            } else {
-                c.name(None)?;
-                c.take(4)?;
-                m.skipped_questions += 1;
-            }
-        }
-
-        match m.read_records(&mut c, ancount, nscount, arcount) {
-            Err(DnsError::Truncated) if truncated => Ok(m),
-            Err(e) => Err(e),
-            Ok(()) => Ok(m),
-        }
-    }
-
-    /// Reads the three record sections, keeping answers and the EDNS extended RCODE.
-    fn read_records(
-        &mut self,
-        c: &mut Cursor<'_>,
-        ancount: u16,
-        nscount: u16,
-        arcount: u16,
-    ) -> Result<(), DnsError> {
-        for _ in 0..ancount {
-            if self.answers.len() < MAX_RECORDS {
-                let mut name = Vec::new();
-                let raw = c.record(Some(&mut name))?;
-                self.answers.push(Record {
-                    name: Name(name),
-                    rtype: raw.rtype,
-                    class: raw.class,
-                    ttl: raw.ttl,
-                    data: raw.decode(c.msg)?,
-                });
-            } else {
-                c.record(None)?;
-                self.skipped_answers += 1;
-            }
-        }
-        for _ in 0..nscount {
-            c.record(None)?;
-        }
-        let mut seen_opt = false;
-        for _ in 0..arcount {
-            let raw = c.record(None)?;
-            // RFC 6891 §6.1.1: at most one OPT; a second one is a FORMERR for a server, and the
-            // sensor simply keeps the first. Its TTL field carries EXTENDED-RCODE in the top byte.
-            if raw.rtype == rtype::OPT && !seen_opt {
-                seen_opt = true;
-                self.rcode |= ((raw.ttl >> 24) as u16) << 4;
-            }
-        }
-        Ok(())
+        MessageView::parse(msg).map(|v| v.to_message())
     }
 
     /// Follows the CNAME chain (RFC 1034 §3.6.2) from the first question's name through the
-    /// kept answers and returns the A and AAAA addresses it reaches, in answer order, each with
-    /// the smallest TTL along the chain that led to it: that is how long the name-to-address
-    /// binding may be cached, since it lapses when any link does.
-    ///
-    /// Owner names compare case-insensitively. At most [`MAX_CNAME_HOPS`] CNAMEs are followed
-    /// and a name already visited ends the walk, so CNAME loops terminate. A TTL with its top bit
-    /// set counts as 0 (RFC 2181 §8). Messages without a question give nothing.
+    /// kept answers and returns the A and AAAA addresses it reaches; see
+    /// [`MessageView::resolved_addresses`], which walks the same chain the same way.
     pub fn resolved_addresses(&self) -> Vec<(IpAddr, u32)> {
         let mut out = Vec::new();
         let Some(q) = self.questions.first() else {
             return out;
         };
-        let mut visited: Vec<&Name> = Vec::new();
-        let mut current = &q.name;
-        let mut chain_ttl = u32::MAX;
-        for _ in 0..=MAX_CNAME_HOPS {
-            if visited.iter().any(|v| v.eq_ignore_case(&current.0)) {
-                break;
+        let answers = || {
+            self.answers.iter().map(|r| {
+                let link = match &r.data {
+                    RData::A(a) => Link::Addr(IpAddr::V4(*a)),
+                    RData::Aaaa(a) => Link::Addr(IpAddr::V6(*a)),
+                    RData::Cname(target) => Link::Alias(target),
+                    _ => Link::Nothing,
+                };
+                (&r.name, r.ttl, link)
+            })
+        };
+        follow_chain(&q.name, answers, |a: &Name, b: &Name| a.eq_ignore_case(&b.0), |addr, ttl| {
+            out.push((addr, ttl));
+        });
+        out
+    }
+}
+
+/// What an answer contributes to a CNAME chain walk.
+enum Link<N> {
+    /// An A or AAAA address for its owner.
+    Addr(IpAddr),
+    /// A CNAME: its owner is an alias for this name.
+    Alias(N),
+    /// Nothing.
+    Nothing,
+}
+
+/// The CNAME chain walk shared by [`MessageView::resolved_addresses`] and
+/// [`Message::resolved_addresses`]: from `start`, every answer whose owner is the current name
+/// gives its address to `found` (with the smallest TTL along the chain, a TTL with its top bit
+/// set counting as 0, RFC 2181 §8), and the first CNAME among them leads on. At most
+/// [`MAX_CNAME_HOPS`] CNAMEs are followed and a name already visited ends the walk. `answers`
+/// is called once per name visited; nothing is allocated.
+fn follow_chain<N: Copy, I: Iterator<Item = (N, u32, Link<N>)>>(
+    start: N,
+    answers: impl Fn() -> I,
+    same: impl Fn(N, N) -> bool,
+    mut found: impl FnMut(IpAddr, u32),
+) {
+    let mut visited: [Option<N>; MAX_CNAME_HOPS + 1] = [None; MAX_CNAME_HOPS + 1];
+    let mut seen = 0usize;
+    let mut current = start;
+    let mut chain_ttl = u32::MAX;
+    for _ in 0..=MAX_CNAME_HOPS {
+        if visited.iter().flatten().any(|v| same(*v, current)) {
+            break;
+        }
+        if let Some(slot) = visited.get_mut(seen) {
+            *slot = Some(current);
+            seen += 1;
+        }
+        let mut next: Option<(N, u32)> = None;
+        for (owner, ttl, link) in answers() {
+            if !same(owner, current) {
+                continue;
             }
-            visited.push(current);
-            let mut next: Option<(&Name, u32)> = None;
-            for r in &self.answers {
-                if !r.name.eq_ignore_case(&current.0) {
-                    continue;
-                }
-                let ttl = clamp_ttl(r.ttl).min(chain_ttl);
-                match &r.data {
-                    RData::A(a) => out.push((IpAddr::V4(*a), ttl)),
-                    RData::Aaaa(a) => out.push((IpAddr::V6(*a), ttl)),
-                    RData::Cname(target) if next.is_none() => next = Some((target, ttl)),
-                    _ => {}
-                }
-            }
-            match next {
-                Some((target, ttl)) => {
-                    current = target;
-                    chain_ttl = ttl;
-                }
-                None => break,
+            let ttl = clamp_ttl(ttl).min(chain_ttl);
+            match link {
+                Link::Addr(a) => found(a, ttl),
+                Link::Alias(target) if next.is_none() => next = Some((target, ttl)),
+                _ => {}
             }
         }
-        out
+        match next {
+            Some((target, ttl)) => {
+                current = target;
+                chain_ttl = ttl;
+            }
+            None => break,
+        }
     }
 }
 
@@ -546,8 +502,546 @@ fn clamp_ttl(ttl: u32) -> u32 {
     }
 }
 
-/// Fixed fields of a resource record and where its RDATA lies in the message.
+/// One DNS message read in place: the header, validated, and iterators over the kept questions
+/// and answers, whose names are [`NameRef`]s into the message. Parsing and iterating allocate
+/// nothing.
+///
+/// [`MessageView::parse`] walks the whole message once, with every check the format needs, so
+/// the iterators only re-read what was validated. The fields mean what the same fields of
+/// [`Message`] mean.
+#[derive(Debug, Clone, Copy)]
+pub struct MessageView<'a> {
+    msg: &'a [u8],
+    /// Transaction ID (RFC 1035 §4.1.1).
+    pub id: u16,
+    /// QR bit: this is a response.
+    pub response: bool,
+    /// OPCODE.
+    pub opcode: u8,
+    /// RCODE, extended by an OPT record (see [`Message::rcode`]).
+    pub rcode: u16,
+    /// The raw second header word.
+    pub flags: u16,
+    /// TC bit (see [`Message::truncated`]).
+    pub truncated: bool,
+    /// Questions beyond [`MAX_QUESTIONS`], validated and not offered.
+    pub skipped_questions: u16,
+    /// Answers beyond [`MAX_RECORDS`], validated and not offered.
+    pub skipped_answers: u16,
+    /// Questions offered by [`MessageView::questions`], at most [`MAX_QUESTIONS`].
+    questions: u16,
+    /// Answers offered by [`MessageView::answers`], at most [`MAX_RECORDS`]: with the TC bit,
+    /// only those read whole.
+    answers: u16,
+    /// Offset of the answer section.
+    answers_start: usize,
+}
+
+impl<'a> MessageView<'a> {
+    /// Reads and validates one DNS message (a UDP payload, or one frame from [`TcpFramer`]).
+    ///
+    /// Trailing bytes after the last counted record are ignored (some middleboxes pad).
+    ///
+    /// # Errors
+    /// Any [`DnsError`] except `BadTcpLength`: the first structural fault found, in wire order.
+    /// A fault in the authority or additional section fails the message too, since it means the
+    /// counts or lengths cannot be trusted. With the TC bit set, running out of bytes after the
+    /// question section is not an error (see [`Message::truncated`]).
+    pub fn parse(msg: &'a [u8]) -> Result<MessageView<'a>, DnsError> {
+        let mut c = Cursor { msg, pos: 0 };
+        let id = c.u16()?;
+        let flags = c.u16()?;
+        let qdcount = c.u16()?;
+        let ancount = c.u16()?;
+        let nscount = c.u16()?;
+        let arcount = c.u16()?;
+        let truncated = flags & FLAG_TC != 0;
+        let mut v = MessageView {
+            msg,
+            id,
+            response: flags & FLAG_QR != 0,
+            opcode: ((flags >> 11) & 0x0f) as u8,
+            rcode: flags & 0x000f,
+            flags,
+            truncated,
+            skipped_questions: 0,
+            skipped_answers: 0,
+            questions: 0,
+            answers: 0,
+            answers_start: 0,
+        };
+        for _ in 0..qdcount {
+            c.name()?;
+            c.take(4)?;
+            if usize::from(v.questions) < MAX_QUESTIONS {
+                v.questions += 1;
+            } else {
+                v.skipped_questions += 1;
+            }
+        }
+        v.answers_start = c.pos;
+        match v.read_records(&mut c, ancount, nscount, arcount) {
+            Err(DnsError::Truncated) if truncated => Ok(v),
+            Err(e) => Err(e),
+            Ok(()) => Ok(v),
+        }
+    }
+
+    /// Validates the three record sections, counting the answers offered and reading the EDNS
+    /// extended RCODE.
+    fn read_records(&mut self, c: &mut Cursor<'a>, ancount: u16, nscount: u16, arcount: u16) -> Result<(), DnsError> {
+        for _ in 0..ancount {
+            let raw = c.record()?;
+            if usize::from(self.answers) < MAX_RECORDS {
+                raw.decode(c.msg)?;
+                self.answers += 1;
+            } else {
+                self.skipped_answers += 1;
+            }
+        }
+        for _ in 0..nscount {
+            c.record()?;
+        }
+        let mut seen_opt = false;
+        for _ in 0..arcount {
+            let raw = c.record()?;
+            // RFC 6891 §6.1.1: at most one OPT; a second one is a FORMERR for a server, and the
+            // sensor simply keeps the first. Its TTL field carries EXTENDED-RCODE in the top byte.
+            if raw.rtype == rtype::OPT && !seen_opt {
+                seen_opt = true;
+                self.rcode |= ((raw.ttl >> 24) as u16) << 4;
+            }
+        }
+        Ok(())
+    }
+
+    /// The kept questions, in wire order.
+    pub fn questions(&self) -> Questions<'a> {
+        Questions { c: Cursor { msg: self.msg, pos: HEADER_LEN }, left: self.questions }
+    }
+
+    /// The kept answers, in wire order.
+    pub fn answers(&self) -> Answers<'a> {
+        Answers { c: Cursor { msg: self.msg, pos: self.answers_start }, left: self.answers }
+    }
+
+    /// Number of questions [`MessageView::questions`] gives.
+    pub fn question_count(&self) -> usize {
+        usize::from(self.questions)
+    }
+
+    /// Number of answers [`MessageView::answers`] gives.
+    pub fn answer_count(&self) -> usize {
+        usize::from(self.answers)
+    }
+
+    /// Follows the CNAME chain (RFC 1034 §3.6.2) from the first question's name through the
+    /// kept answers and calls `found` with the A and AAAA addresses it reaches, in answer order,
+    /// each with the smallest TTL along the chain that led to it: that is how long the
+    /// name-to-address binding may be cached, since it lapses when any link does.
+    ///
+    /// Owner names compare case-insensitively. At most [`MAX_CNAME_HOPS`] CNAMEs are followed
+    /// and a name already visited ends the walk, so CNAME loops terminate. A TTL with its top bit
+    /// set counts as 0 (RFC 2181 §8). Messages without a question give nothing. Allocates
+    /// nothing.
+    pub fn resolved_addresses(&self, found: impl FnMut(IpAddr, u32)) {
+        let Some(q) = self.questions().next() else {
+            return;
+        };
+        let answers = || {
+            self.answers().map(|r| {
+                let link = match r.data {
+                    RDataRef::A(a) => Link::Addr(IpAddr::V4(a)),
+                    RDataRef::Aaaa(a) => Link::Addr(IpAddr::V6(a)),
+                    RDataRef::Cname(target) => Link::Alias(target),
+                    _ => Link::Nothing,
+                };
+                (r.name, r.ttl, link)
+            })
+        };
+        follow_chain(q.name, answers, |a: NameRef<'_>, b: NameRef<'_>| a.eq_ignore_case(&b), found);
+    }
+
+    /// The owned copy of everything the view offers.
+    pub fn to_message(&self) -> Message {
+        Message {
+            id: self.id,
+            response: self.response,
+            opcode: self.opcode,
+            rcode: self.rcode,
+            flags: self.flags,
+            questions: self
+                .questions()
+                .map(|q| Question { name: q.name.to_name(), qtype: q.qtype, qclass: q.qclass })
+                .collect(),
+            answers: self
+                .answers()
+                .map(|r| Record { name: r.name.to_name(), rtype: r.rtype, class: r.class, ttl: r.ttl, data: r.data.to_owned() })
+                .collect(),
+            truncated: self.truncated,
+            skipped_questions: self.skipped_questions,
+            skipped_answers: self.skipped_answers,
+        }
+    }
+}
+
+/// Iterator over the kept questions of a [`MessageView`].
+#[derive(Debug, Clone)]
+pub struct Questions<'a> {
+    c: Cursor<'a>,
+    left: u16,
+}
+
+impl<'a> Iterator for Questions<'a> {
+    type Item = QuestionRef<'a>;
+
+    fn next(&mut self) -> Option<QuestionRef<'a>> {
+        self.left = self.left.checked_sub(1)?;
+        let start = self.c.pos;
+        // Validated by `MessageView::parse`; an error here cannot happen and ends the iteration.
+        self.c.name().ok()?;
+        let qtype = self.c.u16().ok()?;
+        let qclass = self.c.u16().ok()?;
+        Some(QuestionRef { name: NameRef { msg: self.c.msg, start }, qtype, qclass })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(usize::from(self.left)))
+    }
+}
+
+/// Iterator over the kept answers of a [`MessageView`].
+#[derive(Debug, Clone)]
+pub struct Answers<'a> {
+    c: Cursor<'a>,
+    left: u16,
+}
+
+impl<'a> Iterator for Answers<'a> {
+    type Item = RecordRef<'a>;
+
+    fn next(&mut self) -> Option<RecordRef<'a>> {
+        self.left = self.left.checked_sub(1)?;
+        // Validated by `MessageView::parse`; an error here cannot happen and ends the iteration.
+        let raw = self.c.record().ok()?;
+        let data = raw.decode(self.c.msg).ok()?;
+        Some(RecordRef {
+            name: NameRef { msg: self.c.msg, start: raw.name_start },
+            rtype: raw.rtype,
+            class: raw.class,
+            ttl: raw.ttl,
+            data,
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(usize::from(self.left)))
+    }
+}
+
+/// One question of a [`MessageView`] (see [`Question`]).
+#[derive(Debug, Clone, Copy)]
+pub struct QuestionRef<'a> {
+    /// QNAME.
+    pub name: NameRef<'a>,
+    /// QTYPE, raw.
+    pub qtype: u16,
+    /// QCLASS, raw.
+    pub qclass: u16,
+}
+
+/// One answer record of a [`MessageView`] (see [`Record`]).
+#[derive(Debug, Clone, Copy)]
+pub struct RecordRef<'a> {
+    /// Owner name.
+    pub name: NameRef<'a>,
+    /// TYPE, raw.
+    pub rtype: u16,
+    /// CLASS, raw.
+    pub class: u16,
+    /// TTL in seconds, as on the wire.
+    pub ttl: u32,
+    /// Decoded RDATA.
+    pub data: RDataRef<'a>,
+}
+
+/// Decoded RDATA of an answer of a [`MessageView`] (see [`RData`]).
+#[derive(Debug, Clone, Copy)]
+pub enum RDataRef<'a> {
+    /// IPv4 address.
+    A(Ipv4Addr),
+    /// IPv6 address.
+    Aaaa(Ipv6Addr),
+    /// Canonical name the owner is an alias for.
+    Cname(NameRef<'a>),
+    /// HTTPS service binding.
+    Https(SvcbRef<'a>),
+    /// General service binding.
+    Svcb(SvcbRef<'a>),
+    /// Any other type; the RDATA was bounds-checked but not decoded.
+    Other,
+}
+
+impl RDataRef<'_> {
+    /// The owned copy.
+    pub fn to_owned(&self) -> RData {
+        match self {
+            RDataRef::A(a) => RData::A(*a),
+            RDataRef::Aaaa(a) => RData::Aaaa(*a),
+            RDataRef::Cname(n) => RData::Cname(n.to_name()),
+            RDataRef::Https(s) => RData::Https(s.to_owned()),
+            RDataRef::Svcb(s) => RData::Svcb(s.to_owned()),
+            RDataRef::Other => RData::Other,
+        }
+    }
+}
+
+/// Summary of an SVCB or HTTPS record of a [`MessageView`]; the fields and the rules for
+/// malformed parameters are those of [`Svcb`], the lists are read in place.
+#[derive(Debug, Clone, Copy)]
+pub struct SvcbRef<'a> {
+    /// SvcPriority; 0 is AliasMode.
+    pub priority: u16,
+    /// TargetName.
+    pub target: NameRef<'a>,
+    /// The `alpn` value, read by [`SvcbRef::alpn`] up to its first fault.
+    alpn: &'a [u8],
+    /// `no-default-alpn` present.
+    pub no_default_alpn: bool,
+    /// `port`, if present and two bytes long.
+    pub port: Option<u16>,
+    /// `ech` present.
+    pub ech: bool,
+    /// Length of the `ech` value; 0 when absent.
+    pub ech_config_len: u16,
+    /// `public_name` of the first ECHConfig (see [`ech_public_name`]).
+    pub ech_public_name: Option<&'a [u8]>,
+    /// The `ipv4hint` value.
+    ipv4hint: &'a [u8],
+    /// The `ipv6hint` value.
+    ipv6hint: &'a [u8],
+    /// The SvcParams broke a rule of RFC 9460 §2.2 or §7; what precedes the fault is kept.
+    pub params_malformed: bool,
+}
+
+impl<'a> SvcbRef<'a> {
+    /// `alpn` protocol ids, in order, at most [`MAX_SVCB_ITEMS`]; a malformed list gives the ids
+    /// before its fault.
+    pub fn alpn(&self) -> AlpnIds<'a> {
+        AlpnIds { rest: self.alpn, left: MAX_SVCB_ITEMS }
+    }
+
+    /// `ipv4hint` addresses, at most [`MAX_SVCB_ITEMS`].
+    pub fn ipv4hint(&self) -> impl Iterator<Item = Ipv4Addr> + 'a {
+        self.ipv4hint
+            .chunks_exact(4)
+            .take(MAX_SVCB_ITEMS)
+            .filter_map(|a| <[u8; 4]>::try_from(a).ok().map(Ipv4Addr::from))
+    }
+
+    /// `ipv6hint` addresses, at most [`MAX_SVCB_ITEMS`].
+    pub fn ipv6hint(&self) -> impl Iterator<Item = Ipv6Addr> + 'a {
+        self.ipv6hint
+            .chunks_exact(16)
+            .take(MAX_SVCB_ITEMS)
+            .filter_map(|a| <[u8; 16]>::try_from(a).ok().map(Ipv6Addr::from))
+    }
+
+    /// The owned copy.
+    pub fn to_owned(&self) -> Svcb {
+        Svcb {
+            priority: self.priority,
+            target: self.target.to_name(),
+            alpn: self.alpn().map(<[u8]>::to_vec).collect(),
+            no_default_alpn: self.no_default_alpn,
+            port: self.port,
+            ech: self.ech,
+            ech_config_len: self.ech_config_len,
+            ech_public_name: self.ech_public_name.map(<[u8]>::to_vec),
+            ipv4hint: self.ipv4hint().collect(),
+            ipv6hint: self.ipv6hint().collect(),
+            params_malformed: self.params_malformed,
+        }
+    }
+}
+
+/// The ids of an `alpn` value (RFC 9460 §7.1.1): non-empty, length-prefixed; the iteration ends
+/// at the end of the value, at its first fault (an empty id, an id overrunning the value), or
+/// after [`MAX_SVCB_ITEMS`] ids.
+#[derive(Debug, Clone)]
+pub struct AlpnIds<'a> {
+    rest: &'a [u8],
+    left: usize,
+}
+
+impl<'a> Iterator for AlpnIds<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        self.left = self.left.checked_sub(1)?;
+        let (&len, tail) = self.rest.split_first()?;
+        let len = usize::from(len);
+        if len == 0 || len > tail.len() {
+            self.rest = &[];
+            return None;
+        }
+        let (id, tail) = tail.split_at(len);
+        self.rest = tail;
+        Some(id)
+    }
+}
+
+/// Is an `alpn` value well formed (RFC 9460 §7.1.1): a non-empty list of non-empty
+/// length-prefixed ids filling the value exactly?
+fn alpn_well_formed(value: &[u8]) -> bool {
+    let mut rest = value;
+    if rest.is_empty() {
+        return false;
+    }
+    while let Some((&len, tail)) = rest.split_first() {
+        let len = usize::from(len);
+        if len == 0 || len > tail.len() {
+            return false;
+        }
+        rest = tail.get(len..).unwrap_or_default();
+    }
+    true
+}
+
+/// A domain name inside a message, borrowed: where it starts and the message it lives in (cut
+/// at the end of its record's RDATA for names inside RDATA), so that compression pointers can be
+/// followed. Only a [`MessageView`] makes one, after validating the name.
+///
+/// Nothing is copied until asked: [`NameRef::write_into`] appends the presentation form of
+/// [`Name`] to a caller's buffer, [`NameRef::eq_ignore_case`] compares label by label, and
+/// [`fmt::Display`] writes the presentation form.
+#[derive(Clone, Copy)]
+pub struct NameRef<'a> {
+    msg: &'a [u8],
+    start: usize,
+}
+
+impl<'a> NameRef<'a> {
+    /// The labels, in order, as on the wire (the root label excluded).
+    pub fn labels(&self) -> Labels<'a> {
+        Labels { msg: self.msg, pos: self.start, floor: self.start, hops: 0 }
+    }
+
+    /// Is this the root name (no labels)?
+    pub fn is_root(&self) -> bool {
+        self.labels().next().is_none()
+    }
+
+    /// Appends the presentation form (see [`Name`]) to `out`.
+    pub fn write_into(&self, out: &mut Vec<u8>) {
+        for (i, label) in self.labels().enumerate() {
+            if i > 0 {
+                out.push(b'.');
+            }
+            push_label(out, label);
+        }
+    }
+
+    /// Length of the presentation form, in bytes.
+    pub fn presentation_len(&self) -> usize {
+        let labels = self.labels().map(|l| l.iter().map(|&b| if plain(b) { 1 } else { 4 }).sum::<usize>());
+        labels.enumerate().map(|(i, n)| n + usize::from(i > 0)).sum()
+    }
+
+    /// Does this name equal `other` ignoring ASCII case (RFC 4343 §3)? The same answer as
+    /// [`Name::eq_ignore_case`] on the presentation forms, without making them.
+    pub fn eq_ignore_case(&self, other: &NameRef<'_>) -> bool {
+        let (mut a, mut b) = (self.labels(), other.labels());
+        loop {
+            match (a.next(), b.next()) {
+                (None, None) => return true,
+                (Some(x), Some(y)) if x.eq_ignore_ascii_case(y) => {}
+                _ => return false,
+            }
+        }
+    }
+
+    /// The owned presentation form.
+    pub fn to_name(&self) -> Name {
+        let mut out = Vec::with_capacity(self.presentation_len());
+        self.write_into(&mut out);
+        Name(out)
+    }
+}
+
+impl fmt::Display for NameRef<'_> {
+    /// Writes the presentation form, as [`Name`]'s.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, label) in self.labels().enumerate() {
+            if i > 0 {
+                f.write_str(".")?;
+            }
+            for &b in label {
+                if plain(b) {
+                    fmt::Write::write_char(f, char::from(b))?;
+                } else {
+                    write!(f, "\\{b:03}")?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for NameRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "NameRef({self})")
+    }
+}
+
+/// The labels of a [`NameRef`], following compression pointers. The name was validated when its
+/// message was parsed; the walk still obeys the same rules (pointers strictly backwards, at most
+/// [`MAX_POINTER_HOPS`]) and simply ends where a fault would be, so it always terminates.
+#[derive(Debug, Clone)]
+pub struct Labels<'a> {
+    msg: &'a [u8],
+    pos: usize,
+    floor: usize,
+    hops: usize,
+}
+
+impl<'a> Iterator for Labels<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        loop {
+            let len = *self.msg.get(self.pos)?;
+            match len & 0xc0 {
+                0x00 if len == 0 => return None,
+                0x00 => {
+                    let l = usize::from(len);
+                    let label = self.msg.get(self.pos + 1..self.pos + 1 + l)?;
+                    self.pos += 1 + l;
+                    return Some(label);
+                }
+                0xc0 => {
+                    let lo = *self.msg.get(self.pos + 1)?;
+                    let target = (usize::from(len & 0x3f) << 8) | usize::from(lo);
+                    self.hops += 1;
+                    if target >= self.floor || self.hops > MAX_POINTER_HOPS {
+                        self.pos = self.msg.len();
+                        return None;
+                    }
+                    self.floor = target;
+                    self.pos = target;
+                }
+                _ => {
+                    self.pos = self.msg.len();
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// Fixed fields of a resource record and where its owner name and RDATA lie in the message.
 struct RawRecord {
+    name_start: usize,
     rtype: u16,
     class: u16,
     ttl: u32,
@@ -558,28 +1052,28 @@ struct RawRecord {
 impl RawRecord {
     /// Decodes the RDATA of an answer. Names inside RDATA may point anywhere earlier in the
     /// message but must end exactly at the RDATA's end.
-    fn decode(&self, msg: &[u8]) -> Result<RData, DnsError> {
+    fn decode<'a>(&self, msg: &'a [u8]) -> Result<RDataRef<'a>, DnsError> {
         let (start, end) = (self.rdata_start, self.rdata_end);
         let rdata = msg.get(start..end).ok_or(DnsError::Truncated)?;
         Ok(match self.rtype {
             rtype::A => {
                 let b: [u8; 4] = rdata.try_into().map_err(|_| DnsError::BadRdata)?;
-                RData::A(Ipv4Addr::from(b))
+                RDataRef::A(Ipv4Addr::from(b))
             }
             rtype::AAAA => {
                 let b: [u8; 16] = rdata.try_into().map_err(|_| DnsError::BadRdata)?;
-                RData::Aaaa(Ipv6Addr::from(b))
+                RDataRef::Aaaa(Ipv6Addr::from(b))
             }
             rtype::CNAME => {
                 let (name, after) = rdata_name(msg, start, end)?;
                 if after != end {
                     return Err(DnsError::BadRdata);
                 }
-                RData::Cname(name)
+                RDataRef::Cname(name)
             }
-            rtype::HTTPS => RData::Https(svcb(msg, start, end)?),
-            rtype::SVCB => RData::Svcb(svcb(msg, start, end)?),
-            _ => RData::Other,
+            rtype::HTTPS => RDataRef::Https(svcb(msg, start, end)?),
+            rtype::SVCB => RDataRef::Svcb(svcb(msg, start, end)?),
+            _ => RDataRef::Other,
         })
     }
 }
@@ -587,35 +1081,34 @@ impl RawRecord {
 /// Reads a name inside RDATA `start..end`: the message is cut at `end`, so the name cannot run
 /// past its record, while backward pointers still reach everything before it. Running out of
 /// RDATA is the record's fault, hence `BadRdata` rather than `Truncated`.
-fn rdata_name(msg: &[u8], start: usize, end: usize) -> Result<(Name, usize), DnsError> {
+fn rdata_name(msg: &[u8], start: usize, end: usize) -> Result<(NameRef<'_>, usize), DnsError> {
     let scope = msg.get(..end).ok_or(DnsError::Truncated)?;
-    let mut out = Vec::new();
-    match walk_name(scope, start, Some(&mut out)) {
-        Ok(after) => Ok((Name(out), after)),
+    match walk_name(scope, start) {
+        Ok(after) => Ok((NameRef { msg: scope, start }, after)),
         Err(DnsError::Truncated) => Err(DnsError::BadRdata),
         Err(e) => Err(e),
     }
 }
 
 /// Decodes SVCB/HTTPS RDATA (RFC 9460 §2.2): SvcPriority, TargetName, SvcParams.
-fn svcb(msg: &[u8], start: usize, end: usize) -> Result<Svcb, DnsError> {
+fn svcb(msg: &[u8], start: usize, end: usize) -> Result<SvcbRef<'_>, DnsError> {
     let rdata = msg.get(start..end).ok_or(DnsError::Truncated)?;
     let priority = match rdata {
         [hi, lo, ..] => u16::from_be_bytes([*hi, *lo]),
         _ => return Err(DnsError::BadRdata),
     };
     let (target, after) = rdata_name(msg, start + 2, end)?;
-    let mut s = Svcb {
+    let mut s = SvcbRef {
         priority,
         target,
-        alpn: Vec::new(),
+        alpn: &[],
         no_default_alpn: false,
         port: None,
         ech: false,
         ech_config_len: 0,
         ech_public_name: None,
-        ipv4hint: Vec::new(),
-        ipv6hint: Vec::new(),
+        ipv4hint: &[],
+        ipv6hint: &[],
         params_malformed: false,
     };
     let mut params = Cursor {
@@ -637,8 +1130,12 @@ fn svcb(msg: &[u8], start: usize, end: usize) -> Result<Svcb, DnsError> {
             break;
         }
         last_key = Some(key);
+        // Keys strictly increase, so each of the values kept below is set at most once.
         let well_formed = match key {
-            svc_key::ALPN => alpn_ids(value, &mut s.alpn),
+            svc_key::ALPN => {
+                s.alpn = value;
+                alpn_well_formed(value)
+            }
             svc_key::NO_DEFAULT_ALPN => {
                 s.no_default_alpn = true;
                 value.is_empty()
@@ -657,24 +1154,12 @@ fn svcb(msg: &[u8], start: usize, end: usize) -> Result<Svcb, DnsError> {
                 !value.is_empty()
             }
             svc_key::IPV4HINT => {
-                let chunks = value.chunks_exact(4);
-                let whole = chunks.remainder().is_empty() && !value.is_empty();
-                for a in chunks.take(MAX_SVCB_ITEMS.saturating_sub(s.ipv4hint.len())) {
-                    if let Ok(b) = <[u8; 4]>::try_from(a) {
-                        s.ipv4hint.push(Ipv4Addr::from(b));
-                    }
-                }
-                whole
+                s.ipv4hint = value;
+                value.len() % 4 == 0 && !value.is_empty()
             }
             svc_key::IPV6HINT => {
-                let chunks = value.chunks_exact(16);
-                let whole = chunks.remainder().is_empty() && !value.is_empty();
-                for a in chunks.take(MAX_SVCB_ITEMS.saturating_sub(s.ipv6hint.len())) {
-                    if let Ok(b) = <[u8; 16]>::try_from(a) {
-                        s.ipv6hint.push(Ipv6Addr::from(b));
-                    }
-                }
-                whole
+                s.ipv6hint = value;
+                value.len() % 16 == 0 && !value.is_empty()
             }
             _ => true,
         };
@@ -685,37 +1170,15 @@ fn svcb(msg: &[u8], start: usize, end: usize) -> Result<Svcb, DnsError> {
     Ok(s)
 }
 
-/// Reads an `alpn` value (RFC 9460 §7.1.1): a non-empty list of non-empty length-prefixed ids.
-/// Keeps up to [`MAX_SVCB_ITEMS`] ids in total; returns whether the value was well formed.
-fn alpn_ids(value: &[u8], out: &mut Vec<Vec<u8>>) -> bool {
-    let mut rest = value;
-    if rest.is_empty() {
-        return false;
-    }
-    while let Some((&len, tail)) = rest.split_first() {
-        let len = usize::from(len);
-        if len == 0 || len > tail.len() {
-            return false;
-        }
-        let (id, tail) = tail.split_at(len);
-        if out.len() < MAX_SVCB_ITEMS {
-            out.push(id.to_vec());
-        }
-        rest = tail;
-    }
-    true
-}
-
-/// Reads the name at `start` of `msg`, appending its presentation form to `out` when given, and
-/// returns the offset just after the name where it was written (after the root octet, or after
-/// the first compression pointer).
+/// Validates the name at `start` of `msg` and returns the offset just after the name where it
+/// was written (after the root octet, or after the first compression pointer).
 ///
 /// Every pointer must target an offset strictly below the start of the run of labels being
 /// read (the name's start, then each previous target), RFC 1035 §4.1.4's "prior occurrence".
 /// The start therefore strictly decreases with each hop, which bounds the walk even without
 /// [`MAX_POINTER_HOPS`]. A pointer back into bytes already read is a loop
 /// ([`DnsError::PointerLoop`]); any other is forward or out of range ([`DnsError::BadPointer`]).
-fn walk_name(msg: &[u8], start: usize, mut out: Option<&mut Vec<u8>>) -> Result<usize, DnsError> {
+fn walk_name(msg: &[u8], start: usize) -> Result<usize, DnsError> {
     let mut pos = start;
     // Offsets below `floor` have not been read for this name; `seen_end` bounds those that have.
     let mut floor = start;
@@ -723,7 +1186,6 @@ fn walk_name(msg: &[u8], start: usize, mut out: Option<&mut Vec<u8>>) -> Result<
     let mut after: Option<usize> = None;
     let mut hops = 0usize;
     let mut wire_len = 1usize; // the root octet
-    let mut first = true;
     loop {
         let len = *msg.get(pos).ok_or(DnsError::Truncated)?;
         match len & 0xc0 {
@@ -734,14 +1196,7 @@ fn walk_name(msg: &[u8], start: usize, mut out: Option<&mut Vec<u8>>) -> Result<
                 if wire_len > MAX_NAME_LEN {
                     return Err(DnsError::NameTooLong);
                 }
-                let label = msg.get(pos + 1..pos + 1 + l).ok_or(DnsError::Truncated)?;
-                if let Some(o) = out.as_deref_mut() {
-                    if !first {
-                        o.push(b'.');
-                    }
-                    push_label(o, label);
-                }
-                first = false;
+                msg.get(pos + 1..pos + 1 + l).ok_or(DnsError::Truncated)?;
                 pos += 1 + l;
             }
             0xc0 => {
@@ -768,11 +1223,17 @@ fn walk_name(msg: &[u8], start: usize, mut out: Option<&mut Vec<u8>>) -> Result<
     }
 }
 
+/// Is a label byte written as itself in presentation form (printable ASCII other than `.` and
+/// `\`)? Every other byte is written `\DDD`.
+fn plain(b: u8) -> bool {
+    b.is_ascii_graphic() && b != b'.' && b != b'\\'
+}
+
 /// Appends one label in presentation form, escaping as `\DDD` every byte that is not printable
 /// ASCII or that would be ambiguous (`.`, `\`, space), per RFC 4343 §2.1.
 fn push_label(out: &mut Vec<u8>, label: &[u8]) {
     for &b in label {
-        if b.is_ascii_graphic() && b != b'.' && b != b'\\' {
+        if plain(b) {
             out.push(b);
         } else {
             out.extend_from_slice(&[b'\\', b'0' + b / 100, b'0' + b / 10 % 10, b'0' + b % 10]);
@@ -781,6 +1242,7 @@ fn push_label(out: &mut Vec<u8>, label: &[u8]) {
 }
 
 /// Bounds-checked reader over a whole message (names need the whole message for pointers).
+#[derive(Debug, Clone)]
 struct Cursor<'a> {
     msg: &'a [u8],
     pos: usize,
@@ -808,14 +1270,15 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    fn name(&mut self, out: Option<&mut Vec<u8>>) -> Result<(), DnsError> {
-        self.pos = walk_name(self.msg, self.pos, out)?;
+    fn name(&mut self) -> Result<(), DnsError> {
+        self.pos = walk_name(self.msg, self.pos)?;
         Ok(())
     }
 
     /// Reads a record's owner name and fixed fields (RFC 1035 §4.1.3) and steps over its RDATA.
-    fn record(&mut self, name: Option<&mut Vec<u8>>) -> Result<RawRecord, DnsError> {
-        self.name(name)?;
+    fn record(&mut self) -> Result<RawRecord, DnsError> {
+        let name_start = self.pos;
+        self.name()?;
         let rtype = self.u16()?;
         let class = self.u16()?;
         let ttl = self.u32()?;
@@ -823,6 +1286,7 @@ impl<'a> Cursor<'a> {
         let rdata_start = self.pos;
         self.take(usize::from(rdlength))?;
         Ok(RawRecord {
+            name_start,
             rtype,
             class,
             ttl,
@@ -1338,9 +1802,16 @@ mod tests {
                     msg[at] = rng.next() as u8;
                 }
             }
-            if let Ok(m) = Message::parse(&msg) {
+            let view = MessageView::parse(&msg);
+            assert_eq!(view.err(), Message::parse(&msg).err());
+            if let Ok(v) = view {
                 parsed += 1;
-                let _ = m.resolved_addresses();
+                let addrs = view_addresses(&v);
+                for r in v.answers() {
+                    let _ = (r.name.to_string(), r.name.is_root(), r.name.eq_ignore_case(&r.name));
+                }
+                let m = v.to_message();
+                assert_eq!(addrs, m.resolved_addresses());
                 for q in &m.questions {
                     assert!(q.name.0.iter().all(|b| b.is_ascii_graphic()));
                 }
@@ -1348,6 +1819,87 @@ mod tests {
         }
         // The soup must reach past the header checks often enough to exercise the record code.
         assert!(parsed > 1_000, "{parsed}");
+    }
+
+    /// The view's addresses, collected.
+    fn view_addresses(v: &MessageView<'_>) -> Vec<(IpAddr, u32)> {
+        let mut out = Vec::new();
+        v.resolved_addresses(|a, t| out.push((a, t)));
+        out
+    }
+
+    #[test]
+    fn view_reads_what_the_owned_message_holds() {
+        for text in [QUERY, RESPONSE, WIKIPEDIA, CHAIN, HTTPS] {
+            let bytes = hex(text);
+            let v = MessageView::parse(&bytes).unwrap();
+            let m = Message::parse(&bytes).unwrap();
+            assert_eq!(v.question_count(), m.questions.len());
+            assert_eq!(v.answer_count(), m.answers.len());
+            assert_eq!((v.id, v.response, v.rcode, v.truncated), (m.id, m.response, m.rcode, m.truncated));
+            for (q, owned) in v.questions().zip(&m.questions) {
+                assert_eq!(q.name.to_string().as_bytes(), owned.name.as_bytes());
+                assert_eq!(q.name.presentation_len(), owned.name.as_bytes().len());
+                assert_eq!(q.qtype, owned.qtype);
+            }
+            for (r, owned) in v.answers().zip(&m.answers) {
+                let mut buf = b"kept ".to_vec();
+                r.name.write_into(&mut buf);
+                assert_eq!(&buf[5..], owned.name.as_bytes());
+                assert_eq!(r.data.to_owned(), owned.data);
+            }
+            assert_eq!(view_addresses(&v), m.resolved_addresses());
+        }
+    }
+
+    #[test]
+    fn view_names_compare_ignoring_case_label_by_label() {
+        // Question WwW.ExAmple.COM; answer owner www.example.com spelled out; answer owner
+        // "www.example" + pointer to "COM"; then a one-label "www.example.com" (dots inside).
+        let bytes = hex("0003 8180 0001 0003 0000 0000
+             03 577757 07 4578416d706c65 03 434f4d 00 0001 0001
+             03 777777 07 6578616d706c65 03 636f6d 00 0001 0001 00000000 0004 01020304
+             03 777777 07 6578616d706c65 c018 0001 0001 00000000 0004 01020305
+             0f 7777772e6578616d706c652e636f6d 00 0001 0001 00000000 0004 01020306");
+        let v = MessageView::parse(&bytes).unwrap();
+        let q = v.questions().next().unwrap().name;
+        let owners: Vec<NameRef<'_>> = v.answers().map(|r| r.name).collect();
+        assert!(owners[0].eq_ignore_case(&q));
+        assert!(owners[1].eq_ignore_case(&q));
+        assert!(!owners[2].eq_ignore_case(&q));
+        assert_eq!(owners[2].to_string(), r"www\046example\046com");
+        assert_eq!(owners[1].to_string(), "www.example.COM");
+        assert!(!q.is_root());
+        assert_eq!(view_addresses(&v).len(), 2);
+    }
+
+    #[test]
+    fn view_cname_loop_terminates() {
+        // CHAIN plus EDGE.example.net CNAME www.example.com, closing a loop: the addresses are
+        // still found once each, as by the owned message.
+        let mut bytes = hex(CHAIN);
+        bytes[7] = 6;
+        bytes.extend_from_slice(&hex("c04a 0005 0001 0000000a 0002 c00c"));
+        let v = MessageView::parse(&bytes).unwrap();
+        assert_eq!(view_addresses(&v).len(), 2);
+        assert_eq!(view_addresses(&v), Message::parse(&bytes).unwrap().resolved_addresses());
+    }
+
+    #[test]
+    fn view_svcb_lists_in_place() {
+        let bytes = hex(HTTPS);
+        let v = MessageView::parse(&bytes).unwrap();
+        let Some(RDataRef::Https(s)) = v.answers().next().map(|r| r.data) else { panic!() };
+        assert_eq!(s.alpn().collect::<Vec<_>>(), [&b"h3"[..], b"h2"]);
+        assert_eq!(s.ipv4hint().collect::<Vec<_>>(), [Ipv4Addr::new(192, 0, 2, 1)]);
+        assert_eq!(s.ipv6hint().count(), 1);
+        assert!(s.target.is_root());
+        assert_eq!(s.target.to_string(), "");
+        // A malformed alpn list keeps the ids before its fault: "h3", then an empty id.
+        assert_eq!(AlpnIds { rest: b"\x02h3\x00\x02h2", left: MAX_SVCB_ITEMS }.count(), 1);
+        assert!(!alpn_well_formed(b"\x02h3\x00\x02h2"));
+        assert!(!alpn_well_formed(b"\x03h3"));
+        assert!(alpn_well_formed(b"\x02h3"));
     }
 
     /// Frames a message for TCP.
@@ -1483,7 +2035,7 @@ mod ech_tests {
         list.extend_from_slice(&cfg);
         let n = (list.len() - 2) as u16;
         list[..2].copy_from_slice(&n.to_be_bytes());
-        assert_eq!(ech_public_name(&list).as_deref(), Some(&b"cloudflare-ech.com"[..]));
+        assert_eq!(ech_public_name(&list), Some(&b"cloudflare-ech.com"[..]));
         for cut in 0..list.len() - 2 {
             assert_eq!(ech_public_name(&list[..cut]), None, "cut {cut}");
         }

@@ -146,6 +146,18 @@ fn dns_message(msg: &[u8]) {
         }
     }
     let _ = m.resolved_addresses();
+    // The view the engine reads through gives the same answers.
+    let Ok(v) = dns::MessageView::parse(msg) else { unreachable!("the owned parse succeeded") };
+    let mut addrs = Vec::new();
+    v.resolved_addresses(|a, t| addrs.push((a, t)));
+    assert_eq!(addrs, m.resolved_addresses());
+    let mut buf = Vec::new();
+    for (r, owned) in v.answers().zip(&m.answers) {
+        buf.clear();
+        r.name.write_into(&mut buf);
+        assert_eq!(&buf[..], owned.name.as_bytes());
+        assert!(r.name.eq_ignore_case(&r.name));
+    }
 }
 
 /// DNS: the input as one message (UDP), as a DNS-over-TCP stream pushed in two pieces, and as
