@@ -5,7 +5,7 @@ use super::record::{bump, Details, Evasion, Hello, ProxyInfo, TlsSummary};
 use super::{App, Ctx, FlowState, Probe, MAX_PROBE_STREAM_BYTES, MAX_SEGMENTS_AFTER_HELLO, MIDSTREAM_PATIENCE};
 use crate::decode::{TcpFlags, TcpSegment};
 use crate::fingerprint::ja4;
-use crate::flow::reassembly::{Outcome, Stream};
+use crate::flow::reassembly::Outcome;
 use crate::flow::Direction;
 use crate::proto::http::{self, Request};
 use crate::proto::marker::{self, Marker, Sniff};
@@ -40,7 +40,7 @@ pub(super) fn probe(flow: &mut FlowState, dir: Direction, t: &TcpSegment<'_>, ct
     }
     let Some(probe) = flow.probe.as_mut() else { return };
     if t.flags.contains(TcpFlags::FIN) {
-        if let Some(s) = probe.streams[d].as_mut() {
+        if let Some(s) = probe.streams.get_mut(d) {
             let seq = if syn { t.seq.wrapping_add(1) } else { t.seq };
             s.fin(seq.wrapping_add(t.payload.len() as u32));
         }
@@ -48,7 +48,7 @@ pub(super) fn probe(flow: &mut FlowState, dir: Direction, t: &TcpSegment<'_>, ct
     // The peer's ACK tells whether bytes we are waiting for were lost to the capture, and
     // whether a hello already read was accepted (after which nothing can replace it).
     if ack && !probe.done[o] {
-        if let Some(s) = probe.streams[o].as_mut() {
+        if let Some(s) = probe.streams.get_mut(o) {
             if let Outcome::GaveUp(why) = s.peer_ack(t.ack) {
                 bump(&mut ctx.stats.reassembly_giveups, why.as_str());
                 probe.done[o] = true;
@@ -59,9 +59,8 @@ pub(super) fn probe(flow: &mut FlowState, dir: Direction, t: &TcpSegment<'_>, ct
     }
     let Some(probe) = flow.probe.as_mut() else { return };
     if !probe.done[d] && (syn || !t.payload.is_empty()) {
-        let stream = probe.streams[d].get_or_insert_with(|| Box::new(Stream::new(ctx.config.reassembly_limit)));
         if syn {
-            stream.syn(t.seq);
+            probe.streams.syn(d, t.seq);
         }
         if !t.payload.is_empty() {
             probe.seen[d] = probe.seen[d].saturating_add(1);
@@ -96,7 +95,7 @@ fn feed(flow: &mut FlowState, dir: Direction, seq: u32, payload: &[u8], hello_ds
     if probe.done[d] {
         return;
     }
-    let stream = probe.streams[d].get_or_insert_with(|| Box::new(Stream::new(ctx.config.reassembly_limit)));
+    let stream = probe.streams.get_or_new(d, ctx.config.reassembly_limit);
     let before = stream.inconsistent_overlaps;
     let outcome = stream.segment(seq, payload);
     let conflicts = stream.inconsistent_overlaps - before;
@@ -175,7 +174,7 @@ fn inspect(flow: &mut FlowState, dir: Direction, hello_dst_port: u16, ctx: &mut 
     }
     // Without a SYN the first bytes seen may not be the first bytes sent (two segments
     // swapped): unrecognised bytes get a few segments before they end the probe.
-    let patient = probe.streams[d].as_ref().is_some_and(|s| !s.is_anchored()) && probe.seen[d] < MIDSTREAM_PATIENCE;
+    let patient = probe.streams.get(d).is_some_and(|s| !s.is_anchored()) && probe.seen[d] < MIDSTREAM_PATIENCE;
     let found = classify(probe, details, app, dir, ctx.hello);
     match found {
         Found::Nothing => {}
@@ -208,7 +207,7 @@ fn inspect(flow: &mut FlowState, dir: Direction, hello_dst_port: u16, ctx: &mut 
                 *client = client.other();
                 packets.swap(0, 1);
                 bytes.swap(0, 1);
-                probe.streams.swap(0, 1);
+                probe.streams.swap();
                 probe.done.swap(0, 1);
                 probe.skip.swap(0, 1);
                 probe.seen.swap(0, 1);
@@ -225,7 +224,7 @@ fn inspect(flow: &mut FlowState, dir: Direction, hello_dst_port: u16, ctx: &mut 
             }
             // A hello counts once the server acknowledged it: until then a conflicting
             // retransmission may replace it.
-            match probe.streams[h].as_ref() {
+            match probe.streams.get(h) {
                 Some(s) if s.acked_position() < s.position() => probe.hello_end[h] = Some(s.position()),
                 _ => probe.done[h] = true,
             }
@@ -272,7 +271,7 @@ fn inspect(flow: &mut FlowState, dir: Direction, hello_dst_port: u16, ctx: &mut 
 /// Decides what the bytes of one direction are (after any proxy preamble).
 fn classify(probe: &mut Probe, details: &mut Details, app: &mut App, dir: Direction, hello: &mut ClientHello) -> Found {
     let d = dir.index();
-    let Some(stream) = probe.streams[d].as_ref() else { return Found::Nothing };
+    let Some(stream) = probe.streams.get(d) else { return Found::Nothing };
     let full = stream.is_full();
     let limit = stream.limit();
     let all = stream.data();
@@ -316,7 +315,7 @@ fn classify(probe: &mut Probe, details: &mut Details, app: &mut App, dir: Direct
             let n = reader.scanned();
             reader.slide(n);
             let skip = std::mem::take(&mut probe.skip[d]);
-            if let Some(s) = probe.streams[d].as_mut() {
+            if let Some(s) = probe.streams.get_mut(d) {
                 s.consume(skip + n);
             }
             return Found::Wait;
@@ -374,7 +373,7 @@ fn classify(probe: &mut Probe, details: &mut Details, app: &mut App, dir: Direct
 /// DNS over TCP (RFC 7766): length-prefixed messages, several per connection.
 fn dns_over_tcp(probe: &mut Probe, details: &mut Details, dir: Direction, ctx: &mut Ctx<'_>) {
     let d = dir.index();
-    let Some(stream) = probe.streams[d].as_ref() else { return };
+    let Some(stream) = probe.streams.get(d) else { return };
     let full = stream.is_full();
     let all = stream.data();
     loop {

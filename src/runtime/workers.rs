@@ -15,7 +15,8 @@
 //! ```
 //!
 //! One worker on one core (the process's affinity mask) runs its shard on the reader's thread:
-//! the same batches and the same code (`shard_step`), without a second thread to switch to.
+//! the same code (`shard_step`), without a second thread to switch to, and each source batch is
+//! handled at once, in place ([`Carry::InPlace`]): the frames are not copied.
 //!
 //! Bounds: each shard's input queue holds [`SHARD_QUEUE`] batches of at most
 //! [`SHARD_BATCH_ITEMS`] items; a full queue blocks the reader (files: backpressure, nothing is
