@@ -9,7 +9,8 @@
 //! none per DNS answer beyond the flow's own record: at most [`DNS_EXCHANGE_BUDGET`] per DNS
 //! exchange, whatever its number of answers ([`no_allocation_per_dns_answer`] compares one
 //! answer with many), and none at all for reading a message ([`dns_view_reads_without_allocating`]).
-//! The figures are printed either way.
+//! The figures are printed either way. Reading a capture file whose batches' vectors are handed
+//! back ([`reading_a_capture_allocates_nothing_per_batch`]) allocates nothing per batch.
 //!
 //! Past the engine, the daemon's per-flow path (`Classifier::attribute`, `Aggregator::add`,
 //! `Rollup::add`) is counted the same way over the records of the TLS capture, within
@@ -310,3 +311,40 @@ fn allocations_per_flow_past_the_engine() {
     assert!(per_flow <= ACCOUNT_BUDGET, "{per_flow:.2} allocations per flow, budget {ACCOUNT_BUDGET}");
 }
 
+
+/// The reader's batches: with each batch's vector handed back (`capture::file::recycle`, as the
+/// pipeline does), reading a capture allocates nothing after its first batch; without, one
+/// vector per batch (so the measure can tell).
+#[test]
+fn reading_a_capture_allocates_nothing_per_batch() {
+    use shadowtap::capture::file::recycle;
+    let _turn = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps").join("curl-tls13.pcap");
+    let mine = || THREAD_ALLOCS.with(std::cell::Cell::get);
+    // (batches, frames, allocations after the first batch)
+    let read = |reuse: bool| {
+        let mut r = FileReader::open(&path).unwrap();
+        let (mut batches, mut frames, mut spare, mut after_first) = (0u64, 0usize, Vec::new(), 0);
+        loop {
+            let (batch, next) = if reuse { r.next_batch_in(std::mem::take(&mut spare)) } else { r.next_batch() };
+            batches += 1;
+            frames += batch.len();
+            if batches == 1 {
+                after_first = mine();
+            }
+            if reuse {
+                spare = recycle(batch);
+            }
+            if next != Next::More {
+                return (batches, frames, mine() - after_first);
+            }
+        }
+    };
+    let (batches, frames, reused) = read(true);
+    let (_, same_frames, fresh) = read(false);
+    eprintln!("{batches} batches, {frames} frames: {reused} allocations after the first batch with vectors handed back, {fresh} without");
+    assert!(batches > 3, "the capture spans several batches");
+    assert_eq!(frames, same_frames);
+    assert_eq!(reused, 0, "no allocation per batch");
+    assert!(fresh >= batches - 1, "without handing back, each batch allocates (the measure counts)");
+}

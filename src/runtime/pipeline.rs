@@ -371,6 +371,9 @@ impl Pipeline {
         self.set(i, SourceState::Reading);
         let origin = Origin { name: display_name(&path.display().to_string()), live: false };
         let mut filter = self.opts.filter.as_deref().map(OfflineFilter::new);
+        let path_text = path.display().to_string();
+        // The vector of the last batch, for the next one.
+        let mut spare = Vec::new();
         let (mut frames, mut warned) = (0u64, 0usize);
         let mut span: Option<(Timestamp, Timestamp)> = None;
         // Pacing of --realtime: wall time at which the file's first frame is "now".
@@ -382,7 +385,7 @@ impl Pipeline {
                 break;
             }
             self.read_starts(&mut last_read);
-            let (mut batch, status) = reader.next_batch();
+            let (mut batch, status) = reader.next_batch_in(std::mem::take(&mut spare));
             if self.opts.realtime {
                 if let Some(first) = batch.first() {
                     pace_wait(&mut pace, first.ts);
@@ -390,20 +393,22 @@ impl Pipeline {
             }
             last_read = Instant::now();
             if let Some(f) = filter.as_mut() {
-                let mut keep = Vec::with_capacity(batch.len());
-                for fr in batch.drain(..) {
-                    match f.matches(&path.display().to_string(), &fr) {
-                        Ok(true) => keep.push(fr),
-                        Ok(false) => {}
-                        Err(e) => {
-                            writeln!(log, "error: {e}")?;
-                            drop(keep);
-                            self.fail(i, e.to_string());
-                            return self.finish_capture(sink, &origin, span, log);
-                        }
+                // In place: the batch's vector goes back to the reader (no allocation per batch).
+                let mut failed = None;
+                batch.retain(|fr| {
+                    if failed.is_some() {
+                        return false;
                     }
+                    f.matches(&path_text, fr).unwrap_or_else(|e| {
+                        failed = Some(e);
+                        false
+                    })
+                });
+                if let Some(e) = failed {
+                    writeln!(log, "error: {e}")?;
+                    self.fail(i, e.to_string());
+                    return self.finish_capture(sink, &origin, span, log);
                 }
-                batch = keep;
             }
             frames += batch.len() as u64;
             if let (Some(first), Some(last)) = (batch.first(), batch.last()) {
@@ -417,7 +422,7 @@ impl Pipeline {
                 // At the recorded pace, a flow's record should not wait for more frames.
                 self.workers.flush();
             }
-            drop(batch);
+            spare = crate::capture::file::recycle(batch);
             self.deliver(sink, &origin)?;
             if reader.unsupported_dlts.len() > warned {
                 for dlt in &reader.unsupported_dlts[warned..] {
