@@ -293,17 +293,22 @@ impl Source {
     /// a call that follows an idle one waits, up to [`LIVE_READ_TIMEOUT_MS`], so a quiet link
     /// still hands control back promptly. The frames borrow the source until the next call. The
     /// byte buffer is reused; the returned `Vec` is the one allocation of a non-empty batch (an
-    /// empty batch allocates nothing).
+    /// empty batch allocates nothing), none with [`Source::next_batch_in`].
     pub fn next_batch(&mut self) -> (Vec<Frame<'_>>, LiveStatus) {
+        self.next_batch_in(Vec::new())
+    }
+
+    /// [`Source::next_batch`] into `spare` (the vector of an earlier batch, through
+    /// [`file::recycle`]): a loop that hands each batch's vector back allocates none per batch.
+    pub fn next_batch_in(&mut self, spare: Vec<Frame<'static>>) -> (Vec<Frame<'_>>, LiveStatus) {
         self.buf.clear();
         self.spans.clear();
         let status = self.fill();
         let (buf, link, dlt) = (&self.buf, self.link, self.dlt);
-        let frames = self
-            .spans
-            .iter()
-            .map(|s| Frame { ts: s.ts, data: buf.get(s.start..s.end).unwrap_or_default(), wire_len: s.wire_len, link, dlt })
-            .collect();
+        let mut frames = file::recycle(spare);
+        frames.extend(
+            self.spans.iter().map(|s| Frame { ts: s.ts, data: buf.get(s.start..s.end).unwrap_or_default(), wire_len: s.wire_len, link, dlt }),
+        );
         (frames, status)
     }
 

@@ -477,6 +477,8 @@ impl Pipeline {
         }
         let mut last_read = Instant::now();
         let mut last_stats = Instant::now();
+        // The vector of the last batch, for the next one (no allocation per batch).
+        let mut spare = Vec::new();
         while open.iter().any(|o| *o) && !self.stopped() {
             for (n, (i, source)) in live.iter_mut().enumerate() {
                 if !open[n] {
@@ -484,7 +486,7 @@ impl Pipeline {
                 }
                 self.read_starts(&mut last_read);
                 // Each read waits at most LIVE_READ_TIMEOUT_MS, so several interfaces interleave.
-                let (batch, status) = source.next_batch();
+                let (batch, status) = source.next_batch_in(std::mem::take(&mut spare));
                 last_read = Instant::now();
                 let room = self.opts.max_frames.map_or(usize::MAX, |m| m.saturating_sub(frames[n]) as usize);
                 let take = batch.len().min(room);
@@ -492,7 +494,7 @@ impl Pipeline {
                 // Wait for the shard: each record goes out with the interface that ended it.
                 self.workers.sync();
                 frames[n] += take as u64;
-                drop(batch);
+                spare = crate::capture::file::recycle(batch);
                 self.deliver(sink, &origins[n])?;
                 match status {
                     LiveStatus::More | LiveStatus::Idle => {}
