@@ -485,6 +485,13 @@ impl Catalog {
         &self.services[t.service as usize]
     }
 
+    /// The channel of service `service` called `channel`, if it has one.
+    pub fn channel_named(&self, service: u16, channel: &str) -> Option<Target> {
+        let s = self.services.get(service as usize)?;
+        let i = s.channels.iter().position(|c| c == channel)?;
+        Some(Target { service, channel: u16::try_from(i).ok()? })
+    }
+
     /// The channel id at `t`.
     pub fn channel(&self, t: Target) -> &str {
         &self.services[t.service as usize].channels[t.channel as usize]

@@ -66,7 +66,13 @@ pub enum MatchSignal {
     Cidr,
     /// The server's autonomous system.
     Asn,
+    /// A call flow without a name, associated with its client's signalling to a messaging or
+    /// conferencing service (`engine::resolve`'s association).
+    Association,
 }
+
+/// Categories whose calls a call flow is associated with (see [`MatchSignal::Association`]).
+pub const CALL_CATEGORIES: &[&str] = &["messaging", "conferencing"];
 
 impl MatchSignal {
     /// Label used in output and metrics.
@@ -76,6 +82,7 @@ impl MatchSignal {
             MatchSignal::Marker => "marker",
             MatchSignal::Ja4 => "ja4",
             MatchSignal::Cidr => "cidr",
+            MatchSignal::Association => "association",
             MatchSignal::Asn => "asn",
         }
     }
@@ -290,6 +297,16 @@ impl Classifier {
         }
         if let Some((t, net)) = by_addr {
             return (Some(t), Some(MatchSignal::Cidr), Some(net.to_string()), None);
+        }
+        // A call flow goes with the client's signalling: the most recent named flow to a
+        // messaging or conferencing service, on that service's `calls` channel when it has one.
+        for name in d.and_then(|d| d.associated.as_deref()).into_iter().flatten() {
+            if let Some(hit) = self.catalog.match_name(name) {
+                if CALL_CATEGORIES.contains(&self.catalog.service(hit.target).category.as_str()) {
+                    let t = self.catalog.channel_named(hit.target.service, "calls").unwrap_or(hit.target);
+                    return (Some(t), Some(MatchSignal::Association), Some(hit.pattern), Some(name));
+                }
+            }
         }
         if let Some(asn) = self.asn(server) {
             if let Some(t) = self.catalog.match_asn(asn) {

@@ -856,6 +856,7 @@ impl Engine {
             if flow.probe.is_none() {
                 break 'handled flow.idle_secs;
             }
+            let had_name = signalling_name(flow.details.as_deref()).is_some();
             let mut ctx = Ctx {
                 config: &self.config,
                 stats: &mut self.stats,
@@ -869,6 +870,14 @@ impl Engine {
                 Transport::Tcp(t) => tcp::probe(flow, dir, t, &mut ctx),
                 Transport::Udp(u) => udp::probe(flow, dir, u, &mut ctx),
                 Transport::Other { .. } | Transport::Fragment(_) => {}
+            }
+            if !had_name {
+                if let Some(name) = signalling_name(flow.details.as_deref()) {
+                    // For the resolver's association of the client's later call flows.
+                    let client = key.endpoint(flow.client).ip();
+                    let event = Event::Named { id: flow.seq, client, name: name.into(), ts };
+                    self.events.push(Stamped { pos: Pos { at: self.at, phase: Pos::PACKET, id: 0 }, event });
+                }
             }
             let idle = flow.idle_secs;
             let now = flow.probe.as_deref().map_or(0, Probe::footprint);
@@ -982,6 +991,13 @@ fn record(e: crate::flow::table::Ended<FlowState>, stats: &mut Stats) -> FlowRec
 /// target, DNS correlation, marker; or why nothing does. A real-ECH flow's SNI is only the
 /// provider's public name, so a DNS-correlated name wins over it. `payload_unseen`: a TCP flow
 /// in which neither side sent payload ([`FlowState::tcp_payload_unseen`]).
+/// The name a flow's own bytes gave it, for association: its hello's SNI (TLS or QUIC) or its
+/// HTTP Host.
+fn signalling_name(d: Option<&Details>) -> Option<&[u8]> {
+    let d = d?;
+    d.client_hello().and_then(|h| h.sni.as_deref()).or(d.http_host.as_deref())
+}
+
 fn name(d: Option<&Details>, app: App, payload_unseen: bool) -> (Option<Signal>, Option<Unnamed>) {
     let hello = d.and_then(|d| d.client_hello());
     let has_sni = hello.is_some_and(|c| c.sni.is_some());
@@ -1057,7 +1073,7 @@ mod tests {
         eprintln!("FlowState {} Probe {} Details {} Stream {} Reader {} FlowRecord {}", std::mem::size_of::<FlowState>(), std::mem::size_of::<Probe>(), std::mem::size_of::<Details>(), std::mem::size_of::<Stream>(), std::mem::size_of::<tls::HandshakeReader>(), std::mem::size_of::<FlowRecord>());
         assert!(std::mem::size_of::<FlowState>() <= 112);
         assert!(std::mem::size_of::<Probe>() <= 512);
-        assert!(std::mem::size_of::<Details>() <= 192);
+        assert!(std::mem::size_of::<Details>() <= 200);
     }
 
     #[test]

@@ -467,6 +467,9 @@ pub struct Details {
     pub ech_grease: bool,
     /// Why the flow is suspect of evasion (empty for almost every flow).
     pub evasion: Evasion,
+    /// A call flow without a name of its own: the names of its client's signalling flows when
+    /// it started, most recent first (`engine::resolve`'s association; lowercase not assured).
+    pub associated: Option<Box<Vec<Box<[u8]>>>>,
 }
 
 impl Details {
@@ -577,6 +580,10 @@ pub struct Stats {
     pub flows_ended: BTreeMap<&'static str, u64>,
     /// Flows named, by signal.
     pub named: BTreeMap<&'static str, u64>,
+    /// Call flows given the names of their client's signalling (association).
+    pub associated: u64,
+    /// Named flows whose client was not tracked for association: the client table was full.
+    pub association_clients_dropped: u64,
     /// Flows left unnamed, by reason.
     pub unnamed: BTreeMap<&'static str, u64>,
     /// Flows whose probe was given up to keep the memory budget (oldest parked first).
@@ -612,6 +619,8 @@ impl Stats {
             orientation_fixed,
             flows_ended,
             named,
+            associated,
+            association_clients_dropped,
             unnamed,
             memory_giveups,
             evasions,
@@ -632,6 +641,8 @@ impl Stats {
         self.server_hellos += server_hellos;
         self.orientation_fixed += orientation_fixed;
         self.memory_giveups += memory_giveups;
+        self.associated += associated;
+        self.association_clients_dropped += association_clients_dropped;
         for (mine, theirs) in [
             (&mut self.reassembly_giveups, reassembly_giveups),
             (&mut self.tls_errors, tls_errors),

@@ -17,9 +17,20 @@
 //! only when every other shard has either a later event queued or a mark at or past it. So the
 //! result is the same for one shard or many, and for any interleaving of their arrivals.
 //!
-//! Memory: the events not yet applied (bounded by what the shards' input queues hold) and, per
+//! **Association** ([`Associations`]): a flow is named when its SNI, QUIC SNI or Host is read
+//! ([`Event::Named`]); the resolver keeps, per client address, the names of its named flows
+//! that are open or ended less than [`ASSOCIATION_WINDOW_SECS`] ago. A call's media or STUN flow
+//! carries no name, so when such a flow ends (a UDP flow that is STUN, or RTP, and unnamed) its
+//! record gets the names of the client's signalling at the moment the flow started
+//! (`Details::associated`, most recent first); the classifier decides whether one of them is a
+//! messaging or conferencing service, whose calls the flow then counts for. The order of the
+//! events makes this the same for any number of shards.
+//!
+//! Memory: the events not yet applied (bounded by what the shards' input queues hold); per
 //! flow in progress, its number and the names found for it (about 48 bytes, plus the names when
-//! there are any).
+//! there are any); per client with named flows, at most [`MAX_NAMES_PER_CLIENT`] names, for at
+//! most [`MAX_ASSOCIATION_CLIENTS`] clients (past it, new clients are not tracked and counted in
+//! `Stats::association_clients_dropped`).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -99,8 +110,94 @@ pub enum Event {
         /// Its (outer) server name.
         sni: Option<Box<[u8]>>,
     },
+    /// Flow `id` of `client` was named (SNI, QUIC SNI or Host) at `ts`: its first name.
+    Named {
+        /// The flow's id.
+        id: u64,
+        /// Its client's address.
+        client: IpAddr,
+        /// The name, as read.
+        name: Box<[u8]>,
+        /// The packet's time.
+        ts: Timestamp,
+    },
     /// A flow ended; its record (`seq` still the flow's id).
     Ended(Box<FlowRecord>),
+}
+
+/// Seconds after a client's named flow ends during which a call flow it starts is still
+/// associated with it. A chat connection stays open through a call, so this only matters for
+/// signalling that closes first (a call set up over a short HTTPS exchange); the error it
+/// allows is a call flow of another app started within this time of the last one's end.
+pub const ASSOCIATION_WINDOW_SECS: u64 = 60;
+
+/// Names kept per client (its most recent named flows); older ones are forgotten first.
+pub const MAX_NAMES_PER_CLIENT: usize = 8;
+
+/// Names handed to one call flow's record at most.
+pub const MAX_ASSOCIATED_NAMES: usize = 4;
+
+/// Clients whose named flows are tracked at once.
+pub const MAX_ASSOCIATION_CLIENTS: usize = 65_536;
+
+/// A client's named flow, for association.
+#[derive(Debug)]
+struct NamedFlow {
+    id: u64,
+    name: Box<[u8]>,
+    /// When it was named.
+    named: Timestamp,
+    /// When it ended (None: still open).
+    ended: Option<Timestamp>,
+}
+
+/// The named flows of every client (see the module docs).
+#[derive(Debug, Default)]
+struct Associations {
+    clients: HashMap<IpAddr, VecDeque<NamedFlow>, ahash::RandomState>,
+}
+
+impl Associations {
+    fn named(&mut self, id: u64, client: IpAddr, name: Box<[u8]>, ts: Timestamp, stats: &mut Stats) {
+        if !self.clients.contains_key(&client) && self.clients.len() >= MAX_ASSOCIATION_CLIENTS {
+            self.prune(ts);
+            if self.clients.len() >= MAX_ASSOCIATION_CLIENTS {
+                stats.association_clients_dropped += 1;
+                return;
+            }
+        }
+        let flows = self.clients.entry(client).or_default();
+        if flows.len() >= MAX_NAMES_PER_CLIENT {
+            // The oldest ended flow goes first, else the oldest.
+            let i = flows.iter().position(|f| f.ended.is_some()).unwrap_or(0);
+            flows.remove(i);
+        }
+        flows.push_back(NamedFlow { id, name, named: ts, ended: None });
+    }
+
+    fn ended(&mut self, id: u64, client: IpAddr, ts: Timestamp) {
+        if let Some(f) = self.clients.get_mut(&client).and_then(|flows| flows.iter_mut().find(|f| f.id == id)) {
+            f.ended = Some(ts);
+        }
+    }
+
+    /// The names of `client`'s flows named before `start` and open then, or ended less than
+    /// [`ASSOCIATION_WINDOW_SECS`] before it; most recently named first.
+    fn at(&self, client: IpAddr, start: Timestamp, own: u64) -> Vec<Box<[u8]>> {
+        let Some(flows) = self.clients.get(&client) else { return Vec::new() };
+        flows
+            .iter()
+            .rev()
+            .filter(|f| f.id != own && f.named <= start && f.ended.is_none_or(|e| e >= start || e.plus_secs(ASSOCIATION_WINDOW_SECS) >= start))
+            .take(MAX_ASSOCIATED_NAMES)
+            .map(|f| f.name.clone())
+            .collect()
+    }
+
+    /// Forgets clients whose flows all ended more than the window before `now`.
+    fn prune(&mut self, now: Timestamp) {
+        self.clients.retain(|_, flows| flows.iter().any(|f| f.ended.is_none_or(|e| e.plus_secs(ASSOCIATION_WINDOW_SECS) >= now)));
+    }
 }
 
 /// An event and where it happened.
@@ -127,6 +224,7 @@ pub struct Resolver {
     cache: DnsCache,
     cache_addrs: usize,
     flows: HashMap<u64, Pending, ahash::RandomState>,
+    associations: Associations,
     next_index: u64,
     held: u64,
     peak: u64,
@@ -148,6 +246,7 @@ impl Resolver {
             cache: DnsCache::new(cache_addrs),
             cache_addrs,
             flows: HashMap::with_hasher(ahash::RandomState::new()),
+            associations: Associations::default(),
             next_index: 0,
             held: 0,
             peak: 0,
@@ -206,15 +305,26 @@ impl Resolver {
                     p.ech_grease = Some(grease);
                 }
             }
+            Event::Named { id, client, name, ts } => self.associations.named(id, client, name, ts, stats),
             Event::Ended(mut r) => {
                 self.held = self.held.saturating_sub(1);
+                let client = r.client.ip();
+                self.associations.ended(r.seq, client, r.ts_end);
                 let pending = self.flows.remove(&r.seq).unwrap_or_else(|| {
                     self.orphans += 1;
                     let index = self.next_index;
                     self.next_index += 1;
                     Pending { index, ..Pending::default() }
                 });
+                let id = r.seq;
                 complete(&mut r, pending);
+                if is_call_candidate(&r) {
+                    let names = self.associations.at(client, r.ts_start, id);
+                    if !names.is_empty() {
+                        stats.associated += 1;
+                        r.details.get_or_insert_with(Default::default).associated = Some(Box::new(names));
+                    }
+                }
                 match (r.signal, r.unnamed) {
                     (Some(s), _) => bump(&mut stats.named, s.as_str()),
                     (None, Some(u)) => bump(&mut stats.unnamed, u.as_str()),
@@ -253,6 +363,12 @@ impl Resolver {
     pub fn queued(&self) -> usize {
         self.queues.iter().map(VecDeque::len).sum()
     }
+}
+
+/// A flow that may be a call's media or connectivity check: UDP, STUN, and no name of its own
+/// (a marker is not a name).
+fn is_call_candidate(r: &FlowRecord) -> bool {
+    r.proto == crate::flow::key::UDP && r.app == super::App::Stun && matches!(r.signal, None | Some(super::record::Signal::Marker))
 }
 
 /// Completes a shard's record with what the cache said, and names it again.

@@ -122,7 +122,7 @@ pub struct InspectLine<'a> {
     /// Category of the service.
     pub category: Option<&'a str>,
     /// Which signal matched the catalog (`sni`, `quic_sni`, `http_host`, `connect`, `dns`,
-    /// `marker`, `ja4`, `cidr`, `asn`).
+    /// `marker`, `ja4`, `cidr`, `association`, `asn`).
     pub service_signal: Option<&'static str>,
     /// Tenant of a corporate service, when the name shows one.
     pub tenant: Option<&'a str>,

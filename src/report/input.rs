@@ -149,7 +149,7 @@ pub struct Coverage {
     /// Packets dropped before the sensor saw them.
     pub capture_dropped: u64,
     /// Named flows by the signal that named them (sni, quic_sni, dns, http_host, ...).
-    /// In the store: the catalog match's signal (also marker, ja4, cidr, asn), or for a named
+    /// In the store: the catalog match's signal (also marker, ja4, cidr, association, asn), or for a named
     /// destination outside the catalog the naming signal.
     pub named_by_signal: BTreeMap<String, u64>,
     /// Flows with real ECH (the inner name hidden).

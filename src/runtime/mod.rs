@@ -53,6 +53,8 @@ pub fn write_stats(err: &mut impl Write, engine: &Counters) -> std::io::Result<(
     nonzero("orientation_fixed".into(), s.orientation_fixed)?;
     nonzero("inconsistent_overlaps".into(), s.inconsistent_overlaps)?;
     nonzero("memory_budget_giveups".into(), s.memory_giveups)?;
+    nonzero("associated".into(), s.associated)?;
+    nonzero("association_clients_dropped".into(), s.association_clients_dropped)?;
     for r in DropReason::ALL {
         nonzero(format!("decode_drop.{}", r.as_str()), s.decode_drops[r.index()])?;
     }

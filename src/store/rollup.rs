@@ -80,7 +80,7 @@ pub struct DayCoverage {
     /// Flows with real ECH (not GREASE).
     pub ech_flows: u64,
     /// Flows by the signal that named or attributed them: the catalog match's signal (`sni`,
-    /// `quic_sni`, `http_host`, `connect`, `dns`, `marker`, `ja4`, `cidr`, `asn`), or for a
+    /// `quic_sni`, `http_host`, `connect`, `dns`, `marker`, `ja4`, `cidr`, `association`, `asn`), or for a
     /// named destination outside the catalog the naming signal.
     pub named_by_signal: BTreeMap<String, u64>,
 }

@@ -95,6 +95,31 @@ impl Pcap {
         self
     }
 
+    /// One UDP datagram from `src` to `dst` at `micros` (checksum 0: none, as IPv4 allows).
+    pub fn udp(&mut self, micros: i64, src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8]) -> &mut Pcap {
+        let total = 20 + 8 + payload.len();
+        let mut ip = Vec::with_capacity(total);
+        ip.extend_from_slice(&[0x45, 0]);
+        ip.extend_from_slice(&(total as u16).to_be_bytes());
+        ip.extend_from_slice(&[0, 1, 0x40, 0, 64, 17, 0, 0]);
+        ip.extend_from_slice(&src.ip().octets());
+        ip.extend_from_slice(&dst.ip().octets());
+        let c = checksum(&[&ip]);
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        ip.extend_from_slice(&src.port().to_be_bytes());
+        ip.extend_from_slice(&dst.port().to_be_bytes());
+        ip.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        ip.extend_from_slice(&[0, 0]);
+        ip.extend_from_slice(payload);
+        let len = ip.len() as u32;
+        self.bytes.extend_from_slice(&(micros.div_euclid(1_000_000) as u32).to_le_bytes());
+        self.bytes.extend_from_slice(&(micros.rem_euclid(1_000_000) as u32).to_le_bytes());
+        self.bytes.extend_from_slice(&len.to_le_bytes());
+        self.bytes.extend_from_slice(&len.to_le_bytes());
+        self.bytes.extend_from_slice(&ip);
+        self
+    }
+
     /// A SYN nobody answers: one 40-byte packet (what a spoofed connection attempt is).
     pub fn syn(&mut self, micros: i64, src: SocketAddrV4, dst: SocketAddrV4) -> &mut Pcap {
         self.tcp(micros, src, dst, SYN, 1000, 0, &[])
@@ -142,4 +167,37 @@ pub fn spoofed_telegram(answered: bool) -> Pcap {
         p.connection(t + 100_000, at("10.20.0.9:41000"), server, b"hello telegram", b"hello client");
     }
     p
+}
+
+/// A minimal TLS 1.2-style ClientHello record naming `sni` (one cipher, no other extension).
+pub fn client_hello(sni: &str) -> Vec<u8> {
+    let name = sni.as_bytes();
+    let mut sni_ext = Vec::new();
+    sni_ext.extend_from_slice(&((name.len() + 3) as u16).to_be_bytes());
+    sni_ext.push(0);
+    sni_ext.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    sni_ext.extend_from_slice(name);
+    let mut exts = vec![0, 0];
+    exts.extend_from_slice(&(sni_ext.len() as u16).to_be_bytes());
+    exts.extend_from_slice(&sni_ext);
+    let mut body = vec![3, 3];
+    body.extend_from_slice(&[7; 32]);
+    body.push(0);
+    body.extend_from_slice(&[0, 2, 0xc0, 0x2f, 1, 0]);
+    body.extend_from_slice(&(exts.len() as u16).to_be_bytes());
+    body.extend_from_slice(&exts);
+    let mut hs = vec![1, 0];
+    hs.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    hs.extend_from_slice(&body);
+    let mut rec = vec![22, 3, 1];
+    rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+    rec.extend_from_slice(&hs);
+    rec
+}
+
+/// A STUN Binding request (RFC 8489) with transaction id bytes `tx`, no attributes.
+pub fn stun_binding(tx: u8) -> Vec<u8> {
+    let mut m = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
+    m.extend_from_slice(&[tx; 12]);
+    m
 }

@@ -1,0 +1,92 @@
+//! Calls without a name of their own: a STUN flow is counted for the calls of the messaging or
+//! conferencing service its client was talking to when it started (the resolver's association,
+//! `engine::resolve`), and for nothing when the client was not, or had stopped long before.
+
+mod common;
+
+use common::capture::{at, client_hello, stun_binding, Pcap, ACK, MONDAY_2026_03_02, PSH, SYN};
+use serde_json::Value;
+
+/// An open TLS connection from `client` naming `sni` at `t` (µs), handshake and hello only.
+fn signalling(p: &mut Pcap, t: i64, client: &str, sni: &str) {
+    let (c, s) = (at(client), at("203.0.113.10:443"));
+    let hello = client_hello(sni);
+    p.tcp(t, c, s, SYN, 100, 0, &[])
+        .tcp(t + 1000, s, c, SYN | ACK, 900, 101, &[])
+        .tcp(t + 2000, c, s, ACK, 101, 901, &[])
+        .tcp(t + 3000, c, s, PSH | ACK, 101, 901, &hello)
+        .tcp(t + 4000, s, c, ACK, 901, 101 + hello.len() as u32, &[]);
+}
+
+/// STUN Binding requests and answers between `client` and a relay outside every catalog range.
+fn stun(p: &mut Pcap, t: i64, client: &str, relay: &str) {
+    let (c, r) = (at(client), at(relay));
+    for i in 0..3u8 {
+        p.udp(t + i64::from(i) * 20_000, c, r, &stun_binding(i));
+        let mut answer = stun_binding(i);
+        answer[0..2].copy_from_slice(&[0x01, 0x01]);
+        p.udp(t + i64::from(i) * 20_000 + 5000, r, c, &answer);
+    }
+}
+
+fn records(p: &Pcap, workers: &str) -> Vec<Value> {
+    let dir = common::stack::TempDir::new();
+    let pcap = dir.0.join("calls.pcap");
+    p.write(&pcap);
+    let config = dir.0.join("config.toml");
+    std::fs::write(&config, common::bundled_config()).unwrap();
+    let run = common::inspect(&[&pcap], &["--config", config.to_str().unwrap(), "--workers", workers]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    run.records
+}
+
+fn udp_to<'a>(recs: &'a [Value], client: &str) -> &'a Value {
+    recs.iter().find(|r| r["transport"] == "udp" && r["src"] == client).unwrap_or_else(|| panic!("no UDP flow of {client}: {recs:?}"))
+}
+
+#[test]
+fn a_stun_flow_counts_for_the_calls_of_the_service_its_client_was_signalling_to() {
+    let t = (MONDAY_2026_03_02 + 9 * 3600) * 1_000_000;
+    let mut p = Pcap::new();
+    // 10.20.0.1 talks to Signal (connection still open), then starts STUN to a relay.
+    signalling(&mut p, t, "10.20.0.1:40001", "chat.signal.org");
+    stun(&mut p, t + 2_000_000, "10.20.0.1:50001", "198.51.100.7:3478");
+    // 10.20.0.2 sends the same STUN without any signalling.
+    stun(&mut p, t + 2_000_000, "10.20.0.2:50002", "198.51.100.7:3478");
+    // 10.20.0.3 talks to a service outside the messaging and conferencing categories.
+    signalling(&mut p, t, "10.20.0.3:40003", "www.dropbox.com");
+    stun(&mut p, t + 2_000_000, "10.20.0.3:50003", "198.51.100.7:3478");
+    let one = records(&p, "1");
+    let call = udp_to(&one, "10.20.0.1:50001");
+    assert_eq!((call["app"].as_str(), call["service"].as_str(), call["channel"].as_str(), call["service_signal"].as_str()), (Some("stun"), Some("signal"), Some("calls"), Some("association")), "{call}");
+    for lone in ["10.20.0.2:50002", "10.20.0.3:50003"] {
+        let r = udp_to(&one, lone);
+        assert_eq!((r["app"].as_str(), r["service"].as_str()), (Some("stun"), None), "{r}");
+    }
+    // The association is made in packet order by the resolver: the same with two shards.
+    assert_eq!(records(&p, "2"), one);
+}
+
+#[test]
+fn a_stun_flow_long_after_the_signalling_ended_is_not_associated() {
+    let t = (MONDAY_2026_03_02 + 9 * 3600) * 1_000_000;
+    let mut p = Pcap::new();
+    let (c, s) = (at("10.20.0.1:40001"), at("203.0.113.10:443"));
+    let hello = client_hello("chat.signal.org");
+    let q = hello.len() as u32;
+    p.tcp(t, c, s, SYN, 100, 0, &[])
+        .tcp(t + 1000, s, c, SYN | ACK, 900, 101, &[])
+        .tcp(t + 2000, c, s, ACK, 101, 901, &[])
+        .tcp(t + 3000, c, s, PSH | ACK, 101, 901, &hello)
+        .tcp(t + 4000, s, c, ACK, 901, 101 + q, &[])
+        .tcp(t + 5000, c, s, common::capture::FIN | ACK, 101 + q, 901, &[])
+        .tcp(t + 6000, s, c, common::capture::FIN | ACK, 901, 102 + q, &[])
+        .tcp(t + 7000, c, s, ACK, 102 + q, 902, &[]);
+    // Within the window after the close: associated; long after: not.
+    stun(&mut p, t + 30_000_000, "10.20.0.1:50001", "198.51.100.7:3478");
+    stun(&mut p, t + 400_000_000, "10.20.0.1:50009", "198.51.100.8:3478");
+    let recs = records(&p, "1");
+    assert_eq!(udp_to(&recs, "10.20.0.1:50001")["service_signal"].as_str(), Some("association"));
+    let late = udp_to(&recs, "10.20.0.1:50009");
+    assert_eq!(late["service"].as_str(), None, "{late}");
+}
