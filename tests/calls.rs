@@ -90,3 +90,27 @@ fn a_stun_flow_long_after_the_signalling_ended_is_not_associated() {
     let late = udp_to(&recs, "10.20.0.1:50009");
     assert_eq!(late["service"].as_str(), None, "{late}");
 }
+
+/// A real call: aiortc on both ends, relay-only ICE through Debian's coturn, each client with a
+/// TLS connection naming chat.signal.org held open (`pcaps/calls/capture.sh`). Each client's
+/// TURN flow counts for Signal's calls by association; the relay's own flow between its two
+/// allocations (the server talking to itself) is nobody's call.
+#[test]
+fn a_real_webrtc_call_through_turn_counts_for_the_signalling_service() {
+    let pcap = common::root().join("pcaps/calls/webrtc-turn.pcap");
+    let dir = common::stack::TempDir::new();
+    let config = dir.0.join("config.toml");
+    std::fs::write(&config, common::bundled_config()).unwrap();
+    for workers in ["1", "2"] {
+        let run = common::inspect(&[&pcap], &["--config", config.to_str().unwrap(), "--workers", workers]);
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        let turn: Vec<&Value> = run.records.iter().filter(|r| r["transport"] == "udp" && r["dst"] == "10.30.0.1:3478").collect();
+        assert_eq!(turn.len(), 2, "{:?}", run.records);
+        for r in turn {
+            assert_eq!((r["app"].as_str(), r["service"].as_str(), r["channel"].as_str(), r["service_signal"].as_str()), (Some("stun"), Some("signal"), Some("calls"), Some("association")), "{r}");
+            assert!(r["packets_up"].as_u64() > Some(100), "media went through the relay: {r}");
+        }
+        let relay = run.records.iter().find(|r| r["src"].as_str().is_some_and(|s| s.starts_with("10.30.0.1:"))).expect("the relay's own flow");
+        assert_eq!(relay["service"].as_str(), None, "{relay}");
+    }
+}
