@@ -218,6 +218,9 @@ pub struct NameHit {
     pub pattern: String,
 }
 
+/// The STUN/TURN port (RFC 8489 §9): a channel that lists it on UDP carries calls.
+pub const STUN_PORT: u16 = 3478;
+
 /// A port signal: transport and an inclusive range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PortRule {
@@ -490,6 +493,15 @@ impl Catalog {
         let s = self.services.get(service as usize)?;
         let i = s.channels.iter().position(|c| c == channel)?;
         Some(Target { service, channel: u16::try_from(i).ok()? })
+    }
+
+    /// Where a service's calls go: its channel called `calls`, else the channel that lists the
+    /// STUN marker, else one that lists the STUN/TURN port (UDP 3478, RFC 8489 §9: Microsoft
+    /// 365's `teams`); None for a service without calls.
+    pub fn call_channel(&self, service: u16) -> Option<Target> {
+        self.channel_named(service, "calls")
+            .or_else(|| self.markers.get("stun").and_then(|ts| ts.iter().copied().find(|t| t.service == service)))
+            .or_else(|| self.ports.iter().find(|p| p.proto == crate::flow::key::UDP && (p.from..=p.to).contains(&STUN_PORT) && p.target.service == service).map(|p| p.target))
     }
 
     /// The channel id at `t`.

@@ -71,7 +71,8 @@ pub enum MatchSignal {
     Association,
 }
 
-/// Categories whose calls a call flow is associated with (see [`MatchSignal::Association`]).
+/// Categories whose services a call flow is associated with even without a call channel (see
+/// [`MatchSignal::Association`]).
 pub const CALL_CATEGORIES: &[&str] = &["messaging", "conferencing"];
 
 impl MatchSignal {
@@ -299,12 +300,13 @@ impl Classifier {
             return (Some(t), Some(MatchSignal::Cidr), Some(net.to_string()), None);
         }
         // A call flow goes with the client's signalling: the most recent named flow to a
-        // messaging or conferencing service, on that service's `calls` channel when it has one.
+        // service that carries calls (a messaging or conferencing one, or one with a call
+        // channel: Microsoft 365's Teams), on its call channel (`Catalog::call_channel`).
         for name in d.and_then(|d| d.associated.as_deref()).into_iter().flatten() {
             if let Some(hit) = self.catalog.match_name(name) {
-                if CALL_CATEGORIES.contains(&self.catalog.service(hit.target).category.as_str()) {
-                    let t = self.catalog.channel_named(hit.target.service, "calls").unwrap_or(hit.target);
-                    return (Some(t), Some(MatchSignal::Association), Some(hit.pattern), Some(name));
+                let calls = self.catalog.call_channel(hit.target.service);
+                if calls.is_some() || CALL_CATEGORIES.contains(&self.catalog.service(hit.target).category.as_str()) {
+                    return (Some(calls.unwrap_or(hit.target)), Some(MatchSignal::Association), Some(hit.pattern), Some(name));
                 }
             }
         }
