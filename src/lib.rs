@@ -28,6 +28,7 @@
 #![warn(missing_docs)]
 
 pub mod aggregate;
+pub mod asndb;
 pub mod capture;
 pub mod classify;
 pub mod config;

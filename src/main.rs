@@ -137,6 +137,11 @@ enum Command {
         #[command(subcommand)]
         action: StoreAction,
     },
+    /// The default ASN database (openly licensed IP-to-ASN table, CC BY 4.0, no account).
+    Asn {
+        #[command(subcommand)]
+        action: AsnAction,
+    },
     /// Validate the configuration and the service catalog; every problem with file and line.
     Check {
         /// Configuration file.
@@ -184,6 +189,23 @@ enum StoreAction {
         /// The copy (must not exist).
         #[arg(long, value_name = "FILE")]
         to: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum AsnAction {
+    /// Install or refresh the ASN database: fetches the npm package @ip-location-db/asn with
+    /// `npm pack` (npm's configured registry), compiles its table into an MMDB file, checks known
+    /// lookups and renames it into place; prints the licence attribution. Used by the sensor
+    /// when `geoip_asn` is not configured.
+    Update {
+        /// Folder to install asn.mmdb into.
+        #[arg(long, value_name = "DIR", default_value = shadowtap::asndb::DEFAULT_DIR)]
+        dir: PathBuf,
+        /// Install this file instead of running npm: the package tarball (`npm pack`), one of
+        /// its CSV tables, or an ASN MMDB file (GeoLite2-ASN schema).
+        #[arg(long, value_name = "FILE")]
+        from: Option<PathBuf>,
     },
 }
 
@@ -404,6 +426,16 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { config, strict } => runtime::check(&config, strict, &mut std::io::stdout()),
         Command::Store { action: StoreAction::Backup { store, to } } => runtime::store_backup(&store, &to, &mut std::io::stdout()),
+        Command::Asn { action: AsnAction::Update { dir, from } } => {
+            let opts = runtime::asn::UpdateOptions { dir, from, ..Default::default() };
+            match runtime::asn::update(&opts, &mut std::io::stdout()) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Run {
             config,
             pcaps,

@@ -55,10 +55,69 @@ pub struct Settings {
     /// Notes: what was read in a way worth saying but is no problem (a lease file's skipped
     /// header row). `check --strict` does not fail on them.
     pub notes: Vec<Diagnostic>,
+    /// Where the ASN signal's database came from (`geoip_asn`, the default file, none).
+    pub asn_source: AsnSource,
     /// The mapping file and its modification time when read.
     mapping_file: Option<(PathBuf, Option<SystemTime>)>,
     /// The file as read (for `expired_exemptions`' line numbers).
     loaded: Loaded,
+}
+
+/// Where the ASN signal's database came from: said by `check` and at start, because the
+/// default database's licence (CC BY 4.0) asks that its use be attributed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AsnSource {
+    /// No database: the catalog's `asns` never match.
+    Off,
+    /// `geoip_asn` of the configuration (MaxMind's GeoLite2-ASN or any file of its schema).
+    Configured(PathBuf),
+    /// `geoip_asn` names a file that could not be opened (a warning says why): the signal is off.
+    Unloadable(PathBuf),
+    /// `geoip_asn` not set; the file `shadowtap asn update` installs was found.
+    Default {
+        /// The file.
+        path: PathBuf,
+        /// Its description: the attribution and the source's version.
+        description: String,
+    },
+}
+
+impl AsnSource {
+    /// The note `check` prints and `run` logs about it (none for a configured database, which
+    /// the operator chose and named).
+    pub fn note(&self) -> Option<Diagnostic> {
+        let (file, message) = match self {
+            AsnSource::Configured(_) | AsnSource::Unloadable(_) => return None,
+            AsnSource::Default { path, description } => (path.clone(), format!("ASN signal on from the default database (geoip_asn not set): {description}")),
+            AsnSource::Off => (
+                crate::asndb::default_path(),
+                "ASN signal off: geoip_asn not set and no default database here; `shadowtap asn update` installs an openly licensed one (CC BY 4.0, no account)".to_string(),
+            ),
+        };
+        Some(Diagnostic { file, line: None, message })
+    }
+}
+
+/// Opens the ASN database: the configured one, else the default file when it exists. A file
+/// that cannot be opened is a warning and leaves the signal off; a configured one is never
+/// replaced by the default (MaxMind stays the operator's choice).
+fn open_asn(configured: Option<PathBuf>, default: &Path, warnings: &mut Vec<Diagnostic>) -> (Option<maxminddb::Reader<Vec<u8>>>, AsnSource) {
+    let (path, is_default) = match configured {
+        Some(p) => (p, false),
+        None if default.exists() => (default.to_path_buf(), true),
+        None => return (None, AsnSource::Off),
+    };
+    match maxminddb::Reader::open_readfile(&path) {
+        Ok(r) if is_default => {
+            let description = crate::asndb::describe(&r);
+            (Some(r), AsnSource::Default { path, description })
+        }
+        Ok(r) => (Some(r), AsnSource::Configured(path)),
+        Err(e) => {
+            warnings.push(Diagnostic { file: path.clone(), line: None, message: format!("ASN database not loaded ({e}); the ASN signal is off") });
+            (None, AsnSource::Unloadable(path))
+        }
+    }
 }
 
 impl Settings {
@@ -86,7 +145,9 @@ impl Settings {
                 }
             }
         };
-        let geoip = GeoIp { asn: open_db(&loaded.config.geoip_asn, "ASN"), country: open_db(&loaded.config.geoip_country, "country") };
+        let country = open_db(&loaded.config.geoip_country, "country");
+        let (asn, asn_source) = open_asn(loaded.config.geoip_asn.as_deref().map(|p| loaded.resolve(p)), &crate::asndb::default_path(), &mut warnings);
+        let geoip = GeoIp { asn, country };
         let mapping_file = mapping_file.map(|p| {
             let t = modified(&p);
             (p, t)
@@ -105,6 +166,10 @@ impl Settings {
             s.risk = w;
         }
         s.warnings.splice(0..0, warnings);
+        if let Some(n) = asn_source.note() {
+            s.notes.insert(0, n);
+        }
+        s.asn_source = asn_source;
         if crate::intern::overflows() > overflows {
             // Ids are never reused (groups kept across reloads hold them), so a process that
             // has seen too many distinct names refuses the configuration rather than merge
@@ -245,6 +310,7 @@ impl Settings {
             department_names,
             warnings,
             notes,
+            asn_source: AsnSource::Off,
             mapping_file: None,
             loaded,
         })
@@ -596,6 +662,35 @@ mod tests {
         std::fs::remove_file(&path).map_err(|e| e.to_string())?;
         assert!(w.changed(), "a removed file is a change");
         assert!(!w.changed(), "and only once");
+        std::fs::remove_dir_all(&dir).map_err(|e| e.to_string())?;
+        Ok(())
+    }
+    #[test]
+    fn the_default_asn_database_is_used_only_when_none_is_configured() -> Result<()> {
+        let dir = std::env::temp_dir().join(format!("shadowtap-asn-default-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let mut ranges = Vec::new();
+        crate::asndb::parse_csv(include_str!("../../tests/fixtures/asn/asn-extract.csv"), &mut ranges).map_err(|e| e.to_string())?;
+        let default = dir.join("asn.mmdb");
+        std::fs::write(&default, crate::asndb::build(&ranges, "attribution text", 0).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+        let mut w = Vec::new();
+        // Nothing configured, the default file present: on, and said with its attribution.
+        let (db, src) = open_asn(None, &default, &mut w);
+        assert!(db.is_some() && w.is_empty());
+        assert_eq!(src, AsnSource::Default { path: default.clone(), description: "attribution text".into() });
+        assert!(src.note().is_some_and(|n| n.message.contains("attribution text")));
+        // A configured database wins; one that cannot be opened is a warning, not the default.
+        let other = dir.join("GeoLite2-ASN.mmdb");
+        std::fs::copy(&default, &other).map_err(|e| e.to_string())?;
+        assert_eq!(open_asn(Some(other.clone()), &default, &mut w).1, AsnSource::Configured(other));
+        let missing = dir.join("missing.mmdb");
+        let (db, src) = open_asn(Some(missing.clone()), &default, &mut w);
+        assert!(db.is_none() && w.len() == 1);
+        assert_eq!(src, AsnSource::Unloadable(missing));
+        // Neither: off, and the note says how to turn it on.
+        let (db, src) = open_asn(None, &dir.join("absent.mmdb"), &mut w);
+        assert!(db.is_none() && src == AsnSource::Off);
+        assert!(src.note().is_some_and(|n| n.message.contains("shadowtap asn update")));
         std::fs::remove_dir_all(&dir).map_err(|e| e.to_string())?;
         Ok(())
     }

@@ -1193,6 +1193,16 @@ fn methodology(input: &ReportInput, k_requested: u64, k: u64, withheld: Withheld
             .into(),
         unanswered_note(unanswered_flows, c.unanswered_as_use),
     ];
+    if let Some(&asn) = c.named_by_signal.get("asn").filter(|&&n| n > 0) {
+        // The default ASN database is CC BY 4.0: its use is attributed wherever results are shown.
+        notes.push(format!(
+            "Autonomous systems: {} attributed by the AS of the server's address (signal `asn`), looked up in the \
+             sensor's ASN database: MaxMind GeoLite2-ASN where configured (`geoip_asn`), else the default one that \
+             `shadowtap asn update` installs: {}.",
+            display::counted(asn, "flow was", "flows were"),
+            crate::asndb::ATTRIBUTION
+        ));
+    }
     if mostly_unanswered && !c.unanswered_as_use {
         notes.push(format!(
             "Most flows seen ({}) were never answered by their server. Either the network carried a flood of \
@@ -1693,6 +1703,16 @@ pub(crate) mod tests {
         assert!(m.host_error_text.contains("1.0%"));
         assert_eq!(r.period.label, "October 2026");
         assert_eq!(r.period.days, 31);
+    }
+
+    #[test]
+    fn flows_attributed_by_as_name_the_asn_data_source() {
+        let mut inp = input();
+        assert!(!build(&inp).methodology.notes.iter().any(|n| n.contains("db-ip.com")), "no ASN attribution without ASN flows");
+        inp.coverage.named_by_signal.insert("asn".into(), 7);
+        let r = build(&inp);
+        let note = r.methodology.notes.iter().find(|n| n.starts_with("Autonomous systems: 7 flows were")).expect("the ASN note");
+        assert!(note.contains("routeviews.org") && note.contains("db-ip.com") && note.contains("CC BY 4.0"), "{note}");
     }
 
     #[test]

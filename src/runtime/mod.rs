@@ -11,6 +11,7 @@
 //! report     `shadowtap report` / `survey`: facts from a source → report::model → render
 //! ```
 
+pub mod asn;
 pub mod control;
 pub mod inspect;
 pub mod pipeline;

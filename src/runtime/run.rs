@@ -404,6 +404,9 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
     for w in &settings.warnings {
         eprintln!("warning: {w}");
     }
+    if let Some(n) = settings.asn_source.note() {
+        eprintln!("note: {n}");
+    }
     let control = Control::start(Some((settings.path.clone(), settings.mapping_watch())), STOP_GRACE)?;
     let stop = Arc::clone(&control.stop);
     let web = match &opts.web_config {
