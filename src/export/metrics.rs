@@ -290,6 +290,8 @@ pub fn encode(s: &State) -> prometheus::Result<Vec<u8>> {
     single("shadowtap_packet_bytes_total", "Bytes of those frames on the wire.", e.frame_bytes)?;
     single("shadowtap_flows_evicted_total", "Flows evicted because the flow table was full.", s.table.evicted)?;
     single("shadowtap_memory_budget_giveups_total", "Flows whose identification was given up to keep the memory budget (oldest parked first); they end unnamed.", e.memory_giveups)?;
+    single("shadowtap_associated_flows_total", "Unnamed STUN flows given the names of their client's open signalling flows (association; the catalog then decides whose calls they are).", e.associated)?;
+    single("shadowtap_association_clients_dropped_total", "Named flows whose client was not tracked for association because the client table was full (engine::resolve::MAX_ASSOCIATION_CLIENTS).", e.association_clients_dropped)?;
     gauge(&r, "shadowtap_flow_memory_bytes", "Bytes the flows being identified hold in buffers (reassembly, TLS records, QUIC CRYPTO data, IP fragments).", &[])?.with_label_values(&[] as &[&str]).set(s.memory.0 as i64);
     gauge(&r, "shadowtap_memory_budget_bytes", "The memory budget for those buffers ([engine] memory_budget_mib).", &[])?.with_label_values(&[] as &[&str]).set(s.memory.1 as i64);
     gauge(&r, "shadowtap_engine_workers", "Engine worker threads in use (--workers; 1 with a live interface, which runs one).", &[])?.with_label_values(&[] as &[&str]).set(s.workers as i64);
