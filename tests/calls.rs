@@ -18,6 +18,18 @@ fn signalling(p: &mut Pcap, t: i64, client: &str, sni: &str) {
         .tcp(t + 4000, s, c, ACK, 901, 101 + hello.len() as u32, &[]);
 }
 
+/// An open TCP connection from `client` whose first bytes are WhatsApp's chat preface
+/// (`WA`, version 6.2, then the start of a Noise handshake), to a server outside Meta's ranges.
+fn whatsapp_chat(p: &mut Pcap, t: i64, client: &str) {
+    let (c, s) = (at(client), at("203.0.113.20:5222"));
+    let preface = b"WA\x06\x02\x00\x00\x24\x12\x22\x0a\x20";
+    p.tcp(t, c, s, SYN, 100, 0, &[])
+        .tcp(t + 1000, s, c, SYN | ACK, 900, 101, &[])
+        .tcp(t + 2000, c, s, ACK, 101, 901, &[])
+        .tcp(t + 3000, c, s, PSH | ACK, 101, 901, preface)
+        .tcp(t + 4000, s, c, ACK, 901, 101 + preface.len() as u32, &[]);
+}
+
 /// STUN Binding requests and answers between `client` and a relay outside every catalog range.
 fn stun(p: &mut Pcap, t: i64, client: &str, relay: &str) {
     let (c, r) = (at(client), at(relay));
@@ -126,4 +138,18 @@ fn a_stun_flow_beside_teams_signalling_counts_for_microsoft_365_teams() {
     let recs = records(&p, "1");
     let call = udp_to(&recs, "10.20.0.4:50004");
     assert_eq!((call["service"].as_str(), call["channel"].as_str(), call["service_signal"].as_str()), (Some("microsoft-365"), Some("teams"), Some("association")), "{call}");
+}
+
+#[test]
+fn a_stun_flow_beside_a_whatsapp_chat_preface_counts_for_whatsapp_calls() {
+    // WhatsApp's chat carries no name, only its preface (a marker one service claims).
+    let t = (MONDAY_2026_03_02 + 9 * 3600) * 1_000_000;
+    let mut p = Pcap::new();
+    whatsapp_chat(&mut p, t, "10.20.0.5:40005");
+    stun(&mut p, t + 2_000_000, "10.20.0.5:50005", "198.51.100.9:3478");
+    let recs = records(&p, "1");
+    let chat = recs.iter().find(|r| r["transport"] == "tcp").unwrap();
+    assert_eq!((chat["marker"].as_str(), chat["service"].as_str()), (Some("whatsapp-noise"), Some("whatsapp")), "{chat}");
+    let call = udp_to(&recs, "10.20.0.5:50005");
+    assert_eq!((call["service"].as_str(), call["channel"].as_str(), call["service_signal"].as_str()), (Some("whatsapp"), Some("calls"), Some("association")), "{call}");
 }

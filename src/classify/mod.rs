@@ -18,7 +18,7 @@ use std::net::IpAddr;
 use addr::AddrTable;
 use catalog::{Catalog, Target};
 
-use crate::engine::{FlowRecord, Signal};
+use crate::engine::{FlowRecord, Signal, Signalling};
 use crate::intern::Sym;
 use crate::time::Timestamp;
 
@@ -302,11 +302,19 @@ impl Classifier {
         // A call flow goes with the client's signalling: the most recent named flow to a
         // service that carries calls (a messaging or conferencing one, or one with a call
         // channel: Microsoft 365's Teams), on its call channel (`Catalog::call_channel`).
-        for name in d.and_then(|d| d.associated.as_deref()).into_iter().flatten() {
-            if let Some(hit) = self.catalog.match_name(name) {
-                let calls = self.catalog.call_channel(hit.target.service);
-                if calls.is_some() || CALL_CATEGORIES.contains(&self.catalog.service(hit.target).category.as_str()) {
-                    return (Some(calls.unwrap_or(hit.target)), Some(MatchSignal::Association), Some(hit.pattern), Some(name));
+        // A marker counts when one service claims it (WhatsApp's chat preface).
+        for signalling in d.and_then(|d| d.associated.as_deref()).into_iter().flatten() {
+            let (hit, name) = match signalling {
+                Signalling::Name(n) => (self.catalog.match_name(n).map(|h| (h.target, h.pattern)), Some(&n[..])),
+                Signalling::Marker(m) => match self.catalog.match_marker(m.as_str()) {
+                    [one] => (Some((*one, m.as_str().to_string())), None),
+                    _ => (None, None),
+                },
+            };
+            if let Some((target, pattern)) = hit {
+                let calls = self.catalog.call_channel(target.service);
+                if calls.is_some() || CALL_CATEGORIES.contains(&self.catalog.service(target).category.as_str()) {
+                    return (Some(calls.unwrap_or(target)), Some(MatchSignal::Association), Some(pattern), name);
                 }
             }
         }

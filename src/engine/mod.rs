@@ -32,13 +32,14 @@ use crate::flow::key::{Key, Side, TCP, UDP};
 use crate::flow::reassembly::{self, Stream};
 use crate::flow::table::{Expiry, KeyHash, Table, TableStats};
 use crate::flow::Direction;
+use crate::proto::marker::Marker;
 use crate::proto::tls::ClientHello;
 use crate::proto::{quic, tls};
 use crate::time::Timestamp;
 
 pub use budget::DEFAULT_BUDGET;
 pub use record::{
-    AlpnList, AnswerData, DnsAnswer, DnsSummary, Details, Evasion, FlowRecord, ProxyInfo, Signal, Stats, TlsSummary, Unnamed,
+    AlpnList, AnswerData, DnsAnswer, DnsSummary, Details, Evasion, FlowRecord, ProxyInfo, Signal, Signalling, Stats, TlsSummary, Unnamed,
 };
 use record::bump;
 use resolve::{Event, Pos, Resolver, Stamped};
@@ -875,7 +876,11 @@ impl Engine {
                 if let Some(name) = signalling_name(flow.details.as_deref()) {
                     // For the resolver's association of the client's later call flows.
                     let client = key.endpoint(flow.client).ip();
-                    let event = Event::Named { id: flow.seq, client, name: name.into(), ts };
+                    let name = match name {
+                        Ok(n) => Signalling::Name(n.into()),
+                        Err(m) => Signalling::Marker(m),
+                    };
+                    let event = Event::Named { id: flow.seq, client, name, ts };
                     self.events.push(Stamped { pos: Pos { at: self.at, phase: Pos::PACKET, id: 0 }, event });
                 }
             }
@@ -991,11 +996,17 @@ fn record(e: crate::flow::table::Ended<FlowState>, stats: &mut Stats) -> FlowRec
 /// target, DNS correlation, marker; or why nothing does. A real-ECH flow's SNI is only the
 /// provider's public name, so a DNS-correlated name wins over it. `payload_unseen`: a TCP flow
 /// in which neither side sent payload ([`FlowState::tcp_payload_unseen`]).
-/// The name a flow's own bytes gave it, for association: its hello's SNI (TLS or QUIC) or its
-/// HTTP Host.
-fn signalling_name(d: Option<&Details>) -> Option<&[u8]> {
+/// What a flow's own bytes named it, for association: its hello's SNI (TLS or QUIC), its HTTP
+/// Host, or a marker other than STUN (a call's own flows are STUN).
+/// Borrowed: it is asked before every probed packet, and copied only once, when found.
+fn signalling_name(d: Option<&Details>) -> Option<Result<&[u8], Marker>> {
     let d = d?;
-    d.client_hello().and_then(|h| h.sni.as_deref()).or(d.http_host.as_deref())
+    let name = d.client_hello().and_then(|h| h.sni.as_deref()).or(d.http_host.as_deref());
+    match (name, d.marker) {
+        (Some(n), _) => Some(Ok(n)),
+        (None, Some(m)) if m != Marker::Stun => Some(Err(m)),
+        _ => None,
+    }
 }
 
 fn name(d: Option<&Details>, app: App, payload_unseen: bool) -> (Option<Signal>, Option<Unnamed>) {

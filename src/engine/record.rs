@@ -467,9 +467,20 @@ pub struct Details {
     pub ech_grease: bool,
     /// Why the flow is suspect of evasion (empty for almost every flow).
     pub evasion: Evasion,
-    /// A call flow without a name of its own: the names of its client's signalling flows when
-    /// it started, most recent first (`engine::resolve`'s association; lowercase not assured).
-    pub associated: Option<Box<Vec<Box<[u8]>>>>,
+    /// A call flow without a name of its own: what named its client's signalling flows when it
+    /// started, most recent first (`engine::resolve`'s association).
+    pub associated: Option<Box<Vec<Signalling>>>,
+}
+
+/// What named a flow, for the association of its client's call flows: its own name (SNI, QUIC
+/// SNI, Host; as read, lowercase not assured) or a marker that names a service by itself
+/// (WhatsApp's chat preface).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signalling {
+    /// A name.
+    Name(Box<[u8]>),
+    /// A protocol marker (never STUN: that is the call itself).
+    Marker(Marker),
 }
 
 impl Details {

@@ -18,7 +18,8 @@
 //! result is the same for one shard or many, and for any interleaving of their arrivals.
 //!
 //! **Association** ([`Associations`]): a flow is named when its SNI, QUIC SNI or Host is read
-//! ([`Event::Named`]); the resolver keeps, per client address, the names of its named flows
+//! ([`Event::Named`], or when a marker that names a service by itself is found: WhatsApp's chat
+//! preface); the resolver keeps, per client address, the names of its named flows
 //! that are open or ended less than [`ASSOCIATION_WINDOW_SECS`] ago. A call's media or STUN flow
 //! carries no name, so when such a flow ends (a UDP flow that is STUN, or RTP, and unnamed) its
 //! record gets the names of the client's signalling at the moment the flow started
@@ -36,7 +37,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::record::{bump, FlowRecord, Stats, Unnamed};
+use super::record::{bump, FlowRecord, Signalling, Stats, Unnamed};
 use crate::dnscache::{CacheStats, DnsCache};
 use crate::time::Timestamp;
 
@@ -110,14 +111,15 @@ pub enum Event {
         /// Its (outer) server name.
         sni: Option<Box<[u8]>>,
     },
-    /// Flow `id` of `client` was named (SNI, QUIC SNI or Host) at `ts`: its first name.
+    /// Flow `id` of `client` was named (SNI, QUIC SNI, Host, or a marker that names a service)
+    /// at `ts`: what named it first.
     Named {
         /// The flow's id.
         id: u64,
         /// Its client's address.
         client: IpAddr,
-        /// The name, as read.
-        name: Box<[u8]>,
+        /// What named it.
+        name: Signalling,
         /// The packet's time.
         ts: Timestamp,
     },
@@ -144,7 +146,7 @@ pub const MAX_ASSOCIATION_CLIENTS: usize = 65_536;
 #[derive(Debug)]
 struct NamedFlow {
     id: u64,
-    name: Box<[u8]>,
+    name: Signalling,
     /// When it was named.
     named: Timestamp,
     /// When it ended (None: still open).
@@ -158,7 +160,7 @@ struct Associations {
 }
 
 impl Associations {
-    fn named(&mut self, id: u64, client: IpAddr, name: Box<[u8]>, ts: Timestamp, stats: &mut Stats) {
+    fn named(&mut self, id: u64, client: IpAddr, name: Signalling, ts: Timestamp, stats: &mut Stats) {
         if !self.clients.contains_key(&client) && self.clients.len() >= MAX_ASSOCIATION_CLIENTS {
             self.prune(ts);
             if self.clients.len() >= MAX_ASSOCIATION_CLIENTS {
@@ -183,7 +185,7 @@ impl Associations {
 
     /// The names of `client`'s flows named before `start` and open then, or ended less than
     /// [`ASSOCIATION_WINDOW_SECS`] before it; most recently named first.
-    fn at(&self, client: IpAddr, start: Timestamp, own: u64) -> Vec<Box<[u8]>> {
+    fn at(&self, client: IpAddr, start: Timestamp, own: u64) -> Vec<Signalling> {
         let Some(flows) = self.clients.get(&client) else { return Vec::new() };
         flows
             .iter()
