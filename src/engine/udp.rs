@@ -1,5 +1,5 @@
 //! Identification of UDP flows: DNS (every message), STUN, QUIC Initials, RTP/RTCP media,
-//! Discord voice, Zoom media (on Zoom's media ports only).
+//! Discord voice, Zoom media and Telegram call reflectors (on their ports only).
 //!
 //! A flow toward a non-DNS port is not judged by its first datagram: a client may send junk
 //! (one byte, random bytes, something shaped like a QUIC short header) before its real
@@ -71,6 +71,12 @@ pub(super) fn probe(flow: &mut FlowState, dir: Direction, u: &UdpDatagram<'_>, c
     let zoom_port = marker::ZOOM_MEDIA_PORTS.contains(&u.dst_port) || marker::ZOOM_MEDIA_PORTS.contains(&u.src_port);
     if zoom_port && marker::zoom_media(u.payload) {
         flow.details().marker = Some(Marker::ZoomMedia);
+        flow.probe = None;
+        return;
+    }
+    let telegram_port = marker::TELEGRAM_CALL_PORTS.contains(&u.dst_port) || marker::TELEGRAM_CALL_PORTS.contains(&u.src_port);
+    if telegram_port && marker::telegram_call(u.payload) {
+        flow.details().marker = Some(Marker::TelegramCall);
         flow.probe = None;
         return;
     }
@@ -203,10 +209,10 @@ mod tests {
     const CLIENT: [u8; 4] = [10, 0, 0, 1];
     const SERVER: [u8; 4] = [192, 0, 2, 7];
 
-    /// A raw IPv4/UDP frame (link type Raw) between CLIENT:50000 and SERVER:443.
-    fn frame(to_server: bool, payload: &[u8]) -> Vec<u8> {
+    /// A raw IPv4/UDP frame (link type Raw) between CLIENT:50000 and SERVER:`port`.
+    fn frame(to_server: bool, payload: &[u8], port: u16) -> Vec<u8> {
         let ((src, sport), (dst, dport)) =
-            if to_server { ((CLIENT, 50000u16), (SERVER, 443u16)) } else { ((SERVER, 443), (CLIENT, 50000)) };
+            if to_server { ((CLIENT, 50000u16), (SERVER, port)) } else { ((SERVER, port), (CLIENT, 50000)) };
         let total = (20 + 8 + payload.len()) as u16;
         let mut f = vec![0x45, 0];
         f.extend(total.to_be_bytes());
@@ -227,11 +233,16 @@ mod tests {
     /// Runs `datagrams` (direction, payload, seconds after the start) through an engine and
     /// returns its one record.
     fn run(datagrams: &[(bool, Vec<u8>, u64)]) -> (FlowRecord, Engine) {
+        run_on(443, datagrams)
+    }
+
+    /// [`run`] with the server on `port`.
+    fn run_on(port: u16, datagrams: &[(bool, Vec<u8>, u64)]) -> (FlowRecord, Engine) {
         let mut e = Engine::new(Config::default());
         let start = Timestamp::from_parts(1_800_000_000, 0);
         for (i, (to_server, payload, secs)) in datagrams.iter().enumerate() {
             let ts = Timestamp(start.plus_secs(*secs).0 + i as i64);
-            let f = frame(*to_server, payload);
+            let f = frame(*to_server, payload, port);
             e.handle(ts, Some(LinkType::Raw), &f, f.len() as u32);
         }
         e.finish();
@@ -334,6 +345,22 @@ mod tests {
         assert_eq!((r.app, marker(&r)), (App::Stun, Some("stun-microsoft")));
         let ms = r.details.as_deref().and_then(|d| d.stun.as_deref()).and_then(|s| s.vendor);
         assert_eq!(ms, Some(crate::proto::marker::StunVendor::Microsoft));
+    }
+
+    #[test]
+    fn port_qualified_markers_need_their_ports() {
+        let zoom = vec![1, 0, 3, 0, 0, 0, 0, 0, 0, 1, 2, 3];
+        let (r, _) = run_on(8801, &[(true, zoom.clone(), 0)]);
+        assert_eq!(marker(&r), Some("zoom-media"));
+        let (r, _) = run_on(9000, &[(true, zoom, 0)]);
+        assert_eq!(marker(&r), None);
+        let mut reflector = vec![0x5e; 16];
+        reflector.extend([0xff; 12]);
+        reflector.extend([1; 24]);
+        let (r, _) = run_on(533, &[(true, reflector.clone(), 0)]);
+        assert_eq!(marker(&r), Some("telegram-call"));
+        let (r, _) = run_on(9000, &[(true, reflector, 0)]);
+        assert_eq!(marker(&r), None);
     }
 
     #[test]

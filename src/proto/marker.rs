@@ -39,6 +39,8 @@ pub enum Marker {
     StunZoom,
     /// Zoom's media encapsulation on its media ports ([`zoom_media`]).
     ZoomMedia,
+    /// Telegram call traffic through its UDP reflectors ([`telegram_call`]).
+    TelegramCall,
 }
 
 impl Marker {
@@ -57,6 +59,7 @@ impl Marker {
             Marker::StunWhatsApp => "stun-whatsapp",
             Marker::StunZoom => "stun-zoom",
             Marker::ZoomMedia => "zoom-media",
+            Marker::TelegramCall => "telegram-call",
         }
     }
 }
@@ -193,6 +196,27 @@ pub fn zoom_media(p: &[u8]) -> bool {
         Some(crate::proto::rtp::Packet::Rtcp { .. }) => rtcp,
         None => false,
     }
+}
+
+/// UDP ports of Telegram's call reflectors (as nDPI's Telegram dissector qualifies them).
+pub const TELEGRAM_CALL_PORTS: std::ops::RangeInclusive<u16> = 500..=600;
+
+/// Shortest reflector datagram looked at.
+const TELEGRAM_CALL_MIN_LEN: usize = 40;
+
+/// Length of the run of `0xff` bytes that marks a reflector datagram.
+const TELEGRAM_FF_RUN: usize = 12;
+
+/// Telegram call datagram on a reflector port (layout as documented by nDPI's Telegram
+/// dissector): at least 40 bytes, whose first `0xff` byte starts a run of exactly 12. The
+/// caller checks the port ([`TELEGRAM_CALL_PORTS`]).
+pub fn telegram_call(p: &[u8]) -> bool {
+    if p.len() < TELEGRAM_CALL_MIN_LEN {
+        return false;
+    }
+    let Some(start) = p.iter().position(|&b| b == 0xff) else { return false };
+    let run = p.get(start..).unwrap_or_default().iter().take_while(|&&b| b == 0xff).count();
+    run == TELEGRAM_FF_RUN
 }
 
 /// STUN magic cookie (RFC 5389 §6).
@@ -444,7 +468,10 @@ mod tests {
     fn turn_addresses_are_unmasked() {
         let tid = [0x5a, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
         // 192.0.2.1:49152 XORed with the cookie (RFC 8489 §14.2).
-        let v4 = [0, 1, 0xc0 ^ 0x21, 0x00 ^ 0x12, 192 ^ 0x21, 0 ^ 0x12, 2 ^ 0xa4, 1 ^ 0x42];
+        let cookie = [0x21u8, 0x12, 0xa4, 0x42];
+        let plain = [0xc0u8, 0x00, 192, 0, 2, 1];
+        let mut v4 = vec![0, 1];
+        v4.extend(plain.iter().zip(cookie[..2].iter().chain(&cookie)).map(|(a, k)| a ^ k));
         // 2001:db8::7:443 XORed with the cookie and the transaction id.
         let ip6: std::net::Ipv6Addr = "2001:db8::7".parse().unwrap();
         let key: Vec<u8> = [0x21, 0x12, 0xa4, 0x42].into_iter().chain(tid).collect();
@@ -490,6 +517,25 @@ mod tests {
         assert!(!zoom_media(&[1, 0, 3]), "too short");
         assert!(!zoom_media(&[1, 1, 3, 0, 0, 0, 0, 0, 0, 1]));
         assert!(!zoom_media(&[0x17, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 1]), "DTLS");
+    }
+
+    #[test]
+    fn telegram_reflector_datagrams() {
+        let mut p = vec![0x5e; 16];
+        p.extend([0xff; 12]);
+        p.extend([0x01; 24]);
+        assert!(telegram_call(&p));
+        assert!(!telegram_call(&p[..39]), "short");
+        let mut long_run = p.clone();
+        long_run[28] = 0xff;
+        assert!(!telegram_call(&long_run), "13 bytes of 0xff");
+        let mut short_run = p.clone();
+        short_run[27] = 0;
+        assert!(!telegram_call(&short_run), "11 bytes of 0xff");
+        let mut early = p;
+        early[3] = 0xff;
+        assert!(!telegram_call(&early), "the first 0xff starts the run");
+        assert!(!telegram_call(&[0u8; 64]));
     }
 
     #[test]
