@@ -1,5 +1,5 @@
 //! Identification of UDP flows: DNS (every message), STUN, QUIC Initials, RTP/RTCP media,
-//! Discord voice, Zoom media and Telegram call reflectors (on their ports only).
+//! Discord voice, and Zoom media, Telegram call reflectors, Viber datagrams (on their ports only).
 //!
 //! A flow toward a non-DNS port is not judged by its first datagram: a client may send junk
 //! (one byte, random bytes, something shaped like a QUIC short header) before its real
@@ -77,6 +77,12 @@ pub(super) fn probe(flow: &mut FlowState, dir: Direction, u: &UdpDatagram<'_>, c
     let telegram_port = marker::TELEGRAM_CALL_PORTS.contains(&u.dst_port) || marker::TELEGRAM_CALL_PORTS.contains(&u.src_port);
     if telegram_port && marker::telegram_call(u.payload) {
         flow.details().marker = Some(Marker::TelegramCall);
+        flow.probe = None;
+        return;
+    }
+    let viber_port = marker::VIBER_UDP_PORTS.contains(&u.dst_port) || marker::VIBER_UDP_PORTS.contains(&u.src_port);
+    if viber_port && marker::viber_udp(u.payload) {
+        flow.details().marker = Some(Marker::ViberUdp);
         flow.probe = None;
         return;
     }
@@ -360,6 +366,11 @@ mod tests {
         let (r, _) = run_on(533, &[(true, reflector.clone(), 0)]);
         assert_eq!(marker(&r), Some("telegram-call"));
         let (r, _) = run_on(9000, &[(true, reflector, 0)]);
+        assert_eq!(marker(&r), None);
+        let viber = vec![0x12, 0x34, 0x03, 0x00, 1, 2, 3, 4, 5, 6, 7, 8];
+        let (r, _) = run_on(5243, &[(true, viber.clone(), 0)]);
+        assert_eq!(marker(&r), Some("viber-udp"));
+        let (r, _) = run_on(9000, &[(true, viber, 0)]);
         assert_eq!(marker(&r), None);
     }
 

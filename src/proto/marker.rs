@@ -41,6 +41,8 @@ pub enum Marker {
     ZoomMedia,
     /// Telegram call traffic through its UDP reflectors ([`telegram_call`]).
     TelegramCall,
+    /// Viber's own UDP framing on its ports ([`viber_udp`]).
+    ViberUdp,
 }
 
 impl Marker {
@@ -60,6 +62,7 @@ impl Marker {
             Marker::StunZoom => "stun-zoom",
             Marker::ZoomMedia => "zoom-media",
             Marker::TelegramCall => "telegram-call",
+            Marker::ViberUdp => "viber-udp",
         }
     }
 }
@@ -217,6 +220,21 @@ pub fn telegram_call(p: &[u8]) -> bool {
     let Some(start) = p.iter().position(|&b| b == 0xff) else { return false };
     let run = p.get(start..).unwrap_or_default().iter().take_while(|&&b| b == 0xff).count();
     run == TELEGRAM_FF_RUN
+}
+
+/// Viber's UDP ports (nDPI's protocol defaults for Viber: 7985, 7987, 5242, 5243, 4244).
+pub const VIBER_UDP_PORTS: [u16; 5] = [7985, 7987, 5242, 5243, 4244];
+
+/// Viber's UDP framing (as nDPI's Viber dissector matches it): bytes 2–3 `03 00`; or `09 00`
+/// in a 20-byte datagram; or `01 00 05 00` at bytes 2–5; or `19 00` / `1b 00` in a 34-byte
+/// datagram. Two bytes say little on their own: the caller checks the port
+/// ([`VIBER_UDP_PORTS`]).
+pub fn viber_udp(p: &[u8]) -> bool {
+    let Some((&[_, _, a, b, c, d], _)) = p.split_first_chunk::<6>() else { return false };
+    matches!(
+        (p.len(), a, b, c, d),
+        (_, 0x03, 0, _, _) | (20, 0x09, 0, _, _) | (_, 0x01, 0, 0x05, 0) | (34, 0x19 | 0x1b, 0, _, _)
+    )
 }
 
 /// STUN magic cookie (RFC 5389 §6).
@@ -536,6 +554,24 @@ mod tests {
         early[3] = 0xff;
         assert!(!telegram_call(&early), "the first 0xff starts the run");
         assert!(!telegram_call(&[0u8; 64]));
+    }
+
+    #[test]
+    fn viber_datagrams() {
+        assert!(viber_udp(&[0x12, 0x34, 0x03, 0x00, 1, 2, 3, 4, 5, 6, 7, 8]));
+        let mut twenty = vec![0u8; 20];
+        twenty[2] = 0x09;
+        assert!(viber_udp(&twenty));
+        assert!(!viber_udp(&twenty[..19]), "09 00 only at 20 bytes");
+        assert!(viber_udp(&[9, 9, 0x01, 0x00, 0x05, 0x00, 7]));
+        assert!(!viber_udp(&[9, 9, 0x01, 0x00, 0x06, 0x00, 7]));
+        let mut t34 = vec![0u8; 34];
+        t34[2] = 0x1b;
+        assert!(viber_udp(&t34));
+        t34[2] = 0x1a;
+        assert!(!viber_udp(&t34));
+        assert!(!viber_udp(&[0, 0, 3, 0, 0]), "too short");
+        assert!(!viber_udp(&[0, 0, 3, 1, 0, 0]));
     }
 
     #[test]

@@ -245,6 +245,7 @@ pub fn proxy_marker(data: &[u8]) {
     let _ = marker::discord_voice(data);
     let _ = marker::zoom_media(data);
     let _ = marker::telegram_call(data);
+    let _ = marker::viber_udp(data);
     let _ = rtp::parse(data);
     let mut track = rtp::Track::default();
     for chunk in data.chunks(24) {
