@@ -86,12 +86,9 @@ fn ours_for(label: &str) -> Option<&'static str> {
     })
 }
 
-/// Deliberate disagreements: (pcap, client, reason).
-const EXPLAINED: &[(&str, &str, &str)] = &[(
-    "ndpi-discord_mid_flow.pcap",
-    "66.22.242.132:50001",
-    "a capture that starts mid-call: Discord's voice RTP carries no name, marker or published range; nDPI guesses it from payload statistics, which a sensor that does not read content cannot do",
-)];
+/// Deliberate disagreements: (pcap, client, reason). None at present (Discord's mid-call
+/// capture is named by its voice keepalive, `discord-voice`).
+const EXPLAINED: &[(&str, &str, &str)] = &[];
 
 #[test]
 fn corpus_service_labels_agree_with_ndpi() {

@@ -38,7 +38,7 @@ pub const CATEGORIES: &[&str] = &[
 ];
 
 /// Markers a service may list (see `proto::marker::Marker::as_str`).
-pub const MARKERS: &[&str] = &["whatsapp-noise", "stun", "dot", "doq", "dropbox-lansync"];
+pub const MARKERS: &[&str] = &["whatsapp-noise", "stun", "dot", "doq", "dropbox-lansync", "rtp", "discord-voice", "stun-microsoft", "stun-google", "stun-whatsapp", "stun-zoom", "zoom-media", "telegram-call", "viber-udp"];
 
 /// Declares a definition struct with the signal keys every service and channel accepts, so that
 /// both stay in step (serde's `flatten` cannot be combined with `deny_unknown_fields`).

@@ -143,6 +143,8 @@ pub enum App {
     Stun,
     /// WhatsApp's chat protocol (its `WA` preface).
     WhatsApp,
+    /// RTP/RTCP call media (`proto::rtp`: headers that agree over a few datagrams).
+    Rtp,
 }
 
 impl App {
@@ -157,6 +159,7 @@ impl App {
             App::Ssh => "ssh",
             App::Stun => "stun",
             App::WhatsApp => "whatsapp",
+            App::Rtp => "rtp",
         }
     }
 }
@@ -181,6 +184,8 @@ struct Probe {
     seen: [u16; 2],
     /// QUIC Initial decryption state.
     quic: Option<Box<quic::Initials>>,
+    /// RTP/RTCP agreement so far, per direction (UDP).
+    rtp: [crate::proto::rtp::Track; 2],
     /// TLS records read so far, per direction.
     readers: [tls::HandshakeReader; 2],
     /// A hello read but not yet acknowledged by the peer: the stream offset where it ends.

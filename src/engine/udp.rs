@@ -1,4 +1,5 @@
-//! Identification of UDP flows: DNS (every message), STUN, QUIC Initials.
+//! Identification of UDP flows: DNS (every message), STUN, QUIC Initials, RTP/RTCP media,
+//! Discord voice, and Zoom media, Telegram call reflectors, Viber datagrams (on their ports only).
 //!
 //! A flow toward a non-DNS port is not judged by its first datagram: a client may send junk
 //! (one byte, random bytes, something shaped like a QUIC short header) before its real
@@ -8,6 +9,11 @@
 //! passed since the flow's first packet; STUN and Dropbox LAN sync are recognised on any
 //! datagram of that window. A flow that never shows QUIC costs its probe (a few hundred bytes)
 //! for that window and a header check per datagram.
+//!
+//! Media is decided last and provisionally: a flow whose first datagrams of one direction agree
+//! as RTP/RTCP ([`rtp::MIN_CONSISTENT`]) becomes [`App::Rtp`], but its probe goes on, so a QUIC
+//! Initial or STUN message later in the window still names it (RTP-shaped junk cannot hide a
+//! hello), and a Discord keepalive can still say whose media it is.
 
 use super::record::{bump, Evasion, Hello, TlsSummary};
 use super::{App, Ctx, FlowState, MAX_UDP_PROBE_DATAGRAMS, MAX_UDP_PROBE_SECS};
@@ -16,6 +22,7 @@ use crate::fingerprint::ja4;
 use crate::flow::Direction;
 use crate::proto::marker::{self, Marker};
 use crate::proto::quic::{Progress, Signs};
+use crate::proto::rtp;
 use crate::proto::tls::ClientHello;
 
 /// Handles one datagram of a flow that is still being identified.
@@ -49,7 +56,7 @@ pub(super) fn probe(flow: &mut FlowState, dir: Direction, u: &UdpDatagram<'_>, c
     if let Some(info) = marker::stun(u.payload) {
         flow.app = App::Stun;
         let details = flow.details();
-        details.marker = Some(Marker::Stun);
+        details.marker = Some(info.marker());
         details.stun = Some(Box::new(info));
         flow.probe = None;
         return;
@@ -61,6 +68,29 @@ pub(super) fn probe(flow: &mut FlowState, dir: Direction, u: &UdpDatagram<'_>, c
         flow.probe = None;
         return;
     }
+    let zoom_port = marker::ZOOM_MEDIA_PORTS.contains(&u.dst_port) || marker::ZOOM_MEDIA_PORTS.contains(&u.src_port);
+    if zoom_port && marker::zoom_media(u.payload) {
+        flow.details().marker = Some(Marker::ZoomMedia);
+        flow.probe = None;
+        return;
+    }
+    let telegram_port = marker::TELEGRAM_CALL_PORTS.contains(&u.dst_port) || marker::TELEGRAM_CALL_PORTS.contains(&u.src_port);
+    if telegram_port && marker::telegram_call(u.payload) {
+        flow.details().marker = Some(Marker::TelegramCall);
+        flow.probe = None;
+        return;
+    }
+    let viber_port = marker::VIBER_UDP_PORTS.contains(&u.dst_port) || marker::VIBER_UDP_PORTS.contains(&u.src_port);
+    if viber_port && marker::viber_udp(u.payload) {
+        flow.details().marker = Some(Marker::ViberUdp);
+        flow.probe = None;
+        return;
+    }
+    if marker::discord_voice(u.payload) {
+        // The media follows on the same flow: the probe goes on and makes it RTP.
+        flow.details().marker = Some(Marker::DiscordVoice);
+    }
+    rtp_datagram(flow, dir, u.payload);
     let Some(probe) = flow.probe.as_mut() else { return };
     if dir == Direction::ToServer {
         probe.quic.get_or_insert_with(Box::default);
@@ -71,6 +101,19 @@ pub(super) fn probe(flow: &mut FlowState, dir: Direction, u: &UdpDatagram<'_>, c
     // datagrams before calling the flow unknown.
     if probe.seen[d] >= MAX_UDP_PROBE_DATAGRAMS {
         flow.probe = None;
+    }
+}
+
+/// Offers one datagram to the direction's RTP/RTCP tracker; a direction that agrees makes the
+/// flow RTP, marked `rtp` unless a marker already says more.
+fn rtp_datagram(flow: &mut FlowState, dir: Direction, payload: &[u8]) {
+    if flow.app != App::Unknown {
+        return;
+    }
+    let Some(track) = flow.probe.as_mut().and_then(|p| p.rtp.get_mut(dir.index())) else { return };
+    if track.push(payload) == rtp::Verdict::Media {
+        flow.app = App::Rtp;
+        flow.details().marker.get_or_insert(Marker::Rtp);
     }
 }
 
@@ -95,7 +138,12 @@ fn quic_datagram(flow: &mut FlowState, dir: Direction, payload: &[u8], ctx: &mut
     };
     let recognised = initials.recognised();
     let finished = initials.is_finished();
-    if flow.app == App::Unknown && recognised {
+    if matches!(flow.app, App::Unknown | App::Rtp) && recognised {
+        if flow.app == App::Rtp {
+            // Media-shaped datagrams before a QUIC Initial were not media.
+            let details = flow.details();
+            details.marker = details.marker.filter(|m| *m != Marker::Rtp);
+        }
         flow.app = App::Quic;
     }
     match progress {
@@ -167,10 +215,10 @@ mod tests {
     const CLIENT: [u8; 4] = [10, 0, 0, 1];
     const SERVER: [u8; 4] = [192, 0, 2, 7];
 
-    /// A raw IPv4/UDP frame (link type Raw) between CLIENT:50000 and SERVER:443.
-    fn frame(to_server: bool, payload: &[u8]) -> Vec<u8> {
+    /// A raw IPv4/UDP frame (link type Raw) between CLIENT:50000 and SERVER:`port`.
+    fn frame(to_server: bool, payload: &[u8], port: u16) -> Vec<u8> {
         let ((src, sport), (dst, dport)) =
-            if to_server { ((CLIENT, 50000u16), (SERVER, 443u16)) } else { ((SERVER, 443), (CLIENT, 50000)) };
+            if to_server { ((CLIENT, 50000u16), (SERVER, port)) } else { ((SERVER, port), (CLIENT, 50000)) };
         let total = (20 + 8 + payload.len()) as u16;
         let mut f = vec![0x45, 0];
         f.extend(total.to_be_bytes());
@@ -191,11 +239,16 @@ mod tests {
     /// Runs `datagrams` (direction, payload, seconds after the start) through an engine and
     /// returns its one record.
     fn run(datagrams: &[(bool, Vec<u8>, u64)]) -> (FlowRecord, Engine) {
+        run_on(443, datagrams)
+    }
+
+    /// [`run`] with the server on `port`.
+    fn run_on(port: u16, datagrams: &[(bool, Vec<u8>, u64)]) -> (FlowRecord, Engine) {
         let mut e = Engine::new(Config::default());
         let start = Timestamp::from_parts(1_800_000_000, 0);
         for (i, (to_server, payload, secs)) in datagrams.iter().enumerate() {
             let ts = Timestamp(start.plus_secs(*secs).0 + i as i64);
-            let f = frame(*to_server, payload);
+            let f = frame(*to_server, payload, port);
             e.handle(ts, Some(LinkType::Raw), &f, f.len() as u32);
         }
         e.finish();
@@ -249,6 +302,76 @@ mod tests {
         stun.extend([7u8; 12]);
         let (r, _) = run(&[(true, vec![0xff; 30], 0), (true, stun, 0)]);
         assert_eq!(r.app, App::Stun);
+    }
+
+    fn rtp(seq: u16, ssrc: u32) -> Vec<u8> {
+        let mut p = vec![0x80, 111];
+        p.extend(seq.to_be_bytes());
+        p.extend([0, 0, 0x10, 0]);
+        p.extend(ssrc.to_be_bytes());
+        p.extend([0x3c; 80]);
+        p
+    }
+
+    fn marker(r: &FlowRecord) -> Option<&'static str> {
+        r.details.as_deref().and_then(|d| d.marker).map(|m| m.as_str())
+    }
+
+    #[test]
+    fn media_is_rtp_after_agreeing_datagrams_and_quic_still_wins() {
+        let (r, _) = run(&[(true, rtp(1, 7), 0), (false, rtp(900, 8), 0), (true, rtp(2, 7), 0), (true, rtp(4, 7), 0)]);
+        assert_eq!((r.app, marker(&r), r.signal), (App::Rtp, Some("rtp"), Some(Signal::Marker)));
+        // Two datagrams are not enough; nor are three of different streams.
+        let (r, _) = run(&[(true, rtp(1, 7), 0), (true, rtp(2, 7), 0)]);
+        assert_eq!((r.app, marker(&r)), (App::Unknown, None));
+        let (r, _) = run(&[(true, rtp(1, 7), 0), (true, rtp(2, 8), 0), (true, rtp(3, 9), 0)]);
+        assert_eq!(r.app, App::Unknown);
+        // RTP-shaped junk before a QUIC Initial does not hide the hello.
+        let (r, _) = run(&[(true, rtp(1, 7), 0), (true, rtp(2, 7), 0), (true, rtp(3, 7), 0), (true, bytes(RFC9001_A2), 1)]);
+        assert_eq!((r.app, marker(&r)), (App::Quic, None));
+        assert_eq!(sni(&r).as_deref(), Some("example.com"));
+    }
+
+    #[test]
+    fn discord_voice_and_stun_vendors_are_marked() {
+        // As in the corpus capture: RTCP receiver reports, keepalives, no discovery.
+        let rr = |n: u8| {
+            let mut p = vec![0x81, 201, 0, 7, 0, 0x16, 0x2f, 0xfd];
+            p.extend([n; 44]);
+            p
+        };
+        let keepalive = vec![0x13, 0x37, 0xca, 0xfe, 0xa9, 0x01, 0, 0];
+        let (r, _) = run(&[(true, rr(1), 0), (true, rr(2), 1), (false, keepalive.clone(), 2), (true, keepalive, 2), (true, rr(3), 2)]);
+        assert_eq!((r.app, marker(&r)), (App::Rtp, Some("discord-voice")));
+        // A Teams connectivity check: MS-IMPLEMENTATION-VERSION.
+        let mut stun = vec![0x00, 0x01, 0x00, 0x08, 0x21, 0x12, 0xa4, 0x42];
+        stun.extend([7u8; 12]);
+        stun.extend([0x80, 0x70, 0, 4, 0, 0, 0, 2]);
+        let (r, _) = run(&[(true, stun, 0)]);
+        assert_eq!((r.app, marker(&r)), (App::Stun, Some("stun-microsoft")));
+        let ms = r.details.as_deref().and_then(|d| d.stun.as_deref()).and_then(|s| s.vendor);
+        assert_eq!(ms, Some(crate::proto::marker::StunVendor::Microsoft));
+    }
+
+    #[test]
+    fn port_qualified_markers_need_their_ports() {
+        let zoom = vec![1, 0, 3, 0, 0, 0, 0, 0, 0, 1, 2, 3];
+        let (r, _) = run_on(8801, &[(true, zoom.clone(), 0)]);
+        assert_eq!(marker(&r), Some("zoom-media"));
+        let (r, _) = run_on(9000, &[(true, zoom, 0)]);
+        assert_eq!(marker(&r), None);
+        let mut reflector = vec![0x5e; 16];
+        reflector.extend([0xff; 12]);
+        reflector.extend([1; 24]);
+        let (r, _) = run_on(533, &[(true, reflector.clone(), 0)]);
+        assert_eq!(marker(&r), Some("telegram-call"));
+        let (r, _) = run_on(9000, &[(true, reflector, 0)]);
+        assert_eq!(marker(&r), None);
+        let viber = vec![0x12, 0x34, 0x03, 0x00, 1, 2, 3, 4, 5, 6, 7, 8];
+        let (r, _) = run_on(5243, &[(true, viber.clone(), 0)]);
+        assert_eq!(marker(&r), Some("viber-udp"));
+        let (r, _) = run_on(9000, &[(true, viber, 0)]);
+        assert_eq!(marker(&r), None);
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! | `tls_hello` | byte 0: low 4 bits = log2 of the piece size fed to `HandshakeReader`, bit 7 = slide past read records; the rest is one direction of a TCP stream |
 //! | `dns` | one DNS message, and the same bytes as a DNS-over-TCP stream |
 //! | `quic` | datagrams, each behind a 2-byte big-endian header: bit 15 = sent by the server, the low 15 bits = its length (the last one runs to the end) |
-//! | `proxy_marker` | the first bytes of a client stream (or one UDP payload) |
+//! | `proxy_marker` | the first bytes of a client stream (or one UDP payload; also cut into 24-byte datagrams for the RTP tracker) |
 //! | `pcap_reader` | a pcap or pcapng file |
 //! | `engine` | byte 0: low 4 bits pick the [`LinkType`], bit 4 = tight limits; then frames, each as `[seconds since the previous frame: u8][length: u16 BE][bytes]` |
 
@@ -24,7 +24,7 @@ use shadowtap::engine::{Config, Engine};
 use shadowtap::export::jsonl;
 use shadowtap::fingerprint::{ja3, ja4};
 use shadowtap::flow::key::{Key, TCP, UDP};
-use shadowtap::proto::{dns, http, marker, proxy, quic, tls};
+use shadowtap::proto::{dns, http, marker, proxy, quic, rtp, tls};
 use shadowtap::time::Timestamp;
 
 /// A fuzz target: any bytes in, nothing out; it must not panic.
@@ -242,6 +242,15 @@ pub fn proxy_marker(data: &[u8]) {
     let _ = marker::whatsapp(data);
     let _ = marker::dropbox_lansync(data);
     let _ = marker::stun(data);
+    let _ = marker::discord_voice(data);
+    let _ = marker::zoom_media(data);
+    let _ = marker::telegram_call(data);
+    let _ = marker::viber_udp(data);
+    let _ = rtp::parse(data);
+    let mut track = rtp::Track::default();
+    for chunk in data.chunks(24) {
+        let _ = track.push(chunk);
+    }
     let _ = http::is_request(data);
     if let http::Request::Head { host: Some(h) } = http::request(data) {
         assert!(h.len() <= http::MAX_HOST);
