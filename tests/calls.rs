@@ -128,16 +128,15 @@ fn a_real_webrtc_call_through_turn_counts_for_the_signalling_service() {
 }
 
 #[test]
-fn a_stun_flow_beside_teams_signalling_counts_for_microsoft_365_teams() {
-    // Microsoft 365 is a corporate suite, not a messenger, but its `teams` channel lists the
-    // STUN/TURN ports: that is where its calls go.
+fn a_stun_flow_beside_teams_signalling_counts_for_microsoft_365_calls() {
+    // Microsoft 365 is a corporate suite, not a messenger, but it has a call channel.
     let t = (MONDAY_2026_03_02 + 9 * 3600) * 1_000_000;
     let mut p = Pcap::new();
     signalling(&mut p, t, "10.20.0.4:40004", "teams.microsoft.com");
     stun(&mut p, t + 2_000_000, "10.20.0.4:50004", "198.51.100.7:3478");
     let recs = records(&p, "1");
     let call = udp_to(&recs, "10.20.0.4:50004");
-    assert_eq!((call["service"].as_str(), call["channel"].as_str(), call["service_signal"].as_str()), (Some("microsoft-365"), Some("teams"), Some("association")), "{call}");
+    assert_eq!((call["service"].as_str(), call["channel"].as_str(), call["service_signal"].as_str()), (Some("microsoft-365"), Some("calls"), Some("association")), "{call}");
 }
 
 #[test]

@@ -496,8 +496,8 @@ impl Catalog {
     }
 
     /// Where a service's calls go: its channel called `calls`, else the channel that lists the
-    /// STUN marker, else one that lists the STUN/TURN port (UDP 3478, RFC 8489 §9: Microsoft
-    /// 365's `teams`); None for a service without calls.
+    /// STUN marker, else one that lists the STUN/TURN port (UDP 3478, RFC 8489 §9); None for a
+    /// service without calls.
     pub fn call_channel(&self, service: u16) -> Option<Target> {
         self.channel_named(service, "calls")
             .or_else(|| self.markers.get("stun").and_then(|ts| ts.iter().copied().find(|t| t.service == service)))

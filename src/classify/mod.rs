@@ -301,7 +301,7 @@ impl Classifier {
         }
         // A call flow goes with the client's signalling: the most recent named flow to a
         // service that carries calls (a messaging or conferencing one, or one with a call
-        // channel: Microsoft 365's Teams), on its call channel (`Catalog::call_channel`).
+        // channel: Microsoft 365), on its call channel (`Catalog::call_channel`).
         // A marker counts when one service claims it (WhatsApp's chat preface).
         for signalling in d.and_then(|d| d.associated.as_deref()).into_iter().flatten() {
             let (hit, name) = match signalling {

@@ -1002,14 +1002,15 @@ fn record(e: crate::flow::table::Ended<FlowState>, stats: &mut Stats) -> FlowRec
 /// provider's public name, so a DNS-correlated name wins over it. `payload_unseen`: a TCP flow
 /// in which neither side sent payload ([`FlowState::tcp_payload_unseen`]).
 /// What a flow's own bytes named it, for association: its hello's SNI (TLS or QUIC), its HTTP
-/// Host, or a marker other than STUN (a call's own flows are STUN).
-/// Borrowed: it is asked before every probed packet, and copied only once, when found.
+/// Host, or a chat protocol's marker (WhatsApp's preface; the other markers are calls, DNS or
+/// LAN sync, not signalling). Borrowed: it is asked before every probed packet, and copied
+/// only once, when found.
 fn signalling_name(d: Option<&Details>) -> Option<Result<&[u8], Marker>> {
     let d = d?;
     let name = d.client_hello().and_then(|h| h.sni.as_deref()).or(d.http_host.as_deref());
     match (name, d.marker) {
         (Some(n), _) => Some(Ok(n)),
-        (None, Some(m)) if m != Marker::Stun => Some(Err(m)),
+        (None, Some(Marker::WhatsAppNoise)) => Some(Err(Marker::WhatsAppNoise)),
         _ => None,
     }
 }

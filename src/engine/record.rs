@@ -479,7 +479,7 @@ pub struct Details {
 pub enum Signalling {
     /// A name.
     Name(Box<[u8]>),
-    /// A protocol marker (never STUN: that is the call itself).
+    /// A chat protocol's marker (WhatsApp's preface).
     Marker(Marker),
 }
 

@@ -367,10 +367,10 @@ impl Resolver {
     }
 }
 
-/// A flow that may be a call's media or connectivity check: UDP, STUN, and no name of its own
+/// A flow that may be a call's media or connectivity check: UDP, STUN or RTP, and no name of its own
 /// (a marker is not a name).
 fn is_call_candidate(r: &FlowRecord) -> bool {
-    r.proto == crate::flow::key::UDP && r.app == super::App::Stun && matches!(r.signal, None | Some(super::record::Signal::Marker))
+    r.proto == crate::flow::key::UDP && matches!(r.app, super::App::Stun | super::App::Rtp) && matches!(r.signal, None | Some(super::record::Signal::Marker))
 }
 
 /// Completes a shard's record with what the cache said, and names it again.
