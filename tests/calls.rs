@@ -152,3 +152,22 @@ fn a_stun_flow_beside_a_whatsapp_chat_preface_counts_for_whatsapp_calls() {
     let call = udp_to(&recs, "10.20.0.5:50005");
     assert_eq!((call["service"].as_str(), call["channel"].as_str(), call["service_signal"].as_str()), (Some("whatsapp"), Some("calls"), Some("association")), "{call}");
 }
+
+#[test]
+fn messengers_without_names_on_the_wire_are_known_by_their_networks() {
+    // LINE's and imo's own networks name their flows; Kakao Corp's network is vendor-wide, so it
+    // names only a call's STUN flows as KakaoTalk, not its other traffic.
+    let t = (MONDAY_2026_03_02 + 9 * 3600) * 1_000_000;
+    let mut p = Pcap::new();
+    p.connection(t, at("10.20.0.6:40006"), at("147.92.130.10:10443"), b"\x00\x01line", b"\x00\x01ok");
+    p.connection(t, at("10.20.0.7:40007"), at("169.136.64.20:443"), b"\x00\x01imo", b"\x00\x01ok");
+    p.connection(t, at("10.20.0.8:40008"), at("211.249.200.10:443"), b"\x00\x01web", b"\x00\x01ok");
+    stun(&mut p, t, "10.20.0.8:50008", "211.249.200.11:3478");
+    let recs = records(&p, "1");
+    let by_server = |server: &str| recs.iter().find(|r| r["dst"] == server).unwrap_or_else(|| panic!("{server}: {recs:?}"));
+    assert_eq!(by_server("147.92.130.10:10443")["service"].as_str(), Some("line"));
+    assert_eq!(by_server("169.136.64.20:443")["service"].as_str(), Some("imo"));
+    assert_eq!(by_server("211.249.200.10:443")["service"].as_str(), None, "Kakao's network alone is not KakaoTalk");
+    let call = by_server("211.249.200.11:3478");
+    assert_eq!((call["service"].as_str(), call["channel"].as_str()), (Some("kakaotalk"), Some("calls")), "{call}");
+}
