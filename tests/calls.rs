@@ -171,3 +171,18 @@ fn messengers_without_names_on_the_wire_are_known_by_their_networks() {
     let call = by_server("211.249.200.11:3478");
     assert_eq!((call["service"].as_str(), call["channel"].as_str()), (Some("kakaotalk"), Some("calls")), "{call}");
 }
+
+/// Real plain RTP (`pcaps/calls/capture.sh`: Opus packetised by libavformat, symmetric ports,
+/// each packet captured twice on its way through the router namespace) beside Teams
+/// signalling: the media flow is `rtp` and counts for Microsoft 365's calls by association.
+#[test]
+fn real_rtp_media_beside_teams_signalling_counts_for_microsoft_365_calls() {
+    let pcap = common::root().join("pcaps/calls/rtp-media.pcap");
+    let dir = common::stack::TempDir::new();
+    let config = dir.0.join("config.toml");
+    std::fs::write(&config, common::bundled_config()).unwrap();
+    let run = common::inspect(&[&pcap], &["--config", config.to_str().unwrap()]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let media = run.records.iter().find(|r| r["dst"].as_str().is_some_and(|d| d.ends_with(":5004"))).expect("the RTP flow");
+    assert_eq!((media["app"].as_str(), media["service"].as_str(), media["channel"].as_str(), media["service_signal"].as_str()), (Some("rtp"), Some("microsoft-365"), Some("calls"), Some("association")), "{media}");
+}

@@ -9,6 +9,10 @@
                                 TURN (host:port, user "shadowtap", password "calls"):
                                 writes DIR/offer.sdp, waits for DIR/answer.sdp
   call.py answer DIR SNI TURN   the same signalling, then answers DIR/offer.sdp
+  call.py rtp SRV SNI PEER      the same signalling to SRV:443, then plain RTP (no
+                                STUN, no DTLS: a SIP-style media stream) of Opus
+                                audio encoded and packetised by libavformat (PyAV)
+                                to PEER (host:port), with its RTCP to port + 1
 
 Both sides send audio (aiortc's silent AudioStreamTrack, Opus in SRTP) for
 CALL_SECONDS over the relay only (iceTransportPolicy "relay"), then hang up.
@@ -74,7 +78,40 @@ async def main(role, folder, sni, turn):
     keep.close()
 
 
+RTP_FRAMES = 150  # 20 ms each: 3 s
+
+
+def rtp(srv, sni, peer):
+    """Plain RTP: Opus frames of silence, paced in real time, through libavformat's muxer."""
+    import fractions
+    import time
+    import av
+    keep = signalling(srv, sni)
+    # Symmetric RTP (RFC 4961): sent from the port it is received on, as SIP phones do.
+    port = int(peer.rsplit(":", 1)[1])
+    out = av.open(f"rtp://{peer}?localrtpport={port}&localrtcpport={port + 1}", "w", format="rtp")
+    stream = out.add_stream("libopus", rate=48000)
+    stream.layout = "mono"
+    pts = 0
+    for _ in range(RTP_FRAMES):
+        frame = av.AudioFrame(format="s16", layout="mono", samples=960)
+        for plane in frame.planes:
+            plane.update(bytes(plane.buffer_size))
+        frame.sample_rate, frame.pts, frame.time_base = 48000, pts, fractions.Fraction(1, 48000)
+        pts += 960
+        for packet in stream.encode(frame):
+            out.mux(packet)
+        time.sleep(0.02)
+    for packet in stream.encode(None):
+        out.mux(packet)
+    out.close()
+    keep.close()
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 5 or sys.argv[1] not in ("offer", "answer"):
+    if len(sys.argv) == 5 and sys.argv[1] == "rtp":
+        rtp(*sys.argv[2:])
+    elif len(sys.argv) == 5 and sys.argv[1] in ("offer", "answer"):
+        asyncio.run(main(*sys.argv[1:]))
+    else:
         raise SystemExit(__doc__)
-    asyncio.run(main(*sys.argv[1:]))

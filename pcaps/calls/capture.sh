@@ -14,8 +14,14 @@
 #   TURN server), about 4 s, then hang up. tcpdump records srv's two links.
 #   Nothing leaves the namespaces; no real user data is involved.
 #
+#   Then a second capture: "a" and "b" each open a TLS connection naming
+#   teams.microsoft.com and send each other plain RTP (Opus, libavformat's RTP
+#   muxer through PyAV, with RTCP on the next port) for 3 s: media without
+#   STUN, as a SIP phone or a call set up elsewhere sends it.
+#
 # OUTPUT (next to this script, overwritten on every run)
-#   webrtc-turn.pcap   the whole exchange (Linux cooked v2, tcpdump -i any)
+#   webrtc-turn.pcap   the WebRTC call (Linux cooked v2, tcpdump -i any)
+#   rtp-media.pcap     the plain RTP streams
 #
 # NEEDS
 #   root; Debian: apt-get install coturn tcpdump openssl iproute2 python3
@@ -87,3 +93,15 @@ sleep 1
 kill "$TCPDUMP"; wait "$TCPDUMP" 2>/dev/null || true
 cp "$WORK/call.pcap" webrtc-turn.pcap
 echo "capture.sh: wrote webrtc-turn.pcap ($(stat -c %s webrtc-turn.pcap) bytes)"
+
+ip netns exec st-calls-srv tcpdump -i any -s 0 -U -w "$WORK/rtp.pcap" 'not ip6 and not arp' > "$WORK/tcpdump2.log" 2>&1 &
+TCPDUMP=$!
+sleep 1
+ip netns exec st-calls-b python3 call.py rtp 10.30.1.1 teams.microsoft.com 10.30.0.2:5004 &
+B=$!
+ip netns exec st-calls-a python3 call.py rtp 10.30.0.1 teams.microsoft.com 10.30.1.2:5004
+wait "$B"
+sleep 1
+kill "$TCPDUMP"; wait "$TCPDUMP" 2>/dev/null || true
+cp "$WORK/rtp.pcap" rtp-media.pcap
+echo "capture.sh: wrote rtp-media.pcap ($(stat -c %s rtp-media.pcap) bytes)"

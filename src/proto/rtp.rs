@@ -113,8 +113,8 @@ pub enum Verdict {
 
 impl Track {
     /// Offers one datagram of this direction. A datagram that is neither RTP nor RTCP is passed
-    /// over (keepalives and STUN consent checks interleave with media); one that disagrees with
-    /// the run starts a new run.
+    /// over (keepalives and STUN consent checks interleave with media), and so is a copy of the
+    /// last one; one that disagrees with the run starts a new run.
     pub fn push(&mut self, p: &[u8]) -> Verdict {
         if self.run >= MIN_CONSISTENT {
             return Verdict::Media;
@@ -128,7 +128,11 @@ impl Track {
                 Packet::Rtp { seq, ssrc, .. } => (ssrc, Some(seq)),
                 Packet::Rtcp { ssrc, .. } => (ssrc, None),
             };
-            let agrees = self.run > 0
+            // The same packet again (a capture point that sees it twice, on the way in and out
+            // of a router; a retransmission) neither agrees nor breaks the run.
+            let duplicate = self.run > 0 && ssrc == self.ssrc && seq.is_some() && seq == self.seq;
+            let agrees = !duplicate
+                && self.run > 0
                 && ssrc == self.ssrc
                 && match (self.seq, seq) {
                     (Some(last), Some(now)) => (1..=MAX_SEQ_STEP).contains(&now.wrapping_sub(last)),
@@ -137,7 +141,7 @@ impl Track {
             if agrees {
                 self.run += 1;
                 self.seq = seq.or(self.seq);
-            } else {
+            } else if !duplicate {
                 *self = Track { ssrc, seq, run: 1, seen: self.seen };
             }
         }
@@ -214,6 +218,14 @@ mod tests {
         t.push(&rtp(96, 10, 5, 100));
         t.push(&rr(5));
         assert_eq!(t.push(&rtp(96, 11, 5, 100)), Verdict::Media);
+    }
+
+    #[test]
+    fn a_stream_seen_twice_per_packet_is_media() {
+        // A capture on both links of a router: every packet twice, in order.
+        let mut t = Track::default();
+        let v: Vec<Verdict> = [1u16, 1, 2, 2, 3].iter().map(|&q| t.push(&rtp(111, q, 7, 40))).collect();
+        assert_eq!(v, [Verdict::Unsure, Verdict::Unsure, Verdict::Unsure, Verdict::Unsure, Verdict::Media]);
     }
 
     #[test]
