@@ -450,7 +450,7 @@ pub struct Details {
     /// TLS (over TCP or inside QUIC).
     pub tls: Option<TlsSummary>,
     /// QUIC version of the client's Initial.
-    pub quic_version: Option<u32>,
+    pub quic_version: Option<std::num::NonZeroU32>,
     /// Explicit proxy.
     pub proxy: Option<Box<ProxyInfo>>,
     /// Host header of the first HTTP request.

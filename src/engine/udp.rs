@@ -151,7 +151,7 @@ fn quic_datagram(flow: &mut FlowState, dir: Direction, payload: &[u8], ctx: &mut
         Progress::GoogleChlo { sni, user_agent: _, version } => {
             ctx.stats.client_hellos += 1;
             let details = flow.details();
-            details.quic_version = Some(version);
+            details.quic_version = std::num::NonZeroU32::new(version);
             // Google QUIC's CHLO is not a TLS ClientHello: the SNI is kept, no JA3/JA4 is made.
             details.tls = Some(TlsSummary {
                 client: Some(Hello { sni: sni.map(Vec::into_boxed_slice), ..Default::default() }),
@@ -177,7 +177,7 @@ fn client_hello(flow: &mut FlowState, msg: &[u8], version: u32, signs: Signs, ct
     if signs.decoy {
         details.evasion.insert(Evasion::DECOY_INITIAL);
     }
-    details.quic_version = Some(version);
+    details.quic_version = std::num::NonZeroU32::new(version);
     // The reused hello is moved out for the while (its lists keep their memory) so that `ctx`
     // stays free to use; it goes back at the end.
     let scratch = std::mem::take(ctx.hello);
@@ -381,7 +381,7 @@ mod tests {
         let reserved = Packet::client(0x1a2a_3a4a, &dcid, 0, &crypto(0, &hello)).build();
         let (r, _) = run(&[(true, reserved, 0)]);
         assert_eq!(sni(&r).as_deref(), Some("example.com"));
-        assert_eq!(r.details.as_deref().and_then(|d| d.quic_version), Some(0x1a2a_3a4a));
+        assert_eq!(r.details.as_deref().and_then(|d| d.quic_version).map(|v| v.get()), Some(0x1a2a_3a4a));
 
         let msg = padded_hello(&hello_of(CHROME_V1), 1900);
         let mut flow = Vec::new();

@@ -246,7 +246,7 @@ impl<'a> InspectLine<'a> {
             tls_negotiated: sh.map(|s| tls::version_str(s.version)),
             tls_cipher: sh.map(|s| format!("0x{:04x}", s.cipher)),
             alpn_negotiated: sh.and_then(|s| s.alpn.as_deref()).map(bytes_to_text),
-            quic_version: d.and_then(|d| d.quic_version).map(quic::version_str),
+            quic_version: d.and_then(|d| d.quic_version).map(|v| quic::version_str(v.get())),
             http_host: d.and_then(|d| d.http_host.as_deref()).map(bytes_to_text),
             proxy: d.and_then(|d| d.proxy.as_ref()).map(|p| p.kind.as_str()),
             proxy_target: d.and_then(|d| d.proxy.as_ref()).and_then(|p| p.target.as_deref()).map(bytes_to_text),
