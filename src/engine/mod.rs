@@ -1090,7 +1090,7 @@ mod tests {
         eprintln!("FlowState {} Probe {} Details {} Stream {} Reader {} FlowRecord {}", std::mem::size_of::<FlowState>(), std::mem::size_of::<Probe>(), std::mem::size_of::<Details>(), std::mem::size_of::<Stream>(), std::mem::size_of::<tls::HandshakeReader>(), std::mem::size_of::<FlowRecord>());
         assert!(std::mem::size_of::<FlowState>() <= 112);
         assert!(std::mem::size_of::<Probe>() <= 512);
-        assert!(std::mem::size_of::<Details>() <= 200);
+        assert!(std::mem::size_of::<Details>() <= 192);
     }
 
     #[test]
