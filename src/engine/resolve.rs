@@ -142,6 +142,11 @@ pub const MAX_ASSOCIATED_NAMES: usize = 4;
 /// Clients whose named flows are tracked at once.
 pub const MAX_ASSOCIATION_CLIENTS: usize = 65_536;
 
+/// Seconds of packet time between two sweeps of a full client table for clients whose flows
+/// all ended long ago: a sweep reads every client, so a full table of busy clients must not be
+/// swept for every new one (a million clients would take minutes).
+pub const ASSOCIATION_PRUNE_EVERY_SECS: u64 = 1;
+
 /// A client's named flow, for association.
 #[derive(Debug)]
 struct NamedFlow {
@@ -157,12 +162,17 @@ struct NamedFlow {
 #[derive(Debug, Default)]
 struct Associations {
     clients: HashMap<IpAddr, VecDeque<NamedFlow>, ahash::RandomState>,
+    /// When the full table was last swept.
+    pruned: Option<Timestamp>,
 }
 
 impl Associations {
     fn named(&mut self, id: u64, client: IpAddr, name: Signalling, ts: Timestamp, stats: &mut Stats) {
         if !self.clients.contains_key(&client) && self.clients.len() >= MAX_ASSOCIATION_CLIENTS {
-            self.prune(ts);
+            if self.pruned.is_none_or(|p| p.plus_secs(ASSOCIATION_PRUNE_EVERY_SECS) <= ts) {
+                self.pruned = Some(ts);
+                self.prune(ts);
+            }
             if self.clients.len() >= MAX_ASSOCIATION_CLIENTS {
                 stats.association_clients_dropped += 1;
                 return;
@@ -440,6 +450,29 @@ mod tests {
 
     fn names(r: &FlowRecord) -> Vec<String> {
         r.details.as_ref().map_or(Vec::new(), |d| d.names_from_dns.iter().map(|n| String::from_utf8_lossy(n).into_owned()).collect())
+    }
+
+    #[test]
+    fn a_full_client_table_drops_new_clients_and_is_swept_at_most_once_a_second() {
+        let mut stats = Stats::default();
+        let mut a = Associations::default();
+        let name = || Signalling::Name(b"chat.example".as_slice().into());
+        let client = |i: u32| IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+        for i in 0..MAX_ASSOCIATION_CLIENTS as u32 {
+            a.named(u64::from(i), client(i), name(), t(0), &mut stats);
+        }
+        // Every tracked client has an open flow: a sweep frees nothing, new clients are dropped.
+        for i in 0..1000u32 {
+            a.named(1_000_000 + u64::from(i), client(1_000_000 + i), name(), t(0), &mut stats);
+        }
+        assert_eq!((a.clients.len(), stats.association_clients_dropped), (MAX_ASSOCIATION_CLIENTS, 1000));
+        assert_eq!(a.pruned, Some(t(0)), "swept once, for the first new client of that second");
+        // Client 0's flow ends; past the window and the sweep interval, a new client gets its place.
+        a.ended(0, client(0), t(1));
+        let later = t(1).plus_secs(ASSOCIATION_WINDOW_SECS + ASSOCIATION_PRUNE_EVERY_SECS);
+        a.named(2_000_000, client(2_000_000), name(), later, &mut stats);
+        assert!(a.clients.contains_key(&client(2_000_000)) && !a.clients.contains_key(&client(0)));
+        assert_eq!(stats.association_clients_dropped, 1000);
     }
 
     #[test]
