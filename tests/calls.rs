@@ -186,3 +186,46 @@ fn real_rtp_media_beside_teams_signalling_counts_for_microsoft_365_calls() {
     let media = run.records.iter().find(|r| r["dst"].as_str().is_some_and(|d| d.ends_with(":5004"))).expect("the RTP flow");
     assert_eq!((media["app"].as_str(), media["service"].as_str(), media["channel"].as_str(), media["service_signal"].as_str()), (Some("rtp"), Some("microsoft-365"), Some("calls"), Some("association")), "{media}");
 }
+
+/// A TURN CreatePermission (RFC 8656 §9) from a client naming `peer` in its XOR-PEER-ADDRESS.
+fn create_permission(tx: u8, peer: std::net::SocketAddrV4) -> Vec<u8> {
+    let mut m = vec![0x00, 0x08, 0x00, 0x0c, 0x21, 0x12, 0xa4, 0x42];
+    m.extend_from_slice(&[tx; 12]);
+    m.extend_from_slice(&[0x00, 0x12, 0x00, 0x08, 0x00, 0x01]);
+    m.extend_from_slice(&(peer.port() ^ 0x2112).to_be_bytes());
+    m.extend_from_slice(&(u32::from(*peer.ip()) ^ 0x2112_a442).to_be_bytes());
+    m
+}
+
+#[test]
+fn a_flow_to_a_peer_named_by_a_turn_request_is_the_same_call_whatever_its_framing() {
+    let t = (MONDAY_2026_03_02 + 9 * 3600) * 1_000_000;
+    let mut p = Pcap::new();
+    signalling(&mut p, t, "10.20.0.1:40001", "chat.signal.org");
+    // The client's TURN exchange names its peer 192.0.2.77:6000...
+    let (c, turn) = (at("10.20.0.1:50001"), at("198.51.100.7:3478"));
+    p.udp(t + 2_000_000, c, turn, &stun_binding(1));
+    p.udp(t + 2_005_000, turn, c, &{
+        let mut a = stun_binding(1);
+        a[0..2].copy_from_slice(&[0x01, 0x01]);
+        a
+    });
+    p.udp(t + 2_010_000, c, turn, &create_permission(2, at("192.0.2.77:6000")));
+    // ...then media goes straight to it, in a framing nobody recognises.
+    for i in 0..4u8 {
+        p.udp(t + 3_000_000 + i64::from(i) * 20_000, at("10.20.0.1:50011"), at("192.0.2.77:6000"), &[0x99, i, 0x42, 0x17, 0x00, 0x00, 0xaa, 0xbb]);
+        p.udp(t + 3_010_000 + i64::from(i) * 20_000, at("192.0.2.77:6000"), at("10.20.0.1:50011"), &[0x98, i, 0x42, 0x17]);
+    }
+    // Another client's flow to the same address is not this call.
+    for i in 0..2u8 {
+        p.udp(t + 3_000_000 + i64::from(i) * 20_000, at("10.20.0.2:50012"), at("192.0.2.77:6000"), &[0x99, i]);
+        p.udp(t + 3_010_000 + i64::from(i) * 20_000, at("192.0.2.77:6000"), at("10.20.0.2:50012"), &[0x98, i]);
+    }
+    for workers in ["1", "2"] {
+        let recs = records(&p, workers);
+        let media = udp_to(&recs, "10.20.0.1:50011");
+        assert_eq!((media["app"].as_str(), media["service"].as_str(), media["channel"].as_str(), media["service_signal"].as_str()), (Some("unknown"), Some("signal"), Some("calls"), Some("association")), "{media}");
+        let other = udp_to(&recs, "10.20.0.2:50012");
+        assert_eq!(other["service"].as_str(), None, "{other}");
+    }
+}

@@ -339,6 +339,8 @@ struct Ctx<'a> {
     at: u64,
     /// The id of the packet's flow.
     flow: u64,
+    /// The address of its client.
+    client: std::net::IpAddr,
     now: Timestamp,
     /// The hello being read, reused from flow to flow so that its lists keep their memory.
     hello: &'a mut ClientHello,
@@ -869,6 +871,7 @@ impl Engine {
                 events: &mut self.events,
                 at: self.at,
                 flow: flow.seq,
+                client: key.endpoint(flow.client).ip(),
                 now: ts,
                 hello: &mut self.hello,
             };

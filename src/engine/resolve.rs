@@ -24,8 +24,10 @@
 //! carries no name, so when such a flow ends (a UDP flow that is STUN, or RTP, and unnamed) its
 //! record gets the names of the client's signalling at the moment the flow started
 //! (`Details::associated`, most recent first); the classifier decides whether one of them is a
-//! messaging or conferencing service, whose calls the flow then counts for. The order of the
-//! events makes this the same for any number of shards.
+//! messaging or conferencing service, whose calls the flow then counts for. A TURN request's
+//! peer ([`Event::Peer`]) is remembered with the client's signalling at that moment, and a later
+//! unnamed UDP flow between the client and that address, whatever its framing, gets it too. The
+//! order of the events makes this the same for any number of shards.
 //!
 //! Memory: the events not yet applied (bounded by what the shards' input queues hold); per
 //! flow in progress, its number and the names found for it (about 48 bytes, plus the names when
@@ -123,6 +125,15 @@ pub enum Event {
         /// The packet's time.
         ts: Timestamp,
     },
+    /// A TURN request of `client` named `peer` (XOR-PEER-ADDRESS) at `ts`: a call's far end.
+    Peer {
+        /// The TURN client's address.
+        client: IpAddr,
+        /// The peer's address.
+        peer: IpAddr,
+        /// The packet's time.
+        ts: Timestamp,
+    },
     /// A flow ended; its record (`seq` still the flow's id).
     Ended(Box<FlowRecord>),
 }
@@ -138,6 +149,10 @@ pub const MAX_NAMES_PER_CLIENT: usize = 8;
 
 /// Names handed to one call flow's record at most.
 pub const MAX_ASSOCIATED_NAMES: usize = 4;
+
+/// (Client, peer) pairs learned from TURN requests that are kept at once; past it the oldest is
+/// forgotten.
+pub const MAX_PEERS: usize = 16_384;
 
 /// Clients whose named flows are tracked at once.
 pub const MAX_ASSOCIATION_CLIENTS: usize = 65_536;
@@ -162,6 +177,10 @@ struct NamedFlow {
 #[derive(Debug, Default)]
 struct Associations {
     clients: HashMap<IpAddr, VecDeque<NamedFlow>, ahash::RandomState>,
+    /// Peers named by a client's TURN requests, (client, peer) → what named the client's
+    /// signalling then; `peer_order` says which was learned first.
+    peers: HashMap<(IpAddr, IpAddr), Vec<Signalling>, ahash::RandomState>,
+    peer_order: VecDeque<(IpAddr, IpAddr)>,
     /// When the full table was last swept.
     pruned: Option<Timestamp>,
 }
@@ -204,6 +223,30 @@ impl Associations {
             .take(MAX_ASSOCIATED_NAMES)
             .map(|f| f.name.clone())
             .collect()
+    }
+
+    /// `client`'s TURN request named `peer` at `ts`: a later flow between them is the same call,
+    /// whatever its framing, and goes with the signalling open now.
+    fn peer(&mut self, client: IpAddr, peer: IpAddr, ts: Timestamp) {
+        if self.peers.contains_key(&(client, peer)) {
+            return;
+        }
+        let names = self.at(client, ts, u64::MAX);
+        if names.is_empty() {
+            return;
+        }
+        if self.peers.len() >= MAX_PEERS {
+            if let Some(oldest) = self.peer_order.pop_front() {
+                self.peers.remove(&oldest);
+            }
+        }
+        self.peers.insert((client, peer), names);
+        self.peer_order.push_back((client, peer));
+    }
+
+    /// What named the signalling of the call whose peer `server` is, for a flow of `client`.
+    fn of_peer(&self, client: IpAddr, server: IpAddr) -> Option<&[Signalling]> {
+        self.peers.get(&(client, server)).map(Vec::as_slice)
     }
 
     /// Forgets clients whose flows all ended more than the window before `now`.
@@ -318,6 +361,7 @@ impl Resolver {
                 }
             }
             Event::Named { id, client, name, ts } => self.associations.named(id, client, name, ts, stats),
+            Event::Peer { client, peer, ts } => self.associations.peer(client, peer, ts),
             Event::Ended(mut r) => {
                 self.held = self.held.saturating_sub(1);
                 let client = r.client.ip();
@@ -330,12 +374,16 @@ impl Resolver {
                 });
                 let id = r.seq;
                 complete(&mut r, pending);
-                if is_call_candidate(&r) {
-                    let names = self.associations.at(client, r.ts_start, id);
-                    if !names.is_empty() {
-                        stats.associated += 1;
-                        r.details.get_or_insert_with(Default::default).associated = Some(Box::new(names));
+                let mut names = if is_call_candidate(&r) { self.associations.at(client, r.ts_start, id) } else { Vec::new() };
+                if names.is_empty() && is_peer_candidate(&r) {
+                    // A flow to a peer a TURN request named is the same call, whatever its framing.
+                    if let Some(peer) = self.associations.of_peer(client, r.server.ip()) {
+                        names = peer.to_vec();
                     }
+                }
+                if !names.is_empty() {
+                    stats.associated += 1;
+                    r.details.get_or_insert_with(Default::default).associated = Some(Box::new(names));
                 }
                 match (r.signal, r.unnamed) {
                     (Some(s), _) => bump(&mut stats.named, s.as_str()),
@@ -381,6 +429,11 @@ impl Resolver {
 /// (a marker is not a name).
 fn is_call_candidate(r: &FlowRecord) -> bool {
     r.proto == crate::flow::key::UDP && matches!(r.app, super::App::Stun | super::App::Rtp) && matches!(r.signal, None | Some(super::record::Signal::Marker))
+}
+
+/// A flow that may be a call's media to a peer: UDP, not DNS or QUIC, and no name of its own.
+fn is_peer_candidate(r: &FlowRecord) -> bool {
+    r.proto == crate::flow::key::UDP && matches!(r.app, super::App::Unknown | super::App::Stun | super::App::Rtp) && matches!(r.signal, None | Some(super::record::Signal::Marker))
 }
 
 /// Completes a shard's record with what the cache said, and names it again.

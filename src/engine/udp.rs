@@ -47,6 +47,10 @@ pub(super) fn probe(flow: &mut FlowState, dir: Direction, u: &UdpDatagram<'_>, c
             quic_datagram(flow, dir, u.payload, ctx);
             return;
         }
+        App::Stun => {
+            stun_datagram(flow, dir, u.payload, ctx);
+            return;
+        }
         _ => {}
     }
     if past_deadline(flow, ctx) {
@@ -55,10 +59,11 @@ pub(super) fn probe(flow: &mut FlowState, dir: Direction, u: &UdpDatagram<'_>, c
     }
     if let Some(info) = marker::stun(u.payload) {
         flow.app = App::Stun;
+        learn_peer(&info, dir, ctx);
         let details = flow.details();
         details.marker = Some(info.marker());
         details.stun = Some(Box::new(info));
-        flow.probe = None;
+        // The probe stays: a TURN client's later requests name its peers.
         return;
     }
     if (u.dst_port == marker::DROPBOX_LANSYNC_PORT || u.src_port == marker::DROPBOX_LANSYNC_PORT)
@@ -114,6 +119,28 @@ fn rtp_datagram(flow: &mut FlowState, dir: Direction, payload: &[u8]) {
     if track.push(payload) == rtp::Verdict::Media {
         flow.app = App::Rtp;
         flow.details().marker.get_or_insert(Marker::Rtp);
+    }
+}
+
+/// A later datagram of a STUN flow: a TURN client's request (CreatePermission, ChannelBind,
+/// Send) names its peer, which the resolver learns. Read until the probe's time or datagrams
+/// run out.
+fn stun_datagram(flow: &mut FlowState, dir: Direction, payload: &[u8], ctx: &mut Ctx<'_>) {
+    let d = dir.index();
+    if past_deadline(flow, ctx) || flow.probe.as_ref().is_none_or(|p| p.seen[d] >= MAX_UDP_PROBE_DATAGRAMS) {
+        flow.probe = None;
+        return;
+    }
+    if let Some(info) = marker::stun(payload) {
+        learn_peer(&info, dir, ctx);
+    }
+}
+
+/// Tells the resolver the peer a client's TURN request names (XOR-PEER-ADDRESS, RFC 8656).
+fn learn_peer(info: &marker::StunInfo, dir: Direction, ctx: &mut Ctx<'_>) {
+    if let (Direction::ToServer, Some(peer)) = (dir, info.peer) {
+        let (client, ts) = (ctx.client, ctx.now);
+        ctx.emit(super::resolve::Event::Peer { client, peer: peer.ip(), ts });
     }
 }
 
