@@ -212,14 +212,14 @@ impl Associations {
         }
     }
 
-    /// The names of `client`'s flows named before `start` and open then, or ended less than
-    /// [`ASSOCIATION_WINDOW_SECS`] before it; most recently named first.
-    fn at(&self, client: IpAddr, start: Timestamp, own: u64) -> Vec<Signalling> {
+    /// What named `client`'s flows (other than `own`) named before `start` and open then, or
+    /// ended less than [`ASSOCIATION_WINDOW_SECS`] before it; most recently named first.
+    fn at(&self, client: IpAddr, start: Timestamp, own: Option<u64>) -> Vec<Signalling> {
         let Some(flows) = self.clients.get(&client) else { return Vec::new() };
         flows
             .iter()
             .rev()
-            .filter(|f| f.id != own && f.named <= start && f.ended.is_none_or(|e| e >= start || e.plus_secs(ASSOCIATION_WINDOW_SECS) >= start))
+            .filter(|f| Some(f.id) != own && f.named <= start && f.ended.is_none_or(|e| e.plus_secs(ASSOCIATION_WINDOW_SECS) >= start))
             .take(MAX_ASSOCIATED_NAMES)
             .map(|f| f.name.clone())
             .collect()
@@ -231,7 +231,7 @@ impl Associations {
         if self.peers.contains_key(&(client, peer)) {
             return;
         }
-        let names = self.at(client, ts, u64::MAX);
+        let names = self.at(client, ts, None);
         if names.is_empty() {
             return;
         }
@@ -244,9 +244,21 @@ impl Associations {
         self.peer_order.push_back((client, peer));
     }
 
-    /// What named the signalling of the call whose peer `server` is, for a flow of `client`.
-    fn of_peer(&self, client: IpAddr, server: IpAddr) -> Option<&[Signalling]> {
-        self.peers.get(&(client, server)).map(Vec::as_slice)
+    /// What the ended flow `r` (id `id`) goes with, if it may be part of a call: UDP without a
+    /// name of its own (a marker is not a name). A STUN or RTP flow goes with its client's
+    /// signalling when it started; failing that, a flow that is not DNS or QUIC goes with the
+    /// call whose peer (named by a TURN request) its server is, whatever its framing.
+    fn for_flow(&self, r: &FlowRecord, id: u64) -> Vec<Signalling> {
+        use super::App;
+        if r.proto != crate::flow::key::UDP || !matches!(r.signal, None | Some(super::record::Signal::Marker)) {
+            return Vec::new();
+        }
+        let client = r.client.ip();
+        let names = if matches!(r.app, App::Stun | App::Rtp) { self.at(client, r.ts_start, Some(id)) } else { Vec::new() };
+        if !names.is_empty() || !matches!(r.app, App::Unknown | App::Stun | App::Rtp) {
+            return names;
+        }
+        self.peers.get(&(client, r.server.ip())).cloned().unwrap_or_default()
     }
 
     /// Forgets clients whose flows all ended more than the window before `now`.
@@ -364,8 +376,7 @@ impl Resolver {
             Event::Peer { client, peer, ts } => self.associations.peer(client, peer, ts),
             Event::Ended(mut r) => {
                 self.held = self.held.saturating_sub(1);
-                let client = r.client.ip();
-                self.associations.ended(r.seq, client, r.ts_end);
+                self.associations.ended(r.seq, r.client.ip(), r.ts_end);
                 let pending = self.flows.remove(&r.seq).unwrap_or_else(|| {
                     self.orphans += 1;
                     let index = self.next_index;
@@ -374,13 +385,7 @@ impl Resolver {
                 });
                 let id = r.seq;
                 complete(&mut r, pending);
-                let mut names = if is_call_candidate(&r) { self.associations.at(client, r.ts_start, id) } else { Vec::new() };
-                if names.is_empty() && is_peer_candidate(&r) {
-                    // A flow to a peer a TURN request named is the same call, whatever its framing.
-                    if let Some(peer) = self.associations.of_peer(client, r.server.ip()) {
-                        names = peer.to_vec();
-                    }
-                }
+                let names = self.associations.for_flow(&r, id);
                 if !names.is_empty() {
                     stats.associated += 1;
                     r.details.get_or_insert_with(Default::default).associated = Some(Box::new(names));
@@ -423,17 +428,6 @@ impl Resolver {
     pub fn queued(&self) -> usize {
         self.queues.iter().map(VecDeque::len).sum()
     }
-}
-
-/// A flow that may be a call's media or connectivity check: UDP, STUN or RTP, and no name of its own
-/// (a marker is not a name).
-fn is_call_candidate(r: &FlowRecord) -> bool {
-    r.proto == crate::flow::key::UDP && matches!(r.app, super::App::Stun | super::App::Rtp) && matches!(r.signal, None | Some(super::record::Signal::Marker))
-}
-
-/// A flow that may be a call's media to a peer: UDP, not DNS or QUIC, and no name of its own.
-fn is_peer_candidate(r: &FlowRecord) -> bool {
-    r.proto == crate::flow::key::UDP && matches!(r.app, super::App::Unknown | super::App::Stun | super::App::Rtp) && matches!(r.signal, None | Some(super::record::Signal::Marker))
 }
 
 /// Completes a shard's record with what the cache said, and names it again.

@@ -25,6 +25,18 @@ use crate::proto::quic::{Progress, Signs};
 use crate::proto::rtp;
 use crate::proto::tls::ClientHello;
 
+/// A marker told by a datagram's framing on its own ports: (port test, framing test, marker).
+type PortMarker = (fn(u16) -> bool, fn(&[u8]) -> bool, Marker);
+
+/// Markers told by a datagram's framing, each only on its own ports (either end), in the order
+/// they are tried. A match identifies the flow.
+const PORT_MARKERS: &[PortMarker] = &[
+    (|p| p == marker::DROPBOX_LANSYNC_PORT, marker::dropbox_lansync, Marker::DropboxLanSync),
+    (|p| marker::ZOOM_MEDIA_PORTS.contains(&p), marker::zoom_media, Marker::ZoomMedia),
+    (|p| marker::TELEGRAM_CALL_PORTS.contains(&p), marker::telegram_call, Marker::TelegramCall),
+    (|p| marker::VIBER_UDP_PORTS.contains(&p), marker::viber_udp, Marker::ViberUdp),
+];
+
 /// Handles one datagram of a flow that is still being identified.
 pub(super) fn probe(flow: &mut FlowState, dir: Direction, u: &UdpDatagram<'_>, ctx: &mut Ctx<'_>) {
     let Some(probe) = flow.probe.as_mut() else { return };
@@ -66,28 +78,9 @@ pub(super) fn probe(flow: &mut FlowState, dir: Direction, u: &UdpDatagram<'_>, c
         // The probe stays: a TURN client's later requests name its peers.
         return;
     }
-    if (u.dst_port == marker::DROPBOX_LANSYNC_PORT || u.src_port == marker::DROPBOX_LANSYNC_PORT)
-        && marker::dropbox_lansync(u.payload)
-    {
-        flow.details().marker = Some(Marker::DropboxLanSync);
-        flow.probe = None;
-        return;
-    }
-    let zoom_port = marker::ZOOM_MEDIA_PORTS.contains(&u.dst_port) || marker::ZOOM_MEDIA_PORTS.contains(&u.src_port);
-    if zoom_port && marker::zoom_media(u.payload) {
-        flow.details().marker = Some(Marker::ZoomMedia);
-        flow.probe = None;
-        return;
-    }
-    let telegram_port = marker::TELEGRAM_CALL_PORTS.contains(&u.dst_port) || marker::TELEGRAM_CALL_PORTS.contains(&u.src_port);
-    if telegram_port && marker::telegram_call(u.payload) {
-        flow.details().marker = Some(Marker::TelegramCall);
-        flow.probe = None;
-        return;
-    }
-    let viber_port = marker::VIBER_UDP_PORTS.contains(&u.dst_port) || marker::VIBER_UDP_PORTS.contains(&u.src_port);
-    if viber_port && marker::viber_udp(u.payload) {
-        flow.details().marker = Some(Marker::ViberUdp);
+    let on = |port: fn(u16) -> bool| port(u.dst_port) || port(u.src_port);
+    if let Some(&(_, _, m)) = PORT_MARKERS.iter().find(|(port, framing, _)| on(*port) && framing(u.payload)) {
+        flow.details().marker = Some(m);
         flow.probe = None;
         return;
     }
