@@ -41,15 +41,27 @@ fn stun(p: &mut Pcap, t: i64, client: &str, relay: &str) {
     }
 }
 
+/// The records of `p` with the bundled configuration and `workers` workers.
 fn records(p: &Pcap, workers: &str) -> Vec<Value> {
     let dir = common::stack::TempDir::new();
     let pcap = dir.0.join("calls.pcap");
     p.write(&pcap);
+    records_of(&pcap, workers)
+}
+
+/// The records of the capture `pcap` with the bundled configuration and `workers` workers.
+fn records_of(pcap: &std::path::Path, workers: &str) -> Vec<Value> {
+    let dir = common::stack::TempDir::new();
     let config = dir.0.join("config.toml");
     std::fs::write(&config, common::bundled_config()).unwrap();
-    let run = common::inspect(&[&pcap], &["--config", config.to_str().unwrap(), "--workers", workers]);
+    let run = common::inspect(&[pcap], &["--config", config.to_str().unwrap(), "--workers", workers]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     run.records
+}
+
+/// A record's service, channel and the signal that attributed it.
+fn attribution(r: &Value) -> (Option<&str>, Option<&str>, Option<&str>) {
+    (r["service"].as_str(), r["channel"].as_str(), r["service_signal"].as_str())
 }
 
 fn udp_to<'a>(recs: &'a [Value], client: &str) -> &'a Value {
@@ -70,7 +82,7 @@ fn a_stun_flow_counts_for_the_calls_of_the_service_its_client_was_signalling_to(
     stun(&mut p, t + 2_000_000, "10.20.0.3:50003", "198.51.100.7:3478");
     let one = records(&p, "1");
     let call = udp_to(&one, "10.20.0.1:50001");
-    assert_eq!((call["app"].as_str(), call["service"].as_str(), call["channel"].as_str(), call["service_signal"].as_str()), (Some("stun"), Some("signal"), Some("calls"), Some("association")), "{call}");
+    assert_eq!((call["app"].as_str(), attribution(call)), (Some("stun"), (Some("signal"), Some("calls"), Some("association"))), "{call}");
     for lone in ["10.20.0.2:50002", "10.20.0.3:50003"] {
         let r = udp_to(&one, lone);
         assert_eq!((r["app"].as_str(), r["service"].as_str()), (Some("stun"), None), "{r}");
@@ -110,19 +122,15 @@ fn a_stun_flow_long_after_the_signalling_ended_is_not_associated() {
 #[test]
 fn a_real_webrtc_call_through_turn_counts_for_the_signalling_service() {
     let pcap = common::root().join("pcaps/calls/webrtc-turn.pcap");
-    let dir = common::stack::TempDir::new();
-    let config = dir.0.join("config.toml");
-    std::fs::write(&config, common::bundled_config()).unwrap();
     for workers in ["1", "2"] {
-        let run = common::inspect(&[&pcap], &["--config", config.to_str().unwrap(), "--workers", workers]);
-        assert_eq!(run.code, Some(0), "{}", run.stderr);
-        let turn: Vec<&Value> = run.records.iter().filter(|r| r["transport"] == "udp" && r["dst"] == "10.30.0.1:3478").collect();
-        assert_eq!(turn.len(), 2, "{:?}", run.records);
+        let recs = records_of(&pcap, workers);
+        let turn: Vec<&Value> = recs.iter().filter(|r| r["transport"] == "udp" && r["dst"] == "10.30.0.1:3478").collect();
+        assert_eq!(turn.len(), 2, "{:?}", recs);
         for r in turn {
-            assert_eq!((r["app"].as_str(), r["service"].as_str(), r["channel"].as_str(), r["service_signal"].as_str()), (Some("stun"), Some("signal"), Some("calls"), Some("association")), "{r}");
+            assert_eq!((r["app"].as_str(), attribution(r)), (Some("stun"), (Some("signal"), Some("calls"), Some("association"))), "{r}");
             assert!(r["packets_up"].as_u64() > Some(100), "media went through the relay: {r}");
         }
-        let relay = run.records.iter().find(|r| r["src"].as_str().is_some_and(|s| s.starts_with("10.30.0.1:"))).expect("the relay's own flow");
+        let relay = recs.iter().find(|r| r["src"].as_str().is_some_and(|s| s.starts_with("10.30.0.1:"))).expect("the relay's own flow");
         assert_eq!(relay["service"].as_str(), None, "{relay}");
     }
 }
@@ -136,7 +144,7 @@ fn a_stun_flow_beside_teams_signalling_counts_for_microsoft_365_calls() {
     stun(&mut p, t + 2_000_000, "10.20.0.4:50004", "198.51.100.7:3478");
     let recs = records(&p, "1");
     let call = udp_to(&recs, "10.20.0.4:50004");
-    assert_eq!((call["service"].as_str(), call["channel"].as_str(), call["service_signal"].as_str()), (Some("microsoft-365"), Some("calls"), Some("association")), "{call}");
+    assert_eq!(attribution(call), (Some("microsoft-365"), Some("calls"), Some("association")), "{call}");
 }
 
 #[test]
@@ -150,7 +158,7 @@ fn a_stun_flow_beside_a_whatsapp_chat_preface_counts_for_whatsapp_calls() {
     let chat = recs.iter().find(|r| r["transport"] == "tcp").unwrap();
     assert_eq!((chat["marker"].as_str(), chat["service"].as_str()), (Some("whatsapp-noise"), Some("whatsapp")), "{chat}");
     let call = udp_to(&recs, "10.20.0.5:50005");
-    assert_eq!((call["service"].as_str(), call["channel"].as_str(), call["service_signal"].as_str()), (Some("whatsapp"), Some("calls"), Some("association")), "{call}");
+    assert_eq!(attribution(call), (Some("whatsapp"), Some("calls"), Some("association")), "{call}");
 }
 
 #[test]
@@ -178,13 +186,9 @@ fn messengers_without_names_on_the_wire_are_known_by_their_networks() {
 #[test]
 fn real_rtp_media_beside_teams_signalling_counts_for_microsoft_365_calls() {
     let pcap = common::root().join("pcaps/calls/rtp-media.pcap");
-    let dir = common::stack::TempDir::new();
-    let config = dir.0.join("config.toml");
-    std::fs::write(&config, common::bundled_config()).unwrap();
-    let run = common::inspect(&[&pcap], &["--config", config.to_str().unwrap()]);
-    assert_eq!(run.code, Some(0), "{}", run.stderr);
-    let media = run.records.iter().find(|r| r["dst"].as_str().is_some_and(|d| d.ends_with(":5004"))).expect("the RTP flow");
-    assert_eq!((media["app"].as_str(), media["service"].as_str(), media["channel"].as_str(), media["service_signal"].as_str()), (Some("rtp"), Some("microsoft-365"), Some("calls"), Some("association")), "{media}");
+    let recs = records_of(&pcap, "1");
+    let media = recs.iter().find(|r| r["dst"].as_str().is_some_and(|d| d.ends_with(":5004"))).expect("the RTP flow");
+    assert_eq!((media["app"].as_str(), attribution(media)), (Some("rtp"), (Some("microsoft-365"), Some("calls"), Some("association"))), "{media}");
 }
 
 /// A TURN CreatePermission (RFC 8656 §9) from a client naming `peer` in its XOR-PEER-ADDRESS.
@@ -224,7 +228,7 @@ fn a_flow_to_a_peer_named_by_a_turn_request_is_the_same_call_whatever_its_framin
     for workers in ["1", "2"] {
         let recs = records(&p, workers);
         let media = udp_to(&recs, "10.20.0.1:50011");
-        assert_eq!((media["app"].as_str(), media["service"].as_str(), media["channel"].as_str(), media["service_signal"].as_str()), (Some("unknown"), Some("signal"), Some("calls"), Some("association")), "{media}");
+        assert_eq!((media["app"].as_str(), attribution(media)), (Some("unknown"), (Some("signal"), Some("calls"), Some("association"))), "{media}");
         let other = udp_to(&recs, "10.20.0.2:50012");
         assert_eq!(other["service"].as_str(), None, "{other}");
     }

@@ -45,6 +45,19 @@ fn checksum(parts: &[&[u8]]) -> u16 {
     !(sum as u16)
 }
 
+/// A 20-byte IPv4 header (DF, TTL 64) for a packet of `total` bytes of protocol `proto`.
+fn ipv4_header(total: usize, proto: u8, src: SocketAddrV4, dst: SocketAddrV4) -> Vec<u8> {
+    let mut ip = Vec::with_capacity(20);
+    ip.extend_from_slice(&[0x45, 0]);
+    ip.extend_from_slice(&(total as u16).to_be_bytes());
+    ip.extend_from_slice(&[0, 1, 0x40, 0, 64, proto, 0, 0]);
+    ip.extend_from_slice(&src.ip().octets());
+    ip.extend_from_slice(&dst.ip().octets());
+    let c = checksum(&[&ip]);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    ip
+}
+
 impl Pcap {
     /// An empty capture: the 24-byte global header (snaplen 65535, link type 101).
     pub fn new() -> Pcap {
@@ -62,15 +75,7 @@ impl Pcap {
     /// One TCP segment from `src` to `dst` at `micros` (Unix time in microseconds).
     #[allow(clippy::too_many_arguments)]
     pub fn tcp(&mut self, micros: i64, src: SocketAddrV4, dst: SocketAddrV4, flags: u8, seq: u32, ack: u32, payload: &[u8]) -> &mut Pcap {
-        let total = 20 + 20 + payload.len();
-        let mut ip = Vec::with_capacity(20);
-        ip.extend_from_slice(&[0x45, 0]);
-        ip.extend_from_slice(&(total as u16).to_be_bytes());
-        ip.extend_from_slice(&[0, 1, 0x40, 0, 64, 6, 0, 0]);
-        ip.extend_from_slice(&src.ip().octets());
-        ip.extend_from_slice(&dst.ip().octets());
-        let c = checksum(&[&ip]);
-        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        let ip = ipv4_header(20 + 20 + payload.len(), 6, src, dst);
         let mut tcp = Vec::with_capacity(20 + payload.len());
         tcp.extend_from_slice(&src.port().to_be_bytes());
         tcp.extend_from_slice(&dst.port().to_be_bytes());
@@ -85,39 +90,31 @@ impl Pcap {
         pseudo.extend_from_slice(&(tcp.len() as u16).to_be_bytes());
         let c = checksum(&[&pseudo, &tcp]);
         tcp[16..18].copy_from_slice(&c.to_be_bytes());
-        let len = (ip.len() + tcp.len()) as u32;
+        self.record(micros, &[&ip, &tcp])
+    }
+
+    /// One record at `micros` holding `parts` back to back.
+    fn record(&mut self, micros: i64, parts: &[&[u8]]) -> &mut Pcap {
+        let len = parts.iter().map(|p| p.len()).sum::<usize>() as u32;
         self.bytes.extend_from_slice(&(micros.div_euclid(1_000_000) as u32).to_le_bytes());
         self.bytes.extend_from_slice(&(micros.rem_euclid(1_000_000) as u32).to_le_bytes());
         self.bytes.extend_from_slice(&len.to_le_bytes());
         self.bytes.extend_from_slice(&len.to_le_bytes());
-        self.bytes.extend_from_slice(&ip);
-        self.bytes.extend_from_slice(&tcp);
+        for p in parts {
+            self.bytes.extend_from_slice(p);
+        }
         self
     }
 
     /// One UDP datagram from `src` to `dst` at `micros` (checksum 0: none, as IPv4 allows).
     pub fn udp(&mut self, micros: i64, src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8]) -> &mut Pcap {
-        let total = 20 + 8 + payload.len();
-        let mut ip = Vec::with_capacity(total);
-        ip.extend_from_slice(&[0x45, 0]);
-        ip.extend_from_slice(&(total as u16).to_be_bytes());
-        ip.extend_from_slice(&[0, 1, 0x40, 0, 64, 17, 0, 0]);
-        ip.extend_from_slice(&src.ip().octets());
-        ip.extend_from_slice(&dst.ip().octets());
-        let c = checksum(&[&ip]);
-        ip[10..12].copy_from_slice(&c.to_be_bytes());
-        ip.extend_from_slice(&src.port().to_be_bytes());
-        ip.extend_from_slice(&dst.port().to_be_bytes());
-        ip.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-        ip.extend_from_slice(&[0, 0]);
-        ip.extend_from_slice(payload);
-        let len = ip.len() as u32;
-        self.bytes.extend_from_slice(&(micros.div_euclid(1_000_000) as u32).to_le_bytes());
-        self.bytes.extend_from_slice(&(micros.rem_euclid(1_000_000) as u32).to_le_bytes());
-        self.bytes.extend_from_slice(&len.to_le_bytes());
-        self.bytes.extend_from_slice(&len.to_le_bytes());
-        self.bytes.extend_from_slice(&ip);
-        self
+        let ip = ipv4_header(20 + 8 + payload.len(), 17, src, dst);
+        let mut udp = Vec::with_capacity(8);
+        udp.extend_from_slice(&src.port().to_be_bytes());
+        udp.extend_from_slice(&dst.port().to_be_bytes());
+        udp.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        udp.extend_from_slice(&[0, 0]);
+        self.record(micros, &[&ip, &udp, payload])
     }
 
     /// A SYN nobody answers: one 40-byte packet (what a spoofed connection attempt is).
