@@ -44,8 +44,6 @@ pub const MAX_LINE_BYTES: usize = 4096;
 /// The package's CSV files compiled (the `-num` variants hold the same ranges as integers).
 pub const CSV_FILES: [&str; 2] = ["asn-ipv4.csv", "asn-ipv6.csv"];
 
-/// Tar block size.
-const BLOCK: usize = 512;
 /// Bits per search-tree record: 32 leaves room for any node count the data can produce.
 const RECORD_BITS: u16 = 32;
 /// Zero bytes between the search tree and the data section (MaxMind DB format 2.0).
@@ -59,9 +57,10 @@ pub fn default_path() -> PathBuf {
 }
 
 /// Why a table or a database was refused.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum AsnDbError {
     /// A CSV line that is not `first,last,asn,organisation`.
+    #[error("line {line}: {reason}")]
     Csv {
         /// 1-based line number.
         line: usize,
@@ -69,16 +68,22 @@ pub enum AsnDbError {
         reason: &'static str,
     },
     /// The tarball is not a gzip'd tar archive, or is cut short.
+    #[error("not a readable package tarball: {0}")]
     Tar(String),
     /// The tarball holds none of [`CSV_FILES`].
+    #[error("the package holds none of {}", CSV_FILES.join(", "))]
     NoTable,
     /// More than [`MAX_RANGES`] ranges, or a file larger than [`MAX_ENTRY_BYTES`].
+    #[error("table too large (more than {MAX_RANGES} ranges or {MAX_ENTRY_BYTES} bytes)")]
     TooLarge,
     /// No range at all.
+    #[error("no address range in the table")]
     Empty,
     /// The file is not a MaxMind DB that can be read.
+    #[error("not a readable MaxMind DB file: {0}")]
     Invalid(String),
     /// A known address is missing or maps to another AS: not an ASN database, or a damaged one.
+    #[error("{addr} {}, expected AS{expected}: not a usable ASN database", lookup_found(.found))]
     Lookup {
         /// The address looked up.
         addr: Ipv4Addr,
@@ -89,22 +94,14 @@ pub enum AsnDbError {
     },
 }
 
-impl std::fmt::Display for AsnDbError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            AsnDbError::Csv { line, reason } => write!(f, "line {line}: {reason}"),
-            AsnDbError::Tar(e) => write!(f, "not a readable package tarball: {e}"),
-            AsnDbError::NoTable => write!(f, "the package holds none of {}", CSV_FILES.join(", ")),
-            AsnDbError::TooLarge => write!(f, "table too large (more than {MAX_RANGES} ranges or {MAX_ENTRY_BYTES} bytes)"),
-            AsnDbError::Empty => write!(f, "no address range in the table"),
-            AsnDbError::Invalid(e) => write!(f, "not a readable MaxMind DB file: {e}"),
-            AsnDbError::Lookup { addr, expected, found: Some(n) } => write!(f, "{addr} maps to AS{n}, expected AS{expected}: not a usable ASN database"),
-            AsnDbError::Lookup { addr, expected, found: None } => write!(f, "{addr} has no AS number, expected AS{expected}: not a usable ASN database"),
-        }
+
+/// What a verification lookup found, for [`AsnDbError::Lookup`]'s message.
+fn lookup_found(found: &Option<u32>) -> String {
+    match found {
+        Some(n) => format!("maps to AS{n}"),
+        None => "has no AS number".to_string(),
     }
 }
-
-impl std::error::Error for AsnDbError {}
 
 /// One inclusive address range of one autonomous system.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,42 +170,24 @@ pub fn parse_csv(text: &str, out: &mut Vec<Range>) -> Result<(), AsnDbError> {
 /// # Errors
 /// A damaged archive, a bad CSV line (named with its file), a package without a table.
 pub fn read_package(tgz: impl Read) -> Result<Package, AsnDbError> {
-    let mut r = flate2::read::GzDecoder::new(tgz);
+    let tar_err = |e: std::io::Error| AsnDbError::Tar(e.to_string());
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(tgz));
     let mut pkg = Package::default();
     let mut found = false;
-    let mut header = [0u8; BLOCK];
-    loop {
-        if let Err(e) = r.read_exact(&mut header) {
-            return Err(AsnDbError::Tar(e.to_string()));
-        }
-        if header.iter().all(|&b| b == 0) {
-            break;
-        }
-        let field = |from: usize, to: usize| {
-            let f = header.get(from..to).unwrap_or_default();
-            let end = f.iter().position(|&b| b == 0).unwrap_or(f.len());
-            String::from_utf8_lossy(f.get(..end).unwrap_or_default()).into_owned()
-        };
-        let size = u64::from_str_radix(field(124, 136).trim(), 8).map_err(|_| AsnDbError::Tar("bad size field".into()))?;
-        let (prefix, name) = (field(345, 500), field(0, 100));
-        let path = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
+    for entry in archive.entries().map_err(tar_err)? {
+        let mut entry = entry.map_err(tar_err)?;
+        let path = entry.path().map_err(tar_err)?.to_string_lossy().into_owned();
         let file = path.strip_prefix("package/").unwrap_or(&path).to_string();
-        let regular = matches!(header.get(156), Some(b'0' | 0));
-        let padded = size.div_ceil(BLOCK as u64) * BLOCK as u64;
-        let wanted = regular && (CSV_FILES.contains(&file.as_str()) || file == "package.json" || file.ends_with("LICENSE"));
+        let wanted = entry.header().entry_type().is_file() && (CSV_FILES.contains(&file.as_str()) || file == "package.json" || file.ends_with("LICENSE"));
+        // An entry not read is skipped by the archive.
         if !wanted {
-            std::io::copy(&mut (&mut r).take(padded), &mut std::io::sink()).map_err(|e| AsnDbError::Tar(e.to_string()))?;
             continue;
         }
-        if size > MAX_ENTRY_BYTES {
+        if entry.size() > MAX_ENTRY_BYTES {
             return Err(AsnDbError::TooLarge);
         }
-        let mut body = Vec::with_capacity(size as usize);
-        (&mut r).take(padded).read_to_end(&mut body).map_err(|e| AsnDbError::Tar(e.to_string()))?;
-        if (body.len() as u64) < size {
-            return Err(AsnDbError::Tar(format!("{file} cut short")));
-        }
-        body.truncate(size as usize);
+        let mut body = Vec::new();
+        entry.read_to_end(&mut body).map_err(|e| AsnDbError::Tar(format!("{file}: {e}")))?;
         let text = String::from_utf8(body).map_err(|_| AsnDbError::Tar(format!("{file} is not UTF-8")))?;
         if CSV_FILES.contains(&file.as_str()) {
             found = true;
@@ -552,17 +531,15 @@ mod tests {
     /// A gzip'd ustar archive of `files`.
     fn tarball(files: &[(&str, &[u8])]) -> Vec<u8> {
         use std::io::Write;
-        let mut tar = Vec::new();
+        let mut b = tar::Builder::new(Vec::new());
         for (name, body) in files {
-            let mut h = [0u8; BLOCK];
-            h[..name.len()].copy_from_slice(name.as_bytes());
-            h[124..135].copy_from_slice(format!("{:011o}", body.len()).as_bytes());
-            h[156] = b'0';
-            tar.extend_from_slice(&h);
-            tar.extend_from_slice(body);
-            tar.resize(tar.len().div_ceil(BLOCK) * BLOCK, 0);
+            let mut h = tar::Header::new_ustar();
+            h.set_size(body.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, name, *body).unwrap();
         }
-        tar.extend_from_slice(&[0; 2 * BLOCK]);
+        let tar = b.into_inner().unwrap();
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(&tar).unwrap();
         gz.finish().unwrap()
